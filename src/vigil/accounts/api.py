@@ -1,0 +1,227 @@
+"""/api/v1: users, organisation units, API tokens, the signed-in user, and the security policy."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, status
+
+from vigil.accounts import service, signin
+from vigil.accounts.schemas import (
+    GrantCreate,
+    GrantRead,
+    Me,
+    PasswordChange,
+    PasswordReset,
+    PolicyRead,
+    PolicyUpdate,
+    ProfileUpdate,
+    TokenCreate,
+    TokenCreated,
+    TokenPage,
+    TokenRead,
+    UnitCreate,
+    UnitRead,
+    UnitUpdate,
+    UserCreate,
+    UserPage,
+    UserRead,
+    UserUpdate,
+)
+from vigil.core.auth import ROLE_PERMISSIONS, Permission, Principal, Role
+from vigil.core.pagination import PageParams, page_params
+from vigil.web.deps import SelfDep, SessionDep, context, current_user, require
+
+router = APIRouter(prefix="/api/v1")
+P = Permission
+Pages = Annotated[PageParams, Depends(page_params)]
+
+
+def guard(permission: Permission, *, everywhere: bool = False) -> type[Principal]:
+    return Annotated[Principal, Depends(require(permission, everywhere=everywhere))]  # type: ignore[return-value]
+
+
+UsersRead = guard(P.USERS_READ)
+UsersWrite = guard(P.USERS_WRITE)
+UnitsRead = guard(P.UNITS_READ)
+UnitsWrite = guard(P.UNITS_WRITE)
+PolicyReader = guard(P.POLICY_READ, everywhere=True)
+PolicyWriter = guard(P.POLICY_WRITE, everywhere=True)
+
+
+# --- the signed-in user ----------------------------------------------------------------------------
+
+
+def _me(principal: Principal, session: SessionDep) -> Me:
+    user = current_user(session, principal)
+    permissions = sorted({str(p) for p in Permission if principal.has(p)})
+    return Me(
+        id=user.id, username=user.username, display_name=user.display_name, unit_id=user.unit_id,
+        language=user.language, roles=[GrantRead.model_validate(g) for g in user.grants],
+        permissions=permissions, must_change_password=user.must_change_password,
+    )
+
+
+@router.get("/me", tags=["me"])
+def read_me(principal: SelfDep, session: SessionDep) -> Me:
+    return _me(principal, session)
+
+
+@router.patch("/me", tags=["me"])
+def update_me(data: ProfileUpdate, request: Request, principal: SelfDep, session: SessionDep) -> Me:
+    user = current_user(session, principal)
+    ctx = context(request, session, principal)
+    for field, value in data.model_dump(exclude_unset=True).items():
+        setattr(user, field, value)
+    ctx.audit("user.profile.update", target_type="user", target_id=user.id,
+              details={k: str(v) for k, v in data.model_dump(exclude_unset=True).items()})
+    return _me(principal, session)
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, tags=["me"])
+def change_password(data: PasswordChange, request: Request, principal: SelfDep, session: SessionDep) -> None:
+    user = current_user(session, principal)
+    signin.change_own_password(context(request, session, principal), user=user, data=data)
+
+
+@router.get("/me/tokens", tags=["me"])
+def my_tokens(principal: SelfDep, session: SessionDep, pages: Pages) -> TokenPage:
+    items, total = signin.list_tokens(session, params=pages, user_id=principal.user_id)
+    return TokenPage(items=[TokenRead.model_validate(t) for t in items], total=total, **pages.model_dump())
+
+
+@router.post("/me/tokens", status_code=status.HTTP_201_CREATED, tags=["me"])
+def create_my_token(data: TokenCreate, request: Request, principal: SelfDep, session: SessionDep) -> TokenCreated:
+    user = current_user(session, principal)
+    if principal.token_roles is not None:
+        # A token may not mint tokens with more roles than it carries itself.
+        data = data.model_copy(update={"roles": sorted(set(data.roles or principal.token_roles)
+                                                       & principal.token_roles)})
+    secret, token = signin.create_token(context(request, session, principal), user=user, data=data)
+    return TokenCreated.model_validate({**TokenRead.model_validate(token).model_dump(), "token": secret})
+
+
+@router.delete("/me/tokens/{token_id}", tags=["me"])
+def revoke_my_token(token_id: int, request: Request, principal: SelfDep, session: SessionDep) -> TokenRead:
+    token = signin.get_token(session, token_id)
+    if token.user_id != principal.user_id:
+        token = signin.get_token(session, -1)  # someone else's token: as if it did not exist
+    return TokenRead.model_validate(signin.revoke_token(context(request, session, principal), token=token))
+
+
+# --- users -----------------------------------------------------------------------------------------
+
+
+@router.get("/users", tags=["users"])
+def list_users(
+    principal: UsersRead,
+    session: SessionDep,
+    pages: Pages,
+    q: Annotated[str, Query(max_length=100, description="Part of a name or e-mail.")] = "",
+    unit_id: int | None = None,
+) -> UserPage:
+    items, total = service.list_users(session, params=pages, query=q, unit_id=unit_id)
+    return UserPage(items=[UserRead.model_validate(u) for u in items], total=total, **pages.model_dump())
+
+
+@router.post("/users", status_code=status.HTTP_201_CREATED, tags=["users"])
+def create_user(data: UserCreate, request: Request, principal: UsersWrite, session: SessionDep) -> UserRead:
+    user = service.create_user(context(request, session, principal), data=data)
+    return UserRead.model_validate(user)
+
+
+@router.get("/users/{user_id}", tags=["users"])
+def read_user(user_id: int, principal: UsersRead, session: SessionDep) -> UserRead:
+    return UserRead.model_validate(service.get_user(session, user_id))
+
+
+@router.patch("/users/{user_id}", tags=["users"])
+def update_user(user_id: int, data: UserUpdate, request: Request, principal: UsersWrite,
+                session: SessionDep) -> UserRead:
+    user = service.update_user(context(request, session, principal), user_id=user_id, data=data)
+    return UserRead.model_validate(user)
+
+
+@router.post("/users/{user_id}/grants", status_code=status.HTTP_201_CREATED, tags=["users"])
+def grant_role(user_id: int, data: GrantCreate, request: Request, principal: UsersWrite,
+               session: SessionDep) -> GrantRead:
+    ctx = context(request, session, principal)
+    return GrantRead.model_validate(service.grant_role(ctx, user=service.get_user(session, user_id), grant=data))
+
+
+@router.delete("/users/{user_id}/grants/{grant_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
+def revoke_grant(user_id: int, grant_id: int, request: Request, principal: UsersWrite, session: SessionDep) -> None:
+    service.revoke_grant(context(request, session, principal), user_id=user_id, grant_id=grant_id)
+
+
+@router.post("/users/{user_id}/password", tags=["users"])
+def reset_password(user_id: int, data: PasswordReset, request: Request, principal: UsersWrite,
+                   session: SessionDep) -> UserRead:
+    user = service.reset_password(context(request, session, principal), user_id=user_id, password=data.password)
+    return UserRead.model_validate(user)
+
+
+@router.post("/users/{user_id}/unlock", tags=["users"])
+def unlock_user(user_id: int, request: Request, principal: UsersWrite, session: SessionDep) -> UserRead:
+    return UserRead.model_validate(service.unlock_user(context(request, session, principal), user_id=user_id))
+
+
+@router.get("/users/{user_id}/tokens", tags=["users"])
+def user_tokens(user_id: int, principal: UsersRead, session: SessionDep, pages: Pages) -> TokenPage:
+    service.get_user(session, user_id)
+    items, total = signin.list_tokens(session, params=pages, user_id=user_id)
+    return TokenPage(items=[TokenRead.model_validate(t) for t in items], total=total, **pages.model_dump())
+
+
+@router.delete("/users/{user_id}/tokens/{token_id}", tags=["users"])
+def revoke_user_token(user_id: int, token_id: int, request: Request, principal: UsersWrite,
+                      session: SessionDep) -> TokenRead:
+    token = signin.get_token(session, token_id)
+    if token.user_id != user_id:
+        token = signin.get_token(session, -1)
+    return TokenRead.model_validate(signin.revoke_token(context(request, session, principal), token=token))
+
+
+@router.get("/roles", tags=["users"])
+def list_roles(principal: UsersRead) -> dict[str, list[str]]:
+    return {str(role): sorted(str(p) for p in ROLE_PERMISSIONS[role]) for role in Role}
+
+
+# --- organisation units ----------------------------------------------------------------------------
+
+
+@router.get("/units", tags=["units"])
+def list_units(principal: UnitsRead, session: SessionDep) -> list[UnitRead]:
+    return [UnitRead.model_validate(u) for u in service.list_units(session)]
+
+
+@router.post("/units", status_code=status.HTTP_201_CREATED, tags=["units"])
+def create_unit(data: UnitCreate, request: Request, principal: UnitsWrite, session: SessionDep) -> UnitRead:
+    unit = service.create_unit(context(request, session, principal), name=data.name, kind=data.kind,
+                               parent_id=data.parent_id)
+    return UnitRead.model_validate(unit)
+
+
+@router.get("/units/{unit_id}", tags=["units"])
+def read_unit(unit_id: int, principal: UnitsRead, session: SessionDep) -> UnitRead:
+    return UnitRead.model_validate(service.get_unit(session, unit_id))
+
+
+@router.patch("/units/{unit_id}", tags=["units"])
+def rename_unit(unit_id: int, data: UnitUpdate, request: Request, principal: UnitsWrite,
+                session: SessionDep) -> UnitRead:
+    unit = service.rename_unit(context(request, session, principal), unit_id=unit_id, name=data.name)
+    return UnitRead.model_validate(unit)
+
+
+# --- security policy -------------------------------------------------------------------------------
+
+
+@router.get("/security/policy", tags=["security"])
+def read_policy(principal: PolicyReader, session: SessionDep) -> PolicyRead:
+    return PolicyRead.model_validate(service.get_policy(session))
+
+
+@router.put("/security/policy", tags=["security"])
+def update_policy(data: PolicyUpdate, request: Request, principal: PolicyWriter, session: SessionDep) -> PolicyRead:
+    return PolicyRead.model_validate(service.update_policy(context(request, session, principal), data=data))

@@ -1,0 +1,168 @@
+"""The one place that reads the environment: ``Settings`` from ``VIGIL_*`` variables and ``vigil.toml``.
+
+Precedence, highest first: keyword arguments, environment variables, the TOML file, defaults.
+The TOML file is ``$VIGIL_CONFIG`` when set, else ``./vigil.toml`` when it exists.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "VIGIL_"
+Language = Literal["en", "zh_CN"]
+
+
+class ConfigError(Exception):
+    """A setting has a wrong value; the message names it and says how to fix it."""
+
+
+def config_file_path() -> Path | None:
+    explicit = os.environ.get(f"{ENV_PREFIX}CONFIG")
+    if explicit:
+        return Path(explicit)
+    default = Path("vigil.toml")
+    return default if default.is_file() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", validate_default=True)
+
+    config: Path | None = Field(default=None, description="Path of the TOML settings file (VIGIL_CONFIG).")
+    data_dir: Path = Field(default=Path("var"), description="Folder of the embedded stores.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the records store; default SQLite at <data_dir>/vigil.db.",
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key for signed links; default a random key kept in <data_dir>/secret.key.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `vigil serve` listens on.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `vigil serve` listens on.")
+    cookie_secure: bool = Field(default=True, description="Mark the session cookie Secure.")
+    session_idle_minutes: int = Field(default=60, ge=5, le=24 * 60, description="Idle sign-out time.")
+    session_max_hours: int = Field(default=12, ge=1, le=24 * 30, description="Longest sign-in session.")
+    max_body_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1024, description="Largest accepted request body in bytes."
+    )
+    default_language: Language = Field(default="en", description="UI language when nothing else decides.")
+    timezone: str = Field(default="Asia/Shanghai", description="Time zone for display and reports.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")
+    metrics_public: bool = Field(
+        default=False, description="Serve /metrics without a token (only behind a trusted network)."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai") from exc
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+            raise ValueError("use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB")
+        if value.startswith("postgresql:"):
+            value = "postgresql+psycopg:" + value.removeprefix("postgresql:")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = config_file_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'vigil.db'}"
+
+    def effective_secret_key(self) -> str:
+        """The configured key, else one generated once and kept beside the stores."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.data_dir / "secret.key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+        return path.read_text().strip()
+
+    def masked(self) -> dict[str, Any]:
+        """Effective settings for display, with secrets and URL passwords hidden."""
+        shown: dict[str, Any] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                shown[name] = "********" if value.get_secret_value() else ""
+            elif name == "database_url":
+                shown[name] = mask_url_password(self.effective_database_url)
+            elif isinstance(value, Path):
+                shown[name] = str(value)
+            else:
+                shown[name] = value
+        return shown
+
+
+def mask_url_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user, has_password, _ = credentials.partition(":")
+    return f"{scheme}://{user}{':********' if has_password else ''}@{host}"
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    lines = ["Vigil cannot start: a setting has a wrong value."]
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]) or "?"
+        lines.append(
+            f"  {ENV_PREFIX}{name.upper()} (or `{name}` in vigil.toml): {error['msg']}"
+            f" (got {error.get('input')!r})"
+        )
+    lines.append("Fix the environment variable or vigil.toml, then start again; `vigil config show` lists all.")
+    return "\n".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings or raise ``ConfigError`` with a message fit for an operator."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc)) from exc
+    except (OSError, ValueError) as exc:  # unreadable or malformed TOML file
+        raise ConfigError(f"Vigil cannot read its settings file {config_file_path()}: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

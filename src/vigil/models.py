@@ -1,0 +1,8 @@
+"""Every domain's tables, imported once so that Alembic and the tests see the whole schema."""
+
+from vigil.accounts import models as accounts_models
+from vigil.core import audit as core_audit
+from vigil.core.db import Base
+
+metadata = Base.metadata
+__all__ = ["accounts_models", "core_audit", "metadata"]

@@ -1,0 +1,37 @@
+"""The FastAPI application: API routers, UI pages, middleware and error handling."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI
+
+from vigil import __version__
+from vigil.accounts import api as accounts_api
+from vigil.audit import api as audit_api
+from vigil.core.config import Settings, get_settings
+from vigil.core.db import Database
+from vigil.web import problems, system_api
+from vigil.web.middleware import BodyLimit, SecurityHeadersAndMetrics
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = FastAPI(
+        title="Vigil",
+        version=__version__,
+        description="Vigil: an open-source Security Operations Center platform.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.db = database or Database(settings.effective_database_url)
+    problems.install(app)
+    app.include_router(system_api.router)
+    app.include_router(accounts_api.router)
+    app.include_router(audit_api.router)
+    app.add_middleware(SecurityHeadersAndMetrics)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    return app
