@@ -1,0 +1,223 @@
+"""Shared fixtures: a migrated records store on SQLite and, when CI gives one, on PostgreSQL; an app;
+and a small organisation (headquarters, two branches, a business line) with one user per role.
+
+PostgreSQL: set VIGIL_TEST_POSTGRES_URL (``.ci/run`` does) to a database the tests may use to
+create and drop throw-away databases of their own; without it those tests skip, saying why.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from vigil.accounts import service, signin
+from vigil.accounts.bootstrap import migrate
+from vigil.accounts.models import UnitKind, User
+from vigil.accounts.schemas import GrantCreate, TokenCreate, UserCreate
+from vigil.core import audit
+from vigil.core.auth import Role
+from vigil.core.config import Settings, load_settings
+from vigil.core.context import Context
+from vigil.core.db import Database, Scope
+from vigil.web.app import create_app
+
+PASSWORD = "Correct-Horse-42!"
+POSTGRES_URL = os.environ.get("VIGIL_TEST_POSTGRES_URL", "")
+NO_POSTGRES = "no PostgreSQL for tests: set VIGIL_TEST_POSTGRES_URL (.ci/run does)"
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+_counter = itertools.count()
+
+
+def _postgres_admin_url() -> str:
+    url = make_url(POSTGRES_URL)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+psycopg")
+    return url.render_as_string(hide_password=False)
+
+
+class PostgresDatabases:
+    """Creates throw-away databases on the CI server and drops them afterwards."""
+
+    def __init__(self) -> None:
+        self.admin = create_engine(_postgres_admin_url(), isolation_level="AUTOCOMMIT")
+        self.template: str | None = None
+
+    def _url(self, name: str) -> str:
+        return make_url(_postgres_admin_url()).set(database=name).render_as_string(hide_password=False)
+
+    def create(self, *, migrated: bool = True) -> str:
+        name = f"vigil_t_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
+        with self.admin.connect() as connection:
+            if migrated:
+                connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self._template()}"'))
+            else:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+        return self._url(name)
+
+    def _template(self) -> str:
+        if self.template is None:
+            name = f"vigil_tmpl_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+            with self.admin.connect() as connection:
+                connection.execute(text(f'CREATE DATABASE "{name}"'))
+            database = Database(self._url(name))
+            migrate(database)
+            database.dispose()
+            self.template = name
+        return self.template
+
+    def drop(self, url: str) -> None:
+        name = make_url(url).database
+        with self.admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    def close(self) -> None:
+        if self.template:
+            self.drop(self._url(self.template))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_databases() -> Iterator[PostgresDatabases]:
+    if not POSTGRES_URL:
+        pytest.skip(NO_POSTGRES)
+    databases = PostgresDatabases()
+    yield databases
+    databases.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "vigil.db"
+    database = Database(f"sqlite:///{path}")
+    migrate(database)
+    database.dispose()
+    return path
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A freshly migrated, empty records store on the backend under test."""
+    if backend == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        target = tmp_path / "var" / "vigil.db"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(template, target)
+        yield f"sqlite:///{target}"
+        return
+    databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
+    url = databases.create()
+    yield url
+    databases.drop(url)
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    db = Database(database_url)
+    yield db
+    db.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return load_settings(data_dir=tmp_path / "var", database_url=database_url)
+
+
+def cli_context(session: object) -> Context:
+    from sqlalchemy.orm import Session
+
+    assert isinstance(session, Session)
+    return Context(session=session, actor=audit.Actor(None, "test-setup", service.root_unit_id(session)))
+
+
+@dataclass
+class World:
+    """A small organisation with one user per role at headquarters and a system admin per branch."""
+
+    database: Database
+    hq: int = 0
+    branch_a: int = 0
+    branch_b: int = 0
+    line_a: int = 0
+    users: dict[str, int] = field(default_factory=dict)
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def add_user(self, username: str, role: Role | None, unit_id: int, *, password: str = PASSWORD,
+                 token: bool = True) -> int:
+        with self.database.transaction(Scope.system()) as session:
+            ctx = cli_context(session)
+            grants = [GrantCreate(role=role, unit_id=unit_id)] if role else []
+            user = service.create_user(ctx, data=UserCreate(username=username, password=password, unit_id=unit_id,
+                                                            grants=grants))
+            user.must_change_password = False
+            if token:
+                secret, _ = signin.create_token(ctx, user=user, data=TokenCreate(name="tests"))
+                self.tokens[username] = secret
+            self.users[username] = user.id
+            return user.id
+
+    def headers(self, username: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[username]}"}
+
+    def user(self, username: str) -> User:
+        with self.database.transaction(Scope.system()) as session:
+            return service.find_user(session, username)
+
+
+ROLE_USERS = {
+    "sysadmin": Role.SYSTEM_ADMIN,
+    "secadmin": Role.SECURITY_ADMIN,
+    "auditor": Role.AUDIT_ADMIN,
+    "analyst": Role.ANALYST,
+    "responder": Role.RESPONDER,
+    "viewer": Role.VIEWER,
+}
+
+
+@pytest.fixture
+def world(database: Database) -> World:
+    world = World(database)
+    with database.transaction(Scope.system()) as session:
+        ctx = cli_context(session)
+        world.hq = service.root_unit_id(session)
+        world.branch_a = service.create_unit(ctx, name="Shanghai branch", kind=UnitKind.BRANCH, parent_id=world.hq).id
+        world.branch_b = service.create_unit(ctx, name="Beijing branch", kind=UnitKind.BRANCH, parent_id=world.hq).id
+        world.line_a = service.create_unit(ctx, name="Payments", kind=UnitKind.BUSINESS_LINE,
+                                           parent_id=world.branch_a).id
+    for username, role in ROLE_USERS.items():
+        world.add_user(username, role, world.hq)
+    world.add_user("nobody", None, world.hq)
+    world.add_user("sysadmin_a", Role.SYSTEM_ADMIN, world.branch_a)
+    world.add_user("sysadmin_b", Role.SYSTEM_ADMIN, world.branch_b)
+    world.add_user("auditor_a", Role.AUDIT_ADMIN, world.branch_a)
+    world.add_user("staff_a", Role.VIEWER, world.line_a)
+    world.add_user("staff_b", Role.VIEWER, world.branch_b)
+    return world
+
+
+@pytest.fixture
+def app(settings: Settings, database: Database) -> FastAPI:
+    return create_app(settings, database)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    # https, so the Secure session cookie travels back as it would in a browser.
+    with TestClient(app, base_url="https://testserver") as test_client:
+        yield test_client
