@@ -37,16 +37,12 @@ P = Permission
 Pages = Annotated[PageParams, Depends(page_params)]
 
 
-def guard(permission: Permission, *, everywhere: bool = False) -> type[Principal]:
-    return Annotated[Principal, Depends(require(permission, everywhere=everywhere))]  # type: ignore[return-value]
-
-
-UsersRead = guard(P.USERS_READ)
-UsersWrite = guard(P.USERS_WRITE)
-UnitsRead = guard(P.UNITS_READ)
-UnitsWrite = guard(P.UNITS_WRITE)
-PolicyReader = guard(P.POLICY_READ, everywhere=True)
-PolicyWriter = guard(P.POLICY_WRITE, everywhere=True)
+UsersRead = Annotated[Principal, Depends(require(P.USERS_READ))]
+UsersWrite = Annotated[Principal, Depends(require(P.USERS_WRITE))]
+UnitsRead = Annotated[Principal, Depends(require(P.UNITS_READ))]
+UnitsWrite = Annotated[Principal, Depends(require(P.UNITS_WRITE))]
+PolicyReader = Annotated[Principal, Depends(require(P.POLICY_READ, everywhere=True))]
+PolicyWriter = Annotated[Principal, Depends(require(P.POLICY_WRITE, everywhere=True))]
 
 
 # --- the signed-in user ----------------------------------------------------------------------------

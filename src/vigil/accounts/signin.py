@@ -6,7 +6,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from vigil.accounts import service
@@ -219,9 +219,8 @@ def resolve_token(session: Session, *, secret: str) -> tuple[ApiToken, User] | N
     if user is None:
         return None
     if token.last_used_at is None or token.last_used_at < now - timedelta(minutes=1):
-        session.execute(
-            ApiToken.__table__.update().where(ApiToken.id == token.id).values(last_used_at=now)
-        )
+        session.execute(update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now),
+                        execution_options=service.UNSCOPED)
     return token, user
 
 

@@ -20,7 +20,7 @@ CSV_COLUMNS = ["seq", "at", "actor", "actor_id", "action", "target_type", "targe
                "source_ip", "outcome", "details", "hash"]
 
 
-def _query(filters: AuditFilter) -> Select[tuple[AuditRecord]]:
+def _query(filters: AuditFilter) -> Select[AuditRecord]:
     statement = select(AuditRecord).order_by(AuditRecord.seq.desc())
     if filters.actor:
         statement = statement.where(AuditRecord.actor == filters.actor)

@@ -32,7 +32,7 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
-def paginate(session: Session, query: Select[tuple[T]], params: PageParams) -> tuple[list[T], int]:
+def paginate(session: Session, query: Select[T], params: PageParams) -> tuple[list[T], int]:
     """Run ``query`` for one page, and count all its rows (scope applies to both)."""
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     items = list(session.scalars(query.limit(params.limit).offset(params.offset)).all())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import orjson
 from prometheus_client import Counter, Histogram
@@ -118,7 +117,7 @@ class SecurityHeadersAndMetrics:
             LATENCY.labels(scope["method"], route).observe(time.perf_counter() - started)
 
 
-def _route_template(scope: dict[str, Any]) -> str:
+def _route_template(scope: Scope) -> str:
     # The matched route's template keeps label cardinality bounded (no ids, no arbitrary paths).
     route = scope.get("route")
     path = getattr(route, "path", None)

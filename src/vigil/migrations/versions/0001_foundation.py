@@ -1,7 +1,7 @@
 """foundation: org units, users, grants, tokens, sessions, policy, audit
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-28 15:09:58.370417
 """
 
@@ -13,7 +13,6 @@ import sqlalchemy as sa
 from alembic import op
 
 import vigil.core.db
-
 
 revision: str = '0001'
 down_revision: str | None = None
