@@ -53,18 +53,31 @@ class PostgresDatabases:
     def __init__(self) -> None:
         self.admin = create_engine(_postgres_admin_url(), isolation_level="AUTOCOMMIT")
         self.template: str | None = None
+        self.world: tuple[str, World] | None = None
 
     def _url(self, name: str) -> str:
         return make_url(_postgres_admin_url()).set(database=name).render_as_string(hide_password=False)
 
-    def create(self, *, migrated: bool = True) -> str:
+    def create(self, *, migrated: bool = True, template: str | None = None) -> str:
+        """A new database: empty, migrated (the default), or a copy of ``template`` (a database name)."""
         name = f"vigil_t_{os.getpid()}_{next(_counter)}_{uuid.uuid4().hex[:6]}"
+        source = template or (self._template() if migrated else None)
         with self.admin.connect() as connection:
-            if migrated:
-                connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{self._template()}"'))
+            if source:
+                connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
             else:
                 connection.execute(text(f'CREATE DATABASE "{name}"'))
         return self._url(name)
+
+    def world_template(self) -> tuple[str, World]:
+        """A database holding the test organisation, built once and copied for every test that uses it."""
+        if self.world is None:
+            url = self.create()
+            database = Database(url)
+            world = build_world(database)
+            database.dispose()
+            self.world = (str(make_url(url).database), world)
+        return self.world
 
     def _template(self) -> str:
         if self.template is None:
@@ -83,6 +96,8 @@ class PostgresDatabases:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
     def close(self) -> None:
+        if self.world:
+            self.drop(self._url(self.world[0]))
         if self.template:
             self.drop(self._url(self.template))
         self.admin.dispose()
@@ -111,18 +126,34 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+@pytest.fixture(scope="session")
+def sqlite_world_template(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, World]:
+    """The test organisation on SQLite, built once (argon2 hashing is slow) and copied for each test."""
+    path = tmp_path_factory.mktemp("world") / "vigil.db"
+    shutil.copyfile(sqlite_template, path)
+    database = Database(f"sqlite:///{path}")
+    world = build_world(database)
+    database.dispose()
+    return path, world
+
+
 @pytest.fixture
 def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """A freshly migrated, empty records store on the backend under test."""
+    """A freshly migrated records store on the backend under test: empty, or, for a test that uses
+    ``world``, a private copy of the test organisation."""
+    with_world = "world" in request.fixturenames
     if backend == "sqlite":
-        template: Path = request.getfixturevalue("sqlite_template")
+        if with_world:
+            template, _ = request.getfixturevalue("sqlite_world_template")
+        else:
+            template = request.getfixturevalue("sqlite_template")
         target = tmp_path / "var" / "vigil.db"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(template, target)
         yield f"sqlite:///{target}"
         return
     databases: PostgresDatabases = request.getfixturevalue("postgres_databases")
-    url = databases.create()
+    url = databases.create(template=databases.world_template()[0] if with_world else None)
     yield url
     databases.drop(url)
 
@@ -190,8 +221,8 @@ ROLE_USERS = {
 }
 
 
-@pytest.fixture
-def world(database: Database) -> World:
+def build_world(database: Database) -> World:
+    """Create the test organisation in an empty migrated store."""
     world = World(database)
     with database.transaction(Scope.system()) as session:
         ctx = cli_context(session)
@@ -209,6 +240,17 @@ def world(database: Database) -> World:
     world.add_user("staff_a", Role.VIEWER, world.line_a)
     world.add_user("staff_b", Role.VIEWER, world.branch_b)
     return world
+
+
+@pytest.fixture
+def world(database: Database, backend: str, request: pytest.FixtureRequest) -> World:
+    """The test organisation, in this test's own copy of the store (``database_url`` made the copy)."""
+    if backend == "sqlite":
+        _, built = request.getfixturevalue("sqlite_world_template")
+    else:
+        _, built = request.getfixturevalue("postgres_databases").world_template()
+    return World(database, hq=built.hq, branch_a=built.branch_a, branch_b=built.branch_b, line_a=built.line_a,
+                 users=dict(built.users), tokens=dict(built.tokens))
 
 
 @pytest.fixture
