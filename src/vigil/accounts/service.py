@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from vigil.accounts.models import OrgUnit, SecurityPolicy, UnitKind, User, WebSession
 from vigil.accounts.models import RoleGrant as GrantRow
-from vigil.accounts.schemas import GrantCreate, PolicyUpdate, UserCreate, UserUpdate
+from vigil.accounts.schemas import GrantCreate, PolicyUpdate, ProfileUpdate, UserCreate, UserUpdate
 from vigil.core.auth import (
     SEPARATED_ROLES,
     PasswordRules,
@@ -226,6 +226,15 @@ def update_user(ctx: Context, *, user_id: int, data: UserUpdate) -> User:
               details={k: [str(v) for v in pair] for k, pair in changes.items()})
     return user
 
+
+def update_profile(ctx: Context, *, user: User, data: ProfileUpdate) -> User:
+    """A user's own display name and language (self-service)."""
+    changes = data.model_dump(exclude_unset=True)
+    for field, value in changes.items():
+        setattr(user, field, value)
+    ctx.audit("user.profile.update", target_type="user", target_id=user.id, unit_id=user.unit_id,
+              details={key: str(value) for key, value in changes.items()})
+    return user
 
 def end_user_sessions(session: Session, *, user_id: int) -> int:
     ended = 0

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from vigil import __version__
 from vigil.accounts import api as accounts_api
+from vigil.accounts import views as accounts_views
 from vigil.audit import api as audit_api
+from vigil.audit import views as audit_views
 from vigil.core.config import Settings, get_settings
 from vigil.core.db import Database
-from vigil.web import problems, system_api
+from vigil.web import problems, system_api, templating, views
 from vigil.web.middleware import BodyLimit, SecurityHeadersAndMetrics
 
 
@@ -32,6 +35,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(system_api.router)
     app.include_router(accounts_api.router)
     app.include_router(audit_api.router)
+    app.state.render_error = templating.render_error
+    app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")
+    app.include_router(views.router)
+    app.include_router(accounts_views.router)
+    app.include_router(audit_views.router)
     app.add_middleware(SecurityHeadersAndMetrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     return app

@@ -1,0 +1,124 @@
+"""The audit page: search the trail, export what is found as CSV, and verify the hash chain."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse
+
+from vigil.accounts import service as accounts
+from vigil.audit import service
+from vigil.audit.schemas import AuditFilter
+from vigil.core.audit import AuditRecord, Outcome
+from vigil.core.auth import Permission, Principal
+from vigil.core.pagination import PageParams, page_params
+from vigil.web.deps import SessionDep, context, settings_of
+from vigil.web.templating import N_, Pager, PageRoute, Translator, page_guard, render, translator, wants_fragment
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+AuditReader = Annotated[Principal, Depends(page_guard(Permission.AUDIT_READ))]
+AuditVerifier = Annotated[Principal, Depends(page_guard(Permission.AUDIT_VERIFY, everywhere=True))]
+Text = Annotated[str, Query(max_length=200)]
+
+OUTCOME_LABELS: dict[str, str] = {
+    Outcome.SUCCESS: N_("Success"),
+    Outcome.FAILURE: N_("Failure"),
+    Outcome.DENIED: N_("Denied"),
+}
+ACTION_LABELS: dict[str, str] = {
+    "auth.login": N_("Sign-in"),
+    "auth.logout": N_("Sign-out"),
+    "auth.denied": N_("Access refused"),
+    "auth.token": N_("Token refused"),
+    "user.create": N_("User created"),
+    "user.update": N_("User changed"),
+    "user.disable": N_("User disabled"),
+    "user.lock": N_("Account locked"),
+    "user.unlock": N_("Account unlocked"),
+    "user.role.grant": N_("Role granted"),
+    "user.role.revoke": N_("Role revoked"),
+    "user.password.change": N_("Password changed"),
+    "user.password.reset": N_("Password reset"),
+    "user.profile.update": N_("Profile changed"),
+    "token.create": N_("API token created"),
+    "token.revoke": N_("API token revoked"),
+    "unit.create": N_("Unit created"),
+    "unit.update": N_("Unit renamed"),
+    "policy.update": N_("Security policy changed"),
+    "audit.export": N_("Audit log exported"),
+    "audit.verify": N_("Audit chain verified"),
+}
+TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
+
+
+def parse_local_time(value: str, zone: ZoneInfo) -> datetime | None:
+    """A time typed in the platform's time zone (as a datetime-local field sends it), made aware."""
+    for pattern in TIME_FORMATS:
+        try:
+            return datetime.strptime(value, pattern).replace(tzinfo=zone)
+        except ValueError:
+            continue
+    return None
+
+
+def action_label(_: Translator, action: str) -> str:
+    return _(ACTION_LABELS[action]) if action in ACTION_LABELS else ""
+
+
+@router.get("/audit")
+def audit_page(
+    request: Request,
+    principal: AuditReader,
+    session: SessionDep,
+    pages: Annotated[PageParams, Depends(page_params)],
+    q: Text = "",
+    actor: Text = "",
+    action: Text = "",
+    outcome: Text = "",
+    since: Text = "",
+    until: Text = "",
+) -> HTMLResponse:
+    _ = translator(request)
+    zone = ZoneInfo(settings_of(request).timezone)
+    shown = {"q": q, "actor": actor, "action": action, "outcome": outcome, "since": since, "until": until}
+    errors: dict[str, str] = {}
+    times: dict[str, datetime | None] = {}
+    for name in ("since", "until"):
+        times[name] = parse_local_time(shown[name], zone) if shown[name] else None
+        if shown[name] and times[name] is None:
+            errors[name] = _("Enter a date and time such as 2026-01-31 08:00.")
+    if outcome and outcome not in OUTCOME_LABELS:
+        errors["outcome"] = _("Choose one of the offered values.")
+    filters = AuditFilter(q=q.strip(), actor=actor.strip(), action=action.strip(),
+                          outcome=outcome if "outcome" not in errors else "", **times)
+    records: list[AuditRecord] = []
+    total = 0
+    if not errors:
+        records, total = service.search(context(request, session, principal), filters=filters, params=pages)
+    exported = {key: str(value) for key, value in filters.model_dump(mode="json", exclude_defaults=True).items()}
+    return render(request, "audit/audit.html", {
+        "records": records,
+        "filters": shown,
+        "errors": errors,
+        "pager": Pager("/audit", total, pages.limit, pages.offset, shown),
+        "export_url": "/api/v1/audit/export.csv" + (f"?{urlencode(exported)}" if exported else ""),
+        "unit_names": {unit.id: unit.name for unit in accounts.list_units(session)},
+        "outcomes": OUTCOME_LABELS,
+        "outcome_options": [(code, _(label)) for code, label in OUTCOME_LABELS.items()],
+        "action_label": lambda code: action_label(_, code),
+        "details": lambda value: orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode() if value else "",
+        "verification": None,
+    }, status=422 if errors else 200)
+
+
+@router.post("/audit/verify")
+def verify_chain(request: Request, principal: AuditVerifier, session: SessionDep) -> HTMLResponse:
+    """Walk the whole chain; HTMX swaps the result into the audit page, a plain form gets a page."""
+    result = service.verify(context(request, session, principal))
+    template = "audit/_verification.html" if wants_fragment(request) else "audit/verification.html"
+    return render(request, template, {"verification": result})
