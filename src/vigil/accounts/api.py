@@ -29,6 +29,7 @@ from vigil.accounts.schemas import (
     UserUpdate,
 )
 from vigil.core.auth import ROLE_PERMISSIONS, Permission, Principal, Role
+from vigil.core.errors import BadInput
 from vigil.core.pagination import PageParams, page_params
 from vigil.web.deps import SelfDep, SessionDep, context, current_user, require
 
@@ -66,11 +67,7 @@ def read_me(principal: SelfDep, session: SessionDep) -> Me:
 @router.patch("/me", tags=["me"])
 def update_me(data: ProfileUpdate, request: Request, principal: SelfDep, session: SessionDep) -> Me:
     user = current_user(session, principal)
-    ctx = context(request, session, principal)
-    for field, value in data.model_dump(exclude_unset=True).items():
-        setattr(user, field, value)
-    ctx.audit("user.profile.update", target_type="user", target_id=user.id,
-              details={k: str(v) for k, v in data.model_dump(exclude_unset=True).items()})
+    service.update_profile(context(request, session, principal), user=user, data=data)
     return _me(principal, session)
 
 
@@ -91,8 +88,12 @@ def create_my_token(data: TokenCreate, request: Request, principal: SelfDep, ses
     user = current_user(session, principal)
     if principal.token_roles is not None:
         # A token may not mint tokens with more roles than it carries itself.
-        data = data.model_copy(update={"roles": sorted(set(data.roles or principal.token_roles)
-                                                       & principal.token_roles)})
+        wanted = set(data.roles) if data.roles is not None else set(principal.token_roles)
+        if not wanted <= principal.token_roles:
+            extra = ", ".join(sorted(wanted - principal.token_roles))
+            raise BadInput(f"a token can create tokens only with the roles it carries itself (not {extra})",
+                           errors=[{"field": "roles", "message": f"not carried by this token: {extra}"}])
+        data = data.model_copy(update={"roles": sorted(wanted)})
     secret, token = signin.create_token(context(request, session, principal), user=user, data=data)
     return TokenCreated.model_validate({**TokenRead.model_validate(token).model_dump(), "token": secret})
 
@@ -175,7 +176,9 @@ def revoke_user_token(user_id: int, token_id: int, request: Request, principal: 
     token = signin.get_token(session, token_id)
     if token.user_id != user_id:
         token = signin.get_token(session, -1)
-    return TokenRead.model_validate(signin.revoke_token(context(request, session, principal), token=token))
+    ctx = context(request, session, principal)
+    service.check_manageable(ctx, service.get_user(session, user_id))
+    return TokenRead.model_validate(signin.revoke_token(ctx, token=token))
 
 
 @router.get("/roles", tags=["users"])

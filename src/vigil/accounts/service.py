@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from vigil.accounts.models import OrgUnit, SecurityPolicy, UnitKind, User, WebSession
+from vigil.accounts.models import ApiToken, OrgUnit, SecurityPolicy, UnitKind, User, WebSession
 from vigil.accounts.models import RoleGrant as GrantRow
 from vigil.accounts.schemas import GrantCreate, PolicyUpdate, ProfileUpdate, UserCreate, UserUpdate
 from vigil.core.auth import (
@@ -179,6 +179,25 @@ def _check_separation(roles: set[str]) -> None:
         )
 
 
+def all_grants(session: Session, user_id: int) -> list[tuple[str, int]]:
+    """Every (role, unit) the user holds, including grants outside the session's scope."""
+    rows = session.execute(select(GrantRow.role, GrantRow.unit_id).where(GrantRow.user_id == user_id),
+                           execution_options=UNSCOPED).all()
+    return [(role, unit_id) for role, unit_id in rows]
+
+
+def check_manageable(ctx: Context, user: User) -> None:
+    """An administrator may change a user only when every role the user holds lies within the
+    administrator's units: a branch administrator must not take over an account with wider powers."""
+    scope = get_scope(ctx.session)
+    outside = sorted({unit_id for _, unit_id in all_grants(ctx.session, user.id) if not scope.allows(unit_id)})
+    if outside:
+        raise PermissionDenied(
+            f"{user.username} holds roles on organisation units outside yours; "
+            "an administrator of a unit above them must make this change"
+        )
+
+
 def create_user(ctx: Context, *, data: UserCreate) -> User:
     _check_writable_unit(ctx, data.unit_id)
     taken = ctx.session.scalar(select(User.id).where(User.username == data.username),
@@ -207,6 +226,7 @@ def create_user(ctx: Context, *, data: UserCreate) -> User:
 
 def update_user(ctx: Context, *, user_id: int, data: UserUpdate) -> User:
     user = get_user(ctx.session, user_id)
+    check_manageable(ctx, user)
     changes: dict[str, list[object]] = {}
     for field, value in data.model_dump(exclude_unset=True).items():
         if field == "email":
@@ -221,6 +241,10 @@ def update_user(ctx: Context, *, user_id: int, data: UserUpdate) -> User:
     if "disabled" in changes and user.disabled:
         from_sessions = end_user_sessions(ctx.session, user_id=user.id)
         changes["sessions_ended"] = [from_sessions, 0]
+    if "unit_id" in changes:
+        # A user's API tokens belong to the user's unit: they move along, so the user still sees them.
+        for token in ctx.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id)):
+            token.unit_id = user.unit_id
     action = "user.disable" if changes.get("disabled") == [False, True] else "user.update"
     ctx.audit(action, target_type="user", target_id=user.id, unit_id=user.unit_id,
               details={k: [str(v) for v in pair] for k, pair in changes.items()})
@@ -236,6 +260,7 @@ def update_profile(ctx: Context, *, user: User, data: ProfileUpdate) -> User:
               details={key: str(value) for key, value in changes.items()})
     return user
 
+
 def end_user_sessions(session: Session, *, user_id: int) -> int:
     ended = 0
     for web_session in session.scalars(
@@ -250,10 +275,12 @@ def grant_role(ctx: Context, *, user: User, grant: GrantCreate) -> GrantRow:
     _check_writable_unit(ctx, grant.unit_id)
     if user.id == ctx.actor.user_id:
         raise PermissionDenied("you cannot change your own roles; ask another administrator")
-    held = {row.role for row in user.grants}
-    if any(row.role == grant.role and row.unit_id == grant.unit_id for row in user.grants):
+    check_manageable(ctx, user)
+    # Every grant counts, also those on units the caller cannot see: separation is per account.
+    held = all_grants(ctx.session, user.id)
+    if (str(grant.role), grant.unit_id) in held:
         raise Conflict(f"{user.username} already holds {grant.role} on unit {grant.unit_id}")
-    _check_separation(held | {str(grant.role)})
+    _check_separation({role for role, _ in held} | {str(grant.role)})
     row = GrantRow(role=str(grant.role), unit_id=grant.unit_id, granted_by=ctx.actor.name)
     user.grants.append(row)
     ctx.session.flush()
@@ -266,6 +293,7 @@ def revoke_grant(ctx: Context, *, user_id: int, grant_id: int) -> None:
     user = get_user(ctx.session, user_id)
     if user.id == ctx.actor.user_id:
         raise PermissionDenied("you cannot change your own roles; ask another administrator")
+    check_manageable(ctx, user)
     row = next((g for g in user.grants if g.id == grant_id), None)
     if row is None or not get_scope(ctx.session).allows(row.unit_id):
         raise NotFound(f"grant {grant_id} does not exist on user {user_id}")
@@ -279,6 +307,7 @@ def set_role(ctx: Context, *, user: User, role: Role, unit_id: int) -> GrantRow:
     _check_writable_unit(ctx, unit_id)
     if user.id == ctx.actor.user_id:
         raise PermissionDenied("you cannot change your own roles; ask another administrator")
+    check_manageable(ctx, user)
     scope = get_scope(ctx.session)
     for row in [g for g in user.grants if scope.allows(g.unit_id)]:
         user.grants.remove(row)
@@ -291,6 +320,7 @@ def set_role(ctx: Context, *, user: User, role: Role, unit_id: int) -> GrantRow:
 def reset_password(ctx: Context, *, user_id: int, password: str) -> User:
     """An administrator sets a temporary password; the user must change it at next sign-in."""
     user = get_user(ctx.session, user_id)
+    check_manageable(ctx, user)
     check_new_password(ctx.session, password=password, username=user.username)
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
@@ -305,6 +335,7 @@ def reset_password(ctx: Context, *, user_id: int, password: str) -> User:
 
 def unlock_user(ctx: Context, *, user_id: int) -> User:
     user = get_user(ctx.session, user_id)
+    check_manageable(ctx, user)
     user.failed_logins = 0
     user.locked_until = None
     ctx.audit("user.unlock", target_type="user", target_id=user.id, unit_id=user.unit_id,

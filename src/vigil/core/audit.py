@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, BigInteger, Integer, String, Text, select, update
 from sqlalchemy import event as orm_event
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.orm import Mapped, ORMExecuteState, Session, mapped_column
 
 from vigil.core.db import Base, UnitScoped, utcnow
 from vigil.core.errors import Conflict
@@ -140,6 +140,15 @@ def _chain_new_records(session: Session, flush_context: Any, instances: Any) -> 
     conn.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=seq, hash=last_hash))
 
 
+@orm_event.listens_for(Session, "do_orm_execute")
+def _refuse_bulk_changes(state: ORMExecuteState) -> None:
+    """A bulk UPDATE or DELETE bypasses the flush: refuse it on the trail too."""
+    if (state.is_update or state.is_delete) and any(
+        issubclass(mapper.class_, (AuditRecord, AuditHead)) for mapper in state.all_mappers
+    ):
+        raise Conflict("audit records are append-only")
+
+
 def ensure_head(session: Session) -> None:
     if session.get(AuditHead, 1) is None:
         session.add(AuditHead(id=1, seq=0, hash=GENESIS))
@@ -163,7 +172,8 @@ def _walk(session: Session, batch: int = 5000) -> Iterator[AuditRecord]:
             return
         yield from rows
         last = rows[-1].seq
-        session.expunge_all()
+        for row in rows:  # keep memory flat on long trails, without dropping the caller's objects
+            session.expunge(row)
 
 
 def verify(session: Session) -> Verification:

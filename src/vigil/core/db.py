@@ -8,7 +8,7 @@ into a unit outside the scope. A session without a scope fails closed.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +27,7 @@ from sqlalchemy.orm import (
     with_loader_criteria,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import TypeDecorator
 
 from vigil.core.errors import PermissionDenied
@@ -121,14 +122,52 @@ def self_scoped(cls: type[Any]) -> type[Any]:
     return cls
 
 
+def _assigned_units(state: ORMExecuteState) -> list[Any]:
+    """The unit_id values an ORM INSERT or UPDATE statement would write, from its VALUES or parameters."""
+    found: list[Any] = []
+
+    def collect(values: Mapping[Any, Any]) -> None:
+        for key, value in values.items():
+            if getattr(key, "key", key) == "unit_id":
+                found.append(value.value if isinstance(value, BindParameter) else value)
+
+    statement = state.statement
+    collect(getattr(statement, "_values", None) or {})
+    for many in getattr(statement, "_multi_values", ()):
+        for row in many:
+            collect(row)
+    parameters = state.parameters
+    rows: Sequence[Mapping[Any, Any]] = (
+        [parameters] if isinstance(parameters, Mapping) else list(parameters) if parameters else []
+    )
+    for row in rows:
+        collect(row)
+    return found
+
+
+def _check_bulk_write(state: ORMExecuteState, scope: Scope) -> None:
+    mapper = state.bind_mapper
+    cls = mapper.class_ if mapper is not None else None
+    if cls is None or not issubclass(cls, UnitScoped) or not cls.__scope_write_checked__:
+        return
+    for unit_id in _assigned_units(state):
+        if not (isinstance(unit_id, int) and scope.allows(unit_id)):
+            raise PermissionDenied("this record belongs to an organisation unit outside your scope")
+
+
 @event.listens_for(Session, "do_orm_execute")
 def _apply_scope(state: ORMExecuteState) -> None:
-    if not (state.is_select or state.is_update or state.is_delete):
+    if not (state.is_select or state.is_update or state.is_delete or state.is_insert):
         return
     if state.execution_options.get("vigil_unscoped", False):
         return
     scope = get_scope(state.session)
     if scope.everything:
+        return
+    if state.is_insert or state.is_update:
+        # A bulk INSERT or UPDATE skips the flush check: refuse one that writes a unit outside the scope.
+        _check_bulk_write(state, scope)
+    if state.is_insert:
         return
     ids = tuple(sorted(scope.unit_ids))
     options = [with_loader_criteria(UnitScoped, lambda cls: cls.unit_id.in_(ids), include_aliases=True)]

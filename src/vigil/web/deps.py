@@ -45,7 +45,13 @@ def client_ip(request: Request) -> str:
 
 
 def db_session(request: Request) -> Iterator[Session]:
-    """One transaction per request; committed when the endpoint succeeds, rolled back otherwise."""
+    """One transaction per request; committed when the endpoint succeeds, rolled back otherwise.
+
+    Always depend on it through ``SessionDep``: its ``scope="function"`` makes FastAPI commit *before*
+    the response is sent, so a failing commit (a unique-constraint race, a lost connection) reaches
+    the client as an error instead of a 2xx for data that was never saved. A plain
+    ``Depends(db_session)`` would commit after the response; a test walks every route to refuse that.
+    """
     # An empty scope sees no unit's records until a permission guard widens it: fail closed.
     session = database_of(request).session(Scope(frozenset()))
     request.state.session = session
@@ -59,10 +65,13 @@ def db_session(request: Request) -> Iterator[Session]:
         session.close()
 
 
-SessionDep = Annotated[Session, Depends(db_session)]
+SessionDep = Annotated[Session, Depends(db_session, scope="function")]
 
 
-async def _check_csrf(request: Request, expected: str) -> None:
+async def supplied_csrf_token(request: Request) -> str:
+    """The CSRF token a state-changing request carries: the X-CSRF-Token header, else the form field."""
+    if request.method in SAFE_METHODS:
+        return ""
     supplied = request.headers.get(CSRF_HEADER, "")
     if not supplied and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -70,11 +79,15 @@ async def _check_csrf(request: Request, expected: str) -> None:
         form = await request.form()
         value = form.get(CSRF_FIELD)
         supplied = value if isinstance(value, str) else ""
-    if not supplied or not hmac.compare_digest(supplied, expected):
+    return supplied
+
+
+def _check_csrf(supplied: str, expected: str) -> None:
+    if not supplied or not hmac.compare_digest(supplied.encode(), expected.encode()):
         raise CsrfFailed("this form was sent without a valid CSRF token; reload the page and try again")
 
 
-async def current_principal(request: Request, session: SessionDep) -> Principal:
+def resolve_principal(request: Request, session: Session, csrf_token: str) -> Principal:
     """The caller, from a Bearer token or the session cookie; 401 when neither is valid."""
     cached: Principal | None = getattr(request.state, "principal", None)
     if cached is not None:
@@ -102,12 +115,26 @@ async def current_principal(request: Request, session: SessionDep) -> Principal:
             raise NotAuthenticated("your session has ended; sign in again", credential="session")
         principal = signin.principal_for(user_or_none, tree=tree, web_session=web_session)
         if request.method not in SAFE_METHODS:
-            await _check_csrf(request, web_session.csrf_token)
+            _check_csrf(csrf_token, web_session.csrf_token)
     request.state.principal = principal
     return principal
 
 
-PrincipalDep = Annotated[Principal, Depends(current_principal)]
+def signed_in(
+    request: Request, session: SessionDep, csrf_token: Annotated[str, Depends(supplied_csrf_token)]
+) -> Principal:
+    """The principal dependency. A plain function on purpose: FastAPI runs it in a worker thread, so
+    its database work never blocks the event loop (on SQLite a blocked loop would stall the request
+    that holds the write lock, and with it every other request)."""
+    return resolve_principal(request, session, csrf_token)
+
+
+async def current_principal(request: Request, session: Session) -> Principal:
+    """For code outside dependency injection. Prefer ``PrincipalDep``: this runs on the event loop."""
+    return resolve_principal(request, session, await supplied_csrf_token(request))
+
+
+PrincipalDep = Annotated[Principal, Depends(signed_in)]
 
 
 def require(permission: Permission, *, everywhere: bool = False) -> Callable[..., Principal]:

@@ -6,6 +6,7 @@ import time
 
 import orjson
 from prometheus_client import Counter, Histogram
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUESTS = Counter("vigil_http_requests_total", "HTTP requests served", ["method", "route", "status"])
@@ -23,18 +24,35 @@ SECURITY_HEADERS = [
 ]
 
 
-def _too_large_body(limit: int) -> bytes:
+def too_large_detail(limit: int) -> str:
+    return f"the request body exceeds the limit of {limit} bytes"
+
+
+def _too_large_body(limit: int, path: str) -> bytes:
     return orjson.dumps({
         "type": "https://vigil.invalid/problems/payload-too-large",
         "title": "Request body too large",
         "status": 413,
-        "detail": f"the request body exceeds the limit of {limit} bytes",
+        "detail": too_large_detail(limit),
         "code": "payload-too-large",
+        "instance": path,
     })
 
 
+class BodyTooLarge(HTTPException):
+    """Raised while a streamed body is read; the app's error handlers turn it into a 413 problem."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(status_code=413, detail=too_large_detail(limit))
+
+
 class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with 413, by Content-Length up front or while streaming."""
+    """Refuse bodies over ``limit`` bytes with 413, by Content-Length up front or while streaming.
+
+    A streamed (chunked) body is counted as it is read: the reader gets ``BodyTooLarge``, an
+    ``HTTPException`` that FastAPI passes on untouched while parsing a body (any other error there
+    would become a 400), so the request stops before any dependency or endpoint runs.
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -47,7 +65,7 @@ class BodyLimit:
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._refuse(send)
+            await self._refuse(send, scope)
             return
         received = 0
         response_started = False
@@ -58,7 +76,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _BodyTooLarge
+                    raise BodyTooLarge(self.limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -69,23 +87,21 @@ class BodyLimit:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except _BodyTooLarge:
-            if not response_started:
-                await self._refuse(send)
+        except BodyTooLarge:
+            # Read outside an error handler's reach (by a middleware, say): answer here.
+            if response_started:
+                raise
+            await self._refuse(send, scope)
 
-    async def _refuse(self, send: Send) -> None:
-        body = _too_large_body(self.limit)
+    async def _refuse(self, send: Send, scope: Scope) -> None:
+        body = _too_large_body(self.limit, scope.get("path", ""))
         await send({
             "type": "http.response.start",
             "status": 413,
             "headers": [(b"content-type", b"application/problem+json"), (b"connection", b"close"),
-                        (b"content-length", str(len(body)).encode())],
+                        (b"content-length", str(len(body)).encode()), *SECURITY_HEADERS],
         })
         await send({"type": "http.response.body", "body": body})
-
-
-class _BodyTooLarge(Exception):
-    pass
 
 
 class SecurityHeadersAndMetrics:

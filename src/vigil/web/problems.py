@@ -13,13 +13,15 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vigil.accounts import service
 from vigil.core import audit
 from vigil.core.auth import Principal
 from vigil.core.db import Scope
-from vigil.core.errors import NotAuthenticated, PermissionDenied, VigilError
+from vigil.core.errors import Conflict, NotAuthenticated, PermissionDenied, Unavailable, VigilError
 from vigil.web.deps import client_ip, database_of
 
 log = logging.getLogger(__name__)
@@ -85,7 +87,25 @@ def _vigil_error_response(request: Request, exc: VigilError) -> Response:
 def install(app: FastAPI) -> None:
     @app.exception_handler(VigilError)
     async def vigil_error(request: Request, exc: VigilError) -> Response:
-        return _vigil_error_response(request, exc)
+        # In a worker thread: auditing a refusal writes to the store, which must not block the loop.
+        response: Response = await run_in_threadpool(_vigil_error_response, request, exc)
+        return response
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(request: Request, exc: IntegrityError) -> Response:
+        # A uniqueness or reference check lost a race with another request; nothing was saved.
+        log.info("refused a change that conflicts with stored records: %s", exc.orig)
+        conflict = Conflict("the change conflicts with a record saved meanwhile (for example a name that was "
+                            "just taken); nothing was saved: reload and try again")
+        response: Response = await run_in_threadpool(_vigil_error_response, request, conflict)
+        return response
+
+    @app.exception_handler(OperationalError)
+    async def store_unavailable(request: Request, exc: OperationalError) -> Response:
+        log.error("the records store failed on %s %s: %s", request.method, request.url.path, exc.orig)
+        unavailable = Unavailable("the records store is not reachable or busy; nothing was saved: try again")
+        response: Response = await run_in_threadpool(_vigil_error_response, request, unavailable)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
@@ -99,7 +119,8 @@ def install(app: FastAPI) -> None:
         ]
         detail = "; ".join(f"{e['field'] or e['in']}: {e['message']}" for e in errors)
         if wants_html(request) and getattr(request.app.state, "render_error", None):
-            page: Response = request.app.state.render_error(request, 422, "Invalid input", detail)
+            page: Response = await run_in_threadpool(request.app.state.render_error, request, 422,
+                                                     "Invalid input", detail)
             return page
         return problem(422, "bad-input", "Invalid input", detail, request, errors=errors)
 
@@ -107,9 +128,11 @@ def install(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         codes = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large", 400: "bad-request"}
         code = codes.get(exc.status_code, f"http-{exc.status_code}")
-        title = {404: "Not found", 405: "Method not allowed", 400: "Bad request"}.get(exc.status_code, "Error")
+        title = {404: "Not found", 405: "Method not allowed", 400: "Bad request",
+                 413: "Request body too large"}.get(exc.status_code, "Error")
         if wants_html(request) and getattr(request.app.state, "render_error", None):
-            page: Response = request.app.state.render_error(request, exc.status_code, title, str(exc.detail))
+            page: Response = await run_in_threadpool(request.app.state.render_error, request, exc.status_code,
+                                                     title, str(exc.detail))
             return page
         return problem(exc.status_code, code, title, str(exc.detail), request)
 

@@ -11,7 +11,7 @@ from sqlalchemy import text
 
 from vigil import __version__
 from vigil.core.auth import Permission, Principal
-from vigil.web.deps import SessionDep, current_principal, database_of, require, settings_of
+from vigil.web.deps import SessionDep, database_of, require, resolve_principal, settings_of
 
 router = APIRouter(tags=["system"])
 
@@ -37,10 +37,10 @@ def readyz(request: Request) -> JSONResponse:
                         status_code=200 if ready else 503)
 
 
-async def _metrics_guard(request: Request, session: SessionDep) -> None:
+def _metrics_guard(request: Request, session: SessionDep) -> None:
     if settings_of(request).metrics_public:
         return
-    principal = await current_principal(request, session)
+    principal = resolve_principal(request, session, csrf_token="")  # a GET: no CSRF token to check
     require(Permission.METRICS_READ)(principal, session)
 
 

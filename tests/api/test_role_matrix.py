@@ -1,0 +1,438 @@
+"""The whole role-by-endpoint matrix: every route of the app, every role, each denial and each grant.
+
+``ROUTES`` says what every (method, path) needs: ``PUBLIC``, ``SIGNED_IN`` (self-service) or a
+``Needs(permission, everywhere)``. A test enumerates the app's routes at run time and fails when one has
+no row, so a new endpoint or page cannot ship without saying who may use it.
+
+For every route and every caller (the six roles at headquarters, a user with no role, two branch
+administrators, and nobody signed in): a denial is 403 (problem+json for the API, an HTML page for the
+UI), writes an ``auth.denied`` audit record and nothing else; a grant is neither 401 nor 403, and with
+the valid request each row builds, it succeeds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, select
+from starlette.routing import Mount
+
+from vigil.accounts.models import RoleGrant
+from vigil.core.auth import ROLE_PERMISSIONS, Permission, Role
+from vigil.core.config import load_settings
+from vigil.core.db import Scope
+from vigil.web.app import create_app
+from vigil.web.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE
+
+from .support import assert_problem, audit_count, denials, new_token, web_session
+
+P = Permission
+PUBLIC = "public"
+SIGNED_IN = "signed-in"
+PASSWORD = "Correct-Horse-42!"  # conftest.PASSWORD: every world user's password
+NEW_PASSWORD = "Quite-Different-Secret-17!"
+LOGIN_CSRF = "login-form-token-for-tests"
+
+
+@dataclass(frozen=True)
+class Needs:
+    permission: Permission
+    everywhere: bool = False  # held on the root unit (platform-wide settings and policies)
+
+
+Requirement = str | Needs
+
+
+# --- who calls --------------------------------------------------------------------------------------
+
+# Every caller's grants: (role, unit name). The six roles and "nobody" sit at headquarters.
+CALLERS: dict[str | None, list[tuple[Role, str]]] = {
+    "sysadmin": [(Role.SYSTEM_ADMIN, "hq")],
+    "secadmin": [(Role.SECURITY_ADMIN, "hq")],
+    "auditor": [(Role.AUDIT_ADMIN, "hq")],
+    "analyst": [(Role.ANALYST, "hq")],
+    "responder": [(Role.RESPONDER, "hq")],
+    "viewer": [(Role.VIEWER, "hq")],
+    "nobody": [],
+    "sysadmin_a": [(Role.SYSTEM_ADMIN, "branch_a")],
+    "auditor_a": [(Role.AUDIT_ADMIN, "branch_a")],
+    None: [],  # not signed in
+}
+
+
+def allowed(needs: Requirement, caller: str | None) -> bool:
+    if needs == PUBLIC:
+        return True
+    if caller is None:
+        return False
+    if needs == SIGNED_IN:
+        return True
+    assert isinstance(needs, Needs)
+    return any(
+        needs.permission in ROLE_PERMISSIONS[role] and (unit == "hq" or not needs.everywhere)
+        for role, unit in CALLERS[caller]
+    )
+
+
+@dataclass
+class Caller:
+    """What a request builder knows: the world, who calls, and a way to make fresh records."""
+
+    world: Any
+    username: str | None
+
+    @property
+    def name(self) -> str:
+        return self.username or "anonymous"
+
+    def own_token_id(self) -> int:
+        return new_token(self.world.database, self.username or "viewer")[1]
+
+    def token_of(self, username: str) -> int:
+        return new_token(self.world.database, username)[1]
+
+    def grant_id(self, username: str, role: Role, unit_id: int) -> int:
+        """The id of this grant, created when missing (a previous caller may have revoked it)."""
+        user_id = self.world.users[username]
+        with self.world.database.transaction(Scope.system()) as session:
+            found = session.scalar(select(RoleGrant.id).where(
+                RoleGrant.user_id == user_id, RoleGrant.role == str(role), RoleGrant.unit_id == unit_id))
+            if found is not None:
+                return found
+            row = RoleGrant(user_id=user_id, role=str(role), unit_id=unit_id, granted_by="tests")
+            session.add(row)
+            session.flush()
+            return row.id
+
+    def without_grant(self, username: str, role: Role, unit_id: int) -> None:
+        """Remove this grant if a previous caller created it, so granting it again can succeed."""
+        user_id = self.world.users[username]
+        with self.world.database.transaction(Scope.system()) as session:
+            session.execute(delete(RoleGrant).where(
+                RoleGrant.user_id == user_id, RoleGrant.role == str(role), RoleGrant.unit_id == unit_id))
+
+
+@dataclass
+class Req:
+    path: str
+    json: Any = None
+    data: dict[str, Any] | None = None
+    params: dict[str, Any] | None = None
+    cookies: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Row:
+    needs: Requirement
+    build: Callable[[Caller], Req]
+
+
+def fixed(path: str) -> Callable[[Caller], Req]:
+    return lambda c: Req(path)
+
+
+def policy_body() -> dict[str, int]:
+    return {"password_min_length": 12, "password_min_classes": 3, "password_max_age_days": 90,
+            "max_failed_logins": 5, "lockout_minutes": 15, "token_max_days": 365}
+
+
+def static_file() -> str:
+    static = Path(__file__).resolve().parents[2] / "src" / "vigil" / "web" / "static"
+    return "/static/" + sorted(p.name for p in static.glob("*.css"))[0]
+
+
+def login_form(c: Caller) -> Req:
+    return Req("/login", data={"username": c.username or "viewer", "password": PASSWORD, "next": "/",
+                               "csrf_token": LOGIN_CSRF}, cookies={LOGIN_CSRF_COOKIE: LOGIN_CSRF})
+
+
+def language_form(c: Caller) -> Req:
+    if c.username is None:  # signed out: the sign-in page's CSRF cookie protects the form
+        return Req("/language", data={"language": "zh_CN", "next": "/login", "csrf_token": LOGIN_CSRF},
+                   cookies={LOGIN_CSRF_COOKIE: LOGIN_CSRF})
+    return Req("/language", data={"language": "zh_CN", "next": "/"})
+
+
+# Targets: staff_a (a viewer in line_a, below branch_a) and line_a, so a branch administrator's grant
+# is as valid as headquarters'.
+def staff_a(c: Caller) -> int:
+    return int(c.world.users["staff_a"])
+
+
+ROUTES: dict[tuple[str, str], Row] = {
+    # --- system -----------------------------------------------------------------------------------
+    ("GET", "/healthz"): Row(PUBLIC, fixed("/healthz")),
+    ("GET", "/readyz"): Row(PUBLIC, fixed("/readyz")),
+    ("GET", "/metrics"): Row(Needs(P.METRICS_READ), fixed("/metrics")),
+    ("GET", "/api/openapi.json"): Row(PUBLIC, fixed("/api/openapi.json")),
+    ("GET", "/api/docs"): Row(PUBLIC, fixed("/api/docs")),
+    ("GET", "/docs/oauth2-redirect"): Row(PUBLIC, fixed("/docs/oauth2-redirect")),
+    ("GET", "/static/{path}"): Row(PUBLIC, lambda c: Req(static_file())),
+    ("GET", "/api/v1/settings"): Row(Needs(P.SETTINGS_READ, everywhere=True), fixed("/api/v1/settings")),
+    # --- the signed-in user -------------------------------------------------------------------------
+    ("GET", "/api/v1/me"): Row(SIGNED_IN, fixed("/api/v1/me")),
+    ("PATCH", "/api/v1/me"): Row(SIGNED_IN, lambda c: Req("/api/v1/me", json={"display_name": f"{c.name} (new)"})),
+    ("POST", "/api/v1/me/password"): Row(SIGNED_IN, lambda c: Req(
+        "/api/v1/me/password", json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})),
+    ("GET", "/api/v1/me/tokens"): Row(SIGNED_IN, fixed("/api/v1/me/tokens")),
+    ("POST", "/api/v1/me/tokens"): Row(SIGNED_IN, lambda c: Req("/api/v1/me/tokens", json={"name": "matrix"})),
+    ("DELETE", "/api/v1/me/tokens/{token_id}"): Row(
+        SIGNED_IN, lambda c: Req(f"/api/v1/me/tokens/{c.own_token_id()}")),
+    # --- users --------------------------------------------------------------------------------------
+    ("GET", "/api/v1/users"): Row(Needs(P.USERS_READ), fixed("/api/v1/users")),
+    ("POST", "/api/v1/users"): Row(Needs(P.USERS_WRITE), lambda c: Req("/api/v1/users", json={
+        "username": f"made-by-{c.name}", "password": "Fresh-Account-Pass-1!", "unit_id": c.world.branch_a,
+        "grants": [{"role": "analyst", "unit_id": c.world.line_a}]})),
+    ("GET", "/api/v1/users/{user_id}"): Row(Needs(P.USERS_READ), lambda c: Req(f"/api/v1/users/{staff_a(c)}")),
+    ("PATCH", "/api/v1/users/{user_id}"): Row(Needs(P.USERS_WRITE), lambda c: Req(
+        f"/api/v1/users/{staff_a(c)}", json={"display_name": f"renamed by {c.name}"})),
+    ("POST", "/api/v1/users/{user_id}/grants"): Row(Needs(P.USERS_WRITE), lambda c: (
+        c.without_grant("staff_a", Role.ANALYST, c.world.line_a),
+        Req(f"/api/v1/users/{staff_a(c)}/grants", json={"role": "analyst", "unit_id": c.world.line_a}))[1]),
+    ("DELETE", "/api/v1/users/{user_id}/grants/{grant_id}"): Row(Needs(P.USERS_WRITE), lambda c: Req(
+        f"/api/v1/users/{staff_a(c)}/grants/{c.grant_id('staff_a', Role.ANALYST, c.world.line_a)}")),
+    ("POST", "/api/v1/users/{user_id}/password"): Row(Needs(P.USERS_WRITE), lambda c: Req(
+        f"/api/v1/users/{staff_a(c)}/password", json={"password": "Reset-By-Admin-Pass-9!"})),
+    ("POST", "/api/v1/users/{user_id}/unlock"): Row(
+        Needs(P.USERS_WRITE), lambda c: Req(f"/api/v1/users/{staff_a(c)}/unlock")),
+    ("GET", "/api/v1/users/{user_id}/tokens"): Row(
+        Needs(P.USERS_READ), lambda c: Req(f"/api/v1/users/{staff_a(c)}/tokens")),
+    ("DELETE", "/api/v1/users/{user_id}/tokens/{token_id}"): Row(Needs(P.USERS_WRITE), lambda c: Req(
+        f"/api/v1/users/{staff_a(c)}/tokens/{c.token_of('staff_a')}")),
+    ("GET", "/api/v1/roles"): Row(Needs(P.USERS_READ), fixed("/api/v1/roles")),
+    # --- organisation units -------------------------------------------------------------------------
+    ("GET", "/api/v1/units"): Row(Needs(P.UNITS_READ), fixed("/api/v1/units")),
+    ("POST", "/api/v1/units"): Row(Needs(P.UNITS_WRITE), lambda c: Req("/api/v1/units", json={
+        "name": f"Unit of {c.name}", "kind": "subsidiary", "parent_id": c.world.branch_a})),
+    ("GET", "/api/v1/units/{unit_id}"): Row(Needs(P.UNITS_READ), lambda c: Req(f"/api/v1/units/{c.world.line_a}")),
+    ("PATCH", "/api/v1/units/{unit_id}"): Row(Needs(P.UNITS_WRITE), lambda c: Req(
+        f"/api/v1/units/{c.world.line_a}", json={"name": f"Payments ({c.name})"})),
+    # --- security policy ----------------------------------------------------------------------------
+    ("GET", "/api/v1/security/policy"): Row(Needs(P.POLICY_READ, everywhere=True), fixed("/api/v1/security/policy")),
+    ("PUT", "/api/v1/security/policy"): Row(Needs(P.POLICY_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/security/policy", json=policy_body())),
+    # --- audit trail --------------------------------------------------------------------------------
+    ("GET", "/api/v1/audit"): Row(Needs(P.AUDIT_READ), fixed("/api/v1/audit")),
+    ("GET", "/api/v1/audit/export.csv"): Row(Needs(P.AUDIT_READ), fixed("/api/v1/audit/export.csv")),
+    ("POST", "/api/v1/audit/verify"): Row(Needs(P.AUDIT_VERIFY, everywhere=True), fixed("/api/v1/audit/verify")),
+    # --- UI: sign-in, language, home ----------------------------------------------------------------
+    ("GET", "/login"): Row(PUBLIC, fixed("/login")),
+    ("POST", "/login"): Row(PUBLIC, login_form),
+    ("POST", "/logout"): Row(SIGNED_IN, lambda c: Req("/logout", data={})),
+    ("POST", "/language"): Row(PUBLIC, language_form),
+    ("GET", "/"): Row(SIGNED_IN, fixed("/")),
+    ("GET", "/admin/settings"): Row(Needs(P.SETTINGS_READ, everywhere=True), fixed("/admin/settings")),
+    # --- UI: one's own account ----------------------------------------------------------------------
+    ("GET", "/account"): Row(SIGNED_IN, fixed("/account")),
+    ("POST", "/account/profile"): Row(SIGNED_IN, lambda c: Req(
+        "/account/profile", data={"display_name": f"{c.name} (new)", "language": "en"})),
+    ("POST", "/account/tokens"): Row(SIGNED_IN, lambda c: Req(
+        "/account/tokens", data={"name": "matrix", "expires_in_days": "30"})),
+    ("POST", "/account/tokens/{token_id}/revoke"): Row(
+        SIGNED_IN, lambda c: Req(f"/account/tokens/{c.own_token_id()}/revoke", data={})),
+    ("GET", "/account/password"): Row(SIGNED_IN, fixed("/account/password")),
+    ("POST", "/account/password"): Row(SIGNED_IN, lambda c: Req("/account/password", data={
+        "current_password": PASSWORD, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD})),
+    # --- UI: users ----------------------------------------------------------------------------------
+    ("GET", "/admin/users"): Row(Needs(P.USERS_READ), fixed("/admin/users")),
+    ("POST", "/admin/users"): Row(Needs(P.USERS_WRITE), lambda c: Req("/admin/users", data={
+        "username": f"made-by-{c.name}", "password": "Fresh-Account-Pass-1!", "unit_id": str(c.world.branch_a),
+        "role": "analyst", "display_name": "", "email": ""})),
+    ("GET", "/admin/users/{user_id}"): Row(Needs(P.USERS_READ), lambda c: Req(f"/admin/users/{staff_a(c)}")),
+    ("POST", "/admin/users/{user_id}"): Row(Needs(P.USERS_WRITE), lambda c: Req(f"/admin/users/{staff_a(c)}", data={
+        "display_name": f"renamed by {c.name}", "email": "", "unit_id": str(c.world.line_a), "language": ""})),
+    ("POST", "/admin/users/{user_id}/disable"): Row(
+        Needs(P.USERS_WRITE), lambda c: Req(f"/admin/users/{staff_a(c)}/disable", data={})),
+    ("POST", "/admin/users/{user_id}/enable"): Row(
+        Needs(P.USERS_WRITE), lambda c: Req(f"/admin/users/{staff_a(c)}/enable", data={})),
+    ("POST", "/admin/users/{user_id}/grants"): Row(Needs(P.USERS_WRITE), lambda c: (
+        c.without_grant("staff_a", Role.ANALYST, c.world.line_a),
+        Req(f"/admin/users/{staff_a(c)}/grants", data={"role": "analyst", "unit_id": str(c.world.line_a)}))[1]),
+    ("POST", "/admin/users/{user_id}/grants/{grant_id}/revoke"): Row(Needs(P.USERS_WRITE), lambda c: Req(
+        f"/admin/users/{staff_a(c)}/grants/{c.grant_id('staff_a', Role.ANALYST, c.world.line_a)}/revoke",
+        data={})),
+    ("POST", "/admin/users/{user_id}/password"): Row(Needs(P.USERS_WRITE), lambda c: Req(
+        f"/admin/users/{staff_a(c)}/password", data={"password": "Reset-By-Admin-Pass-9!"})),
+    ("POST", "/admin/users/{user_id}/unlock"): Row(
+        Needs(P.USERS_WRITE), lambda c: Req(f"/admin/users/{staff_a(c)}/unlock", data={})),
+    ("POST", "/admin/users/{user_id}/tokens/revoke"): Row(Needs(P.USERS_WRITE), lambda c: Req(
+        f"/admin/users/{staff_a(c)}/tokens/revoke", data={"token_id": str(c.token_of("staff_a"))})),
+    # --- UI: organisation units, security policy, audit ---------------------------------------------
+    ("GET", "/admin/units"): Row(Needs(P.UNITS_READ), fixed("/admin/units")),
+    ("POST", "/admin/units"): Row(Needs(P.UNITS_WRITE), lambda c: Req("/admin/units", data={
+        "name": f"Unit of {c.name}", "kind": "subsidiary", "parent_id": str(c.world.branch_a)})),
+    ("POST", "/admin/units/{unit_id}/rename"): Row(Needs(P.UNITS_WRITE), lambda c: Req(
+        f"/admin/units/{c.world.line_a}/rename", data={"name": f"Payments ({c.name})"})),
+    ("GET", "/security/policy"): Row(Needs(P.POLICY_READ, everywhere=True), fixed("/security/policy")),
+    ("POST", "/security/policy"): Row(Needs(P.POLICY_WRITE, everywhere=True), lambda c: Req(
+        "/security/policy", data={k: str(v) for k, v in policy_body().items()})),
+    ("GET", "/audit"): Row(Needs(P.AUDIT_READ), fixed("/audit")),
+    ("POST", "/audit/verify"): Row(Needs(P.AUDIT_VERIFY, everywhere=True), lambda c: Req("/audit/verify", data={})),
+}
+
+
+# --- the app's routes -------------------------------------------------------------------------------
+
+
+def app_routes(app: FastAPI) -> set[tuple[str, str]]:
+    """Every (method, path template) the app serves; a static mount counts as one GET route."""
+    found: set[tuple[str, str]] = set()
+    for route in iter_route_contexts(app.routes):
+        if isinstance(route.original_route, Mount):
+            found.add(("GET", f"{route.path}/{{path}}"))
+            continue
+        for method in route.methods or ():
+            if method != "HEAD":
+                found.add((method, str(route.path)))
+    return found
+
+
+def is_api(path: str) -> bool:
+    return path.startswith("/api/") or path in {"/healthz", "/readyz", "/metrics"}
+
+
+def test_every_route_has_a_row_in_the_matrix(tmp_path: Path) -> None:
+    app = create_app(load_settings(data_dir=tmp_path, database_url=f"sqlite:///{tmp_path / 'unused.db'}"))
+    served = app_routes(app)
+    missing = sorted(served - ROUTES.keys())
+    assert not missing, (
+        "these routes have no row in tests/api/test_role_matrix.py ROUTES; add one per route saying what it "
+        "needs (PUBLIC, SIGNED_IN or Needs(permission)) and how to build a valid request: "
+        + ", ".join(f"{m} {p}" for m, p in missing)
+    )
+    stale = sorted(ROUTES.keys() - served)
+    assert not stale, "ROUTES has rows for routes the app no longer serves; remove them: " + ", ".join(
+        f"{m} {p}" for m, p in stale)
+
+
+# --- walking the matrix -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sessions(world: Any) -> dict[str, tuple[str, str]]:
+    """A browser session (cookie value, CSRF token) for every signed-in caller."""
+    return {name: web_session(world.database, name) for name in CALLERS if name is not None}
+
+
+def send(client: TestClient, world: Any, sessions: dict[str, tuple[str, str]], method: str, caller: str | None,
+         req: Req) -> Any:
+    headers: dict[str, str] = {}
+    cookies = dict(req.cookies)
+    data = dict(req.data) if req.data is not None else None
+    if is_api(req.path) or req.path.startswith(("/api/", "/static/", "/docs/")):
+        if caller is not None:
+            headers.update(world.headers(caller))
+    elif caller is not None:
+        secret, csrf = sessions[caller]
+        cookies[SESSION_COOKIE] = secret
+        if method != "GET":
+            data = {"csrf_token": csrf, **(data or {})}
+    if cookies:
+        headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
+    client.cookies.clear()
+    return client.request(method, req.path, json=req.json, data=data, params=req.params, headers=headers,
+                          follow_redirects=False)
+
+
+@pytest.mark.parametrize("key", sorted(ROUTES), ids=[f"{m} {p}" for m, p in sorted(ROUTES)])
+def test_route_grants_and_denies_each_role(key: tuple[str, str], world: Any, client: TestClient,
+                                           sessions: dict[str, tuple[str, str]]) -> None:
+    method, _template = key
+    row = ROUTES[key]
+    for caller in CALLERS:
+        req = row.build(Caller(world, caller))
+        before_denials = denials(world.database, caller or "anonymous", method, req.path)
+        before_records = audit_count(world.database)
+        response = send(client, world, sessions, method, caller, req)
+        who = f"{method} {req.path} as {caller or 'anonymous'}"
+        if allowed(row.needs, caller):
+            assert response.status_code not in (401, 403), (who, response.status_code, response.text[:300])
+            assert response.status_code < 400, (who, response.status_code, response.text[:300])
+            continue
+        if caller is None:
+            if is_api(req.path):
+                assert_problem(response, 401, "not-authenticated")
+                assert response.headers["www-authenticate"] == "Bearer"
+            else:  # a page sends the visitor to sign in, and back afterwards
+                assert response.status_code == 303, (who, response.status_code)
+                assert response.headers["location"].startswith("/login?next=")
+            assert audit_count(world.database) == before_records, f"{who}: a refused visit changed state"
+            continue
+        if is_api(req.path):
+            assert_problem(response, 403, "permission-denied")
+        else:
+            assert response.status_code == 403, (who, response.status_code, response.text[:300])
+            assert response.headers["content-type"].startswith("text/html"), who
+        assert denials(world.database, caller, method, req.path) == before_denials + 1, f"{who}: not audited"
+        assert audit_count(world.database) == before_records + 1, f"{who}: a denied request changed state"
+
+
+# --- separation of duties (三权分立), stated on its own --------------------------------------------
+
+
+def test_system_administrator_cannot_touch_audit_trail_or_security_policy(world: Any, client: TestClient) -> None:
+    h = world.headers("sysadmin")
+    assert_problem(client.get("/api/v1/audit", headers=h), 403)
+    assert_problem(client.get("/api/v1/audit/export.csv", headers=h), 403)
+    assert_problem(client.post("/api/v1/audit/verify", headers=h), 403)
+    assert_problem(client.get("/api/v1/security/policy", headers=h), 403)
+    assert_problem(client.put("/api/v1/security/policy", headers=h, json={**policy_body(), "max_failed_logins": 99}),
+                   403)
+    # ... but manages users and reads the settings.
+    assert client.get("/api/v1/users", headers=h).status_code == 200
+    assert client.get("/api/v1/settings", headers=h).status_code == 200
+    policy = client.get("/api/v1/security/policy", headers=world.headers("secadmin")).json()
+    assert policy["max_failed_logins"] == 5
+
+
+def test_audit_administrator_can_only_read_and_verify(world: Any, client: TestClient) -> None:
+    h = world.headers("auditor")
+    assert client.get("/api/v1/audit", headers=h).status_code == 200
+    assert client.post("/api/v1/audit/verify", headers=h).json()["ok"] is True
+    staff = world.users["staff_a"]
+    changes = [
+        ("POST", "/api/v1/users", {"username": "x-by-auditor", "password": "Fresh-Account-Pass-1!",
+                                   "unit_id": world.hq}),
+        ("PATCH", f"/api/v1/users/{staff}", {"display_name": "x"}),
+        ("PATCH", f"/api/v1/users/{staff}", {"disabled": True}),
+        ("POST", f"/api/v1/users/{staff}/grants", {"role": "analyst", "unit_id": world.hq}),
+        ("POST", f"/api/v1/users/{staff}/password", {"password": "Reset-By-Auditor-9!"}),
+        ("POST", f"/api/v1/users/{staff}/unlock", None),
+        ("POST", "/api/v1/units", {"name": "x", "kind": "branch", "parent_id": world.hq}),
+        ("PATCH", f"/api/v1/units/{world.hq}", {"name": "x"}),
+        ("PUT", "/api/v1/security/policy", policy_body()),
+    ]
+    for method, path, body in changes:
+        assert_problem(client.request(method, path, headers=h, json=body), 403, "permission-denied")
+    for method, path in [("GET", "/api/v1/users"), ("GET", "/api/v1/security/policy"), ("GET", "/api/v1/settings"),
+                         ("GET", "/metrics")]:
+        assert_problem(client.request(method, path, headers=h), 403, "permission-denied")
+
+
+def test_security_administrator_cannot_manage_users(world: Any, client: TestClient) -> None:
+    h = world.headers("secadmin")
+    staff = world.users["staff_a"]
+    refused = [
+        ("GET", "/api/v1/users", None),
+        ("GET", f"/api/v1/users/{staff}", None),
+        ("POST", "/api/v1/users", {"username": "x-by-secadmin", "password": "Fresh-Account-Pass-1!",
+                                   "unit_id": world.hq}),
+        ("PATCH", f"/api/v1/users/{staff}", {"disabled": True}),
+        ("POST", f"/api/v1/users/{staff}/grants", {"role": "analyst", "unit_id": world.hq}),
+        ("POST", f"/api/v1/users/{staff}/password", {"password": "Reset-By-Secadmin-9!"}),
+        ("GET", "/api/v1/audit", None),
+        ("POST", "/api/v1/audit/verify", None),
+    ]
+    for method, path, body in refused:
+        assert_problem(client.request(method, path, headers=h, json=body), 403, "permission-denied")
+    # ... but owns the security policy.
+    response = client.put("/api/v1/security/policy", headers=h, json={**policy_body(), "max_failed_logins": 7})
+    assert response.status_code == 200
+    assert response.json()["max_failed_logins"] == 7
