@@ -14,8 +14,9 @@ MAKEFLAGS += --no-builtin-rules
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-HOST ?= 127.0.0.1
-PORT ?= 8000
+# Plain `=`: a HOST or PORT in the environment (zsh sets HOST) is ignored; `make demo PORT=9000` works.
+HOST = 127.0.0.1
+PORT = 8000
 PYTEST_ARGS ?=
 
 # Stamps: the venv is rebuilt only when the lock or pyproject.toml changes, the assets only when
@@ -84,7 +85,7 @@ init: $(VENV_STAMP)
 	$(BIN)/vigil init
 
 demo: $(VENV_STAMP) assets init
-	$(BIN)/vigil demo
+	VIGIL_HOST=$(HOST) VIGIL_PORT=$(PORT) $(BIN)/vigil demo
 	@echo
 	@echo "Vigil is starting on http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/api/docs; Ctrl-C stops it)"
 	$(BIN)/vigil serve --host $(HOST) --port $(PORT)
