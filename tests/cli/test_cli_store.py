@@ -85,6 +85,13 @@ def test_a_bad_setting_exits_2_naming_it(cli, command: list[str]) -> None:
     assert result.stdout == ""
 
 
+def test_init_reports_an_unusable_data_folder(cli, tmp_path: Path) -> None:
+    (tmp_path / "occupied").write_text("a file, not a folder")
+    result = cli("init", env={"VIGIL_DATA_DIR": str(tmp_path / "occupied" / "var")})
+    assert result.exit_code == 1
+    assert "cannot create the data folder" in result.stderr
+
+
 def test_a_bad_database_url_exits_2_naming_it(cli) -> None:
     result = cli("init", env={"VIGIL_DATABASE_URL": "mysql://root@localhost/vigil"})
     assert result.exit_code == 2

@@ -67,6 +67,9 @@ def test_add_refusals(cli, accounts) -> None:
     two_powers = add(cli, "dave", "--role", "system_admin", "--role", "audit_admin")
     assert two_powers.exit_code == 1
     assert "separation of duties" in two_powers.stderr
+    prompted = cli("user", "add", "dave", "--role", "security_admin", "--role", "audit_admin")
+    assert prompted.exit_code == 1  # refused before asking for a password
+    assert "Password" not in prompted.stdout
     bad_email = add(cli, "erin", "--role", "viewer", "--email", "not-an-address")
     assert bad_email.exit_code == 1
     assert "email" in bad_email.stderr
@@ -99,10 +102,14 @@ def test_disable_and_enable(cli, accounts) -> None:
     assert accounts.sign_in("hank", PASSWORD) == (False, "account disabled")
     assert not accounts.token_works(secret)
     assert "already disabled" in cli.ok("user", "disable", "hank").stdout
+    while_disabled = cli.ok("token", "create", "hank", "--name", "later")
+    assert "hank is disabled" in while_disabled.stderr
+    assert not accounts.token_works(while_disabled.stdout.strip())
     assert "disabled" in cli.ok("user", "list").stdout
     cli.ok("user", "enable", "hank")
     assert accounts.sign_in("hank", PASSWORD) == (True, "ok")
     assert accounts.token_works(secret)
+    assert accounts.token_works(while_disabled.stdout.strip())
     missing = cli("user", "disable", "nobody-here")
     assert missing.exit_code == 1
     assert "does not exist" in missing.stderr

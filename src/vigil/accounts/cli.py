@@ -37,7 +37,7 @@ from vigil.cli.runtime import (
     print_table,
     read_password,
 )
-from vigil.core.auth import Role
+from vigil.core.auth import SEPARATED_ROLES, Role
 from vigil.core.config import Settings
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, NotFound
@@ -132,6 +132,10 @@ def add_user(
     if not USERNAME.match(username):
         fail("the user name must be 2-64 letters, digits, dots, dashes or underscores, "
              "starting with a letter or digit")
+    powers = sorted({str(one) for one in role} & {str(one) for one in SEPARATED_ROLES})
+    if len(powers) > 1:  # the service refuses this too; saying so before the password prompt saves typing
+        fail("separation of duties: one account may hold only one of the system, security and audit "
+             f"administrator roles (asked for {', '.join(powers)})")
     with operation() as op:
         # Check what can be checked before asking for a password.
         with op.transaction() as ctx:
@@ -267,6 +271,8 @@ def create_token(
             ctx, user=user, data=TokenCreate(name=name, roles=roles, expires_in_days=days)
         )
         expires = local_time(op.settings, token.expires_at)
+        if user.disabled:
+            note(f"warning: {username} is disabled; the token works only once the account is enabled again")
     note(f"token {token.id} {name!r} for {username}: roles {', '.join(token.roles) or '-'}; expires {expires}. "
          "The secret below is shown only this once.")
     typer.echo(secret)

@@ -69,7 +69,10 @@ def init() -> None:
     """Create or migrate the records store and the data folder. Safe to run again: it only does what is missing."""
     settings = runtime.settings()
     folder_existed = settings.data_dir.is_dir()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        fail(f"cannot create the data folder {settings.data_dir} (VIGIL_DATA_DIR): {exc}")
     database = Database(settings.effective_database_url)
     try:
         with runtime.store_errors(settings):
@@ -81,7 +84,10 @@ def init() -> None:
     finally:
         database.dispose()
     key_existed = (settings.data_dir / "secret.key").exists()
-    settings.effective_secret_key()
+    try:
+        settings.effective_secret_key()
+    except OSError as exc:
+        fail(f"cannot write the secret key into {settings.data_dir} (VIGIL_DATA_DIR): {exc}")
     typer.echo(f"data folder: {settings.data_dir.resolve()} ({'exists' if folder_existed else 'created'})")
     typer.echo(f"records store: {runtime.store_label(settings)}")
     if before is None:
