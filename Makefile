@@ -32,7 +32,7 @@ help:
 	@echo "make demo    install everything, initialise ./var, load demo data, serve http://$(HOST):$(PORT)"
 	@echo "make test    run the whole test suite (make test PYTEST_ARGS='tests/x.py -k name' for part of it)"
 	@echo "make bench   run every benchmark and print a table of figures"
-	@echo "make lint    ruff check + mypy --strict src"
+	@echo "make lint    ruff check src tests benchmarks scripts, mypy --strict src"
 	@echo "make clean   remove .venv, node_modules, vendored assets and caches (./var is kept)"
 
 # --- Python --------------------------------------------------------------------------------------
@@ -108,7 +108,7 @@ bench: $(VENV_STAMP)
 # keeps its own hand-wrapped style, which the formatter would rewrite.
 lint: $(VENV_STAMP)
 	@status=0; \
-	echo "ruff check src tests benchmarks"; $(BIN)/ruff check src tests benchmarks || status=1; \
+	echo "ruff check src tests benchmarks scripts"; $(BIN)/ruff check src tests benchmarks scripts || status=1; \
 	echo "mypy --strict src"; $(BIN)/mypy --strict src || status=1; \
 	exit $$status
 
