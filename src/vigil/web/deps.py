@@ -114,6 +114,7 @@ def resolve_principal(request: Request, session: Session, csrf_token: str) -> Pr
         if web_session is None or user_or_none is None:
             raise NotAuthenticated("your session has ended; sign in again", credential="session")
         principal = signin.principal_for(user_or_none, tree=tree, web_session=web_session)
+        request.state.principal = principal  # so a refused CSRF check is audited under the user's name
         if request.method not in SAFE_METHODS:
             _check_csrf(csrf_token, web_session.csrf_token)
     request.state.principal = principal

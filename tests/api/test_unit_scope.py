@@ -1,0 +1,305 @@
+"""Organisation-unit scope: a branch administrator sees and changes only their branch; headquarters
+sees everything rolled up. Proven through every endpoint that takes an id, and in the records layer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from fastapi.routing import iter_route_contexts
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from vigil.accounts import service
+from vigil.accounts.models import ApiToken, OrgUnit, RoleGrant, User
+from vigil.core.auth import Role
+from vigil.core.db import Scope, ScopeMissing
+from vigil.core.errors import PermissionDenied
+from vigil.core.pagination import PageParams
+
+from .support import assert_problem, new_token, user_row, web_session
+
+# Every route with an id in its path, and how to aim it at a record of ``target`` (a world user in
+# branch_b): the request a branch_a administrator sends. A route missing here fails the first test.
+ById = Callable[[Any, dict[str, int]], tuple[str, str, Any]]
+ID_ROUTES: dict[tuple[str, str], ById] = {
+    ("GET", "/api/v1/users/{user_id}"): lambda w, t: ("GET", f"/api/v1/users/{t['user']}", None),
+    ("PATCH", "/api/v1/users/{user_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/users/{t['user']}", {"display_name": "taken over", "disabled": True}),
+    ("POST", "/api/v1/users/{user_id}/grants"): lambda w, t: (
+        "POST", f"/api/v1/users/{t['user']}/grants", {"role": "analyst", "unit_id": w.branch_a}),
+    ("DELETE", "/api/v1/users/{user_id}/grants/{grant_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/users/{t['user']}/grants/{t['grant']}", None),
+    ("POST", "/api/v1/users/{user_id}/password"): lambda w, t: (
+        "POST", f"/api/v1/users/{t['user']}/password", {"password": "Taken-Over-Pass-12!"}),
+    ("POST", "/api/v1/users/{user_id}/unlock"): lambda w, t: ("POST", f"/api/v1/users/{t['user']}/unlock", None),
+    ("GET", "/api/v1/users/{user_id}/tokens"): lambda w, t: ("GET", f"/api/v1/users/{t['user']}/tokens", None),
+    ("DELETE", "/api/v1/users/{user_id}/tokens/{token_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/users/{t['user']}/tokens/{t['token']}", None),
+    ("DELETE", "/api/v1/me/tokens/{token_id}"): lambda w, t: ("DELETE", f"/api/v1/me/tokens/{t['token']}", None),
+    ("GET", "/api/v1/units/{unit_id}"): lambda w, t: ("GET", f"/api/v1/units/{t['unit']}", None),
+    ("PATCH", "/api/v1/units/{unit_id}"): lambda w, t: ("PATCH", f"/api/v1/units/{t['unit']}", {"name": "Mine now"}),
+    # The same records through the pages.
+    ("GET", "/admin/users/{user_id}"): lambda w, t: ("GET", f"/admin/users/{t['user']}", None),
+    ("POST", "/admin/users/{user_id}"): lambda w, t: ("POST", f"/admin/users/{t['user']}", {
+        "display_name": "taken over", "email": "", "unit_id": str(w.branch_a), "language": ""}),
+    ("POST", "/admin/users/{user_id}/disable"): lambda w, t: ("POST", f"/admin/users/{t['user']}/disable", {}),
+    ("POST", "/admin/users/{user_id}/enable"): lambda w, t: ("POST", f"/admin/users/{t['user']}/enable", {}),
+    ("POST", "/admin/users/{user_id}/grants"): lambda w, t: (
+        "POST", f"/admin/users/{t['user']}/grants", {"role": "analyst", "unit_id": str(w.branch_a)}),
+    ("POST", "/admin/users/{user_id}/grants/{grant_id}/revoke"): lambda w, t: (
+        "POST", f"/admin/users/{t['user']}/grants/{t['grant']}/revoke", {}),
+    ("POST", "/admin/users/{user_id}/password"): lambda w, t: (
+        "POST", f"/admin/users/{t['user']}/password", {"password": "Taken-Over-Pass-12!"}),
+    ("POST", "/admin/users/{user_id}/unlock"): lambda w, t: ("POST", f"/admin/users/{t['user']}/unlock", {}),
+    ("POST", "/admin/users/{user_id}/tokens/revoke"): lambda w, t: (
+        "POST", f"/admin/users/{t['user']}/tokens/revoke", {"token_id": str(t["token"])}),
+    ("POST", "/account/tokens/{token_id}/revoke"): lambda w, t: ("POST", f"/account/tokens/{t['token']}/revoke", {}),
+    ("POST", "/admin/units/{unit_id}/rename"): lambda w, t: (
+        "POST", f"/admin/units/{t['unit']}/rename", {"name": "Mine now"}),
+}
+
+
+def test_every_route_with_an_id_is_covered(app: Any) -> None:
+    with_ids = {
+        (method, str(route.path))
+        for route in iter_route_contexts(app.routes)
+        if "{" in str(route.path or "")
+        for method in (route.methods or ())
+        if method != "HEAD"
+    }
+    missing = sorted(with_ids - ID_ROUTES.keys())
+    assert not missing, (
+        "add these routes to ID_ROUTES in tests/api/test_unit_scope.py, so the test proves a branch "
+        "cannot reach another branch's records through them: " + ", ".join(f"{m} {p}" for m, p in missing)
+    )
+
+
+@pytest.fixture
+def targets(world: Any) -> dict[str, int]:
+    """Records of branch_b: staff_b, one of their grants and tokens, and the unit itself."""
+    with world.database.transaction(Scope.system()) as session:
+        grant = session.scalar(select(RoleGrant.id).where(RoleGrant.user_id == world.users["staff_b"]))
+    assert grant is not None
+    return {"user": world.users["staff_b"], "grant": grant, "token": new_token(world.database, "staff_b")[1],
+            "unit": world.branch_b}
+
+
+def nonexistent(targets: dict[str, int]) -> dict[str, int]:
+    return {key: 987654 for key in targets}
+
+
+def snapshot(world: Any) -> dict[str, Any]:
+    with world.database.transaction(Scope.system()) as session:
+        unit = session.get(OrgUnit, world.branch_b)
+        assert unit is not None
+        name = unit.name
+    return {"staff_b": user_row(world.database, world.users["staff_b"]), "unit_b": name}
+
+
+def request_as(client: TestClient, world: Any, username: str, method: str, path: str, body: Any,
+               session: tuple[str, str]) -> Any:
+    client.cookies.clear()
+    if path.startswith("/api/"):
+        return client.request(method, path, json=body, headers=world.headers(username))
+    secret, csrf = session
+    data = {"csrf_token": csrf, **body} if body is not None else None
+    return client.request(method, path, data=data, headers={"Cookie": f"vigil_session={secret}"},
+                          follow_redirects=False)
+
+
+@pytest.mark.parametrize("key", sorted(ID_ROUTES), ids=[f"{m} {p}" for m, p in sorted(ID_ROUTES)])
+def test_branch_administrator_cannot_reach_another_branch_by_id(
+    key: tuple[str, str], world: Any, client: TestClient, targets: dict[str, int]
+) -> None:
+    """404, exactly as for an id that does not exist, and nothing of branch_b changes."""
+    before = snapshot(world)
+    browser = web_session(world.database, "sysadmin_a")
+    method, path, body = ID_ROUTES[key](world, targets)
+    refused = request_as(client, world, "sysadmin_a", method, path, body, browser)
+    method, missing_path, body = ID_ROUTES[key](world, nonexistent(targets))
+    absent = request_as(client, world, "sysadmin_a", method, missing_path, body, browser)
+    assert refused.status_code == 404, (path, refused.status_code, refused.text[:300])
+    assert absent.status_code == 404
+    if path.startswith("/api/"):
+        assert_problem(refused, 404, "not-found")
+        # Same words as for a record that does not exist: the reply tells nothing about existence.
+        assert re.sub(r"\d+", "N", refused.json()["detail"]) == re.sub(r"\d+", "N", absent.json()["detail"])
+    else:
+        assert re.sub(r"\d+", "N", refused.text) == re.sub(r"\d+", "N", absent.text)
+    assert snapshot(world) == before
+
+
+def test_branch_administrator_lists_only_their_subtree(world: Any, client: TestClient) -> None:
+    h = world.headers("sysadmin_a")
+    users = client.get("/api/v1/users", headers=h, params={"limit": 500}).json()
+    assert {u["username"] for u in users["items"]} == {"sysadmin_a", "auditor_a", "staff_a"}
+    assert users["total"] == 3
+    units = client.get("/api/v1/units", headers=h).json()
+    assert {u["id"] for u in units} == {world.branch_a, world.line_a}
+    # Filtering on another branch finds nothing rather than an error that would confirm it exists.
+    assert client.get("/api/v1/users", headers=h, params={"unit_id": world.branch_b}).json()["total"] == 0
+    assert client.get("/api/v1/users", headers=h, params={"q": "staff_b"}).json()["total"] == 0
+    assert client.get(f"/api/v1/users/{world.users['staff_a']}/tokens", headers=h).json()["total"] == 1
+
+
+def test_branch_auditor_reads_only_their_branch_of_the_trail(world: Any, client: TestClient) -> None:
+    records = client.get("/api/v1/audit", headers=world.headers("auditor_a"), params={"limit": 500}).json()
+    assert records["total"] > 0
+    assert {r["unit_id"] for r in records["items"]} <= {world.branch_a, world.line_a}
+    everything = client.get("/api/v1/audit", headers=world.headers("auditor"), params={"limit": 500}).json()
+    assert {world.hq, world.branch_b} <= {r["unit_id"] for r in everything["items"]}
+    csv = client.get("/api/v1/audit/export.csv", headers=world.headers("auditor_a")).text
+    assert "staff_b" not in csv and "sysadmin_b" not in csv
+    assert "staff_a" in csv
+
+
+def test_headquarters_sees_everything_rolled_up(world: Any, client: TestClient) -> None:
+    h = world.headers("sysadmin")
+    users = client.get("/api/v1/users", headers=h, params={"limit": 500}).json()
+    assert {"staff_a", "staff_b", "sysadmin_a", "sysadmin_b", "sysadmin"} <= {u["username"] for u in users["items"]}
+    assert users["total"] == len(world.users)
+    units = {u["id"] for u in client.get("/api/v1/units", headers=h).json()}
+    assert units == {world.hq, world.branch_a, world.branch_b, world.line_a}
+    # line_a lies below branch_a: headquarters reaches it too.
+    assert client.get(f"/api/v1/users/{world.users['staff_a']}", headers=h).status_code == 200
+    assert client.get(f"/api/v1/units/{world.line_a}", headers=h).status_code == 200
+    # And branch_a's administrator reaches its own business line.
+    assert client.get(f"/api/v1/users/{world.users['staff_a']}", headers=world.headers("sysadmin_a")).status_code == 200
+
+
+def test_branch_administrator_cannot_place_anything_in_another_branch(world: Any, client: TestClient) -> None:
+    h = world.headers("sysadmin_a")
+    staff_a = world.users["staff_a"]
+    before_count = client.get("/api/v1/users", headers=world.headers("sysadmin")).json()["total"]
+    before_staff = user_row(world.database, staff_a)
+    created = client.post("/api/v1/users", headers=h, json={
+        "username": "intruder", "password": "Planted-Account-12!", "unit_id": world.branch_b})
+    assert_problem(created, 404, "not-found")
+    created = client.post("/api/v1/users", headers=h, json={
+        "username": "intruder", "password": "Planted-Account-12!", "unit_id": world.branch_a,
+        "grants": [{"role": "viewer", "unit_id": world.branch_b}]})
+    assert_problem(created, 404, "not-found")
+    assert_problem(client.patch(f"/api/v1/users/{staff_a}", headers=h, json={"unit_id": world.branch_b}), 404)
+    assert_problem(client.patch(f"/api/v1/users/{staff_a}", headers=h, json={"unit_id": world.hq}), 404)
+    granted = client.post(f"/api/v1/users/{staff_a}/grants", headers=h,
+                          json={"role": "viewer", "unit_id": world.branch_b})
+    assert_problem(granted, 404, "not-found")
+    granted = client.post(f"/api/v1/users/{staff_a}/grants", headers=h, json={"role": "viewer", "unit_id": world.hq})
+    assert_problem(granted, 404, "not-found")
+    unit = client.post("/api/v1/units", headers=h, json={"name": "Planted", "kind": "subsidiary",
+                                                          "parent_id": world.branch_b})
+    assert_problem(unit, 404, "not-found")
+    assert client.get("/api/v1/users", headers=world.headers("sysadmin")).json()["total"] == before_count
+    assert user_row(world.database, staff_a) == before_staff
+    assert {u["name"] for u in client.get("/api/v1/units", headers=world.headers("sysadmin")).json()} == {
+        "Headquarters", "Shanghai branch", "Beijing branch", "Payments"}
+
+
+def test_branch_administrator_cannot_take_over_an_account_with_wider_roles(world: Any, client: TestClient) -> None:
+    """A user of branch_a who also holds a role at headquarters is beyond branch_a's administrator."""
+    wide = world.add_user("wide", Role.VIEWER, world.hq, token=False)
+    assert client.patch(f"/api/v1/users/{wide}", headers=world.headers("sysadmin"),
+                        json={"unit_id": world.branch_a}).status_code == 200
+    before = user_row(world.database, wide)
+    h = world.headers("sysadmin_a")
+    assert client.get(f"/api/v1/users/{wide}", headers=h).status_code == 200  # visible: they work in branch_a
+    for method, path, body in [
+        ("POST", f"/api/v1/users/{wide}/password", {"password": "Taken-Over-Pass-12!"}),
+        ("PATCH", f"/api/v1/users/{wide}", {"disabled": True}),
+        ("POST", f"/api/v1/users/{wide}/grants", {"role": "analyst", "unit_id": world.branch_a}),
+        ("POST", f"/api/v1/users/{wide}/unlock", None),
+    ]:
+        assert_problem(client.request(method, path, headers=h, json=body), 403, "permission-denied")
+    assert user_row(world.database, wide) == before
+
+
+def test_user_moved_to_another_unit_keeps_seeing_their_tokens(world: Any, client: TestClient) -> None:
+    h = world.headers("sysadmin")
+    staff_a = world.users["staff_a"]
+    assert client.patch(f"/api/v1/users/{staff_a}", headers=h, json={"unit_id": world.branch_a}).status_code == 200
+    mine = client.get("/api/v1/me/tokens", headers=world.headers("staff_a")).json()
+    assert mine["total"] == 1
+    token_id = mine["items"][0]["id"]
+    extra = client.post("/api/v1/me/tokens", headers=world.headers("staff_a"), json={"name": "second"}).json()
+    assert client.delete(f"/api/v1/me/tokens/{extra['id']}", headers=world.headers("staff_a")).status_code == 200
+    assert client.delete(f"/api/v1/me/tokens/{token_id}", headers=world.headers("staff_a")).status_code == 200
+    assert client.get("/api/v1/me", headers=world.headers("staff_a")).status_code == 401
+
+
+# --- the records layer itself -----------------------------------------------------------------------
+
+
+def test_scoped_queries_never_return_other_branches(world: Any) -> None:
+    branch_b_people = {world.users["staff_b"], world.users["sysadmin_b"]}
+    with world.database.transaction(Scope(frozenset({world.branch_a, world.line_a}))) as session:
+        users = service.list_users(session, params=PageParams(limit=500))[0]
+        assert {u.username for u in users} == {"sysadmin_a", "auditor_a", "staff_a"}
+        assert not {u.id for u in session.scalars(select(User))} & branch_b_people
+        assert session.get(User, world.users["staff_b"]) is None
+        assert session.scalar(select(func.count()).select_from(User)) == 3
+        assert session.scalar(select(func.count(ApiToken.id))) == 3
+        assert {u.id for u in session.scalars(select(OrgUnit))} == {world.branch_a, world.line_a}
+        # Joined and relationship loads are scoped too.
+        joined = session.execute(select(User.username, RoleGrant.role).join(RoleGrant)).all()
+        assert {name for name, _ in joined} == {"sysadmin_a", "auditor_a", "staff_a"}
+
+
+def test_scoped_bulk_update_and_delete_cannot_touch_other_branches(world: Any) -> None:
+    before_b = user_row(world.database, world.users["staff_b"])
+    with world.database.transaction(Scope(frozenset({world.branch_a}))) as session:
+        changed = session.execute(update(User).values(display_name="bulk")).rowcount
+        removed = session.execute(delete(ApiToken)).rowcount
+    assert changed == 2  # sysadmin_a and auditor_a: staff_a sits in line_a, outside this scope
+    assert removed == 2
+    assert user_row(world.database, world.users["staff_b"]) == before_b
+    with world.database.transaction(Scope.system()) as session:
+        names = dict(session.execute(select(User.username, User.display_name)).all())
+        assert names["staff_b"] == "staff_b" and names["sysadmin"] == "sysadmin"
+        assert names["staff_a"] == "staff_a"
+        assert session.scalar(select(func.count()).select_from(ApiToken)) == len(world.users) - 2
+
+
+def test_scoped_session_cannot_write_into_another_branch(world: Any) -> None:
+    scope = Scope(frozenset({world.branch_a, world.line_a}))
+    attempts: list[Callable[[Session], object]] = [
+        lambda s: s.execute(update(User).where(User.username == "staff_a").values(unit_id=world.branch_b)),
+        lambda s: s.execute(insert(User).values(username="planted", password_hash="x", unit_id=world.branch_b)),
+        lambda s: s.execute(insert(User), [{"username": "planted", "password_hash": "x", "unit_id": world.branch_b}]),
+        lambda s: s.execute(update(User).values(unit_id=User.unit_id + 1)),
+    ]
+    for attempt in attempts:
+        with pytest.raises(PermissionDenied), world.database.transaction(scope) as session:
+            attempt(session)
+    with pytest.raises(PermissionDenied), world.database.transaction(scope) as session:
+        staff = session.scalar(select(User).where(User.username == "staff_a"))
+        assert staff is not None
+        staff.unit_id = world.branch_b
+        session.flush()
+    with pytest.raises(PermissionDenied), world.database.transaction(scope) as session:
+        session.add(User(username="planted", password_hash="x", unit_id=world.branch_b))
+        session.flush()
+    with world.database.transaction(Scope.system()) as session:
+        assert session.scalar(select(User.unit_id).where(User.username == "staff_a")) == world.line_a
+        assert session.scalar(select(User.id).where(User.username == "planted")) is None
+
+
+def test_session_without_scope_fails_closed(world: Any) -> None:
+    with Session(world.database.engine) as session:
+        with pytest.raises(ScopeMissing):
+            session.scalars(select(User)).all()
+        with pytest.raises(ScopeMissing):
+            session.execute(update(User).values(display_name="x"))
+        with pytest.raises(ScopeMissing):
+            session.execute(delete(ApiToken))
+        with pytest.raises(ScopeMissing):
+            session.add(User(username="x", password_hash="x", unit_id=world.hq))
+            session.flush()
+        session.rollback()
+    # The empty scope a request starts with sees nothing until a permission guard widens it.
+    with world.database.transaction(Scope(frozenset())) as session:
+        assert session.scalars(select(User)).all() == []
