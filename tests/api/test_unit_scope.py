@@ -140,7 +140,8 @@ def test_branch_administrator_lists_only_their_subtree(world: Any, client: TestC
     assert {u["username"] for u in users["items"]} == {"sysadmin_a", "auditor_a", "staff_a"}
     assert users["total"] == 3
     units = client.get("/api/v1/units", headers=h).json()
-    assert {u["id"] for u in units} == {world.branch_a, world.line_a}
+    assert {u["id"] for u in units["items"]} == {world.branch_a, world.line_a}
+    assert units["total"] == 2
     # Filtering on another branch finds nothing rather than an error that would confirm it exists.
     assert client.get("/api/v1/users", headers=h, params={"unit_id": world.branch_b}).json()["total"] == 0
     assert client.get("/api/v1/users", headers=h, params={"q": "staff_b"}).json()["total"] == 0
@@ -163,7 +164,7 @@ def test_headquarters_sees_everything_rolled_up(world: Any, client: TestClient) 
     users = client.get("/api/v1/users", headers=h, params={"limit": 500}).json()
     assert {"staff_a", "staff_b", "sysadmin_a", "sysadmin_b", "sysadmin"} <= {u["username"] for u in users["items"]}
     assert users["total"] == len(world.users)
-    units = {u["id"] for u in client.get("/api/v1/units", headers=h).json()}
+    units = {u["id"] for u in client.get("/api/v1/units", headers=h).json()["items"]}
     assert units == {world.hq, world.branch_a, world.branch_b, world.line_a}
     # line_a lies below branch_a: headquarters reaches it too.
     assert client.get(f"/api/v1/users/{world.users['staff_a']}", headers=h).status_code == 200
@@ -196,7 +197,7 @@ def test_branch_administrator_cannot_place_anything_in_another_branch(world: Any
     assert_problem(unit, 404, "not-found")
     assert client.get("/api/v1/users", headers=world.headers("sysadmin")).json()["total"] == before_count
     assert user_row(world.database, staff_a) == before_staff
-    assert {u["name"] for u in client.get("/api/v1/units", headers=world.headers("sysadmin")).json()} == {
+    assert {u["name"] for u in client.get("/api/v1/units", headers=world.headers("sysadmin")).json()["items"]} == {
         "Headquarters", "Shanghai branch", "Beijing branch", "Payments"}
 
 

@@ -21,6 +21,7 @@ from vigil.accounts.schemas import (
     TokenPage,
     TokenRead,
     UnitCreate,
+    UnitPage,
     UnitRead,
     UnitUpdate,
     UserCreate,
@@ -190,8 +191,9 @@ def list_roles(principal: UsersRead) -> dict[str, list[str]]:
 
 
 @router.get("/units", tags=["units"])
-def list_units(principal: UnitsRead, session: SessionDep) -> list[UnitRead]:
-    return [UnitRead.model_validate(u) for u in service.list_units(session)]
+def list_units(principal: UnitsRead, session: SessionDep, pages: Pages) -> UnitPage:
+    items, total = service.page_units(session, params=pages)
+    return UnitPage(items=[UnitRead.model_validate(u) for u in items], total=total, **pages.model_dump())
 
 
 @router.post("/units", status_code=status.HTTP_201_CREATED, tags=["units"])

@@ -41,6 +41,9 @@ class UnitRead(Read):
     created_at: datetime
 
 
+UnitPage = Page[UnitRead]
+
+
 class GrantCreate(Strict):
     role: Role
     unit_id: int

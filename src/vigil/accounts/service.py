@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session
 
 from vigil.accounts.models import ApiToken, OrgUnit, SecurityPolicy, UnitKind, User, WebSession
@@ -59,8 +59,16 @@ def ensure_root_unit(session: Session, name: str = "Headquarters") -> OrgUnit:
     return root
 
 
+def _units_query() -> Select[OrgUnit]:
+    return select(OrgUnit).order_by(OrgUnit.parent_id.is_not(None), OrgUnit.name, OrgUnit.id)
+
+
 def list_units(session: Session) -> Sequence[OrgUnit]:
-    return session.scalars(select(OrgUnit).order_by(OrgUnit.parent_id.is_not(None), OrgUnit.name)).all()
+    return session.scalars(_units_query()).all()
+
+
+def page_units(session: Session, *, params: PageParams) -> tuple[list[OrgUnit], int]:
+    return paginate(session, _units_query(), params)
 
 
 def get_unit(session: Session, unit_id: int) -> OrgUnit:
