@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
 
 from vigil.models import metadata
 
@@ -26,6 +27,9 @@ connection = config.attributes.get("connection")
 if connection is not None:
     run(connection)
 else:
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
-    with engine.begin() as new_connection:
-        run(new_connection)
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "", poolclass=NullPool)
+    try:
+        with engine.begin() as new_connection:
+            run(new_connection)
+    finally:
+        engine.dispose()
