@@ -30,9 +30,16 @@ class ConfigError(Exception):
 
 
 def config_file_path() -> Path | None:
+    """The settings file: ``$VIGIL_CONFIG`` (which must exist), else ``./vigil.toml`` when there is one."""
     explicit = os.environ.get(f"{ENV_PREFIX}CONFIG")
     if explicit:
-        return Path(explicit)
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(
+                f"Vigil cannot start: {ENV_PREFIX}CONFIG names the settings file {path}, which does not exist "
+                f"or is not a file. Fix the path, or unset {ENV_PREFIX}CONFIG to use ./vigil.toml or none."
+            )
+        return path
     default = Path("vigil.toml")
     return default if default.is_file() else None
 
@@ -145,6 +152,10 @@ def describe_validation_error(exc: ValidationError) -> str:
     lines = ["Vigil cannot start: a setting has a wrong value."]
     for error in exc.errors():
         name = ".".join(str(part) for part in error["loc"]) or "?"
+        if error["type"] == "extra_forbidden":  # only a settings file can name an unknown setting
+            lines.append(f"  `{name}` in {config_file_path() or 'vigil.toml'}: not a Vigil setting; "
+                         "check its spelling against `vigil config show`")
+            continue
         lines.append(
             f"  {ENV_PREFIX}{name.upper()} (or `{name}` in vigil.toml): {error['msg']}"
             f" (got {error.get('input')!r})"
@@ -160,7 +171,10 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc)) from exc
     except (OSError, ValueError) as exc:  # unreadable or malformed TOML file
-        raise ConfigError(f"Vigil cannot read its settings file {config_file_path()}: {exc}") from exc
+        raise ConfigError(
+            f"Vigil cannot read its settings file {config_file_path()}: {exc}. "
+            "Fix the file (it is TOML: `name = value` lines, strings in quotes), then start again."
+        ) from exc
 
 
 @lru_cache(maxsize=1)
