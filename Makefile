@@ -114,5 +114,6 @@ lint: $(VENV_STAMP)
 
 clean:
 	rm -rf $(VENV) node_modules $(VENDORED) .pytest_cache .mypy_cache .ruff_cache test-results build dist
-	find src tests benchmarks -name __pycache__ -type d -prune -exec rm -rf {} +
+	find src tests benchmarks scripts -name __pycache__ -type d -prune -exec rm -rf {} +
+	rmdir $(VENDOR) 2>/dev/null || true
 	rm -rf src/*.egg-info
