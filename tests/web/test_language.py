@@ -73,3 +73,14 @@ def test_an_unknown_language_is_refused(app: FastAPI, world: Any) -> None:
     assert refused.status_code == 422 and "Invalid input" in text_of(refused)
     user = stored_user(world.database, "viewer")
     assert user is not None and user.language is None
+
+
+def test_the_switch_on_a_refused_form_returns_to_the_page_of_the_form(app: FastAPI, world: Any) -> None:
+    admin = signed_in(app, "sysadmin")
+    token = csrf_of(admin.get("/admin/units"))
+    form = {"csrf_token": token, "name": "", "kind": "branch", "parent_id": str(world.hq)}
+    refused = admin.post("/admin/units", data=form, headers={"Referer": "https://testserver/admin/units?x=1"})
+    assert refused.status_code == 422
+    assert 'name="next" value="/admin/units?x=1"' in refused.text  # not the POST-only path
+    foreign = admin.post("/admin/units", data=form, headers={"Referer": "https://evil.example/admin/units"})
+    assert 'name="next" value="/"' in foreign.text

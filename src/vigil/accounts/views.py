@@ -379,8 +379,8 @@ def revoke_user_tokens(user_id: int, request: Request, principal: UsersWrite, se
     ctx = context(request, session, principal)
     chosen = text_fields(form, "token_id")["token_id"]
     if chosen:
-        token = signin.get_token(session, int(chosen) if chosen.isdigit() else -1)
-        if token.user_id != user.id:
+        token = signin.get_token(session, int(chosen)) if chosen.isdigit() else None
+        if token is None or token.user_id != user.id:
             raise NotFound(f"token {chosen} does not belong to user {user_id}")
         signin.revoke_token(ctx, token=token)
         return redirect(f"/admin/users/{user_id}?notice=token-revoked")

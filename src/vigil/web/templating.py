@@ -260,6 +260,15 @@ NOTICES: Mapping[str, str] = {
 }
 
 
+def current_page(request: Request) -> str:
+    """Where the language switch returns to: this page, or for a form's answer the page the form was on."""
+    if request.method == "GET":
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    referer = urlsplit(request.headers.get("referer", ""))
+    same_site = referer.netloc == request.url.netloc
+    return local_path(referer.path + (f"?{referer.query}" if referer.query else "")) if same_site else "/"
+
+
 def render(request: Request, template: str, context: Mapping[str, Any] | None = None, *, status: int = 200,
            principal: Principal | None = None) -> HTMLResponse:
     """Render a page for this request's user and language; never cached, since pages show private data."""
@@ -267,8 +276,8 @@ def render(request: Request, template: str, context: Mapping[str, Any] | None = 
     language = language_of(request, principal)
     _ = Translator(language)
     zone = ZoneInfo(settings_of(request).timezone)
-    signed_out = principal is None or principal.csrf_token is None
-    csrf_token = login_csrf_token(request) if signed_out else principal.csrf_token  # type: ignore[union-attr]
+    session_csrf = principal.csrf_token if principal is not None else None
+    csrf_token = session_csrf or login_csrf_token(request)
     base: dict[str, Any] = {
         "_": _,
         "request": request,
@@ -283,13 +292,13 @@ def render(request: Request, template: str, context: Mapping[str, Any] | None = 
         "role_label": lambda role: _(ROLE_LABELS.get(str(role), str(role))),
         "role_options": [(str(role), _(ROLE_LABELS[role])) for role in Role],
         "when": lambda value: format_time(value, zone),
-        "here": request.url.path + (f"?{request.url.query}" if request.url.query else ""),
+        "here": current_page(request),
         "has_htmx": HAS_HTMX,
         "notice": _(NOTICES[key]) if (key := request.query_params.get("notice", "")) in NOTICES else "",
     }
     html = environment.get_template(template).render({**base, **(context or {})})
     response = HTMLResponse(html, status_code=status, headers={"Cache-Control": "no-store"})
-    if signed_out and request.cookies.get(LOGIN_CSRF_COOKIE) != csrf_token:
+    if session_csrf is None and request.cookies.get(LOGIN_CSRF_COOKIE) != csrf_token:
         set_cookie(response, request, LOGIN_CSRF_COOKIE, str(csrf_token))
     return response
 
