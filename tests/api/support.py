@@ -50,9 +50,14 @@ def audit_count(database: Database) -> int:
         return session.scalar(select(func.count()).select_from(AuditRecord)) or 0
 
 
-def denials(database: Database, username: str, method: str, path: str) -> int:
-    """How many auth.denied records name this user and request."""
-    return len(audit_records(database, action="auth.denied", actor=username, target_id=f"{method} {path}"))
+def audit_state(database: Database, username: str, method: str, path: str) -> tuple[int, int]:
+    """All audit records, and the auth.denied ones naming this user and request: one read."""
+    with database.transaction(Scope.system()) as session:
+        total = session.scalar(select(func.count()).select_from(AuditRecord)) or 0
+        denied = session.scalar(select(func.count()).select_from(AuditRecord).where(
+            AuditRecord.action == "auth.denied", AuditRecord.actor == username,
+            AuditRecord.target_id == f"{method} {path}")) or 0
+        return total, denied
 
 
 def web_session(database: Database, username: str) -> tuple[str, str]:

@@ -185,6 +185,19 @@ def test_bad_query_and_path_parameters_are_422(world: Any, client: TestClient) -
     assert body["errors"][0] == {"field": "limit", "in": "query", "message": body["errors"][0]["message"]}
 
 
+def test_audit_search_times_need_an_offset(world: Any, client: TestClient) -> None:
+    h = world.headers("auditor")
+    for value in ("2026-01-01T00:00:00", "2026-01-01", "yesterday"):
+        body = assert_problem(client.get("/api/v1/audit", headers=h, params={"since": value}), 422, "bad-input")
+        assert [(e["field"], e["in"]) for e in body["errors"]] == [("since", "query")]
+    everything = client.get("/api/v1/audit", headers=h).json()["total"]
+    since = client.get("/api/v1/audit", headers=h, params={"since": "2000-01-01T00:00:00Z"}).json()
+    assert since["total"] == everything
+    assert client.get("/api/v1/audit", headers=h, params={"until": "2000-01-01T08:00:00+08:00"}).json()["total"] == 0
+    body = assert_problem(client.get("/api/v1/audit", headers=h, params={"q": "x" * 201}), 422, "bad-input")
+    assert body["errors"][0]["field"] == "q"
+
+
 # --- CSRF -------------------------------------------------------------------------------------------
 
 
@@ -264,6 +277,20 @@ def test_oversized_bodies_are_413_whether_announced_or_streamed(world: Any, smal
     fine = small_client.post("/api/v1/users", headers=world.headers("sysadmin"), json={
         "username": "small", "password": "Compact-Account-Pass-1!", "unit_id": world.hq})
     assert fine.status_code == 201
+
+
+def test_oversized_forms_are_413_too(world: Any, small_client: TestClient) -> None:
+    secret, csrf = web_session(world.database, "sysadmin")
+    count = row_count(world.database, User)
+    form = f"csrf_token={csrf}&username=bulky&password=Bulky-Account-Pass-1!&unit_id=1&display_name=".encode()
+    form += b"x" * 4000
+    headers = {"Cookie": f"{SESSION_COOKIE}={secret}", "Content-Type": "application/x-www-form-urlencoded"}
+    announced = small_client.post("/admin/users", content=form, headers=headers, follow_redirects=False)
+    assert announced.status_code == 413
+    streamed = small_client.post("/admin/users", content=iter([form[:2000], form[2000:]]), headers=headers,
+                                 follow_redirects=False)
+    assert streamed.status_code == 413
+    assert row_count(world.database, User) == count
 
 
 # --- separation of duties and self-protection -------------------------------------------------------

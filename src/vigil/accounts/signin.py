@@ -59,6 +59,7 @@ def authenticate(session: Session, *, username: str, password: str, source_ip: s
         verify_password(DUMMY_HASH, password)  # same cost as a real check: no user-name probing by timing
         return refuse("unknown user")
     if user.locked:
+        verify_password(user.password_hash, password)  # same cost: timing must not tell a locked account
         return refuse("account locked")
     if not verify_password(user.password_hash, password):
         user.failed_logins += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from vigil.core.pagination import Page
 
@@ -31,12 +31,13 @@ AuditPage = Page[AuditRead]
 
 
 class AuditFilter(BaseModel):
-    q: str = ""
-    actor: str = ""
-    action: str = ""
-    outcome: str = ""
-    since: datetime | None = None
-    until: datetime | None = None
+    q: str = Field(default="", max_length=200, description="Part of the actor, action, target, address or details.")
+    actor: str = Field(default="", max_length=200)
+    action: str = Field(default="", max_length=200, description="An action or a family, e.g. `user`.")
+    outcome: str = Field(default="", max_length=20)
+    # With an offset (2026-01-31T08:00:00+08:00 or ...Z): a bare local time would be ambiguous.
+    since: AwareDatetime | None = None
+    until: AwareDatetime | None = None
 
 
 class VerificationRead(BaseModel):
