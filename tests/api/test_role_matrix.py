@@ -7,7 +7,7 @@ no row, so a new endpoint or page cannot ship without saying who may use it.
 For every route and every caller (the six roles at headquarters, a user with no role, two branch
 administrators, and nobody signed in): a denial is 403 (problem+json for the API, an HTML page for the
 UI), writes an ``auth.denied`` audit record and nothing else; a grant is neither 401 nor 403, and with
-the valid request each row builds, it succeeds.
+the valid request each row builds, it succeeds, and a granted change is on the audit trail.
 """
 
 from __future__ import annotations
@@ -354,6 +354,9 @@ def test_route_grants_and_denies_each_role(key: tuple[str, str], world: Any, cli
         if allowed(row.needs, caller):
             assert response.status_code not in (401, 403), (who, response.status_code, response.text[:300])
             assert response.status_code < 400, (who, response.status_code, response.text[:300])
+            if method != "GET" and caller is not None:  # every change a user makes is on the audit trail
+                records = audit_state(world.database, caller, method, req.path)[0]
+                assert records > before_records, f"{who}: changed something without an audit record"
             continue
         if caller is None:
             if is_api(req.path):
