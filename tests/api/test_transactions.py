@@ -3,6 +3,7 @@ never reaches the client as a success, and a refused request leaves nothing half
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -60,6 +61,40 @@ def test_the_check_above_catches_a_late_commit(app: FastAPI) -> None:
         return {}
 
     assert late_commits(app) == ["['GET'] /api/v1/test/late"]
+
+
+def coroutines_using_the_store(app: FastAPI) -> list[str]:
+    """Endpoints and dependencies written as ``async def`` that take the records session."""
+
+    def walk(dependant: Dependant, route: str) -> Iterator[str]:
+        uses_store = any(sub.call is db_session for sub in dependant.dependencies)
+        if uses_store and dependant.call is not None and inspect.iscoroutinefunction(dependant.call):
+            yield f"{route}: {dependant.call.__name__}"
+        for sub in dependant.dependencies:
+            yield from walk(sub, route)
+
+    found: set[str] = set()
+    for route in iter_route_contexts(app.routes):
+        dependant = getattr(route, "dependant", None)
+        if dependant is not None:
+            found.update(walk(dependant, f"{sorted(route.methods or [])} {route.path}"))
+    return sorted(found)
+
+
+def test_no_coroutine_waits_for_the_store_on_the_event_loop(app: FastAPI) -> None:
+    assert not coroutines_using_the_store(app), (
+        "make these plain functions (def, not async def): they use the records session, and a coroutine "
+        "would block every other request while the database makes it wait: "
+        + ", ".join(coroutines_using_the_store(app))
+    )
+
+
+def test_the_check_above_catches_a_coroutine(app: FastAPI) -> None:
+    @app.get("/api/v1/test/blocking")
+    async def blocking(session: SessionDep) -> dict[str, str]:
+        return {}
+
+    assert coroutines_using_the_store(app) == ["['GET'] /api/v1/test/blocking: blocking"]
 
 
 @pytest.fixture

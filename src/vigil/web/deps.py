@@ -3,6 +3,10 @@
 ``require(permission)`` is the one guard of every endpoint and page: it refuses with 403 when the
 principal lacks the permission, and otherwise narrows the session's scope to the units where the
 principal holds it, so every query the endpoint runs sees only those units.
+
+Endpoints and dependencies that use the records session are plain functions, never ``async def``:
+FastAPI runs plain functions in worker threads, while a coroutine would hold the event loop for as
+long as the database makes it wait (a test walks every route to keep it so).
 """
 
 from __future__ import annotations
@@ -121,21 +125,17 @@ def resolve_principal(request: Request, session: Session, csrf_token: str) -> Pr
     return principal
 
 
-def signed_in(
+def current_principal(
     request: Request, session: SessionDep, csrf_token: Annotated[str, Depends(supplied_csrf_token)]
 ) -> Principal:
     """The principal dependency. A plain function on purpose: FastAPI runs it in a worker thread, so
     its database work never blocks the event loop (on SQLite a blocked loop would stall the request
-    that holds the write lock, and with it every other request)."""
+    that holds the write lock, and with it every other request). Outside dependency injection, call
+    ``resolve_principal`` from a plain (not ``async``) endpoint."""
     return resolve_principal(request, session, csrf_token)
 
 
-async def current_principal(request: Request, session: Session) -> Principal:
-    """For code outside dependency injection. Prefer ``PrincipalDep``: this runs on the event loop."""
-    return resolve_principal(request, session, await supplied_csrf_token(request))
-
-
-PrincipalDep = Annotated[Principal, Depends(signed_in)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
 def require(permission: Permission, *, everywhere: bool = False) -> Callable[..., Principal]:
