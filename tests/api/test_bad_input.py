@@ -185,6 +185,38 @@ def test_bad_query_and_path_parameters_are_422(world: Any, client: TestClient) -
     assert body["errors"][0] == {"field": "limit", "in": "query", "message": body["errors"][0]["message"]}
 
 
+@pytest.mark.parametrize("method, path, body, field", [
+    ("PATCH", "/api/v1/me", {"display_name": "nul\u0000byte"}, "display_name"),
+    ("POST", "/api/v1/units", {"name": "nul\u0000", "kind": "branch", "parent_id": 1}, "name"),
+    ("POST", "/api/v1/units", {"name": "huge", "kind": "branch", "parent_id": 2**40}, "parent_id"),
+    ("PATCH", "/api/v1/users/1", {"unit_id": 2**31}, "unit_id"),
+    ("POST", "/api/v1/users/1/grants", {"role": "viewer", "unit_id": 0}, "unit_id"),
+    ("GET", f"/api/v1/users/{2**31}", None, "user_id"),
+    ("GET", f"/api/v1/users/{2**70}", None, "user_id"),
+    ("GET", "/api/v1/users?unit_id=99999999999", None, "unit_id"),
+    ("GET", "/api/v1/users?q=nul%00byte", None, "q"),
+    ("GET", "/api/v1/audit?actor=nul%00byte", None, "actor"),
+    ("GET", f"/admin/users/{2**62}", None, None),
+])
+def test_values_the_store_cannot_hold_are_422_not_500(world: Any, client: TestClient, method: str, path: str,
+                                                      body: Any, field: str | None) -> None:
+    """Numbers beyond the id range and NUL characters (which PostgreSQL cannot store) are bad input."""
+    who = "auditor" if "/audit" in path else "sysadmin"
+    records = audit_count(world.database)
+    before = user_row(world.database, world.users["sysadmin"])
+    if path.startswith("/admin/"):
+        secret, _ = web_session(world.database, who)
+        # Pages answer as pages; the point is that nothing breaks (PostgreSQL refuses such an id).
+        assert client.get(path, headers={"Cookie": f"{SESSION_COOKIE}={secret}"}).status_code in (404, 422)
+        return
+    response = client.request(method, path, json=body, headers=world.headers(who))
+    problem = assert_problem(response, 422, "bad-input")
+    if field is not None:
+        assert [e["field"] for e in problem["errors"]] == [field]
+    assert user_row(world.database, world.users["sysadmin"]) == before
+    assert audit_count(world.database) == records
+
+
 def test_audit_search_times_need_an_offset(world: Any, client: TestClient) -> None:
     h = world.headers("auditor")
     for value in ("2026-01-01T00:00:00", "2026-01-01", "yesterday"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 
 from vigil.accounts import service, signin
 from vigil.accounts.schemas import (
@@ -30,13 +30,16 @@ from vigil.accounts.schemas import (
     UserUpdate,
 )
 from vigil.core.auth import ROLE_PERMISSIONS, Permission, Principal, Role
+from vigil.core.db import MAX_RECORD_ID
 from vigil.core.errors import BadInput
+from vigil.core.inputs import Text
 from vigil.core.pagination import PageParams, page_params
 from vigil.web.deps import SelfDep, SessionDep, context, current_user, require
 
 router = APIRouter(prefix="/api/v1")
 P = Permission
 Pages = Annotated[PageParams, Depends(page_params)]
+Id = Annotated[int, Path(ge=1, le=MAX_RECORD_ID, description="A record's id.")]
 
 
 UsersRead = Annotated[Principal, Depends(require(P.USERS_READ))]
@@ -100,7 +103,7 @@ def create_my_token(data: TokenCreate, request: Request, principal: SelfDep, ses
 
 
 @router.delete("/me/tokens/{token_id}", tags=["me"])
-def revoke_my_token(token_id: int, request: Request, principal: SelfDep, session: SessionDep) -> TokenRead:
+def revoke_my_token(token_id: Id, request: Request, principal: SelfDep, session: SessionDep) -> TokenRead:
     token = signin.get_token(session, token_id)
     if token.user_id != principal.user_id:
         token = signin.get_token(session, -1)  # someone else's token: as if it did not exist
@@ -115,8 +118,8 @@ def list_users(
     principal: UsersRead,
     session: SessionDep,
     pages: Pages,
-    q: Annotated[str, Query(max_length=100, description="Part of a name or e-mail.")] = "",
-    unit_id: int | None = None,
+    q: Annotated[Text, Query(max_length=100, description="Part of a name or e-mail.")] = "",
+    unit_id: Annotated[int | None, Query(ge=1, le=MAX_RECORD_ID)] = None,
 ) -> UserPage:
     items, total = service.list_users(session, params=pages, query=q, unit_id=unit_id)
     return UserPage(items=[UserRead.model_validate(u) for u in items], total=total, **pages.model_dump())
@@ -129,50 +132,50 @@ def create_user(data: UserCreate, request: Request, principal: UsersWrite, sessi
 
 
 @router.get("/users/{user_id}", tags=["users"])
-def read_user(user_id: int, principal: UsersRead, session: SessionDep) -> UserRead:
+def read_user(user_id: Id, principal: UsersRead, session: SessionDep) -> UserRead:
     return UserRead.model_validate(service.get_user(session, user_id))
 
 
 @router.patch("/users/{user_id}", tags=["users"])
-def update_user(user_id: int, data: UserUpdate, request: Request, principal: UsersWrite,
+def update_user(user_id: Id, data: UserUpdate, request: Request, principal: UsersWrite,
                 session: SessionDep) -> UserRead:
     user = service.update_user(context(request, session, principal), user_id=user_id, data=data)
     return UserRead.model_validate(user)
 
 
 @router.post("/users/{user_id}/grants", status_code=status.HTTP_201_CREATED, tags=["users"])
-def grant_role(user_id: int, data: GrantCreate, request: Request, principal: UsersWrite,
+def grant_role(user_id: Id, data: GrantCreate, request: Request, principal: UsersWrite,
                session: SessionDep) -> GrantRead:
     ctx = context(request, session, principal)
     return GrantRead.model_validate(service.grant_role(ctx, user=service.get_user(session, user_id), grant=data))
 
 
 @router.delete("/users/{user_id}/grants/{grant_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
-def revoke_grant(user_id: int, grant_id: int, request: Request, principal: UsersWrite, session: SessionDep) -> None:
+def revoke_grant(user_id: Id, grant_id: Id, request: Request, principal: UsersWrite, session: SessionDep) -> None:
     service.revoke_grant(context(request, session, principal), user_id=user_id, grant_id=grant_id)
 
 
 @router.post("/users/{user_id}/password", tags=["users"])
-def reset_password(user_id: int, data: PasswordReset, request: Request, principal: UsersWrite,
+def reset_password(user_id: Id, data: PasswordReset, request: Request, principal: UsersWrite,
                    session: SessionDep) -> UserRead:
     user = service.reset_password(context(request, session, principal), user_id=user_id, password=data.password)
     return UserRead.model_validate(user)
 
 
 @router.post("/users/{user_id}/unlock", tags=["users"])
-def unlock_user(user_id: int, request: Request, principal: UsersWrite, session: SessionDep) -> UserRead:
+def unlock_user(user_id: Id, request: Request, principal: UsersWrite, session: SessionDep) -> UserRead:
     return UserRead.model_validate(service.unlock_user(context(request, session, principal), user_id=user_id))
 
 
 @router.get("/users/{user_id}/tokens", tags=["users"])
-def user_tokens(user_id: int, principal: UsersRead, session: SessionDep, pages: Pages) -> TokenPage:
+def user_tokens(user_id: Id, principal: UsersRead, session: SessionDep, pages: Pages) -> TokenPage:
     service.get_user(session, user_id)
     items, total = signin.list_tokens(session, params=pages, user_id=user_id)
     return TokenPage(items=[TokenRead.model_validate(t) for t in items], total=total, **pages.model_dump())
 
 
 @router.delete("/users/{user_id}/tokens/{token_id}", tags=["users"])
-def revoke_user_token(user_id: int, token_id: int, request: Request, principal: UsersWrite,
+def revoke_user_token(user_id: Id, token_id: Id, request: Request, principal: UsersWrite,
                       session: SessionDep) -> TokenRead:
     token = signin.get_token(session, token_id)
     if token.user_id != user_id:
@@ -204,12 +207,12 @@ def create_unit(data: UnitCreate, request: Request, principal: UnitsWrite, sessi
 
 
 @router.get("/units/{unit_id}", tags=["units"])
-def read_unit(unit_id: int, principal: UnitsRead, session: SessionDep) -> UnitRead:
+def read_unit(unit_id: Id, principal: UnitsRead, session: SessionDep) -> UnitRead:
     return UnitRead.model_validate(service.get_unit(session, unit_id))
 
 
 @router.patch("/units/{unit_id}", tags=["units"])
-def rename_unit(unit_id: int, data: UnitUpdate, request: Request, principal: UnitsWrite,
+def rename_unit(unit_id: Id, data: UnitUpdate, request: Request, principal: UnitsWrite,
                 session: SessionDep) -> UnitRead:
     unit = service.rename_unit(context(request, session, principal), unit_id=unit_id, name=data.name)
     return UnitRead.model_validate(unit)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
 from vigil.accounts.models import UnitKind
 from vigil.core.auth import Role
 from vigil.core.config import Language
+from vigil.core.inputs import RecordId, refuse_nul
 from vigil.core.pagination import Page
 
 USERNAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,63}$")
@@ -17,6 +18,12 @@ USERNAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,63}$")
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: object) -> object:
+        # Every text field: the records store cannot hold NUL characters (see core.inputs).
+        return refuse_nul(value) if isinstance(value, str) else value
 
 
 class Read(BaseModel):
@@ -26,7 +33,7 @@ class Read(BaseModel):
 class UnitCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
     kind: UnitKind
-    parent_id: int
+    parent_id: RecordId
 
 
 class UnitUpdate(Strict):
@@ -46,7 +53,7 @@ UnitPage = Page[UnitRead]
 
 class GrantCreate(Strict):
     role: Role
-    unit_id: int
+    unit_id: RecordId
 
 
 class GrantRead(Read):
@@ -62,7 +69,7 @@ class UserCreate(Strict):
     display_name: str = Field(default="", max_length=200)
     email: EmailStr | None = None
     password: str = Field(min_length=1, max_length=256)
-    unit_id: int
+    unit_id: RecordId
     grants: list[GrantCreate] = Field(default_factory=list)
     language: Language | None = None
 
@@ -77,7 +84,7 @@ class UserCreate(Strict):
 class UserUpdate(Strict):
     display_name: str | None = Field(default=None, max_length=200)
     email: EmailStr | None = None
-    unit_id: int | None = None
+    unit_id: RecordId | None = None
     language: Language | None = None
     disabled: bool | None = None
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from vigil.core.inputs import Text
 from vigil.core.pagination import Page
 
 
@@ -31,10 +32,10 @@ AuditPage = Page[AuditRead]
 
 
 class AuditFilter(BaseModel):
-    q: str = Field(default="", max_length=200, description="Part of the actor, action, target, address or details.")
-    actor: str = Field(default="", max_length=200)
-    action: str = Field(default="", max_length=200, description="An action or a family, e.g. `user`.")
-    outcome: str = Field(default="", max_length=20)
+    q: Text = Field(default="", max_length=200, description="Part of the actor, action, target, address or details.")
+    actor: Text = Field(default="", max_length=200)
+    action: Text = Field(default="", max_length=200, description="An action or a family, e.g. `user`.")
+    outcome: Text = Field(default="", max_length=20)
     # With an offset (2026-01-31T08:00:00+08:00 or ...Z): a bare local time would be ambiguous.
     since: AwareDatetime | None = None
     until: AwareDatetime | None = None

@@ -41,6 +41,10 @@ NAMING = {
 }
 
 
+# Record ids are 32-bit integers (PostgreSQL ``integer``); an id beyond this can name no record.
+MAX_RECORD_ID = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -13,7 +13,7 @@ from urllib.parse import quote
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -21,7 +21,7 @@ from vigil.accounts import service
 from vigil.core import audit
 from vigil.core.auth import Principal
 from vigil.core.db import Scope
-from vigil.core.errors import Conflict, NotAuthenticated, PermissionDenied, Unavailable, VigilError
+from vigil.core.errors import BadInput, Conflict, NotAuthenticated, PermissionDenied, Unavailable, VigilError
 from vigil.web.deps import client_ip, database_of
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,17 @@ def install(app: FastAPI) -> None:
         conflict = Conflict("the change conflicts with a record saved meanwhile (for example a name that was "
                             "just taken); nothing was saved: reload and try again")
         response: Response = await run_in_threadpool(_vigil_error_response, request, conflict)
+        return response
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def unstorable_value(request: Request, exc: Exception) -> Response:
+        # A value the schema let through but the store cannot hold (a number out of range, a NUL
+        # character in text): the caller's input is at fault, and nothing was saved.
+        log.info("refused a value the records store cannot hold on %s %s: %s", request.method, request.url.path,
+                 exc)
+        bad = BadInput("a value is out of range or contains characters that cannot be stored; nothing was saved")
+        response: Response = await run_in_threadpool(_vigil_error_response, request, bad)
         return response
 
     @app.exception_handler(OperationalError)
