@@ -81,12 +81,23 @@ class UserCreate(Strict):
         return value
 
 
+def _not_null(value: object) -> object:
+    """For a field that is optional in a change but has no "empty" value: null is refused, not stored."""
+    if value is None:
+        raise ValueError("must not be null; leave the field out to keep its value")
+    return value
+
+
 class UserUpdate(Strict):
+    """Only the fields sent change; email and language may be null (cleared), the others may not."""
+
     display_name: str | None = Field(default=None, max_length=200)
     email: EmailStr | None = None
     unit_id: RecordId | None = None
     language: Language | None = None
     disabled: bool | None = None
+
+    _present = field_validator("display_name", "unit_id", "disabled", mode="before")(_not_null)
 
 
 class UserRead(Read):
@@ -118,6 +129,8 @@ class PasswordChange(Strict):
 
 class ProfileUpdate(Strict):
     display_name: str | None = Field(default=None, max_length=200)
+
+    _present = field_validator("display_name", mode="before")(_not_null)
     language: Language | None = None
 
 
