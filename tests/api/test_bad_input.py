@@ -177,6 +177,21 @@ def test_bad_fields_are_422_listing_each_one(world: Any, client: TestClient) -> 
     assert row_count(world.database, User) == count
 
 
+def test_null_for_a_field_that_cannot_be_empty_is_422(world: Any, client: TestClient) -> None:
+    staff = world.users["staff_a"]
+    before = user_row(world.database, staff)
+    for field in ("display_name", "unit_id", "disabled"):
+        response = client.patch(f"/api/v1/users/{staff}", headers=world.headers("sysadmin"), json={field: None})
+        assert [e["field"] for e in assert_problem(response, 422, "bad-input")["errors"]] == [field]
+    response = client.patch("/api/v1/me", headers=world.headers("staff_a"), json={"display_name": None})
+    assert [e["field"] for e in assert_problem(response, 422, "bad-input")["errors"]] == ["display_name"]
+    assert user_row(world.database, staff) == before
+    # Null clears what may be empty.
+    cleared = client.patch(f"/api/v1/users/{staff}", headers=world.headers("sysadmin"),
+                           json={"email": None, "language": None})
+    assert cleared.status_code == 200 and (cleared.json()["email"], cleared.json()["language"]) == ("", None)
+
+
 def test_bad_query_and_path_parameters_are_422(world: Any, client: TestClient) -> None:
     h = world.headers("sysadmin")
     body = assert_problem(client.get("/api/v1/users/not-a-number", headers=h), 422, "bad-input")
