@@ -118,7 +118,9 @@ def resolve_principal(request: Request, session: Session, csrf_token: str) -> Pr
         if web_session is None or user_or_none is None:
             raise NotAuthenticated("your session has ended; sign in again", credential="session")
         principal = signin.principal_for(user_or_none, tree=tree, web_session=web_session)
-        request.state.principal = principal  # so a refused CSRF check is audited under the user's name
+        # Not yet the request's principal (a later call would skip the check), but the audit record of
+        # a refused CSRF check names the session's user.
+        request.state.claimed_principal = principal
         if request.method not in SAFE_METHODS:
             _check_csrf(csrf_token, web_session.csrf_token)
     request.state.principal = principal

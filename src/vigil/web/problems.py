@@ -49,7 +49,8 @@ def problem(status: int, code: str, title: str, detail: str, request: Request, *
 
 
 def _audit_refusal(request: Request, exc: VigilError) -> None:
-    principal: Principal | None = getattr(request.state, "principal", None)
+    principal: Principal | None = getattr(request.state, "principal", None) or getattr(
+        request.state, "claimed_principal", None)
     action = "auth.denied" if isinstance(exc, PermissionDenied) else "auth.token"
     try:
         with database_of(request).transaction(Scope.system()) as session:
