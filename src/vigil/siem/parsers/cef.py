@@ -93,7 +93,7 @@ def cef_time(value: str, ctx: ParseContext) -> datetime:
     return parse_rfc3339(value, ctx)
 
 
-def _convert(value: str, kind: str) -> Any:
+def convert_value(value: str, kind: str) -> Any:
     """The value as the ECS field holds it, or None when it is not one (kept only in cef.extensions)."""
     if kind == "ip":
         try:
@@ -152,7 +152,7 @@ def parse_cef_text(text: str, ctx: ParseContext) -> Event:
     put(event, "message", name)
     for key, (field, kind) in _ECS.items():
         if key in extensions:
-            converted = _convert(extensions[key], kind)
+            converted = convert_value(extensions[key], kind)
             if converted is not None:
                 put(event, field, converted)
     for key, field in (("start", "event.start"), ("end", "event.end")):
