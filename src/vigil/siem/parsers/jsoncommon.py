@@ -162,12 +162,14 @@ def put_present(event: Event, dotted: str, value: Any) -> None:
 
 def put_absent(event: Event, dotted: str, value: Any) -> None:
     """``put_present`` unless the event already has a value there (shipper's own ECS fields win)."""
+    if value is None or value == "" or value == "-":
+        return
     node: Any = event
     for part in dotted.split("."):
         if not isinstance(node, dict):
             break
         if part not in node:
-            put_present(event, dotted, value)
+            put(event, dotted, value)
             return
         node = node[part]
     else:
