@@ -109,6 +109,14 @@ def test_invalid_utf8_is_kept_and_the_line_parsed() -> None:
     assert get(event, "vigil.original_base64") == (
         "MjAzLjAuMTEzLjkgLSAtIFsxMC9NYXIvMjAyNjoxMTo1ODowMSArMDgwMF0gIkdFVCAv//4gSFRUUC8xLjEiIDIwMCAxICItIiAiYm90wCI=")
     assert get(event, "http.response.status_code") == 200
+    assert get(event, "url.original") == "/\\xff\\xfe"
+
+
+def test_non_ascii_paths_nginx_escaped_read_as_text() -> None:
+    event = parse(b'203.0.113.9 - - [10/Mar/2026:11:58:01 +0800] '
+                  b'"GET /\\xE6\\x96\\x87\\xE4\\xBB\\xB6?q=\\xC3 HTTP/1.1" 200 1')
+    assert get(event, "url.path") == "/文件"
+    assert get(event, "url.query") == "q=\\xc3"
 
 
 def test_batch_keeps_good_lines_around_a_bad_one() -> None:

@@ -30,14 +30,22 @@ _ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)")
 
 
 def _unescape(value: str) -> str:
-    """nginx writes ``\\x22`` and Apache ``\\"`` for quotes inside fields; both back to the character."""
-    def replace(match: re.Match[str]) -> str:
+    """nginx writes ``\\xHH`` for quotes and non-ASCII bytes, Apache ``\\"``: back to the text they encode
+    (UTF-8; bytes that are not stay escaped as ``\\xHH``)."""
+    if "\\" not in value:
+        return value
+    out = bytearray()
+    position = 0
+    for match in _ESCAPE.finditer(value):
+        out += value[position: match.start()].encode("utf-8", "surrogatepass")
         code = match.group(1)
         if code[0] == "x" and len(code) == 3:
-            return chr(int(code[1:], 16))
-        return {"n": "\n", "t": "\t"}.get(code, code)
-
-    return _ESCAPE.sub(replace, value) if "\\" in value else value
+            out.append(int(code[1:], 16))
+        else:
+            out += {"n": "\n", "t": "\t"}.get(code, code).encode("utf-8", "surrogatepass")
+        position = match.end()
+    out += value[position:].encode("utf-8", "surrogatepass")
+    return out.decode("utf-8", errors="backslashreplace")
 
 
 def access_time(text: str) -> datetime:
