@@ -208,3 +208,11 @@ def test_batch_keeps_good_lines_around_a_bad_one() -> None:
 
 def test_fuzz() -> None:
     check_never_raises(PARSER, SAMPLES)
+
+
+def test_rsyslog_repeated_message_is_analysed_as_what_it_repeats() -> None:
+    event = parse("Mar 10 09:00:00 bastion sshd[82]: message repeated 5 times: [ Failed password for root from "
+                  "198.51.100.7 port 4260 ssh2]")
+    assert pick(event, "event.action", "event.outcome", "user.name", "source.port", "system.auth.repeated") == {
+        "event.action": "ssh_login", "event.outcome": "failure", "user.name": "root", "source.port": 4260,
+        "system.auth.repeated": 5}

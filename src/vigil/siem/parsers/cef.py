@@ -44,7 +44,6 @@ _ECS: dict[str, tuple[str, str]] = {
     "dproc": ("process.name", "text"), "dpid": ("process.pid", "int"),
     "sproc": ("source.process.name", "text"), "spid": ("source.process.pid", "int"),
     "sntdom": ("source.user.domain", "text"), "dntdom": ("destination.user.domain", "text"),
-    "cnt": ("event.count", "int"),
 }
 _OUTCOMES = {"success": "success", "succeeded": "success", "failure": "failure", "failed": "failure",
              "fail": "failure", "unknown": "unknown"}
@@ -186,7 +185,9 @@ class CefParser:
     def sniff(self, sample: bytes) -> bool:
         line = sample.split(b"\n", 1)[0][:4096]
         index = line.find(b"CEF:")
-        return index >= 0 and line[index + 4: index + 5].isdigit() and line.count(b"|") >= 7
+        if index < 0 or (index > 0 and (line[index - 1: index] != b" " or line.lstrip()[:1] in (b"{", b"["))):
+            return False  # bare, or after a syslog header; not quoted inside JSON
+        return line[index + 4: index + 5].isdigit() and line.count(b"|") >= 7
 
     def parse_one(self, raw: bytes, ctx: ParseContext) -> Event:
         text, _ = decode_text(raw)

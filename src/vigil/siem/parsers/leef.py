@@ -165,7 +165,9 @@ class LeefParser:
     def sniff(self, sample: bytes) -> bool:
         line = sample.split(b"\n", 1)[0][:4096]
         index = line.find(b"LEEF:")
-        return index >= 0 and line[index + 5: index + 6] in (b"1", b"2") and line.count(b"|") >= 5
+        if index < 0 or (index > 0 and (line[index - 1: index] != b" " or line.lstrip()[:1] in (b"{", b"["))):
+            return False  # bare, or after a syslog header; not quoted inside JSON
+        return line[index + 5: index + 6] in (b"1", b"2") and line.count(b"|") >= 5
 
     def parse_one(self, raw: bytes, ctx: ParseContext) -> Event:
         text, _ = decode_text(raw)

@@ -21,6 +21,7 @@ AUTH_PROGRAMS = frozenset({
     "passwd", "chpasswd", "chage",
 })
 
+_REPEATED = re.compile(r"message repeated (\d{1,9}) times: \[ ?(.*?) ?\]$")
 _TAG = re.compile(r"([^\s\[\]:]{1,128})(?:\[(\d{1,10})\])?: ?")
 
 _IP = r"(?P<ip>[0-9A-Fa-f.:%]+)"
@@ -264,7 +265,12 @@ _BY_PROGRAM: dict[str, Callable[[str, Event], bool]] = {
 
 def analyse_auth_message(program: str, message: str, event: Event) -> bool:
     """Add the ECS fields an auth message carries (event.category/type/action/outcome, user.*, source.*,
-    process.command_line); True when the message was recognised."""
+    process.command_line); True when the message was recognised. rsyslog's ``message repeated N times: [ ... ]``
+    is analysed as the message it repeats (``system.auth.repeated`` = N)."""
+    repeated = _REPEATED.match(message)
+    if repeated:
+        put(event, "system.auth.repeated", int(repeated.group(1)))
+        message = repeated.group(2)
     if _pam(message, event):
         return True
     analyse = _BY_PROGRAM.get(program)
