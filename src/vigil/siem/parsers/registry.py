@@ -36,7 +36,8 @@ class UnknownParser(BadInput):
 @cache
 def load_parsers() -> Loaded[Parser]:
     """Every parser plugin, instantiated; loaded on first use and kept."""
-    return load_group(GROUP, Parser)
+    # Parser is a runtime-checkable Protocol, which is what load_group checks plugins against.
+    return load_group(GROUP, Parser)  # type: ignore[type-abstract]
 
 
 def parsers() -> dict[str, Parser]:
