@@ -134,26 +134,21 @@ def parse_cef_text(text: str, ctx: ParseContext) -> Event:
     if not version.strip().isdigit():
         raise ParseError(f"not CEF: version {version[:20]!r} is not a number")
     extensions = parse_extension(text[position:].rstrip("\r\n"))
-    event: Event = {}
-    put(event, "event.kind", "event")
-    put(event, "event.module", "cef")
-    put(event, "event.dataset", "cef.log")
-    put(event, "observer.vendor", vendor)
-    put(event, "observer.product", product)
-    put(event, "observer.version", product_version)
-    put(event, "event.code", signature)
-    put(event, "cef.version", version.strip())
-    put(event, "cef.name", name)
-    put(event, "cef.severity", severity)
+    event: Event = {
+        "event": {"kind": "event", "module": "cef", "dataset": "cef.log", "code": signature},
+        "observer": {"vendor": vendor, "product": product, "version": product_version},
+        "cef": {"version": version.strip(), "name": name, "severity": severity},
+    }
     level = severity_number(severity)
     if level is not None:
         put(event, "event.severity", level)
     put(event, "message", name)
-    for key, (field, kind) in _ECS.items():
-        if key in extensions:
-            converted = convert_value(extensions[key], kind)
+    for key, value in extensions.items():
+        spec = _ECS.get(key)
+        if spec is not None:
+            converted = convert_value(value, spec[1])
             if converted is not None:
-                put(event, field, converted)
+                put(event, spec[0], converted)
     for key, field in (("start", "event.start"), ("end", "event.end")):
         if key in extensions:
             try:

@@ -20,8 +20,7 @@ _ECS: dict[str, tuple[str, str]] = {
     "src": ("source.ip", "ip"), "dst": ("destination.ip", "ip"),
     "srcPort": ("source.port", "port"), "dstPort": ("destination.port", "port"),
     "srcMAC": ("source.mac", "text"), "dstMAC": ("destination.mac", "text"),
-    "srcPreNAT": ("source.nat.ip", "ip"), "dstPostNAT": ("destination.nat.ip", "ip"),
-    "srcPostNAT": ("source.nat.ip", "ip"), "dstPreNAT": ("destination.nat.ip", "ip"),
+    "srcPostNAT": ("source.nat.ip", "ip"), "dstPostNAT": ("destination.nat.ip", "ip"),
     "usrName": ("user.name", "text"), "accountName": ("user.name", "text"), "domain": ("user.domain", "text"),
     "identHostName": ("host.hostname", "text"), "identSrc": ("host.ip", "ip"),
     "proto": ("network.transport", "lower"),
@@ -138,11 +137,12 @@ def parse_leef_text(text: str, ctx: ParseContext) -> Event:
     put(event, "observer.version", product_version)
     put(event, "event.code", event_id)
     put(event, "leef.version", version)
-    for key, (field, kind) in _ECS.items():
-        if key in attributes:
-            converted = convert_value(attributes[key], kind)
+    for key, value in attributes.items():
+        spec = _ECS.get(key)
+        if spec is not None:
+            converted = convert_value(value, spec[1])
             if converted is not None:
-                put(event, field, converted)
+                put(event, spec[0], converted)
     if "sev" in attributes:
         level = severity_number(attributes["sev"])
         if level is not None:

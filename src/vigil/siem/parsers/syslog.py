@@ -80,12 +80,12 @@ def parse_structured_data(text: str) -> tuple[dict[str, dict[str, str]] | None, 
 
 def _priority(event: Event, value: int) -> None:
     facility, severity = divmod(value, 8)
-    put(event, "log.syslog.priority", value)
-    put(event, "log.syslog.facility.code", facility)
-    put(event, "log.syslog.facility.name", FACILITIES[facility])
-    put(event, "log.syslog.severity.code", severity)
-    put(event, "log.syslog.severity.name", SEVERITIES[severity])
-    put(event, "event.severity", severity)
+    event["log"] = {"syslog": {
+        "priority": value,
+        "facility": {"code": facility, "name": FACILITIES[facility]},
+        "severity": {"code": severity, "name": SEVERITIES[severity]},
+    }}
+    event["event"]["severity"] = severity
 
 
 def _process(event: Event, program: str | None, pid: str | int | None) -> None:
@@ -200,10 +200,7 @@ class SyslogParser:
     def parse_one(self, raw: bytes, ctx: ParseContext) -> Event:
         text, _ = decode_text(raw)
         text = text.rstrip("\r\n\x00")
-        event: Event = {}
-        put(event, "event.kind", "event")
-        put(event, "event.module", "system")
-        put(event, "event.dataset", "system.syslog")
+        event: Event = {"event": {"kind": "event", "module": "system", "dataset": "system.syslog"}}
         pri = _PRI.match(text)
         if pri:
             value = int(pri.group(1))
