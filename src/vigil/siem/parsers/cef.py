@@ -127,6 +127,10 @@ def parse_cef_text(text: str, ctx: ParseContext) -> Event:
     for _ in range(7):
         match = _HEADER_FIELD.match(text, position)
         if not match:
+            if len(header) == 6 and "|" not in text[position:]:  # no extension and no '|' after the severity
+                header.append(text[position:].strip())
+                position = len(text)
+                break
             raise ParseError(f"not CEF: the header has {len(header)} of its 7 '|'-separated fields")
         header.append(_HEADER_ESCAPE.sub(r"\1", match.group(1)))
         position = match.end()

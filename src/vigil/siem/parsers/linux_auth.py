@@ -39,6 +39,7 @@ _SSHD: list[tuple[re.Pattern[str], str]] = [
 ]
 
 _SUDO_FIELDS = re.compile(r"\s*(?P<user>[^\s:]+) : (?P<rest>.*)$")
+_SUDO_COMMAND = re.compile(r"(?:^| ; )COMMAND=(.*)$")
 _SUDO_NOT_IN_SUDOERS = re.compile(r"\s*(?P<user>\S+) is not in the sudoers file")
 _SU = [
     (re.compile(r"(?P<result>Successful|FAILED) su for (?P<target>\S+) by (?P<user>\S+)"), "su"),
@@ -122,11 +123,16 @@ def _sudo(message: str, event: Event) -> bool:
         return False
     fields: dict[str, str] = {}
     notes: list[str] = []
-    for part in match.group("rest").split(" ; "):
+    rest = match.group("rest")
+    command = _SUDO_COMMAND.search(rest)  # always last, and may itself contain " ; "
+    if command:
+        fields["COMMAND"] = command.group(1)
+        rest = rest[: command.start()]
+    for part in rest.split(" ; "):
         key, sep, value = part.partition("=")
         if sep and key.isupper():
-            fields[key] = value if key == "COMMAND" else value.strip()
-        else:
+            fields[key] = value.strip()
+        elif part.strip():
             notes.append(part.strip())
     if "COMMAND" not in fields and "USER" not in fields:
         return False
