@@ -239,3 +239,16 @@ def test_sudo_session_names_who_became_whom() -> None:
                   "alice(uid=1000)")
     assert pick(event, "event.action", "user.name", "user.target.name") == {
         "event.action": "session_opened", "user.name": "alice", "user.target.name": "root"}
+
+
+def test_console_logins_and_logind_sessions() -> None:
+    failed = parse("Mar 10 09:00:00 bastion login[700]: FAILED LOGIN (1) on '/dev/tty1' FOR 'root', "
+                   "Authentication failure")
+    assert pick(failed, "event.action", "event.outcome", "user.name", "process.tty.name") == {
+        "event.action": "login", "event.outcome": "failure", "user.name": "root", "process.tty.name": "/dev/tty1"}
+    session = parse("Mar 10 09:00:00 bastion systemd-logind[600]: New session 42 of user alice.")
+    assert pick(session, "event.category", "event.action", "user.name", "system.auth.session.id") == {
+        "event.category": ["session"], "event.action": "session_opened", "user.name": "alice",
+        "system.auth.session.id": "42"}
+    assert PARSER.sniff(b"Mar 10 09:17:01 bastion CRON[900]: pam_unix(cron:session): session closed for user root")
+    assert PARSER.sniff(b"Mar 10 09:17:01 bastion systemd-logind[600]: Removed session 42.")

@@ -18,8 +18,10 @@ from vigil.siem.parsers.timeparse import parse_bsd_stamp
 # Programs whose messages this analysis understands (syslog hands these over).
 AUTH_PROGRAMS = frozenset({
     "sshd", "sshd-session", "sudo", "su", "useradd", "groupadd", "userdel", "groupdel", "usermod",
-    "passwd", "chpasswd", "chage",
+    "passwd", "chpasswd", "chage", "systemd-logind", "login",
 })
+# Other programs that write to auth.log (a first line from them still says "this is an auth log").
+_AUTH_LOG_PROGRAMS = AUTH_PROGRAMS | {"CRON", "cron", "crond", "polkitd", "gdm-password", "dbus-daemon", "pkexec"}
 
 _REPEATED = re.compile(r"message repeated (\d{1,9}) times: \[ ?(.*?) ?\]$")
 _TAG = re.compile(r"([^\s\[\]:]{1,128})(?:\[(\d{1,10})\])?: ?")
@@ -58,6 +60,10 @@ _NEW_GROUP = re.compile(r"(?:new group|group added to \S+): name=(?P<group>[^,\s
 _DELETE_USER = re.compile(r"delete user [`'](?P<user>[^'`]+)'")
 _DELETE_GROUP = re.compile(r"(?:group '(?P<group>[^']+)' removed|removed group '(?P<group2>[^']+)')")
 _PASSWORD_CHANGED = re.compile(r"password for [`'](?P<user>[^'`]+)' changed(?: by [`'](?P<by>[^'`]+)')?")
+_LOGIND_NEW = re.compile(r"New session (?P<session>\S+) of user (?P<user>[^\s.]+(?:\.[^\s.]+)*)\.?$")
+_LOGIND_REMOVED = re.compile(r"Removed session (?P<session>[^\s.]+)\.?$")
+_LOGIN_FAILED = re.compile(r"FAILED LOGIN \(\d+\) on '(?P<tty>[^']*)' FOR '(?P<user>[^']*)'")
+_LOGIN_ROOT = re.compile(r"ROOT LOGIN +on '(?P<tty>[^']*)'")
 _ADD_TO_GROUP = re.compile(r"add [`'](?P<user>[^'`]+)' to (?:shadow )?group [`'](?P<group>[^'`]+)'")
 
 
@@ -264,8 +270,39 @@ def _shadow(message: str, event: Event) -> bool:
     return False
 
 
+def _logind(message: str, event: Event) -> bool:
+    match = _LOGIND_NEW.match(message)
+    if match:
+        put(event, "user.name", match.group("user"))
+        put(event, "system.auth.session.id", match.group("session"))
+        _classify(event, "session", ["start"], "session_opened", "success")
+        return True
+    match = _LOGIND_REMOVED.match(message)
+    if match:
+        put(event, "system.auth.session.id", match.group("session"))
+        _classify(event, "session", ["end"], "session_closed", None)
+        return True
+    return False
+
+
+def _login(message: str, event: Event) -> bool:
+    match = _LOGIN_FAILED.match(message)
+    if match:
+        put(event, "user.name", match.group("user"))
+        put(event, "process.tty.name", match.group("tty"))
+        _classify(event, "authentication", ["info"], "login", "failure")
+        return True
+    match = _LOGIN_ROOT.match(message)
+    if match:
+        put(event, "user.name", "root")
+        put(event, "process.tty.name", match.group("tty"))
+        _classify(event, "authentication", ["start"], "login", "success")
+        return True
+    return False
+
+
 _BY_PROGRAM: dict[str, Callable[[str, Event], bool]] = {
-    "sshd": _sshd, "sshd-session": _sshd, "sudo": _sudo, "su": _su,
+    "sshd": _sshd, "sshd-session": _sshd, "sudo": _sudo, "su": _su, "systemd-logind": _logind, "login": _login,
 }
 
 
@@ -316,7 +353,7 @@ class LinuxAuthParser:
         program, _, message = split_tag(tagged)
         if program is None:
             return False
-        return program in AUTH_PROGRAMS or _PAM.match(message) is not None
+        return program in _AUTH_LOG_PROGRAMS or _PAM.match(message) is not None
 
     def parse_one(self, raw: bytes, ctx: ParseContext) -> Event:
         text, _ = decode_text(raw)
