@@ -10,6 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from vigil.siem.parsers.base import ParseContext, ParseFailure
 from vigil.siem.parsers.evtx import iter_evtx_records, read_evtx
@@ -98,6 +100,10 @@ def test_truncated_and_damaged_files_are_reported_not_raised(tmp_path: Path) -> 
     assert len(events) > 0  # the chunks before and after the damage are still read
     assert len(events) < len(list(read_evtx(real, CTX)))
 
+    named = ParseContext(source="dc01-upload")
+    failures = [r for r in read_evtx(damaged, named) if isinstance(r, ParseFailure)]
+    assert [f.source for f in failures] == ["dc01-upload"]
+
     header_only = tmp_path / "header.evtx"
     header_only.write_bytes(data[:4096])
     reasons = [i.reason for i in iter_evtx_records(header_only) if isinstance(i, ParseFailure)]
@@ -117,3 +123,30 @@ def test_junk_empty_and_missing_files_are_reported(tmp_path: Path) -> None:
     assert reasons["junk.evtx"][0].startswith("junk.evtx: not an EVTX file (starts with")
     assert reasons["empty.evtx"] == ["empty.evtx: not an EVTX file (starts with b'', not b'ElfFile\\x00')"]
     assert reasons["missing.evtx"] == ["missing.evtx: cannot read the file: No such file or directory"]
+
+
+@needs_samples
+def test_fuzz_mutated_files_never_raise(tmp_path: Path) -> None:
+    """Damaged copies of real files: every failure is reported with the file's name, nothing raises."""
+    real = sorted(sample_files(), key=lambda p: p.stat().st_size)[len(sample_files()) // 2]
+    data = real.read_bytes()
+    target = tmp_path / "mutated.evtx"
+
+    @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(edits=st.lists(st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255), st.booleans()), max_size=12))
+    def run(edits: list[tuple[int, int, bool]]) -> None:
+        blob = bytearray(data)
+        for position, value, cut in edits:
+            if cut:
+                del blob[position: position + value * 16]
+            elif position < len(blob):
+                blob[position] = value
+        target.write_bytes(bytes(blob))
+        for item in read_evtx(target, CTX):
+            if isinstance(item, ParseFailure):
+                assert item.reason.startswith("mutated.evtx: ")
+                assert "parser error" not in item.reason
+            else:
+                assert isinstance(item["EventID"], int)
+
+    run()

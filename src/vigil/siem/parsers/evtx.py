@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from dataclasses import replace
 from os import PathLike
 from pathlib import Path
 
@@ -29,12 +30,16 @@ BATCH = 1000
 _NOISE = "An error occurred while trying to deserialize evtx stream.: "
 
 
-def iter_evtx_records(path: str | PathLike[str]) -> Iterator[bytes | ParseFailure]:
-    """Each record's JSON bytes, in file order; a ``ParseFailure`` for each part that cannot be read."""
+def iter_evtx_records(path: str | PathLike[str], source: str | None = None) -> Iterator[bytes | ParseFailure]:
+    """Each record's JSON bytes, in file order; a ``ParseFailure`` for each part that cannot be read.
+
+    A failure's ``source`` is ``source`` when given (the log source being ingested), else the file's path.
+    """
     file = Path(path)
+    origin = source if source is not None else str(file)
 
     def failure(reason: str, raw: bytes = b"") -> ParseFailure:
-        return ParseFailure(raw, PARSER_NAME, f"{file.name}: {reason}", str(file))
+        return ParseFailure(raw, PARSER_NAME, f"{file.name}: {reason}", origin)
 
     try:
         size = file.stat().st_size
@@ -82,20 +87,29 @@ def iter_evtx_records(path: str | PathLike[str]) -> Iterator[bytes | ParseFailur
 def read_evtx(
     path: str | PathLike[str], ctx: ParseContext, parser: Parser | None = None
 ) -> Iterator[Event | ParseFailure]:
-    """Events (through ``WindowsJsonParser`` unless another parser is given) and failures of one file."""
+    """Events (through ``WindowsJsonParser`` unless another parser is given) and failures of one file.
+
+    Failures name the file in their reason (``Security.evtx: ...``), whichever step refused the record.
+    """
     windows = parser if parser is not None else WindowsJsonParser()
+    name = Path(path).name
+
+    def parsed(batch: list[bytes]) -> Iterator[Event | ParseFailure]:
+        for result in run_batch(windows, batch, ctx):
+            yield replace(result, reason=f"{name}: {result.reason}") if isinstance(result, ParseFailure) else result
+
     batch: list[bytes] = []
-    for item in iter_evtx_records(path):
+    for item in iter_evtx_records(path, ctx.source or None):
         if isinstance(item, ParseFailure):
-            yield from run_batch(windows, batch, ctx)
+            yield from parsed(batch)
             batch = []
             yield item
             continue
         batch.append(item)
         if len(batch) >= BATCH:
-            yield from run_batch(windows, batch, ctx)
+            yield from parsed(batch)
             batch = []
-    yield from run_batch(windows, batch, ctx)
+    yield from parsed(batch)
 
 
 def _declared_chunks(header: bytes) -> int:
