@@ -179,7 +179,7 @@ def cli_context(session: object) -> Context:
 
 @dataclass
 class World:
-    """A small organisation with one user per role at headquarters and a system admin per branch."""
+    """A small organisation with one user per role at headquarters and administrators in the branches."""
 
     database: Database
     hq: int = 0
@@ -237,6 +237,7 @@ def build_world(database: Database) -> World:
     world.add_user("sysadmin_a", Role.SYSTEM_ADMIN, world.branch_a)
     world.add_user("sysadmin_b", Role.SYSTEM_ADMIN, world.branch_b)
     world.add_user("auditor_a", Role.AUDIT_ADMIN, world.branch_a)
+    world.add_user("secadmin_a", Role.SECURITY_ADMIN, world.branch_a)
     world.add_user("staff_a", Role.VIEWER, world.line_a)
     world.add_user("staff_b", Role.VIEWER, world.branch_b)
     return world

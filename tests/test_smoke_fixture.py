@@ -29,6 +29,7 @@ def test_the_world_is_the_documented_organisation(world: Any, client: TestClient
         "sysadmin_a": (world.branch_a, [("system_admin", world.branch_a)]),
         "sysadmin_b": (world.branch_b, [("system_admin", world.branch_b)]),
         "auditor_a": (world.branch_a, [("audit_admin", world.branch_a)]),
+        "secadmin_a": (world.branch_a, [("security_admin", world.branch_a)]),
         "staff_a": (world.line_a, [("viewer", world.line_a)]),
         "staff_b": (world.branch_b, [("viewer", world.branch_b)]),
     }

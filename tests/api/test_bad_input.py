@@ -12,10 +12,11 @@ from sqlalchemy import select, update
 
 from vigil.accounts import service, signin
 from vigil.accounts.models import ApiToken, RoleGrant, User
-from vigil.accounts.schemas import GrantCreate
+from vigil.accounts.schemas import GrantCreate, UserCreate
 from vigil.core.auth import Role
 from vigil.core.config import load_settings
 from vigil.core.db import Scope, utcnow
+from vigil.core.errors import Conflict
 from vigil.web.app import create_app
 from vigil.web.deps import SESSION_COOKIE
 
@@ -216,7 +217,7 @@ def test_bad_query_and_path_parameters_are_422(world: Any, client: TestClient) -
 def test_values_the_store_cannot_hold_are_422_not_500(world: Any, client: TestClient, method: str, path: str,
                                                       body: Any, field: str | None) -> None:
     """Numbers beyond the id range and NUL characters (which PostgreSQL cannot store) are bad input."""
-    who = "auditor" if "/audit" in path else "sysadmin"
+    who = "auditor" if "/audit" in path else "secadmin" if "/grants" in path else "sysadmin"
     records = audit_count(world.database)
     before = user_row(world.database, world.users["sysadmin"])
     if path.startswith("/admin/"):
@@ -344,14 +345,15 @@ def test_oversized_forms_are_413_too(world: Any, small_client: TestClient) -> No
 
 
 def test_one_account_cannot_hold_two_administrator_powers(world: Any, client: TestClient) -> None:
-    h = world.headers("sysadmin")
+    h = world.headers("secadmin")
     count = row_count(world.database, User)
-    both = client.post("/api/v1/users", headers=h, json={
-        "username": "overlord", "password": "Overseer-Account-1!", "unit_id": world.hq,
-        "grants": [{"role": "system_admin", "unit_id": world.hq}, {"role": "audit_admin", "unit_id": world.branch_a}]})
-    assert "separation of duties" in assert_problem(both, 409, "conflict")["detail"]
+    with pytest.raises(Conflict, match="separation of duties"), world.database.transaction(Scope.system()) as session:
+        service.create_user(system_context(session), data=UserCreate(
+            username="overlord", password="Overseer-Account-1!", unit_id=world.hq,
+            grants=[GrantCreate(role=Role.SYSTEM_ADMIN, unit_id=world.hq),
+                    GrantCreate(role=Role.AUDIT_ADMIN, unit_id=world.branch_a)]))
     assert row_count(world.database, User) == count
-    for username, role in [("secadmin", "audit_admin"), ("auditor", "system_admin"), ("auditor_a", "security_admin")]:
+    for username, role in [("sysadmin", "audit_admin"), ("auditor", "system_admin"), ("auditor_a", "security_admin")]:
         before = user_row(world.database, world.users[username])
         granted = client.post(f"/api/v1/users/{world.users[username]}/grants", headers=h,
                               json={"role": role, "unit_id": world.line_a})
@@ -363,32 +365,32 @@ def test_one_account_cannot_hold_two_administrator_powers(world: Any, client: Te
 
 
 def test_separation_counts_grants_the_granting_administrator_cannot_see(world: Any, client: TestClient) -> None:
-    """A user of branch_a who is system administrator at headquarters stays one: branch_a's
+    """A user of branch_a who is system administrator at headquarters stays one: branch_a's security
     administrator cannot add the audit role, although the headquarters grant is outside their view."""
     dual = world.add_user("dual", Role.SYSTEM_ADMIN, world.hq, token=False)
     with world.database.transaction(Scope.system()) as session:
         session.execute(update(User).where(User.id == dual).values(unit_id=world.branch_a))
     before = user_row(world.database, dual)
-    response = client.post(f"/api/v1/users/{dual}/grants", headers=world.headers("sysadmin_a"),
+    response = client.post(f"/api/v1/users/{dual}/grants", headers=world.headers("secadmin_a"),
                            json={"role": "audit_admin", "unit_id": world.branch_a})
     assert response.status_code in (403, 409), response.text
     assert user_row(world.database, dual) == before
     # Headquarters sees both sides and gets the separation answer.
-    response = client.post(f"/api/v1/users/{dual}/grants", headers=world.headers("sysadmin"),
+    response = client.post(f"/api/v1/users/{dual}/grants", headers=world.headers("secadmin"),
                            json={"role": "audit_admin", "unit_id": world.branch_a})
     assert_problem(response, 409, "conflict")
 
 
 def test_nobody_changes_their_own_roles(world: Any, client: TestClient) -> None:
-    me = world.users["sysadmin"]
+    me = world.users["secadmin"]  # who grants and revokes roles, but not their own
     before = user_row(world.database, me)
-    granted = client.post(f"/api/v1/users/{me}/grants", headers=world.headers("sysadmin"),
+    granted = client.post(f"/api/v1/users/{me}/grants", headers=world.headers("secadmin"),
                           json={"role": "viewer", "unit_id": world.hq})
-    assert_problem(granted, 403, "permission-denied")
+    assert "your own roles" in assert_problem(granted, 403, "permission-denied")["detail"]
     with world.database.transaction(Scope.system()) as session:
         own_grant = session.scalar(select(RoleGrant.id).where(RoleGrant.user_id == me))
-    revoked = client.delete(f"/api/v1/users/{me}/grants/{own_grant}", headers=world.headers("sysadmin"))
-    assert_problem(revoked, 403, "permission-denied")
+    revoked = client.delete(f"/api/v1/users/{me}/grants/{own_grant}", headers=world.headers("secadmin"))
+    assert "your own roles" in assert_problem(revoked, 403, "permission-denied")["detail"]
     assert user_row(world.database, me) == before
 
 

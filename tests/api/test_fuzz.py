@@ -58,7 +58,7 @@ def test_random_bodies_never_break_the_api(world: Any, client: TestClient) -> No
     routes = body_routes(client)
     queries = query_routes(client)
     assert len(routes) >= 10 and len(queries) >= 4
-    who = {"/api/v1/security/policy": "secadmin"}
+    who = {"/api/v1/security/policy": "secadmin", "/api/v1/users/1/grants": "secadmin"}
 
     @settings(max_examples=120, derandomize=True, deadline=None, database=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -4,10 +4,11 @@
 ``Needs(permission, everywhere)``. A test enumerates the app's routes at run time and fails when one has
 no row, so a new endpoint or page cannot ship without saying who may use it.
 
-For every route and every caller (the six roles at headquarters, a user with no role, two branch
-administrators, and nobody signed in): a denial is 403 (problem+json for the API, an HTML page for the
-UI), writes an ``auth.denied`` audit record and nothing else; a grant is neither 401 nor 403, and with
-the valid request each row builds, it succeeds, and a granted change is on the audit trail.
+For every route and every caller (the six roles at headquarters, a user with no role, the system, audit
+and security administrators of a branch, and nobody signed in): a denial is 403 (problem+json for the
+API, an HTML page for the UI), writes an ``auth.denied`` audit record and nothing else; a grant is
+neither 401 nor 403, and with the valid request each row builds, it succeeds, and a granted change is on
+the audit trail.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ CALLERS: dict[str | None, list[tuple[Role, str]]] = {
     "nobody": [],
     "sysadmin_a": [(Role.SYSTEM_ADMIN, "branch_a")],
     "auditor_a": [(Role.AUDIT_ADMIN, "branch_a")],
+    "secadmin_a": [(Role.SECURITY_ADMIN, "branch_a")],
     None: [],  # not signed in
 }
 
@@ -188,15 +190,14 @@ ROUTES: dict[tuple[str, str], Row] = {
     # --- users --------------------------------------------------------------------------------------
     ("GET", "/api/v1/users"): Row(Needs(P.USERS_READ), fixed("/api/v1/users")),
     ("POST", "/api/v1/users"): Row(Needs(P.USERS_WRITE), lambda c: Req("/api/v1/users", json={
-        "username": f"made-by-{c.name}", "password": "Fresh-Account-Pass-1!", "unit_id": c.world.branch_a,
-        "grants": [{"role": "analyst", "unit_id": c.world.line_a}]})),
+        "username": f"made-by-{c.name}", "password": "Fresh-Account-Pass-1!", "unit_id": c.world.branch_a})),
     ("GET", "/api/v1/users/{user_id}"): Row(Needs(P.USERS_READ), lambda c: Req(f"/api/v1/users/{staff_a(c)}")),
     ("PATCH", "/api/v1/users/{user_id}"): Row(Needs(P.USERS_WRITE), lambda c: Req(
         f"/api/v1/users/{staff_a(c)}", json={"display_name": f"renamed by {c.name}"})),
-    ("POST", "/api/v1/users/{user_id}/grants"): Row(Needs(P.USERS_WRITE), lambda c: (
+    ("POST", "/api/v1/users/{user_id}/grants"): Row(Needs(P.ROLES_ASSIGN), lambda c: (
         c.without_grant("staff_a", Role.ANALYST, c.world.line_a),
         Req(f"/api/v1/users/{staff_a(c)}/grants", json={"role": "analyst", "unit_id": c.world.line_a}))[1]),
-    ("DELETE", "/api/v1/users/{user_id}/grants/{grant_id}"): Row(Needs(P.USERS_WRITE), lambda c: Req(
+    ("DELETE", "/api/v1/users/{user_id}/grants/{grant_id}"): Row(Needs(P.ROLES_ASSIGN), lambda c: Req(
         f"/api/v1/users/{staff_a(c)}/grants/{c.grant_id('staff_a', Role.ANALYST, c.world.line_a)}")),
     ("POST", "/api/v1/users/{user_id}/password"): Row(Needs(P.USERS_WRITE), lambda c: Req(
         f"/api/v1/users/{staff_a(c)}/password", json={"password": "Reset-By-Admin-Pass-9!"})),
@@ -244,7 +245,7 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/admin/users"): Row(Needs(P.USERS_READ), fixed("/admin/users")),
     ("POST", "/admin/users"): Row(Needs(P.USERS_WRITE), lambda c: Req("/admin/users", data={
         "username": f"made-by-{c.name}", "password": "Fresh-Account-Pass-1!", "unit_id": str(c.world.branch_a),
-        "role": "analyst", "display_name": "", "email": ""})),
+        "display_name": "", "email": ""})),
     ("GET", "/admin/users/{user_id}"): Row(Needs(P.USERS_READ), lambda c: Req(f"/admin/users/{staff_a(c)}")),
     ("POST", "/admin/users/{user_id}"): Row(Needs(P.USERS_WRITE), lambda c: Req(f"/admin/users/{staff_a(c)}", data={
         "display_name": f"renamed by {c.name}", "email": "", "unit_id": str(c.world.line_a), "language": ""})),
@@ -252,10 +253,10 @@ ROUTES: dict[tuple[str, str], Row] = {
         Needs(P.USERS_WRITE), lambda c: Req(f"/admin/users/{staff_a(c)}/disable", data={})),
     ("POST", "/admin/users/{user_id}/enable"): Row(
         Needs(P.USERS_WRITE), lambda c: Req(f"/admin/users/{staff_a(c)}/enable", data={})),
-    ("POST", "/admin/users/{user_id}/grants"): Row(Needs(P.USERS_WRITE), lambda c: (
+    ("POST", "/admin/users/{user_id}/grants"): Row(Needs(P.ROLES_ASSIGN), lambda c: (
         c.without_grant("staff_a", Role.ANALYST, c.world.line_a),
         Req(f"/admin/users/{staff_a(c)}/grants", data={"role": "analyst", "unit_id": str(c.world.line_a)}))[1]),
-    ("POST", "/admin/users/{user_id}/grants/{grant_id}/revoke"): Row(Needs(P.USERS_WRITE), lambda c: Req(
+    ("POST", "/admin/users/{user_id}/grants/{grant_id}/revoke"): Row(Needs(P.ROLES_ASSIGN), lambda c: Req(
         f"/admin/users/{staff_a(c)}/grants/{c.grant_id('staff_a', Role.ANALYST, c.world.line_a)}/revoke",
         data={})),
     ("POST", "/admin/users/{user_id}/password"): Row(Needs(P.USERS_WRITE), lambda c: Req(
@@ -389,6 +390,10 @@ def test_system_administrator_cannot_touch_audit_trail_or_security_policy(world:
     assert_problem(client.get("/api/v1/security/policy", headers=h), 403)
     assert_problem(client.put("/api/v1/security/policy", headers=h, json={**policy_body(), "max_failed_logins": 99}),
                    403)
+    # ... nor grant or revoke a role, which is the security administrator's job ...
+    staff = world.users["staff_a"]
+    assert_problem(client.post(f"/api/v1/users/{staff}/grants", headers=h, json={"role": "viewer",
+                                                                               "unit_id": world.hq}), 403)
     # ... but manages users and reads the settings.
     assert client.get("/api/v1/users", headers=h).status_code == 200
     assert client.get("/api/v1/settings", headers=h).status_code == 200
@@ -420,23 +425,29 @@ def test_audit_administrator_can_only_read_and_verify(world: Any, client: TestCl
         assert_problem(client.request(method, path, headers=h), 403, "permission-denied")
 
 
-def test_security_administrator_cannot_manage_users(world: Any, client: TestClient) -> None:
+def test_security_administrator_grants_roles_but_cannot_manage_accounts(world: Any, client: TestClient) -> None:
     h = world.headers("secadmin")
     staff = world.users["staff_a"]
     refused = [
-        ("GET", "/api/v1/users", None),
-        ("GET", f"/api/v1/users/{staff}", None),
         ("POST", "/api/v1/users", {"username": "x-by-secadmin", "password": "Fresh-Account-Pass-1!",
                                    "unit_id": world.hq}),
         ("PATCH", f"/api/v1/users/{staff}", {"disabled": True}),
-        ("POST", f"/api/v1/users/{staff}/grants", {"role": "analyst", "unit_id": world.hq}),
+        ("PATCH", f"/api/v1/users/{staff}", {"display_name": "x"}),
         ("POST", f"/api/v1/users/{staff}/password", {"password": "Reset-By-Secadmin-9!"}),
+        ("POST", f"/api/v1/users/{staff}/unlock", None),
+        ("POST", "/api/v1/units", {"name": "x", "kind": "branch", "parent_id": world.hq}),
         ("GET", "/api/v1/audit", None),
         ("POST", "/api/v1/audit/verify", None),
+        ("GET", "/api/v1/settings", None),
     ]
     for method, path, body in refused:
         assert_problem(client.request(method, path, headers=h, json=body), 403, "permission-denied")
-    # ... but owns the security policy.
+    # ... reads the accounts to find whom to grant to, grants and revokes roles, and owns the policy.
+    assert client.get("/api/v1/users", headers=h).status_code == 200
+    assert client.get(f"/api/v1/users/{staff}", headers=h).status_code == 200
+    granted = client.post(f"/api/v1/users/{staff}/grants", headers=h, json={"role": "analyst", "unit_id": world.hq})
+    assert granted.status_code == 201
+    assert client.delete(f"/api/v1/users/{staff}/grants/{granted.json()['id']}", headers=h).status_code == 204
     response = client.put("/api/v1/security/policy", headers=h, json={**policy_body(), "max_failed_logins": 7})
     assert response.status_code == 200
     assert response.json()["max_failed_logins"] == 7

@@ -22,7 +22,7 @@ from vigil.core.auth import Permission, Principal
 from vigil.core.db import Scope
 from vigil.web.deps import SessionDep, db_session, require
 
-from .support import assert_problem, audit_records, row_count
+from .support import assert_problem, audit_records, row_count, user_row
 
 UsersWrite = Annotated[Principal, Depends(require(Permission.USERS_WRITE))]
 
@@ -183,17 +183,17 @@ def test_concurrent_creates_through_the_api_save_exactly_one(world: Any, client:
 
 
 def test_a_refusal_half_way_leaves_nothing_behind(world: Any, client: TestClient) -> None:
-    """The user row is written before the second grant is refused: the whole request rolls back."""
-    users = row_count(world.database, User)
-    response = client.post("/api/v1/users", headers=world.headers("sysadmin_a"), json={
-        "username": "halfway", "password": "Half-Done-Account-1!", "unit_id": world.branch_a,
-        "grants": [{"role": "viewer", "unit_id": world.line_a}, {"role": "viewer", "unit_id": world.branch_b}]})
-    assert_problem(response, 404, "not-found")
-    assert row_count(world.database, User) == users
-    assert [r for r in audit_records(world.database, action="user.create")
-            if r.details.get("username") == "halfway"] == []
-    assert [r for r in audit_records(world.database, action="user.role.grant")
-            if r.details.get("username") == "halfway"] == []
+    """The new display name is written to the store before the move of an administrator account is
+    refused: the whole request rolls back."""
+    auditor_a = world.users["auditor_a"]
+    before = user_row(world.database, auditor_a)
+    records = len(audit_records(world.database))
+    response = client.patch(f"/api/v1/users/{auditor_a}", headers=world.headers("sysadmin_a"), json={
+        "display_name": "Half done", "unit_id": world.line_a})
+    assert "vigil user move auditor_a" in assert_problem(response, 403, "permission-denied")["detail"]
+    assert user_row(world.database, auditor_a) == before
+    # Only the refusal itself is on the trail.
+    assert [r.action for r in audit_records(world.database)[records:]] == ["auth.denied"]
 
 
 def test_concurrent_requests_do_not_stall_each_other(world: Any, client: TestClient) -> None:

@@ -24,7 +24,8 @@ from vigil.core.pagination import PageParams
 from .support import assert_problem, new_token, user_row, web_session
 
 # Every route with an id in its path, and how to aim it at a record of ``target`` (a world user in
-# branch_b): the request a branch_a administrator sends. A route missing here fails the first test.
+# branch_b): the request a branch_a administrator sends (the security administrator for roles, the system
+# administrator for everything else: see ``branch_caller``). A route missing here fails the first test.
 ById = Callable[[Any, dict[str, int]], tuple[str, str, Any]]
 ID_ROUTES: dict[tuple[str, str], ById] = {
     ("GET", "/api/v1/users/{user_id}"): lambda w, t: ("GET", f"/api/v1/users/{t['user']}", None),
@@ -79,6 +80,12 @@ def test_every_route_with_an_id_is_covered(app: Any) -> None:
     )
 
 
+def branch_caller(path: str) -> str:
+    """The branch_a administrator whose role does this on their own branch: roles are the security
+    administrator's to grant and revoke, everything else about accounts and units the system administrator's."""
+    return "secadmin_a" if "/grants" in path else "sysadmin_a"
+
+
 @pytest.fixture
 def targets(world: Any) -> dict[str, int]:
     """Records of branch_b: staff_b, one of their grants and tokens, and the unit itself."""
@@ -118,11 +125,12 @@ def test_branch_administrator_cannot_reach_another_branch_by_id(
 ) -> None:
     """404, exactly as for an id that does not exist, and nothing of branch_b changes."""
     before = snapshot(world)
-    browser = web_session(world.database, "sysadmin_a")
+    caller = branch_caller(key[1])
+    browser = web_session(world.database, caller)
     method, path, body = ID_ROUTES[key](world, targets)
-    refused = request_as(client, world, "sysadmin_a", method, path, body, browser)
+    refused = request_as(client, world, caller, method, path, body, browser)
     method, missing_path, body = ID_ROUTES[key](world, nonexistent(targets))
-    absent = request_as(client, world, "sysadmin_a", method, missing_path, body, browser)
+    absent = request_as(client, world, caller, method, missing_path, body, browser)
     assert refused.status_code == 404, (path, refused.status_code, refused.text[:300])
     assert absent.status_code == 404
     if path.startswith("/api/"):
@@ -137,8 +145,8 @@ def test_branch_administrator_cannot_reach_another_branch_by_id(
 def test_branch_administrator_lists_only_their_subtree(world: Any, client: TestClient) -> None:
     h = world.headers("sysadmin_a")
     users = client.get("/api/v1/users", headers=h, params={"limit": 500}).json()
-    assert {u["username"] for u in users["items"]} == {"sysadmin_a", "auditor_a", "staff_a"}
-    assert users["total"] == 3
+    assert {u["username"] for u in users["items"]} == {"sysadmin_a", "auditor_a", "secadmin_a", "staff_a"}
+    assert users["total"] == 4
     units = client.get("/api/v1/units", headers=h).json()
     assert {u["id"] for u in units["items"]} == {world.branch_a, world.line_a}
     assert units["total"] == 2
@@ -184,14 +192,15 @@ def test_branch_administrator_cannot_place_anything_in_another_branch(world: Any
     created = client.post("/api/v1/users", headers=h, json={
         "username": "intruder", "password": "Planted-Account-12!", "unit_id": world.branch_a,
         "grants": [{"role": "viewer", "unit_id": world.branch_b}]})
-    assert_problem(created, 404, "not-found")
+    assert_problem(created, 422, "bad-input")  # a system administrator grants no role at all
     assert_problem(client.patch(f"/api/v1/users/{staff_a}", headers=h, json={"unit_id": world.branch_b}), 404)
     assert_problem(client.patch(f"/api/v1/users/{staff_a}", headers=h, json={"unit_id": world.hq}), 404)
-    granted = client.post(f"/api/v1/users/{staff_a}/grants", headers=h,
-                          json={"role": "viewer", "unit_id": world.branch_b})
-    assert_problem(granted, 404, "not-found")
-    granted = client.post(f"/api/v1/users/{staff_a}/grants", headers=h, json={"role": "viewer", "unit_id": world.hq})
-    assert_problem(granted, 404, "not-found")
+    # Roles are the branch security administrator's, and only on the branch.
+    assigner = world.headers("secadmin_a")
+    for unit in (world.branch_b, world.hq):
+        granted = client.post(f"/api/v1/users/{staff_a}/grants", headers=assigner,
+                              json={"role": "viewer", "unit_id": unit})
+        assert_problem(granted, 404, "not-found")
     unit = client.post("/api/v1/units", headers=h, json={"name": "Planted", "kind": "subsidiary",
                                                           "parent_id": world.branch_b})
     assert_problem(unit, 404, "not-found")
@@ -216,6 +225,16 @@ def test_branch_administrator_cannot_take_over_an_account_with_wider_roles(world
         ("POST", f"/api/v1/users/{wide}/unlock", None),
     ]:
         assert_problem(client.request(method, path, headers=h, json=body), 403, "permission-denied")
+    # Nor can branch_a's security administrator add or take away a role of this account.
+    with world.database.transaction(Scope.system()) as session:
+        hq_grant = session.scalar(select(RoleGrant.id).where(RoleGrant.user_id == wide))
+    assigner = world.headers("secadmin_a")
+    assert client.get(f"/api/v1/users/{wide}", headers=assigner).status_code == 200
+    for method, path, body in [
+        ("POST", f"/api/v1/users/{wide}/grants", {"role": "analyst", "unit_id": world.branch_a}),
+        ("DELETE", f"/api/v1/users/{wide}/grants/{hq_grant}", None),
+    ]:
+        assert_problem(client.request(method, path, headers=assigner, json=body), 403, "permission-denied")
     assert user_row(world.database, wide) == before
 
 
@@ -239,15 +258,15 @@ def test_scoped_queries_never_return_other_branches(world: Any) -> None:
     branch_b_people = {world.users["staff_b"], world.users["sysadmin_b"]}
     with world.database.transaction(Scope(frozenset({world.branch_a, world.line_a}))) as session:
         users = service.list_users(session, params=PageParams(limit=500))[0]
-        assert {u.username for u in users} == {"sysadmin_a", "auditor_a", "staff_a"}
+        assert {u.username for u in users} == {"sysadmin_a", "auditor_a", "secadmin_a", "staff_a"}
         assert not {u.id for u in session.scalars(select(User))} & branch_b_people
         assert session.get(User, world.users["staff_b"]) is None
-        assert session.scalar(select(func.count()).select_from(User)) == 3
-        assert session.scalar(select(func.count(ApiToken.id))) == 3
+        assert session.scalar(select(func.count()).select_from(User)) == 4
+        assert session.scalar(select(func.count(ApiToken.id))) == 4
         assert {u.id for u in session.scalars(select(OrgUnit))} == {world.branch_a, world.line_a}
         # Joined and relationship loads are scoped too.
         joined = session.execute(select(User.username, RoleGrant.role).join(RoleGrant)).all()
-        assert {name for name, _ in joined} == {"sysadmin_a", "auditor_a", "staff_a"}
+        assert {name for name, _ in joined} == {"sysadmin_a", "auditor_a", "secadmin_a", "staff_a"}
 
 
 def test_scoped_bulk_update_and_delete_cannot_touch_other_branches(world: Any) -> None:
@@ -255,14 +274,14 @@ def test_scoped_bulk_update_and_delete_cannot_touch_other_branches(world: Any) -
     with world.database.transaction(Scope(frozenset({world.branch_a}))) as session:
         changed = session.execute(update(User).values(display_name="bulk")).rowcount
         removed = session.execute(delete(ApiToken)).rowcount
-    assert changed == 2  # sysadmin_a and auditor_a: staff_a sits in line_a, outside this scope
-    assert removed == 2
+    assert changed == 3  # sysadmin_a, auditor_a and secadmin_a: staff_a sits in line_a, outside this scope
+    assert removed == 3
     assert user_row(world.database, world.users["staff_b"]) == before_b
     with world.database.transaction(Scope.system()) as session:
         names = dict(session.execute(select(User.username, User.display_name)).all())
         assert names["staff_b"] == "staff_b" and names["sysadmin"] == "sysadmin"
         assert names["staff_a"] == "staff_a"
-        assert session.scalar(select(func.count()).select_from(ApiToken)) == len(world.users) - 2
+        assert session.scalar(select(func.count()).select_from(ApiToken)) == len(world.users) - 3
 
 
 def test_scoped_session_cannot_write_into_another_branch(world: Any) -> None:

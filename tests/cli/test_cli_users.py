@@ -152,6 +152,34 @@ def test_reset_password(cli, accounts) -> None:
     assert empty.exit_code == 1
 
 
+def test_move(cli, accounts, org) -> None:
+    add(cli, "lena", "--role", "viewer")
+    result = cli.ok("user", "move", "lena", "--unit", "payments")
+    assert f"moved lena to Payments (id {org['Payments']})" in result.stdout
+    lena = accounts.user("lena")
+    assert lena is not None and lena.unit_id == org["Payments"]
+    assert [(grant.role, grant.unit_id) for grant in lena.grants] == [("viewer", org["Headquarters"])]  # stays
+    assert "nothing changed" in cli.ok("user", "move", "lena", "--unit", str(org["Payments"])).stdout
+    unknown = cli("user", "move", "lena", "--unit", "Atlantis")
+    assert unknown.exit_code == 1 and "Atlantis" in unknown.stderr
+    [moved] = accounts.audit("user.update")
+    assert moved.actor == f"cli:{getpass.getuser()}" and moved.details["unit_id"] == [
+        str(org["Headquarters"]), str(org["Payments"])]
+
+
+def test_the_operator_changes_administrator_accounts(cli, accounts, org) -> None:
+    """What the API and the pages refuse for an administrator account, the operator on the server may do."""
+    add(cli, "mia", "--role", "audit_admin")
+    assert cli("user", "reset-password", "mia", "--password-stdin", input=f"{OTHER}\n").exit_code == 0
+    assert accounts.sign_in("mia", OTHER) == (True, "ok")
+    cli.ok("user", "move", "mia", "--unit", "Shanghai Branch")
+    assert "disabled mia" in cli.ok("user", "disable", "mia").stdout
+    mia = accounts.user("mia")
+    assert mia is not None and mia.unit_id == org["Shanghai Branch"] and mia.disabled
+    [reset] = accounts.audit("user.password.reset")
+    assert reset.actor == f"cli:{getpass.getuser()}" and reset.details["username"] == "mia"
+
+
 def test_unlock(cli, accounts) -> None:
     add(cli, "kate", "--role", "viewer")
     for _ in range(5):  # the default policy locks after five failures

@@ -42,7 +42,7 @@ def acted(world: Any, client: TestClient) -> Any:
     assert made.status_code == 201
     user_id = made.json()["id"]
     assert client.patch(f"/api/v1/users/{user_id}", headers=h, json={"display_name": "Chained"}).status_code == 200
-    assert client.post(f"/api/v1/users/{user_id}/grants", headers=h,
+    assert client.post(f"/api/v1/users/{user_id}/grants", headers=world.headers("secadmin"),
                        json={"role": "analyst", "unit_id": world.branch_a}).status_code == 201
     assert client.put("/api/v1/security/policy", headers=world.headers("secadmin"), json={
         "password_min_length": 14, "password_min_classes": 3, "password_max_age_days": 90,

@@ -1,8 +1,9 @@
 """The foundation as a user meets it, in Debian's Chromium against a real server on loopback.
 
-An administrator signs in, switches to 简体中文 and back, and creates an analyst; the analyst signs in,
-sets a new password as forced, and is refused the user administration; the audit administrator then
-finds both the creation and the refusal on the audit page.
+The system administrator signs in, switches to 简体中文 and back, and creates an account, which has no
+role; the security administrator grants it the analyst role; the analyst signs in, sets a new password
+as forced, and is refused the user administration; the audit administrator then finds the creation, the
+grant and the refusal on the audit page.
 """
 
 from __future__ import annotations
@@ -50,11 +51,12 @@ class Server:
 
 
 def seed(database: Database) -> None:
-    """The two people of this story, through the services, with passwords they chose themselves."""
+    """The three administrators of this story, through the services, with passwords they chose themselves."""
     with database.transaction(Scope.system()) as session:
         hq = service.root_unit_id(session)
         ctx = Context(session=session, actor=audit.Actor(None, "e2e-setup", hq))
-        for username, role in (("admin", Role.SYSTEM_ADMIN), ("auditor", Role.AUDIT_ADMIN)):
+        for username, role in (("admin", Role.SYSTEM_ADMIN), ("secadmin", Role.SECURITY_ADMIN),
+                               ("auditor", Role.AUDIT_ADMIN)):
             user = service.create_user(ctx, data=UserCreate(
                 username=username, display_name=username.title(), password=PASSWORD, unit_id=hq,
                 grants=[GrantCreate(role=role, unit_id=hq)]))
@@ -132,15 +134,31 @@ def test_foundation_flow(server: Server, browser: Browser) -> None:
     page.get_by_role("button", name="English").click()
     expect(page.get_by_role("heading", name="Hello, Admin")).to_be_visible()
 
-    # The administrator creates an analyst.
+    # The system administrator creates the account; its role is not theirs to give.
     nav.get_by_role("link", name="Users").click()
     create = page.locator("#create")
+    expect(create.get_by_label("Role")).to_have_count(0)
     create.get_by_label("User name").fill("ana")
     create.get_by_label("Display name").fill("Ana Analyst")
-    create.get_by_label("Role").select_option("analyst")
     create.get_by_label("Initial password").fill(ANALYST_FIRST)
     create.get_by_role("button", name="Create user").click()
     expect(page.get_by_text("The user is created.")).to_be_visible()
+    expect(page.get_by_text("No roles.")).to_be_visible()
+    expect(page.get_by_text("Roles are granted and revoked by the security administrator.")).to_be_visible()
+    expect(page.get_by_role("button", name="Grant role")).to_have_count(0)
+    sign_out(page)
+
+    # The security administrator grants it the analyst role.
+    sign_in(page, server, "secadmin", PASSWORD)
+    page.get_by_role("navigation", name="Main navigation").get_by_role("link", name="Users").click()
+    expect(page.locator("#create")).to_have_count(0)  # makes no account
+    page.get_by_role("link", name="ana", exact=True).click()
+    expect(page.get_by_role("heading", name="Ana Analyst")).to_be_visible()
+    expect(page.get_by_role("button", name="Reset password")).to_have_count(0)  # sets no password
+    grant = page.locator("form[action$='/grants']")
+    grant.get_by_label("Role").select_option("analyst")
+    grant.get_by_role("button", name="Grant role").click()
+    expect(page.get_by_text("The role is granted.")).to_be_visible()
     expect(page.get_by_role("cell", name="Security analyst")).to_be_visible()
     sign_out(page)
 
@@ -158,12 +176,14 @@ def test_foundation_flow(server: Server, browser: Browser) -> None:
     expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
     sign_out(page)
 
-    # The audit administrator sees the creation and the refusal.
+    # The audit administrator sees the creation, the grant and the refusal.
     sign_in(page, server, "auditor", PASSWORD)
     page.get_by_role("navigation", name="Main navigation").get_by_role("link", name="Audit log").click()
     rows = page.locator("table.audit tbody tr")
     created = rows.filter(has_text="user.create").filter(has_text="admin").filter(has_text='"username":"ana"')
     expect(created).to_have_count(1)
+    granted = rows.filter(has_text="user.role.grant").filter(has_text="secadmin").filter(has_text='"role":"analyst"')
+    expect(granted).to_have_count(1)
     refused = rows.filter(has_text="auth.denied").filter(has_text="ana").filter(has_text="GET /admin/users")
     expect(refused).to_have_count(1)
     expect(refused).to_contain_text("Denied")

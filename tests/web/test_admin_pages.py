@@ -13,20 +13,55 @@ from vigil.web.app import create_app
 from .support import PASSWORD, audit_actions, browser, post_form, sign_in, signed_in, stored_user, text_of
 
 NEW_USER = {"username": "new.analyst", "display_name": "New Analyst", "email": "new.analyst@example.com",
-            "role": "analyst", "password": "Fresh-Account-Pass-1!"}
+            "password": "Fresh-Account-Pass-1!"}
 
 
-def test_creating_a_user_through_the_form(app: FastAPI, world: Any) -> None:
+def test_the_system_administrator_creates_and_the_security_administrator_grants(app: FastAPI, world: Any) -> None:
     admin = signed_in(app, "sysadmin")
+    listing = admin.get("/admin/users").text.split('id="create"')[1]
+    assert 'name="role"' not in listing  # the create form offers no role to a system administrator
+    assert "no role until the security administrator grants one" in text_of(admin.get("/admin/users"))
     created = post_form(admin, "/admin/users", {**NEW_USER, "unit_id": str(world.branch_a)})
     assert created.status_code == 303
     assert re.fullmatch(r"/admin/users/\d+\?notice=user-created", created.headers["location"])
-    detail = text_of(admin.get(created.headers["location"]))
-    assert "The user is created." in detail and "Security analyst" in detail and "Shanghai branch" in detail
+    detail_path = created.headers["location"].split("?")[0]
+    detail = admin.get(created.headers["location"])
+    assert "The user is created." in text_of(detail) and "Shanghai branch" in text_of(detail)
+    assert "No roles." in text_of(detail) and "Roles are granted and revoked by the security administrator." in (
+        text_of(detail))
+    assert f'action="{detail_path}/grants"' not in detail.text
     user = stored_user(world.database, "new.analyst")
     assert user is not None and user.must_change_password and user.email == "new.analyst@example.com"
-    assert [(g.role, g.unit_id) for g in user.grants] == [("analyst", world.branch_a)]
+    assert user.grants == []
     assert audit_actions(world.database, action="user.create", actor="sysadmin")
+
+    # A role smuggled into the form is refused, and nothing is created.
+    smuggled = post_form(admin, "/admin/users", {**NEW_USER, "username": "smuggler", "role": "audit_admin",
+                                                 "unit_id": str(world.hq)}, page="/admin/users")
+    assert smuggled.status_code == 422 and "Roles are granted by the security administrator" in text_of(smuggled)
+    assert stored_user(world.database, "smuggler") is None
+    # Nor may the system administrator grant through the page: 403, audited, nothing changes.
+    refused = post_form(admin, f"{detail_path}/grants", {"role": "analyst", "unit_id": str(world.branch_a)},
+                        page=detail_path)
+    assert refused.status_code == 403 and "roles:assign" in text_of(refused)
+    assert audit_actions(world.database, action="auth.denied", actor="sysadmin", target_id=f"POST {detail_path}/grants")
+
+    security = signed_in(app, "secadmin")
+    page = security.get(detail_path)
+    assert f'action="{detail_path}/grants"' in page.text and "Reset password" not in text_of(page)
+    granted = post_form(security, f"{detail_path}/grants", {"role": "analyst", "unit_id": str(world.branch_a)},
+                        page=detail_path)
+    assert granted.headers["location"] == f"{detail_path}?notice=role-granted"
+    assert "Security analyst" in text_of(admin.get(detail_path))
+    user = stored_user(world.database, "new.analyst")
+    assert user is not None and [(g.role, g.unit_id, g.granted_by) for g in user.grants] == [
+        ("analyst", world.branch_a, "secadmin")]
+    assert audit_actions(world.database, action="user.role.grant", actor="secadmin")
+    # The security administrator creates no account.
+    assert 'id="create"' not in security.get("/admin/users").text
+    assert post_form(security, "/admin/users", {**NEW_USER, "username": "by-secadmin", "unit_id": str(world.hq)},
+                     page="/admin/users").status_code == 403
+    assert stored_user(world.database, "by-secadmin") is None
     assert "new.analyst" in text_of(admin.get("/admin/users", params={"q": "new.ana"}))
     assert "new.analyst" not in text_of(admin.get("/admin/users", params={"q": "nobody-like-this"}))
 
@@ -44,8 +79,8 @@ def test_a_refused_user_form_is_shown_again_and_saves_nothing(app: FastAPI, worl
     taken = post_form(admin, "/admin/users", {**NEW_USER, "username": "analyst", "unit_id": str(world.hq)})
     assert taken.status_code == 422 and "is taken" in text_of(taken)
     auditor_page = f"/admin/users/{world.users['auditor']}"
-    two_powers = post_form(admin, f"{auditor_page}/grants", {"role": "system_admin", "unit_id": str(world.hq)},
-                           page=auditor_page)
+    two_powers = post_form(signed_in(app, "secadmin"), f"{auditor_page}/grants",
+                           {"role": "system_admin", "unit_id": str(world.hq)}, page=auditor_page)
     assert two_powers.status_code == 422 and "separation of duties" in text_of(two_powers)
     assert stored_user(world.database, "new.analyst") is None
     auditor = stored_user(world.database, "auditor")
@@ -59,12 +94,15 @@ def test_editing_disabling_and_role_changes(app: FastAPI, world: Any) -> None:
     edited = post_form(admin, detail, {"display_name": "Staff A", "email": "", "unit_id": str(world.line_a),
                                        "language": "zh_CN"})
     assert edited.headers["location"] == f"{detail}?notice=user-saved"
-    granted = post_form(admin, f"{detail}/grants", {"role": "responder", "unit_id": str(world.line_a)}, page=detail)
+    security = signed_in(app, "secadmin_a")  # a branch security administrator, for a user of the branch
+    granted = post_form(security, f"{detail}/grants", {"role": "responder", "unit_id": str(world.line_a)},
+                        page=detail)
     assert granted.headers["location"] == f"{detail}?notice=role-granted"
     user = stored_user(world.database, "staff_a")
     assert user is not None and user.display_name == "Staff A" and user.language == "zh_CN"
     responder = next(g for g in user.grants if g.role == "responder")
-    revoked = post_form(admin, f"{detail}/grants/{responder.id}/revoke", page=detail)
+    assert f"/grants/{responder.id}/revoke" not in admin.get(detail).text
+    revoked = post_form(security, f"{detail}/grants/{responder.id}/revoke", page=detail)
     assert revoked.headers["location"] == f"{detail}?notice=role-revoked"
 
     staff_browser = signed_in(app, "staff_a")
@@ -74,9 +112,47 @@ def test_editing_disabling_and_role_changes(app: FastAPI, world: Any) -> None:
     assert post_form(admin, f"{detail}/enable", page=detail).headers["location"] == f"{detail}?notice=user-enabled"
     assert sign_in(browser(app), "staff_a").status_code == 303
 
-    own = f"/admin/users/{world.users['sysadmin']}"
-    page = text_of(admin.get(own))
-    assert "You cannot change your own roles" in page and "Disable account" not in page
+    own = f"/admin/users/{world.users['secadmin']}"
+    page = text_of(signed_in(app, "secadmin").get(own))
+    assert "You cannot change your own roles" in page and "Grant role" not in page
+
+
+def test_administrator_accounts_are_out_of_reach_of_the_pages(app: FastAPI, world: Any) -> None:
+    """The system administrator may not reset the password of, disable or move an administrator account:
+    the page shows no such control, says why, and a form sent anyway is refused with 403."""
+    admin = signed_in(app, "sysadmin")
+    for username in ("auditor", "secadmin", "sysadmin_a"):
+        detail = f"/admin/users/{world.users[username]}"
+        page = admin.get(detail)
+        shown = text_of(page)
+        assert f"vigil user reset-password {username}" in shown, username
+        assert f'action="{detail}/password"' not in page.text and f'action="{detail}/disable"' not in page.text
+        assert 'name="unit_id"' not in page.text.split('action="' + detail + '"')[1].split("</form>")[0]
+        before = stored_user(world.database, username)
+        assert before is not None
+        reset = post_form(admin, f"{detail}/password", {"password": "Taken-Over-Pass-12!"}, page=detail)
+        assert reset.status_code == 403 and f"vigil user reset-password {username}" in text_of(reset)
+        disabled = post_form(admin, f"{detail}/disable", page=detail)
+        assert disabled.status_code == 403 and f"vigil user disable {username}" in text_of(disabled)
+        moved = post_form(admin, detail, {"display_name": "Moved", "email": "", "unit_id": str(world.line_a),
+                                          "language": ""})
+        assert moved.status_code == 403 and f"vigil user move {username}" in text_of(moved)
+        after = stored_user(world.database, username)
+        assert after is not None
+        assert (after.password_hash, after.disabled, after.unit_id, after.display_name) == (
+            before.password_hash, before.disabled, before.unit_id, before.display_name)
+        # Its name, e-mail and language stay editable, with no unit in the form.
+        saved = post_form(admin, detail, {"display_name": f"{username} (renamed)", "email": "", "language": ""})
+        assert saved.headers["location"] == f"{detail}?notice=user-saved"
+        assert audit_actions(world.database, action="auth.denied", actor="sysadmin",
+                             target_id=f"POST {detail}/password")
+    sysadmin_a = stored_user(world.database, "sysadmin_a")
+    assert sysadmin_a is not None and sysadmin_a.display_name == "sysadmin_a (renamed)"
+    # An ordinary account's password is still the system administrator's to reset.
+    detail = f"/admin/users/{world.users['responder']}"
+    assert "Reset password" in text_of(admin.get(detail))
+    reset = post_form(admin, f"{detail}/password", {"password": "Temporary-Pass-55!"}, page=detail)
+    assert reset.headers["location"] == f"{detail}?notice=password-reset"
 
 
 def test_unlocking_and_revoking_a_users_tokens(app: FastAPI, world: Any, client: Any) -> None:
@@ -139,6 +215,8 @@ def test_units_are_created_and_renamed_in_the_tree(app: FastAPI, world: Any) -> 
     tree = admin.get("/admin/units").text
     assert tree.index("Shanghai branch") < tree.index("Payments and cards")
     assert "Shenzhen subsidiary" in tree and "Subsidiary" in tree
+    taken = post_form(admin, f"/admin/units/{world.branch_a}/rename", {"name": "Beijing branch"}, page="/admin/units")
+    assert taken.status_code == 422 and "is already named" in text_of(taken)
     empty = post_form(admin, f"/admin/units/{world.line_a}/rename", {"name": ""}, page="/admin/units")
     assert empty.status_code == 422 and "This is too short." in text_of(empty)
 

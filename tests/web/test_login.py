@@ -156,3 +156,30 @@ def test_a_user_must_change_a_reset_password_before_anything_else(app: FastAPI, 
     assert done.headers["location"] == "/account"
     assert analyst.get("/").status_code == 200
     assert sign_in(browser(app), "analyst", "Brand-New-Pass-66!").headers["location"] == "/"
+
+
+def test_wrong_current_passwords_on_the_password_form_lock_the_account(app: FastAPI, world: Any) -> None:
+    database = world.database
+    analyst = signed_in(app, "analyst")
+    form = analyst.get("/account/password")
+
+    def change(current: str) -> httpx.Response:
+        return analyst.post("/account/password", data={
+            "csrf_token": csrf_of(form), "current_password": current, "new_password": "Brand-New-Pass-66!",
+            "confirm_password": "Brand-New-Pass-66!", "next": ""}, follow_redirects=False)
+
+    for count in range(1, 5):  # the default policy locks after 5 failures
+        wrong = change(WRONG)
+        assert wrong.status_code == 422 and "The current password is wrong." in text_of(wrong)
+        user = stored_user(database, "analyst")
+        assert user is not None and user.failed_logins == count and not user.locked
+    assert "The current password is wrong." in text_of(change(WRONG))
+    user = stored_user(database, "analyst")
+    assert user is not None and user.locked
+    assert audit_actions(database, action="user.lock", target_id=str(user.id))
+    locked = change(PASSWORD)
+    assert locked.status_code == 422 and "Your account is locked" in text_of(locked)
+    assert REFUSAL in text_of(sign_in(browser(app), "analyst", PASSWORD))
+    assert REFUSAL in text_of(sign_in(browser(app), "analyst", "Brand-New-Pass-66!"))  # nothing changed
+    failures = audit_actions(database, action="user.password.change", outcome="failure")
+    assert [r.details["reason"] for r in failures] == ["wrong password"] * 5 + ["account locked"]

@@ -16,7 +16,7 @@ PAGES: list[tuple[str, str, str | None]] = [
     ("/account", "nobody", None),
     ("/account/password", "nobody", None),
     ("/admin/users", "sysadmin", "analyst"),
-    ("/admin/users/{staff_a}", "sysadmin_a", "secadmin"),
+    ("/admin/users/{staff_a}", "secadmin_a", "auditor"),
     ("/admin/units", "viewer", "nobody"),
     ("/admin/settings", "sysadmin", "sysadmin_a"),  # settings are platform-wide: held at headquarters
     ("/security/policy", "secadmin", "sysadmin"),
@@ -51,7 +51,7 @@ def test_navigation_links_only_the_pages_a_user_may_open(app: FastAPI, world: An
     admin_pages = {"/admin/users", "/admin/settings", "/security/policy", "/audit"}
     expected = {
         "sysadmin": {"/admin/users", "/admin/settings"},
-        "secadmin": {"/security/policy"},
+        "secadmin": {"/admin/users", "/security/policy"},
         "auditor": {"/audit"},
         "analyst": set(),
         "nobody": set(),
@@ -90,7 +90,7 @@ def test_a_branch_administrator_sees_and_manages_only_the_branch(app: FastAPI, w
     branch_admin = signed_in(app, "sysadmin_a")
     listing = branch_admin.get("/admin/users")
     names = set(re.findall(r'<a href="/admin/users/\d+">([^<]+)</a>', listing.text))
-    assert names == {"sysadmin_a", "auditor_a", "staff_a"}
+    assert names == {"sysadmin_a", "auditor_a", "secadmin_a", "staff_a"}
     options = set(re.findall(r'<option value="(\d+)"', listing.text.split('id="create"')[1]))
     assert options == {str(world.branch_a), str(world.line_a)}
     hidden = branch_admin.get(f"/admin/users/{world.users['analyst']}")

@@ -44,6 +44,7 @@ Id = Annotated[int, Path(ge=1, le=MAX_RECORD_ID, description="A record's id.")]
 
 UsersRead = Annotated[Principal, Depends(require(P.USERS_READ))]
 UsersWrite = Annotated[Principal, Depends(require(P.USERS_WRITE))]
+RolesAssign = Annotated[Principal, Depends(require(P.ROLES_ASSIGN))]
 UnitsRead = Annotated[Principal, Depends(require(P.UNITS_READ))]
 UnitsWrite = Annotated[Principal, Depends(require(P.UNITS_WRITE))]
 PolicyReader = Annotated[Principal, Depends(require(P.POLICY_READ, everywhere=True))]
@@ -77,8 +78,13 @@ def update_me(data: ProfileUpdate, request: Request, principal: SelfDep, session
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT, tags=["me"])
 def change_password(data: PasswordChange, request: Request, principal: SelfDep, session: SessionDep) -> None:
+    """A wrong current password counts towards lockout like a failed sign-in; a locked account is refused."""
     user = current_user(session, principal)
-    signin.change_own_password(context(request, session, principal), user=user, data=data)
+    try:
+        signin.change_own_password(context(request, session, principal), user=user, data=data)
+    except signin.CurrentPasswordRefused:
+        session.commit()  # the failure count, a lockout and their audit records stay although this is refused
+        raise
 
 
 @router.get("/me/tokens", tags=["me"])
@@ -127,6 +133,14 @@ def list_users(
 
 @router.post("/users", status_code=status.HTTP_201_CREATED, tags=["users"])
 def create_user(data: UserCreate, request: Request, principal: UsersWrite, session: SessionDep) -> UserRead:
+    """Creates the account only: its roles are granted by the security administrator (``roles:assign``)."""
+    assignable = principal.units_for(P.ROLES_ASSIGN)
+    if any(grant.unit_id not in assignable for grant in data.grants):
+        raise BadInput(
+            f"roles are granted by the security administrator (the permission {P.ROLES_ASSIGN}), not when an "
+            "account is created: create it without grants, then ask them to grant its role",
+            errors=[{"field": "grants", "message": f"needs the permission {P.ROLES_ASSIGN} on the unit"}],
+        )
     user = service.create_user(context(request, session, principal), data=data)
     return UserRead.model_validate(user)
 
@@ -144,14 +158,15 @@ def update_user(user_id: Id, data: UserUpdate, request: Request, principal: User
 
 
 @router.post("/users/{user_id}/grants", status_code=status.HTTP_201_CREATED, tags=["users"])
-def grant_role(user_id: Id, data: GrantCreate, request: Request, principal: UsersWrite,
+def grant_role(user_id: Id, data: GrantCreate, request: Request, principal: RolesAssign,
                session: SessionDep) -> GrantRead:
     ctx = context(request, session, principal)
     return GrantRead.model_validate(service.grant_role(ctx, user=service.get_user(session, user_id), grant=data))
 
 
 @router.delete("/users/{user_id}/grants/{grant_id}", status_code=status.HTTP_204_NO_CONTENT, tags=["users"])
-def revoke_grant(user_id: Id, grant_id: Id, request: Request, principal: UsersWrite, session: SessionDep) -> None:
+def revoke_grant(user_id: Id, grant_id: Id, request: Request, principal: RolesAssign,
+                 session: SessionDep) -> None:
     service.revoke_grant(context(request, session, principal), user_id=user_id, grant_id=grant_id)
 
 

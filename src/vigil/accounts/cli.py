@@ -43,7 +43,7 @@ from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, NotFound
 from vigil.core.pagination import MAX_LIMIT, PageParams
 
-users = typer.Typer(help="Local accounts: add, list, disable, enable, roles, passwords, lockouts.",
+users = typer.Typer(help="Local accounts: add, list, disable, enable, move, roles, passwords, lockouts.",
                     no_args_is_help=True)
 tokens = typer.Typer(help="API tokens for `Authorization: Bearer`: create, list, revoke.", no_args_is_help=True)
 units = typer.Typer(help="Organisation units (headquarters, branches, subsidiaries, business lines).",
@@ -196,6 +196,25 @@ def disable_user(username: Username) -> None:
 def enable_user(username: Username) -> None:
     """Enable a disabled account again."""
     _set_disabled(username, False)
+
+
+@users.command("move", epilog=EXIT_CODES_HELP)
+def move_user(
+    username: Username,
+    unit: Annotated[str, typer.Option("--unit", "-u", help="The new unit, by id or name.", show_default=False)],
+) -> None:
+    """Move an account to another organisation unit; its roles stay where they are granted.
+
+    Over the API and the web pages an administrator account cannot be moved; this command can.
+    """
+    with operation() as op, op.transaction() as ctx:
+        user = service.find_user(ctx.session, username)
+        target = resolve_unit(ctx.session, unit)
+        if user.unit_id == target.id:
+            typer.echo(f"{username} is already in {target.name}; nothing changed")
+            return
+        service.update_user(ctx, user_id=user.id, data=UserUpdate(unit_id=target.id))
+        typer.echo(f"moved {username} to {target.name} (id {target.id})")
 
 
 @users.command("set-role", epilog=EXIT_CODES_HELP)

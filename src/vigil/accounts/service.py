@@ -2,6 +2,13 @@
 
 Functions take a ``Context`` (session, actor) and keyword arguments, change records, write the
 audit trail, and never commit: the caller owns the transaction, so a failure leaves nothing behind.
+
+Separation of duties (三权分立) is enforced here as well as by the endpoints' guards. With a signed-in
+principal (the API and the pages): granting and revoking a role needs ``roles:assign`` on the grant's
+unit (the security administrator's, never the system administrator's), and the password, the disabling
+and the unit of an account holding one of the three administrator roles cannot be changed at all, so
+that no administrator can take over another's account. Without a principal (the local operator of the
+``vigil`` command on the server) both are allowed, and audited like any change.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from vigil.accounts.schemas import GrantCreate, PolicyUpdate, ProfileUpdate, Use
 from vigil.core.auth import (
     SEPARATED_ROLES,
     PasswordRules,
+    Permission,
     Role,
     UnitTree,
     hash_password,
@@ -102,6 +110,12 @@ def create_unit(ctx: Context, *, name: str, kind: UnitKind, parent_id: int) -> O
 def rename_unit(ctx: Context, *, unit_id: int, name: str) -> OrgUnit:
     unit = get_unit(ctx.session, unit_id)
     old = unit.name
+    # Siblings may lie outside the caller's scope (a branch administrator renaming the branch): all count.
+    same_parent = OrgUnit.parent_id.is_(None) if unit.parent_id is None else OrgUnit.parent_id == unit.parent_id
+    clash = ctx.session.scalar(select(OrgUnit.id).where(same_parent, OrgUnit.name == name, OrgUnit.id != unit.id),
+                               execution_options=UNSCOPED)
+    if clash is not None:
+        raise Conflict(f"another unit under the same parent is already named {name!r}")
     unit.name = name
     ctx.audit("unit.update", target_type="unit", target_id=unit.id, unit_id=unit.id,
               details={"name": [old, name]})
@@ -194,6 +208,34 @@ def all_grants(session: Session, user_id: int) -> list[tuple[str, int]]:
     return [(role, unit_id) for role, unit_id in rows]
 
 
+def administrator_roles(session: Session, user_id: int) -> list[str]:
+    """Which of the three administrator roles the user holds, on any unit (at most one)."""
+    return sorted({role for role, _ in all_grants(session, user_id) if role in SEPARATED_ROLES})
+
+
+def _check_not_administrator(ctx: Context, user: User, *, change: str, command: str) -> None:
+    """Over the API and the pages, an administrator account's password, status and unit are out of reach:
+    ``change`` says what happens to it "only on the server", where the operator runs ``command``."""
+    if ctx.principal is None:
+        return
+    held = administrator_roles(ctx.session, user.id)
+    if held:
+        raise PermissionDenied(
+            f"{user.username} holds the {held[0]} role, and an administrator account {change} only on the "
+            f"server: run `{command}` there"
+        )
+
+
+def _check_may_assign(ctx: Context, unit_id: int) -> None:
+    """Granting and revoking roles is the security administrator's job (``roles:assign``), never that of
+    the system administrator who creates accounts and sets their passwords."""
+    if ctx.principal is not None and unit_id not in ctx.principal.units_for(Permission.ROLES_ASSIGN):
+        raise PermissionDenied(
+            f"granting and revoking roles needs the permission {Permission.ROLES_ASSIGN} on the unit "
+            "(the security administrator's)", permission=str(Permission.ROLES_ASSIGN)
+        )
+
+
 def check_manageable(ctx: Context, user: User) -> None:
     """An administrator may change a user only when every role the user holds lies within the
     administrator's units: a branch administrator must not take over an account with wider powers."""
@@ -241,8 +283,13 @@ def update_user(ctx: Context, *, user_id: int, data: UserUpdate) -> User:
             value = str(value or "")
         if field == "unit_id":
             _check_writable_unit(ctx, value)
+            if value != user.unit_id:
+                _check_not_administrator(ctx, user, change="moves to another unit",
+                                         command=f"vigil user move {user.username} --unit UNIT")
         if field == "disabled" and value and user.id == ctx.actor.user_id:
             raise Conflict("you cannot disable your own account")
+        if field == "disabled" and value and not user.disabled:
+            _check_not_administrator(ctx, user, change="is disabled", command=f"vigil user disable {user.username}")
         if getattr(user, field) != value:
             changes[field] = [getattr(user, field), value]
             setattr(user, field, value)
@@ -281,6 +328,7 @@ def end_user_sessions(session: Session, *, user_id: int) -> int:
 
 def grant_role(ctx: Context, *, user: User, grant: GrantCreate) -> GrantRow:
     _check_writable_unit(ctx, grant.unit_id)
+    _check_may_assign(ctx, grant.unit_id)
     if user.id == ctx.actor.user_id:
         raise PermissionDenied("you cannot change your own roles; ask another administrator")
     check_manageable(ctx, user)
@@ -305,6 +353,7 @@ def revoke_grant(ctx: Context, *, user_id: int, grant_id: int) -> None:
     row = next((g for g in user.grants if g.id == grant_id), None)
     if row is None or not get_scope(ctx.session).allows(row.unit_id):
         raise NotFound(f"grant {grant_id} does not exist on user {user_id}")
+    _check_may_assign(ctx, row.unit_id)
     user.grants.remove(row)
     ctx.audit("user.role.revoke", target_type="user", target_id=user.id, unit_id=row.unit_id,
               details={"username": user.username, "role": row.role, "unit_id": row.unit_id})
@@ -313,6 +362,7 @@ def revoke_grant(ctx: Context, *, user_id: int, grant_id: int) -> None:
 def set_role(ctx: Context, *, user: User, role: Role, unit_id: int) -> GrantRow:
     """Replace every grant the caller can see with this one role (the CLI's set-role)."""
     _check_writable_unit(ctx, unit_id)
+    _check_may_assign(ctx, unit_id)
     if user.id == ctx.actor.user_id:
         raise PermissionDenied("you cannot change your own roles; ask another administrator")
     check_manageable(ctx, user)
@@ -329,6 +379,8 @@ def reset_password(ctx: Context, *, user_id: int, password: str) -> User:
     """An administrator sets a temporary password; the user must change it at next sign-in."""
     user = get_user(ctx.session, user_id)
     check_manageable(ctx, user)
+    _check_not_administrator(ctx, user, change="has its password reset",
+                             command=f"vigil user reset-password {user.username}")
     check_new_password(ctx.session, password=password, username=user.username)
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from vigil.accounts import service
-from vigil.accounts.models import ApiToken, User, WebSession
+from vigil.accounts.models import ApiToken, SecurityPolicy, User, WebSession
 from vigil.accounts.schemas import PasswordChange, TokenCreate
 from vigil.core import audit
 from vigil.core.auth import (
@@ -62,13 +62,7 @@ def authenticate(session: Session, *, username: str, password: str, source_ip: s
         verify_password(user.password_hash, password)  # same cost: timing must not tell a locked account
         return refuse("account locked")
     if not verify_password(user.password_hash, password):
-        user.failed_logins += 1
-        if user.failed_logins >= policy.max_failed_logins:
-            user.locked_until = utcnow() + timedelta(minutes=policy.lockout_minutes)
-            user.failed_logins = 0
-            audit.record(session, actor=actor, action="user.lock", outcome=audit.Outcome.SUCCESS,
-                         target_type="user", target_id=user.id,
-                         details={"minutes": policy.lockout_minutes, "after_failures": policy.max_failed_logins})
+        count_failure(session, user=user, policy=policy, actor=actor)
         return refuse("wrong password")
     if user.disabled:
         return refuse("account disabled")
@@ -81,6 +75,17 @@ def authenticate(session: Session, *, username: str, password: str, source_ip: s
         user.must_change_password = True
     audit.record(session, actor=actor, action="auth.login", target_type="user", target_id=user.id)
     return SignInResult(user, "ok")
+
+
+def count_failure(session: Session, *, user: User, policy: SecurityPolicy, actor: audit.Actor) -> None:
+    """One more wrong password of ``user``: at the policy's limit the account locks, and that is audited."""
+    user.failed_logins += 1
+    if user.failed_logins >= policy.max_failed_logins:
+        user.locked_until = utcnow() + timedelta(minutes=policy.lockout_minutes)
+        user.failed_logins = 0
+        audit.record(session, actor=actor, action="user.lock", outcome=audit.Outcome.SUCCESS,
+                     target_type="user", target_id=user.id, unit_id=user.unit_id,
+                     details={"minutes": policy.lockout_minutes, "after_failures": policy.max_failed_logins})
 
 
 # --- browser sessions ------------------------------------------------------------------------------
@@ -228,14 +233,56 @@ def resolve_token(session: Session, *, secret: str) -> tuple[ApiToken, User] | N
 # --- self-service ----------------------------------------------------------------------------------
 
 
-def change_own_password(ctx: Context, *, user: User, data: PasswordChange) -> None:
-    if not verify_password(user.password_hash, data.current_password):
-        raise PermissionDenied("the current password is wrong")
-    if verify_password(user.password_hash, data.new_password):
+class CurrentPasswordRefused(PermissionDenied):
+    """A password change refused at its first step. What that step recorded (the failure count, a lockout,
+    the audit record) must be kept although the change is refused: the caller commits it."""
+
+
+class WrongCurrentPassword(CurrentPasswordRefused):
+    pass
+
+
+class AccountLocked(CurrentPasswordRefused):
+    pass
+
+
+def check_current_password(ctx: Context, *, user: User, password: str) -> None:
+    """The first step of changing one's own password: the current one, checked like a sign-in.
+
+    A wrong password counts towards lockout exactly as a failed sign-in does (the same policy), and a
+    locked account cannot change its password at all; both are audited and raise
+    ``CurrentPasswordRefused`` after recording, so that whoever holds a stolen session cannot guess the
+    password without limit. The caller must commit what was recorded before the refusal reaches the user.
+    """
+    def refuse(reason: str) -> None:
+        ctx.audit("user.password.change", outcome=audit.Outcome.FAILURE, target_type="user", target_id=user.id,
+                  unit_id=user.unit_id, details={"reason": reason})
+
+    if user.locked:
+        verify_password(user.password_hash, password)  # the same cost either way
+        refuse("account locked")
+        raise AccountLocked("your account is locked after too many wrong passwords; try again later, or ask "
+                            "an administrator to unlock it")
+    if not verify_password(user.password_hash, password):
+        refuse("wrong password")
+        count_failure(ctx.session, user=user, policy=service.get_policy(ctx.session), actor=ctx.actor)
+        raise WrongCurrentPassword("the current password is wrong")
+    user.failed_logins = 0
+
+
+def set_own_password(ctx: Context, *, user: User, new_password: str) -> None:
+    """The second step, after ``check_current_password``: the new password, if the policy accepts it."""
+    if verify_password(user.password_hash, new_password):
         raise BadInput("the new password must differ from the current one",
                        errors=[{"field": "new_password", "message": "same as the current password"}])
-    service.check_new_password(ctx.session, password=data.new_password, username=user.username)
-    user.password_hash = hash_password(data.new_password)
+    service.check_new_password(ctx.session, password=new_password, username=user.username)
+    user.password_hash = hash_password(new_password)
     user.password_changed_at = utcnow()
     user.must_change_password = False
     ctx.audit("user.password.change", target_type="user", target_id=user.id, unit_id=user.unit_id)
+
+
+def change_own_password(ctx: Context, *, user: User, data: PasswordChange) -> None:
+    """Both steps; on ``CurrentPasswordRefused`` the caller must still commit (see check_current_password)."""
+    check_current_password(ctx, user=user, password=data.current_password)
+    set_own_password(ctx, user=user, new_password=data.new_password)

@@ -29,7 +29,7 @@ from vigil.accounts.schemas import (
 )
 from vigil.core import i18n
 from vigil.core.auth import Permission, Principal
-from vigil.core.errors import BadInput, Conflict, NotFound, PermissionDenied
+from vigil.core.errors import BadInput, Conflict, NotFound
 from vigil.core.pagination import PageParams, page_params
 from vigil.web.deps import SelfDep, SessionDep, context, current_user
 from vigil.web.templating import (
@@ -56,6 +56,7 @@ Pages = Annotated[PageParams, Depends(page_params)]
 Signed = Annotated[Principal, Depends(page_guard())]
 UsersRead = Annotated[Principal, Depends(page_guard(P.USERS_READ))]
 UsersWrite = Annotated[Principal, Depends(page_guard(P.USERS_WRITE))]
+RolesAssign = Annotated[Principal, Depends(page_guard(P.ROLES_ASSIGN))]
 UnitsRead = Annotated[Principal, Depends(page_guard(P.UNITS_READ))]
 UnitsWrite = Annotated[Principal, Depends(page_guard(P.UNITS_WRITE))]
 PolicyReader = Annotated[Principal, Depends(page_guard(P.POLICY_READ, everywhere=True))]
@@ -197,12 +198,21 @@ def change_password(request: Request, principal: SelfDep, session: SessionDep, f
                                              "new_password": secret["new_password"]}, _)
     if data is None:
         return _password_page(request, session, next_url, status=422, state=refused(_, shown, errors))
+    ctx = context(request, session, principal)
     try:
-        with session.begin_nested():
-            signin.change_own_password(context(request, session, principal), user=user, data=data)
-    except PermissionDenied:
+        # Outside the savepoint: a wrong password's count towards lockout stays (the 422 page commits it).
+        signin.check_current_password(ctx, user=user, password=data.current_password)
+    except signin.AccountLocked:
+        state = refused(_, shown, {"current_password": _(
+            "Your account is locked after too many wrong passwords. Try again later, or ask an administrator "
+            "to unlock it.")})
+        return _password_page(request, session, next_url, status=422, state=state)
+    except signin.WrongCurrentPassword:
         state = refused(_, shown, {"current_password": _("The current password is wrong.")})
         return _password_page(request, session, next_url, status=422, state=state)
+    try:
+        with session.begin_nested():
+            signin.set_own_password(ctx, user=user, new_password=data.new_password)
     except FORM_REFUSED as exc:
         state = FormState(shown, {}, describe_error(exc, _))
         return _password_page(request, session, next_url, status=422, state=state)
@@ -242,6 +252,10 @@ def create_user(request: Request, principal: UsersWrite, session: SessionDep, fo
         "unit_id": values["unit_id"], "grants": grants, "password": password if isinstance(password, str) else "",
     }, _)
     errors = {("role" if name == "grants" else name): message for name, message in errors.items()}
+    if data is not None and any(grant.unit_id not in principal.units_for(P.ROLES_ASSIGN) for grant in data.grants):
+        # The form offers no role to a system administrator: roles are the security administrator's to grant.
+        data, errors = None, {"role": _("Roles are granted by the security administrator: create the account "
+                                        "without one, then ask them to grant it.")}
     state = refused(_, values, errors)
     if data is not None:
         try:
@@ -259,10 +273,14 @@ def _user_page(request: Request, principal: Principal, session: Session, user_id
     units = service.list_units(session)
     tokens, total = signin.list_tokens(session, params=PageParams(limit=100), user_id=user.id)
     writable = principal.units_for(P.USERS_WRITE)
+    assignable = principal.units_for(P.ROLES_ASSIGN)
     return render(request, "accounts/user.html", {
         "user": user,
         "unit_names": {unit.id: unit.name for unit in units},
         "write_units": unit_options(unit for unit in units if unit.id in writable),
+        "assign_units": unit_options(unit for unit in units if unit.id in assignable),
+        # Its password, status and unit change only on the server (service._check_not_administrator).
+        "administrator_role": next(iter(service.administrator_roles(session, user.id)), ""),
         "tokens": tokens,
         "token_total": total,
         "languages": i18n.LANGUAGES,
@@ -296,8 +314,10 @@ def edit_user(user_id: int, request: Request, principal: UsersWrite, session: Se
               form: FormDep) -> Response:
     _ = translator(request)
     values = text_fields(form, "display_name", "email", "unit_id", "language")
-    data, errors = validate(UserUpdate, {**values, "email": values["email"] or None,
-                                         "language": values["language"] or None}, _)
+    changes: dict[str, Any] = {**values, "email": values["email"] or None, "language": values["language"] or None}
+    if not values["unit_id"]:
+        del changes["unit_id"]  # an administrator account's form has no unit field: its unit stays
+    data, errors = validate(UserUpdate, changes, _)
     if data is None:
         return _user_page(request, principal, session, user_id, status=422,
                           forms={"edit": refused(_, values, errors)})
@@ -322,7 +342,7 @@ def enable_user(user_id: int, request: Request, principal: UsersWrite, session: 
 
 
 @router.post("/admin/users/{user_id}/grants")
-def grant_role(user_id: int, request: Request, principal: UsersWrite, session: SessionDep,
+def grant_role(user_id: int, request: Request, principal: RolesAssign, session: SessionDep,
                form: FormDep) -> Response:
     _ = translator(request)
     values = text_fields(form, "role", "unit_id")
@@ -337,7 +357,7 @@ def grant_role(user_id: int, request: Request, principal: UsersWrite, session: S
 
 
 @router.post("/admin/users/{user_id}/grants/{grant_id}/revoke")
-def revoke_grant(user_id: int, grant_id: int, request: Request, principal: UsersWrite,
+def revoke_grant(user_id: int, grant_id: int, request: Request, principal: RolesAssign,
                  session: SessionDep) -> Response:
     ctx = context(request, session, principal)
     return _user_change(request, principal, session, user_id, "role-revoked",

@@ -21,6 +21,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 class Permission(StrEnum):
     USERS_READ = "users:read"
     USERS_WRITE = "users:write"
+    ROLES_ASSIGN = "roles:assign"
     UNITS_READ = "units:read"
     UNITS_WRITE = "units:write"
     SETTINGS_READ = "settings:read"
@@ -53,13 +54,18 @@ class Role(StrEnum):
 
 P = Permission
 ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
-    # Accounts and platform settings; never the audit trail, never security policies or rules.
+    # Accounts (create, edit, disable, unlock, reset passwords) and platform settings; never roles,
+    # never the audit trail, never security policies or rules.
     Role.SYSTEM_ADMIN: frozenset(
         {P.USERS_READ, P.USERS_WRITE, P.UNITS_READ, P.UNITS_WRITE, P.SETTINGS_READ, P.METRICS_READ}
     ),
-    # Security policies, detection rules and integrations; never accounts or the audit trail.
+    # Who holds which role, security policies, detection rules and integrations; reads accounts to find
+    # whom to grant to, but never creates, edits or sets the password of one; never the audit trail.
     Role.SECURITY_ADMIN: frozenset(
-        {P.UNITS_READ, P.POLICY_READ, P.POLICY_WRITE, P.RULES_READ, P.RULES_WRITE, P.INTEGRATIONS_WRITE}
+        {
+            P.USERS_READ, P.ROLES_ASSIGN, P.UNITS_READ, P.POLICY_READ, P.POLICY_WRITE, P.RULES_READ,
+            P.RULES_WRITE, P.INTEGRATIONS_WRITE,
+        }
     ),
     # Reads and verifies the audit trail; nothing else.
     Role.AUDIT_ADMIN: frozenset({P.UNITS_READ, P.AUDIT_READ, P.AUDIT_VERIFY}),
