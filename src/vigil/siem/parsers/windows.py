@@ -40,24 +40,23 @@ def text_of(value: Any) -> Any:
     return value
 
 
-def attributes_of(value: Any, name: str, parent: dict[str, Any]) -> dict[str, Any]:
-    """An element's attributes, in either evtx JSON form (``#attributes`` inside, or ``<name>_attributes``)."""
-    found = value.get(ATTRIBUTES) if isinstance(value, dict) else None
-    if not isinstance(found, dict):
-        found = parent.get(f"{name}_attributes")
-    return found if isinstance(found, dict) else {}
-
-
 def system_fields(system: dict[str, Any]) -> Event:
     native: Event = {}
     for name, value in system.items():
-        if name.endswith("_attributes") or name.startswith("#"):
+        if name.startswith("#"):
             continue
-        for attribute, attribute_value in attributes_of(value, name, system).items():
-            native[f"{name}_{attribute}"] = attribute_value
-        scalar = text_of(value)
-        if scalar is not None and not isinstance(scalar, dict | list):
-            native[name] = scalar
+        if name.endswith("_attributes"):  # evtx_dump --separate-json-attributes
+            if isinstance(value, dict):
+                element = name[: -len("_attributes")]
+                native.update({f"{element}_{attribute}": item for attribute, item in value.items()})
+            continue
+        if isinstance(value, dict):
+            attributes = value.get(ATTRIBUTES)
+            if isinstance(attributes, dict):
+                native.update({f"{name}_{attribute}": item for attribute, item in attributes.items()})
+            value = value.get(TEXT)
+        if value is not None and not isinstance(value, dict | list):
+            native[name] = value
     event_id = as_int(native.get("EventID"))
     if event_id is None:
         raise ParseError(f"System.EventID is {native.get('EventID')!r}, not a number")
