@@ -118,3 +118,11 @@ def test_sniff() -> None:
 
 def test_fuzz() -> None:
     fuzz_parser(PARSER, [ECS_DOC, {"ts": 1767348000, "x": [1, {"y.z": 2}]}, {"time": "2026-01-02 18:00:00"}])
+
+
+def test_shipped_original_wins_and_keep_original_off_keeps_none() -> None:
+    shipped = {"@timestamp": "2026-01-02T10:00:00Z", "event": {"original": "<13>Jan  2 10:00:00 web01 app: hi"}}
+    assert PARSER.parse_one(orjson.dumps(shipped), CTX)["event"]["original"] == "<13>Jan  2 10:00:00 web01 app: hi"
+    lean = ParseContext(source="app", keep_original=False)
+    assert "original" not in PARSER.parse_one(orjson.dumps(shipped), lean)["event"]
+    assert "original" not in PARSER.parse_one(b'{"a": 1}', lean)["event"]

@@ -275,3 +275,34 @@ def test_fuzz_windows_json() -> None:
 
 def test_fuzz_winlogbeat() -> None:
     fuzz_parser(WINLOGBEAT, [WINLOGBEAT_4624])
+
+
+def test_security_process_creation_4688() -> None:
+    document = copy.deepcopy(SECURITY_4624)
+    document["Event"]["System"]["EventID"] = 4688
+    document["Event"]["EventData"] = {
+        "SubjectUserSid": "S-1-5-21-1-2-3-1108", "SubjectUserName": "alice", "SubjectDomainName": "CORP",
+        "SubjectLogonId": "0x3d4a21", "NewProcessId": "0x17e8",
+        "NewProcessName": "C:\\Windows\\System32\\whoami.exe", "TokenElevationType": "%%1937",
+        "ProcessId": "0x1a2c", "CommandLine": "whoami /priv", "TargetUserSid": "S-1-0-0", "TargetUserName": "-",
+        "ParentProcessName": "C:\\Windows\\System32\\cmd.exe", "MandatoryLabel": "S-1-16-12288",
+    }
+    event = parse(document)
+    assert (event["NewProcessName"], event["CommandLine"]) == ("C:\\Windows\\System32\\whoami.exe", "whoami /priv")
+    assert event["process"] == {
+        "executable": "C:\\Windows\\System32\\whoami.exe",
+        "name": "whoami.exe",
+        "pid": 0x17E8,
+        "command_line": "whoami /priv",
+        "parent": {"executable": "C:\\Windows\\System32\\cmd.exe", "name": "cmd.exe", "pid": 0x1A2C},
+    }
+    assert event["user"] == {"name": "alice", "domain": "CORP", "id": "S-1-5-21-1-2-3-1108"}
+    assert (event["event"]["category"], event["event"]["type"]) == (["process"], ["start"])
+
+
+def test_winlogbeat_keeps_its_own_original_xml() -> None:
+    shipped = {**WINLOGBEAT_4624, "event": {"original": "<Event xmlns='...'><System>...</System></Event>"}}
+    event = WINLOGBEAT.parse_one(orjson.dumps(shipped), CTX)
+    assert event["event"]["original"] == "<Event xmlns='...'><System>...</System></Event>"
+    lean = ParseContext(keep_original=False)
+    assert "original" not in WINDOWS.parse_one(orjson.dumps(SYSMON_1), lean)["event"]

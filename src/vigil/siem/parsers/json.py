@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import orjson
 
-from vigil.siem.parsers.base import Event, ParseContext, ParseError, get, keep_original, put
-from vigil.siem.parsers.jsoncommon import expand_dotted, first_timestamp, load_object
+from vigil.siem.parsers.base import Event, ParseContext, ParseError, get, put
+from vigil.siem.parsers.jsoncommon import expand_dotted, first_timestamp, keep_shipped_original, load_object
 
 TIME_FIELDS = ("@timestamp", "timestamp", "time", "ts")
 
@@ -30,7 +30,6 @@ class JsonParser:
 
     def parse_one(self, raw: bytes, ctx: ParseContext) -> Event:
         event = expand_dotted(load_object(raw))
-        shipped_original = get(event, "event.original")
         try:
             stamp = first_timestamp(event, TIME_FIELDS, ctx.timezone)
         except ParseError as exc:
@@ -44,9 +43,7 @@ class JsonParser:
             event["event_value"] = event.pop("event")  # a non-ECS "event" field; ECS needs the object
         if get(event, "event.dataset") is None:
             put(event, "event.dataset", "json")
-        keep_original(event, raw, ctx)
-        if isinstance(shipped_original, str):
-            put(event, "event.original", shipped_original)
+        keep_shipped_original(event, raw, ctx)
         return event
 
 

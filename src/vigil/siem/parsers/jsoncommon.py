@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from vigil.siem.parsers.base import Event, ParseError, put
+from vigil.siem.parsers.base import Event, ParseContext, ParseError, get, keep_original, put
 
 # Epoch numbers at or above this are milliseconds (1e11 seconds is the year 5138).
 _MILLIS_FROM = 100_000_000_000
@@ -175,3 +175,14 @@ def put_absent(event: Event, dotted: str, value: Any) -> None:
     else:
         return
     # A non-object is in the way (e.g. "source": "x"): keep what the shipper sent.
+
+
+def keep_shipped_original(event: Event, raw: bytes, ctx: ParseContext) -> None:
+    """``keep_original`` for documents a shipper built: its own ``event.original`` (the log line it read)
+    is the original and wins over the JSON document; with ``keep_original`` off, neither is kept."""
+    shipped = get(event, "event.original")
+    keep_original(event, raw, ctx)
+    if ctx.keep_original and isinstance(shipped, str):
+        put(event, "event.original", shipped)
+    elif not ctx.keep_original and isinstance(event.get("event"), dict):
+        event["event"].pop("original", None)

@@ -24,7 +24,14 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from vigil.siem.parsers.base import Event, ParseContext, ParseError, keep_original, put
-from vigil.siem.parsers.jsoncommon import as_int, expand_dotted, json_type, load_object, to_utc
+from vigil.siem.parsers.jsoncommon import (
+    as_int,
+    expand_dotted,
+    json_type,
+    keep_shipped_original,
+    load_object,
+    to_utc,
+)
 from vigil.siem.parsers.windows_ecs import LEVEL_NUMBERS, RESERVED, add_ecs, dataset
 
 ATTRIBUTES = "#attributes"
@@ -210,7 +217,7 @@ class WinlogbeatParser:
         put(document, "event.module", "windows")
         put(document, "event.dataset", dataset(native.get("Channel"), native.get("Provider_Name")))
         add_ecs(document)
-        keep_original(document, raw, ctx)
+        keep_shipped_original(document, raw, ctx)
         return document
 
 
