@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vigil.siem.parsers.base import ParseContext, ParseFailure
-from vigil.siem.parsers.evtx import iter_evtx_records, read_evtx
+from vigil.siem.parsers.evtx import is_evtx, iter_evtx_records, read_evtx
 
 EVTX_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "evtx"
 # What this set holds (every record of the 277 files; the README says "about 8,255").
@@ -81,6 +81,7 @@ def test_sysmon_process_creation_from_a_real_file() -> None:
 def test_truncated_and_damaged_files_are_reported_not_raised(tmp_path: Path) -> None:
     real = max(sample_files(), key=lambda p: p.stat().st_size)
     data = real.read_bytes()
+    assert is_evtx(data[:4096])
     truncated = tmp_path / "truncated.evtx"
     truncated.write_bytes(data[: 10 * 1024])
     items = list(iter_evtx_records(truncated))
@@ -114,6 +115,7 @@ def test_truncated_and_damaged_files_are_reported_not_raised(tmp_path: Path) -> 
 def test_junk_empty_and_missing_files_are_reported(tmp_path: Path) -> None:
     junk = tmp_path / "junk.evtx"
     junk.write_bytes(os.urandom(20000))
+    assert not is_evtx(b"MZ\x90\x00" + bytes(8))
     empty = tmp_path / "empty.evtx"
     empty.write_bytes(b"")
     reasons = {

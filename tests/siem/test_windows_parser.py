@@ -306,3 +306,26 @@ def test_winlogbeat_keeps_its_own_original_xml() -> None:
     assert event["event"]["original"] == "<Event xmlns='...'><System>...</System></Event>"
     lean = ParseContext(keep_original=False)
     assert "original" not in WINDOWS.parse_one(orjson.dumps(SYSMON_1), lean)["event"]
+
+
+def test_sysmon_image_load_process_access_and_script_block() -> None:
+    def sysmon(event_id: int, data: dict[str, Any], channel: str = "Microsoft-Windows-Sysmon/Operational") -> Any:
+        document = copy.deepcopy(SYSMON_1)
+        document["Event"]["System"].update(EventID=event_id, Channel=channel)
+        document["Event"]["EventData"] = data
+        return parse(document)
+
+    loaded = sysmon(7, {"ProcessId": 6120, "Image": "C:\\x.exe", "ImageLoaded": "C:\\Windows\\System32\\dbghelp.dll"})
+    assert loaded["dll"] == {"path": "C:\\Windows\\System32\\dbghelp.dll", "name": "dbghelp.dll"}
+    assert loaded["process"]["pid"] == 6120
+    access = sysmon(10, {"SourceProcessId": 812, "SourceImage": "C:\\Tools\\mimikatz.exe",
+                         "TargetProcessId": 640, "TargetImage": "C:\\Windows\\system32\\lsass.exe",
+                         "GrantedAccess": "0x1010"})
+    assert access["process"] == {"executable": "C:\\Tools\\mimikatz.exe", "name": "mimikatz.exe", "pid": 812}
+    assert (access["TargetImage"], access["GrantedAccess"]) == ("C:\\Windows\\system32\\lsass.exe", "0x1010")
+    assert access["event"]["type"] == ["access"]
+    script = sysmon(4104, {"MessageNumber": 1, "MessageTotal": 1, "ScriptBlockText": "IEX (New-Object Net.WebClient)",
+                           "ScriptBlockId": "4d2a"}, channel="Microsoft-Windows-PowerShell/Operational")
+    assert script["powershell"] == {"file": {"script_block_text": "IEX (New-Object Net.WebClient)",
+                                             "script_block_id": "4d2a"}}
+    assert script["event"]["dataset"] == "windows.powershell_operational"

@@ -30,6 +30,11 @@ BATCH = 1000
 _NOISE = "An error occurred while trying to deserialize evtx stream.: "
 
 
+def is_evtx(sample: bytes) -> bool:
+    """Whether bytes are the start of an .evtx file (its header's magic), whatever the file is called."""
+    return sample[:8] == MAGIC
+
+
 def iter_evtx_records(path: str | PathLike[str], source: str | None = None) -> Iterator[bytes | ParseFailure]:
     """Each record's JSON bytes, in file order; a ``ParseFailure`` for each part that cannot be read.
 

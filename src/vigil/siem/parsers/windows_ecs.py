@@ -52,6 +52,9 @@ CLASSIFICATION: dict[tuple[str, int], tuple[list[str], list[str], str | None]] =
     (SYSMON, 1): (["process"], ["start"], None),
     (SYSMON, 3): (["network"], ["connection", "start"], None),
     (SYSMON, 5): (["process"], ["end"], None),
+    (SYSMON, 7): (["process"], ["change"], None),
+    (SYSMON, 8): (["process"], ["change"], None),
+    (SYSMON, 10): (["process"], ["access"], None),
     (SYSMON, 11): (["file"], ["creation"], None),
     (SYSMON, 12): (["registry"], ["change"], None),
     (SYSMON, 13): (["registry"], ["change"], None),
@@ -129,6 +132,13 @@ def add_ecs(event: Event) -> None:
         put_absent(event, "registry.path", event.get("TargetObject"))
         if code == 13 and isinstance(event.get("Details"), str):
             put_absent(event, "registry.data.strings", [event["Details"]])
+    if kind == SYSMON and code == 7:
+        put_absent(event, "dll.path", event.get("ImageLoaded"))
+        if isinstance(event.get("ImageLoaded"), str):
+            put_absent(event, "dll.name", ntpath.basename(event["ImageLoaded"]))
+    if isinstance(event.get("ScriptBlockText"), str):  # PowerShell 4104
+        put_absent(event, "powershell.file.script_block_text", event["ScriptBlockText"])
+        put_absent(event, "powershell.file.script_block_id", event.get("ScriptBlockId"))
     if kind == SYSTEM and code == 7045:
         put_absent(event, "service.name", event.get("ServiceName"))
         _file(event, event.get("ImagePath"))
@@ -204,6 +214,11 @@ def _process(event: Event, kind: str, code: Any) -> None:
         put_absent(event, "process.pid", as_int(event.get("ProcessId")))
         return
     if kind != SYSMON:
+        return
+    if code in (8, 10):  # CreateRemoteThread, ProcessAccess: the acting process is the source
+        _executable(event, "process", event.get("SourceImage"))
+        put_absent(event, "process.pid", as_int(event.get("SourceProcessId")))
+        put_absent(event, "process.entity_id", event.get("SourceProcessGuid"))
         return
     _executable(event, "process", event.get("Image"))
     put_absent(event, "process.pid", as_int(event.get("ProcessId")))
