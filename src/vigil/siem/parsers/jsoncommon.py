@@ -8,6 +8,7 @@ from __future__ import annotations
 import ipaddress
 import math
 from datetime import UTC, datetime, tzinfo
+from functools import cache
 from typing import Any
 
 import orjson
@@ -160,21 +161,30 @@ def put_present(event: Event, dotted: str, value: Any) -> None:
     put(event, dotted, value)
 
 
+@cache
+def _parts(dotted: str) -> tuple[str, ...]:
+    return tuple(dotted.split("."))
+
+
 def put_absent(event: Event, dotted: str, value: Any) -> None:
-    """``put_present`` unless the event already has a value there (shipper's own ECS fields win)."""
+    """``put_present`` unless the event already has a value there (shipper's own ECS fields win).
+
+    When a non-object is in the way (``"source": "x"``), what the shipper sent is kept.
+    """
     if value is None or value == "" or value == "-":
         return
-    node: Any = event
-    for part in dotted.split("."):
-        if not isinstance(node, dict):
-            break
-        if part not in node:
-            put(event, dotted, value)
+    *parents, leaf = _parts(dotted)
+    node = event
+    for part in parents:
+        child = node.get(part)
+        if child is None:
+            child = {}
+            node[part] = child
+        elif not isinstance(child, dict):
             return
-        node = node[part]
-    else:
-        return
-    # A non-object is in the way (e.g. "source": "x"): keep what the shipper sent.
+        node = child
+    if leaf not in node:
+        node[leaf] = value
 
 
 def keep_shipped_original(event: Event, raw: bytes, ctx: ParseContext) -> None:
