@@ -117,7 +117,7 @@ def test_a_system_administrator_cannot_take_over_an_administrator_account(
 
 def test_a_system_administrator_still_resets_ordinary_accounts(world: Any, client: TestClient) -> None:
     h = world.headers("sysadmin")
-    for username in ("analyst", "responder", "viewer", "nobody"):
+    for username in ("responder", "viewer", "nobody"):
         response = client.post(f"/api/v1/users/{world.users[username]}/password", headers=h,
                                 json={"password": "Temporary-Pass-55!"})
         assert response.status_code == 200, (username, response.text)
@@ -188,3 +188,25 @@ def test_a_branch_security_administrator_cannot_grant_on_another_branch(world: A
     # Headquarters' security administrator reaches every branch.
     assert client.post(f"/api/v1/users/{staff_b}/grants", headers=world.headers("secadmin"),
                        json={"role": "analyst", "unit_id": world.branch_b}).status_code == 201
+
+
+def test_an_administrator_role_waits_until_the_account_has_its_own_password(world: Any, client: TestClient) -> None:
+    """Otherwise the system administrator, who chose the first password, could sign in as the new auditor."""
+    created = client.post("/api/v1/users", headers=world.headers("sysadmin"),
+                          json={"username": "new.auditor", "password": "First-Pass-Set-By-1!", "unit_id": world.hq})
+    assert created.status_code == 201 and created.json()["must_change_password"] is True
+    user_id = created.json()["id"]
+    grant = {"role": "audit_admin", "unit_id": world.hq}
+    refused = client.post(f"/api/v1/users/{user_id}/grants", headers=world.headers("secadmin"), json=grant)
+    assert "chosen their own password" in assert_problem(refused, 409, "conflict")["detail"]
+    with world.database.transaction(Scope.system()) as session:
+        assert session.scalar(select(RoleGrant.id).where(RoleGrant.user_id == user_id)) is None
+    # An ordinary role needs no wait.
+    assert client.post(f"/api/v1/users/{user_id}/grants", headers=world.headers("secadmin"),
+                       json={"role": "viewer", "unit_id": world.hq}).status_code == 201
+    with world.database.transaction(Scope.system()) as session:
+        user = session.get(User, user_id)
+        assert user is not None
+        user.must_change_password = False  # as after the owner's own password change
+    granted = client.post(f"/api/v1/users/{user_id}/grants", headers=world.headers("secadmin"), json=grant)
+    assert granted.status_code == 201

@@ -337,6 +337,12 @@ def grant_role(ctx: Context, *, user: User, grant: GrantCreate) -> GrantRow:
     if (str(grant.role), grant.unit_id) in held:
         raise Conflict(f"{user.username} already holds {grant.role} on unit {grant.unit_id}")
     _check_separation({role for role, _ in held} | {str(grant.role)})
+    if ctx.principal is not None and grant.role in SEPARATED_ROLES and user.must_change_password:
+        # Whoever set the first password could otherwise sign in as the new administrator.
+        raise Conflict(
+            f"{user.username} still has the password their account was created or reset with; an "
+            f"administrator role is granted only after they have chosen their own password"
+        )
     row = GrantRow(role=str(grant.role), unit_id=grant.unit_id, granted_by=ctx.actor.name)
     user.grants.append(row)
     ctx.session.flush()
