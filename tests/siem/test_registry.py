@@ -98,7 +98,8 @@ def test_nothing_detected_for_empty_or_unclaimed_input() -> None:
     ("sample", "expected"),
     [
         (b"<34>1 2026-01-02T10:00:00Z host app 123 ID47 - hello", "syslog"),
-        (b"<134>Jan  2 10:00:00 fw CEF:0|Vendor|Product|1.0|100|Port scan|5|src=10.0.0.1", "cef"),
+        (b"<134>Jan  2 10:00:00 fw CEF:0|Vendor|Product|1.0|100|Port scan|5|src=10.0.0.1", "syslog"),
+        (b"CEF:0|Vendor|Product|1.0|100|Port scan|5|src=10.0.0.1", "cef"),
         (b"LEEF:1.0|Vendor|Product|1.0|4625|src=10.0.0.1\tdst=10.0.0.2", "leef"),
         (b"Jan  2 10:00:00 web01 sshd[811]: Failed password for root from 203.0.113.5 port 4022 ssh2", "linux_auth"),
         (b'203.0.113.5 - - [02/Jan/2026:10:00:00 +0800] "GET / HTTP/1.1" 200 512 "-" "curl/8"', "web_access"),

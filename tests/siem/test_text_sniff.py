@@ -36,7 +36,7 @@ def test_auth_log_lines_are_auth_log_and_also_valid_syslog(sample: bytes) -> Non
 def test_syslog_with_a_priority_is_syslog() -> None:
     assert claimed_by(test_parser_syslog.RFC3164) == {"syslog"}
     assert claimed_by(test_parser_syslog.RFC5424_SD) == {"syslog"}
-    assert claimed_by(test_parser_syslog.CEF_OVER_SYSLOG) == {"syslog", "cef"}
+    assert claimed_by(test_parser_syslog.CEF_OVER_SYSLOG) == {"syslog"}
 
 
 def test_json_and_junk_are_claimed_by_none() -> None:

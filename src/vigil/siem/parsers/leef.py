@@ -164,9 +164,11 @@ class LeefParser:
 
     def sniff(self, sample: bytes) -> bool:
         line = sample.split(b"\n", 1)[0][:4096]
-        index = line.find(b"LEEF:")
-        if index < 0 or (index > 0 and (line[index - 1: index] != b" " or line.lstrip()[:1] in (b"{", b"["))):
-            return False  # bare, or after a syslog header; not quoted inside JSON
+        # Only a bare record: one behind a syslog header is the syslog parser's, which keeps the header
+        # (sender, facility, severity) and hands this body on.
+        if not line.startswith(b"LEEF:"):
+            return False
+        index = 0
         return line[index + 5: index + 6] in (b"1", b"2") and line.count(b"|") >= 5
 
     def parse_one(self, raw: bytes, ctx: ParseContext) -> Event:
