@@ -1,0 +1,1 @@
+"""Where events are kept: the ``EventStore`` interface and its implementations (DuckDB embedded)."""

@@ -1,0 +1,266 @@
+"""The embedded event store: one DuckDB file (``var/events.duckdb``), one writer, concurrent readers.
+
+DuckDB lets one process hold the file. Within it, writes go through one connection guarded by a lock
+(one transaction per batch, rows appended column-typed in bulk through DuckDB's appender), and each
+read uses its own cursor on the same database instance, so readers run alongside the writer and see
+only committed batches.
+
+SQL text is assembled only from this module's constants, column names of ``vigil.siem.fields`` and the
+caller's ``where_sql`` (built by the search compiler from resolver expressions, never from user text);
+every value is a ``?`` parameter. That is why the S608 warnings below are silenced.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from vigil.core.errors import BadInput, VigilError
+from vigil.siem.fields import COLUMNS, SOURCE_FIELD, Column, FieldResolver, Kind, coerce, get_path
+from vigil.siem.store.base import (
+    AppendResult,
+    Bucket,
+    Event,
+    Order,
+    SpoolPosition,
+    StoredEvent,
+    TermCount,
+)
+
+SCHEMA_VERSION = 1
+EXTRACTED: tuple[Column, ...] = tuple(c for c in COLUMNS if c.name not in {"ts", "ingested", "source", "unit_id"})
+APPEND_COLUMNS = ["ts", "ingested", "source", "unit_id", *(c.name for c in EXTRACTED), "doc"]
+MAX_LIMIT = 10_000
+
+
+class StoreClosed(VigilError):
+    status = 503
+    code = "store-closed"
+    title = "Event store closed"
+
+
+def _schema() -> list[str]:
+    typed = ",\n  ".join(
+        f"{c.name} {c.sql_type}" + (" NOT NULL" if c.name in {"ts", "ingested", "source", "unit_id"} else "")
+        for c in COLUMNS
+    )
+    return [
+        "CREATE SEQUENCE IF NOT EXISTS event_ids",
+        f"CREATE TABLE IF NOT EXISTS events (\n  id BIGINT NOT NULL DEFAULT nextval('event_ids'),\n  {typed},\n"
+        "  doc JSON NOT NULL\n)",
+        "CREATE TABLE IF NOT EXISTS spool_positions (stream VARCHAR PRIMARY KEY, segment BIGINT NOT NULL, "
+        "byte_offset BIGINT NOT NULL, updated TIMESTAMPTZ NOT NULL)",
+        "CREATE TABLE IF NOT EXISTS store_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)",
+    ]
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise BadInput("Timestamps given to the event store must carry a time zone")
+    return value.astimezone(UTC)
+
+
+class DuckDBEventStore:
+    """``EventStore`` on a DuckDB file (or ``":memory:"``)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = duckdb.connect(self.path)
+        self._db.execute("SET TimeZone = 'UTC'")
+        self._write_lock = threading.Lock()
+        self._cursor_lock = threading.Lock()
+        self._closed = False
+        self.resolver = FieldResolver()
+        for statement in _schema():
+            self._db.execute(statement)
+        self._db.execute("INSERT INTO store_meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
+                         [str(SCHEMA_VERSION)]).fetchall()
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def _row(self, event: Event, *, unit_id: int, source: str, now: datetime) -> tuple[Any, ...]:
+        ingested = coerce(COLUMNS[1], get_path(event, "event.ingested")) or now
+        ts = coerce(COLUMNS[0], event.get("@timestamp")) or ingested
+        doc = dict(event)
+        doc["vigil"] = {**(event.get("vigil") or {}), "source": source, "unit_id": unit_id} \
+            if isinstance(event.get("vigil", {}), dict) else {"source": source, "unit_id": unit_id}
+        if "@timestamp" not in doc or doc["@timestamp"] is None:
+            doc["@timestamp"] = ts
+        if get_path(event, "event.ingested") is None:
+            event_part = event.get("event")
+            doc["event"] = {**(event_part if isinstance(event_part, dict) else {}), "ingested": ingested}
+        values = [coerce(column, get_path(event, column.field)) for column in EXTRACTED]
+        return (ts, ingested, source, unit_id, *values, _dumps(doc))
+
+    def append(self, events: Sequence[Event], *, unit_id: int, source: str,
+               spool_position: SpoolPosition | None = None, stream: str = "spool") -> AppendResult:
+        now = datetime.now(UTC)
+        rows = [self._row(event, unit_id=unit_id, source=source, now=now) for event in events]
+        with self._write_lock:
+            db = self._writer()
+            db.begin()
+            try:
+                if spool_position is not None:
+                    stored = self._position(db, stream)
+                    if stored is not None and tuple(spool_position) <= stored:
+                        db.rollback()
+                        return AppendResult(stored=0, skipped=True)
+                if rows:
+                    appender = db.appender("events", columns=APPEND_COLUMNS)
+                    try:
+                        appender.append_rows(rows)
+                        appender.flush()
+                    except BaseException:
+                        appender.clear()
+                        raise
+                if spool_position is not None:
+                    segment, offset = spool_position
+                    db.execute(
+                        "INSERT INTO spool_positions VALUES (?, ?, ?, ?) ON CONFLICT (stream) DO UPDATE SET "
+                        "segment = excluded.segment, byte_offset = excluded.byte_offset, updated = excluded.updated",
+                        [stream, int(segment), int(offset), now]).fetchall()
+                db.commit()
+            except BaseException:
+                db.rollback()
+                raise
+        return AppendResult(stored=len(rows), skipped=False)
+
+    def prune(self, older_than: datetime, *, source: str | None = None) -> int:
+        sql = "DELETE FROM events WHERE ts < ?"
+        params: list[Any] = [_utc(older_than)]
+        if source is not None:
+            sql += " AND source = ?"
+            params.append(source)
+        with self._write_lock:
+            rows = self._writer().execute(sql, params).fetchall()
+        return int(rows[0][0]) if rows else 0
+
+    def _writer(self) -> duckdb.DuckDBPyConnection:
+        if self._closed:
+            raise StoreClosed("The event store is closed")
+        return self._db
+
+    @staticmethod
+    def _position(db: duckdb.DuckDBPyConnection, stream: str) -> SpoolPosition | None:
+        rows = db.execute("SELECT segment, byte_offset FROM spool_positions WHERE stream = ?", [stream]).fetchall()
+        return (int(rows[0][0]), int(rows[0][1])) if rows else None
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _reader(self) -> duckdb.DuckDBPyConnection:
+        with self._cursor_lock:
+            if self._closed:
+                raise StoreClosed("The event store is closed")
+            cursor = self._db.cursor()
+        cursor.execute("SET TimeZone = 'UTC'")
+        return cursor
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        cursor = self._reader()
+        try:
+            return cursor.execute(sql, list(params)).fetchall()
+        finally:
+            cursor.close()
+
+    @staticmethod
+    def _where(where_sql: str, params: Sequence[Any], unit_ids: Sequence[int] | None,
+               start: datetime | None, end: datetime | None) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        values: list[Any] = []
+        if where_sql.strip():
+            clauses.append(f"({where_sql})")
+            values.extend(params)
+        if unit_ids is not None:
+            units = [int(unit) for unit in unit_ids]
+            clauses.append(f"unit_id IN ({', '.join('?' for _ in units)})" if units else "FALSE")
+            values.extend(units)
+        if start is not None:
+            clauses.append("ts >= ?")
+            values.append(_utc(start))
+        if end is not None:
+            clauses.append("ts < ?")
+            values.append(_utc(end))
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), values
+
+    def last_position(self, stream: str = "spool") -> SpoolPosition | None:
+        cursor = self._reader()
+        try:
+            return self._position(cursor, stream)
+        finally:
+            cursor.close()
+
+    def count(self, where_sql: str = "", params: Sequence[Any] = (), *, unit_ids: Sequence[int] | None = None,
+              start: datetime | None = None, end: datetime | None = None) -> int:
+        where, values = self._where(where_sql, params, unit_ids, start, end)
+        return int(self._query(f"SELECT count(*) FROM events{where}", values)[0][0])  # noqa: S608
+
+    def search(self, where_sql: str = "", params: Sequence[Any] = (), *, unit_ids: Sequence[int] | None = None,
+               start: datetime | None = None, end: datetime | None = None, limit: int = 100, offset: int = 0,
+               order: Order = "desc") -> list[StoredEvent]:
+        if order not in ("asc", "desc"):
+            raise BadInput(f"Invalid sort order {order!r}: use 'asc' or 'desc'")
+        if not 0 <= limit <= MAX_LIMIT or offset < 0:
+            raise BadInput(f"limit must be 0 to {MAX_LIMIT} and offset at least 0")
+        where, values = self._where(where_sql, params, unit_ids, start, end)
+        direction = "ASC" if order == "asc" else "DESC"
+        rows = self._query(
+            f"SELECT id, ts, source, unit_id, doc FROM events{where} ORDER BY ts {direction}, id {direction} "  # noqa: S608
+            "LIMIT ? OFFSET ?", [*values, int(limit), int(offset)])
+        return [StoredEvent(id=int(r[0]), ts=r[1].astimezone(UTC), source=r[2], unit_id=int(r[3]),
+                            doc=orjson.loads(r[4])) for r in rows]
+
+    def histogram(self, where_sql: str = "", params: Sequence[Any] = (), *, interval_seconds: int,
+                  unit_ids: Sequence[int] | None = None, start: datetime | None = None,
+                  end: datetime | None = None) -> list[Bucket]:
+        if interval_seconds < 1:
+            raise BadInput("The histogram interval must be at least one second")
+        where, values = self._where(where_sql, params, unit_ids, start, end)
+        bucket = "time_bucket(to_seconds(?::BIGINT), ts, TIMESTAMPTZ '1970-01-01 00:00:00+00')"
+        sql = f"SELECT {bucket} AS b, count(*) FROM events{where} GROUP BY b ORDER BY b"  # noqa: S608
+        rows = self._query(sql, [int(interval_seconds), *values])
+        return [Bucket(start=r[0].astimezone(UTC), count=int(r[1])) for r in rows]
+
+    def top_values(self, field: str, where_sql: str = "", params: Sequence[Any] = (), *, limit: int = 10,
+                   unit_ids: Sequence[int] | None = None, start: datetime | None = None,
+                   end: datetime | None = None) -> list[TermCount]:
+        resolved = self.resolver.resolve_typed(field)
+        if not 1 <= limit <= MAX_LIMIT:
+            raise BadInput(f"limit must be 1 to {MAX_LIMIT}")
+        where, values = self._where(where_sql, params, unit_ids, start, end)
+        if resolved.kind is Kind.LIST:
+            inner = f"SELECT unnest({resolved.sql}) AS value FROM events{where}"  # noqa: S608
+        else:
+            inner = f"SELECT {resolved.sql} AS value FROM events{where}"  # noqa: S608
+        rows = self._query(
+            f"SELECT value, count(*) AS n FROM ({inner}) WHERE value IS NOT NULL GROUP BY value "  # noqa: S608
+            "ORDER BY n DESC, value LIMIT ?", [*values, int(limit)])
+        return [TermCount(value=r[0], count=int(r[1])) for r in rows]
+
+    def oldest(self, source: str | None = None) -> datetime | None:
+        if source is None:
+            rows = self._query("SELECT min(ts) FROM events", [])
+        else:
+            rows = self._query("SELECT min(ts) FROM events WHERE source = ?", [source])
+        value = rows[0][0]
+        return value.astimezone(UTC) if value is not None else None
+
+    def close(self) -> None:
+        with self._write_lock, self._cursor_lock:
+            if not self._closed:
+                self._closed = True
+                self._db.close()
+
+
+__all__ = ["SOURCE_FIELD", "DuckDBEventStore", "StoreClosed"]
