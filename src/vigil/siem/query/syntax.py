@@ -71,6 +71,8 @@ def tokenize(query: str) -> list[Token]:
             i += 1
             continue
         after_colon = bool(tokens) and tokens[-1].kind == ":" and tokens[-1].offset == i - 1
+        # Right after 'field:' or a comparison, '-' and '!' belong to the value (x:>-1).
+        glued = after_colon or (bool(tokens) and tokens[-1].kind == "cmp")
         if c in "()[]{}" or (c == ":" and not in_range):
             tokens.append(Token(c, i))  # type: ignore[arg-type]
             in_range = (c in "[{") or (in_range and c not in "]}")
@@ -89,15 +91,15 @@ def tokenize(query: str) -> list[Token]:
             op = c + "=" if query.startswith("=", i + 1) else c
             tokens.append(Token("cmp", i, op))
             i += len(op)
-        elif c in "!-+" and not after_colon and not in_range and i + 1 < n and query[i + 1] not in " \t\r\n":
+        elif c in "!-+" and not glued and not in_range and i + 1 < n and query[i + 1] not in " \t\r\n":
             tokens.append(Token("plus" if c == "+" else "not", i))
             i += 1
-        elif c == "!" and not after_colon and not in_range:
+        elif c == "!" and not glued and not in_range:
             tokens.append(Token("not", i))
             i += 1
         else:
             # A value may hold ':' (times, IPv6, MAC addresses); only a word before its value is a field.
-            colon_ok = in_range or after_colon or (bool(tokens) and tokens[-1].kind == "cmp")
+            colon_ok = in_range or glued
             i = _word(query, i, tokens, colon_ok)
     tokens.append(Token("end", n))
     return tokens
