@@ -88,6 +88,10 @@ def table() -> Any:
         # NOT of a missing field matches events without the field (as Kibana does)
         ("NOT user.name:root", ALL_IDS - {2}),
         ("NOT http.response.status_code:404", ALL_IDS - {4}),
+        ("NOT (user.name:root AND http.response.status_code:404)", ALL_IDS),
+        ("NOT (user.name:root OR http.response.status_code:404)", ALL_IDS - {2, 4}),
+        ("NOT NOT user.name:root", {2}),
+        ("user.name:root OR NOT _exists_:user.name", {2, 4, 5, 6, 10}),
         # fields the store keeps outside typed columns
         ("winlog.event_data.LogonType:10", {7}),
         ("Channel:security", {7, 8}),
@@ -179,3 +183,11 @@ def test_free_text_fields_are_configurable(table: Any) -> None:
     assert table.execute(f"SELECT id FROM events WHERE {sql}", params).fetchall() == []
     sql, params = compile_query(parse("sshd"), TableResolver(), free_text=())
     assert sql == "FALSE"
+
+
+def test_the_clause_works_as_an_aggregate_filter(table: Any) -> None:
+    sql, params = compile_query(parse("event.outcome:failure AND NOT user.name:root"), TableResolver())
+    rows = table.execute(
+        f"SELECT host_name, count(*) FILTER (WHERE {sql}) FROM events GROUP BY host_name ORDER BY host_name", params
+    ).fetchall()
+    assert rows == [("DC01", 1), ("WS7", 0), ("web01", 3)]

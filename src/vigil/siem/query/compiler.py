@@ -11,8 +11,10 @@ the store's ``Resolver``, after they match ``FIELD_NAME``. Semantics:
   is that whole UTC day), or ``now``, ``now-15m``, ``now-1h``, ``now+2d`` (units s m h d w). Parameters are aware
   UTC ``datetime`` values.
 - list: matches when any element matches.
-- a missing field never matches a term, and ``NOT x:y`` matches events without ``x`` (as Kibana does): every leaf
-  is ``COALESCE(…, FALSE)``.
+- a missing field never matches a term, and ``NOT x:y`` matches events without ``x`` (as Kibana does). A leaf on a
+  missing field is SQL NULL; AND and OR are monotone, so NULL acts as false in a ``WHERE`` or ``FILTER`` clause,
+  and ``NOT`` wraps its operand in ``COALESCE(…, FALSE)``. Leaves stay bare so DuckDB can push filters down.
+  The result is meant for ``WHERE``/``FILTER``; wrap it in ``COALESCE(…, FALSE)`` to select it as a value.
 """
 
 from __future__ import annotations
@@ -122,7 +124,8 @@ class _Compiler:
             case Or(items):
                 return "(" + " OR ".join(self.node(i) for i in items) + ")"
             case Not(item):
-                return f"(NOT {self.node(item)})"
+                # A leaf on a missing field is NULL; under NOT it counts as false, so NOT x:y matches without x.
+                return f"(NOT COALESCE({self.node(item)}, FALSE))"
             case Term(None, _) | Wildcard(None, _):
                 parts = [self.leaf(self.resolve(name), node, contains=True) for name in self.free_text]
                 return "(" + " OR ".join(parts) + ")" if parts else "FALSE"
@@ -148,14 +151,13 @@ class _Compiler:
         if isinstance(node, Exists):
             column = self.use(ref)
             if ref.kind == "list":
-                return f"COALESCE(len({column}) > 0, FALSE)"
+                return f"(len({column}) > 0)"
             return f"({column} IS NOT NULL)"
         if ref.kind == "list":
             column = self.use(ref)
             inner = self.predicate(FieldRef("_v", "text"), node, contains=False)
-            # Only resolver SQL and this module's own fragments are joined here; values are parameters.
-            return f"COALESCE(EXISTS (SELECT 1 FROM unnest({column}) AS _u(_v) WHERE {inner}), FALSE)"  # noqa: S608
-        return f"COALESCE({self.predicate(ref, node, contains=contains)}, FALSE)"
+            return f"(len(list_filter({column}, lambda _v: {inner})) > 0)"
+        return self.predicate(ref, node, contains=contains)
 
     def predicate(self, ref: FieldRef, node: Node, *, contains: bool) -> str:
         name = getattr(node, "field", None) or "message"
