@@ -95,6 +95,10 @@ def table() -> Any:
         # fields the store keeps outside typed columns
         ("winlog.event_data.LogonType:10", {7}),
         ("Channel:security", {7, 8}),
+        # a document field compares numerically when the bounds are numbers ("10" sorts before "5" as text)
+        ("winlog.event_data.LogonType:>=5", {7}),
+        ("winlog.event_data.LogonType:[3 TO 9]", {8}),
+        ("Channel:[R TO T]", {7, 8}),
         # escapes: a backslash makes the next character literal
         (r"user.name:o\'brien\%\_x", {9}),
         (r"user.name:o'brien%_x", {9}),

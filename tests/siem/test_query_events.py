@@ -70,7 +70,7 @@ class TableResolver:
         if field in COLUMNS:
             column, kind = COLUMNS[field]
             return FieldRef(column, kind, fulltext=field == "message")
-        return FieldRef("json_extract_string(extra, ?)", "text", params=(f'$."{field}"',))
+        return FieldRef("json_extract_string(extra, ?)", "json", params=(f'$."{field}"',))
 
 
 def make_table() -> Any:

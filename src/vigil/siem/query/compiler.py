@@ -11,6 +11,8 @@ the store's ``Resolver``, after they match ``FIELD_NAME``. Semantics:
   is that whole UTC day), or ``now``, ``now-15m``, ``now-1h``, ``now+2d`` (units s m h d w). Parameters are aware
   UTC ``datetime`` values.
 - list: matches when any element matches.
+- json (a field read from the stored document as text): like text, but a range whose bounds are numbers compares
+  numerically (``TRY_CAST(… AS DOUBLE)``), so ``winlog.event_data.LogonType:>=10`` means what it says.
 - a missing field never matches a term, and ``NOT x:y`` matches events without ``x`` (as Kibana does). A leaf on a
   missing field is SQL NULL; AND and OR are monotone, so NULL acts as false in a ``WHERE`` or ``FILTER`` clause,
   and ``NOT`` wraps its operand in ``COALESCE(…, FALSE)``. Leaves stay bare so DuckDB can push filters down.
@@ -29,7 +31,7 @@ from typing import Literal, Protocol
 from vigil.core.errors import BadInput
 from vigil.siem.query.ast import FIELD_NAME, And, Exists, MatchAll, Node, Not, Or, Range, Term, Wildcard
 
-FieldKind = Literal["text", "number", "timestamp", "list"]
+FieldKind = Literal["text", "number", "timestamp", "list", "json"]
 
 # Bare words and phrases are searched over these fields.
 FREE_TEXT_FIELDS = ("message", "event.original")
@@ -108,6 +110,13 @@ def _number(value: str, field: str) -> float | int:
     return number
 
 
+def _is_number(value: str) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
+
+
 class _Compiler:
     def __init__(self, resolver: Resolver, now: datetime, free_text: Sequence[str]) -> None:
         self.resolver = resolver
@@ -171,6 +180,9 @@ class _Compiler:
                 pattern = f"%{pattern}%"
             return f"({self.use(ref)} ILIKE {self.bind(pattern)} ESCAPE '\\')"
         assert isinstance(node, Range)
+        if ref.kind == "json" and all(_is_number(b) for b in (node.low, node.high) if b is not None):
+            numeric = FieldRef(f"TRY_CAST({ref.sql} AS DOUBLE)", "number", ref.params)
+            return self.number(numeric, node, name)
         return self.range(ref, node, node.low, node.high)
 
     def range(self, ref: FieldRef, node: Range, low: object, high: object) -> str:
