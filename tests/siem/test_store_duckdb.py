@@ -279,3 +279,22 @@ def test_concurrent_readers_while_one_writer_appends(store: DuckDBEventStore) ->
     assert store.count() == batch * batches
     assert seen and seen[-1] == batch * batches
     assert store.last_position() == (batches - 1, 0)
+
+
+def test_values_that_do_not_fit_their_column_stay_in_the_document(store: DuckDBEventStore) -> None:
+    store.append([
+        {"@timestamp": "2026-11-28T08:00:00+08:00", "source": {"port": "ssh"}, "EventID": "4625",
+         "event": {"category": "authentication"}, "process": {"pid": 99999999999}},
+        {"message": "no time at all", "EventID": 2**40, "event": {"ingested": "2026-11-28T01:02:03Z"}},
+    ], unit_id=1, source="odd")
+    assert store.count(where("EventID"), [4625]) == 1
+    assert store.count(f"{resolver.resolve('source.port')} IS NULL") == 2
+    assert store.count(f"{resolver.resolve('EventID')} IS NULL") == 1
+    assert store.count(where("process.pid"), [99999999999]) == 1
+    assert store.count(f"list_contains({resolver.resolve('event.category')}, ?)", ["authentication"]) == 1
+    odd = store.search(f"{resolver.resolve('source.port')} IS NULL AND {resolver.resolve('message')} IS NULL")[0]
+    assert odd.ts == datetime(2026, 11, 28, 0, 0, tzinfo=UTC)
+    assert odd.doc["source"]["port"] == "ssh"
+    timeless = store.search(where("message"), ["no time at all"])[0]
+    assert timeless.ts == datetime(2026, 11, 28, 1, 2, 3, tzinfo=UTC)
+    assert timeless.doc["@timestamp"] == "2026-11-28T01:02:03+00:00" and timeless.doc["EventID"] == 2**40

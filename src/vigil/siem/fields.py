@@ -9,6 +9,10 @@ field remains queryable through a JSON extraction.
 against a strict pattern (letters, digits, ``_``, ``@``, ``-``, ``.``) and refused otherwise
 (``BadInput``); nothing else a user typed ever becomes SQL text: values are always parameters.
 
+The store fills typed columns from the document itself (DuckDB's JSON reader): a number or timestamp
+that does not fit its column leaves the column NULL (the value stays in ``doc``); a text column holding
+an object or a list keeps its JSON text.
+
 JSON paths are case-sensitive (``User``, a native Windows field, is not ``user.name``); column names
 are all lower case and distinct, since DuckDB identifiers ignore case.
 """
@@ -199,7 +203,7 @@ _INT32 = 2**31
 
 
 def coerce(column: Column, value: Any) -> Any:
-    """A field's value as its column stores it; None when it does not fit (it stays in ``doc``)."""
+    """A value as a column compares it (query parameters, the store's own timestamps); None when it does not fit."""
     if column.kind is Kind.TEXT:
         return _text(value)
     if column.kind is Kind.NUMBER:
