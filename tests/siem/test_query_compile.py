@@ -195,3 +195,12 @@ def test_the_clause_works_as_an_aggregate_filter(table: Any) -> None:
         f"SELECT host_name, count(*) FILTER (WHERE {sql}) FROM events GROUP BY host_name ORDER BY host_name", params
     ).fetchall()
     assert rows == [("DC01", 1), ("WS7", 0), ("web01", 3)]
+
+
+def test_an_escape_clause_only_when_the_pattern_escapes_something(table: Any) -> None:
+    plain, _ = compile_query(parse("user.name:root"), TableResolver())
+    escaped, params = compile_query(parse("user.name:o'brien%_x"), TableResolver())
+    assert "ESCAPE" not in plain
+    assert "ESCAPE" in escaped
+    assert params == ["o'brien\\%\\_x"]
+    assert ids(table, "user.name:o'brien%_x") == {9}
