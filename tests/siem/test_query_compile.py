@@ -66,6 +66,9 @@ def table() -> Any:
         ("http.response.bytes:>1000", {5}),
         ("http.response.bytes:>1e3", {5}),
         ("http.response.status_code:5*", {6}),
+        ("http.response.status_code:99999999999999999999999999999999999999999", set()),
+        ("http.response.bytes:>-99999999999999999999999999999999999999999", {4, 5, 6}),
+        ("http.response.bytes:<1e308", {4, 5, 6}),
         # timestamps: ISO 8601, a bare day, relative to now (12:00 UTC on 2026-11-28)
         ("@timestamp:[2026-11-28T01:00:00Z TO 2026-11-28T01:00:05Z]", {1, 2}),
         ("@timestamp:{2026-11-28T01:00:00Z TO 2026-11-28T01:00:05Z]", {2}),
@@ -178,6 +181,8 @@ def test_a_word_against_a_number_field_is_a_clear_error() -> None:
 def test_a_bad_time_is_a_clear_error() -> None:
     with pytest.raises(BadInput, match="'yesterday' is not a time"):
         compile_query(parse("@timestamp:>yesterday"), TableResolver())
+    with pytest.raises(BadInput, match="outside the range of times"):
+        compile_query(parse("@timestamp:<now-999999w"), TableResolver())
     with pytest.raises(BadInput, match="not a wildcard"):
         compile_query(parse("@timestamp:2026*"), TableResolver())
 

@@ -37,9 +37,11 @@ values = words | phrases
 wildcards = st.lists(st.text(characters, max_size=5).map(escape_word), min_size=2, max_size=4).flatmap(
     lambda parts: st.lists(st.sampled_from("*?"), min_size=len(parts) - 1, max_size=len(parts) - 1).map(
         lambda wild: "".join(p + w for p, w in zip(parts, [*wild, ""], strict=True))))
-numbers = st.integers(-10**6, 10**6).map(str) | st.floats(-1e6, 1e6, allow_nan=False).map(repr)
+numbers = (st.integers(-10**6, 10**6).map(str) | st.integers().map(str)
+           | st.floats(allow_nan=False, allow_infinity=False).map(repr))
 times = st.sampled_from(["now", "now-15m", "now-1h", "now+2d", "now-1w", "2026-11-28T01:00:00Z",
-                         "2026-11-28", "\"2026-11-28 09:00:00+08:00\""])
+                         "2026-11-28", "\"2026-11-28 09:00:00+08:00\""]) | st.builds(
+    "now{}{}{}".format, st.sampled_from("+-"), st.integers(0, 10**4), st.sampled_from("smhdw"))
 text_field = st.sampled_from(TEXT_FIELDS)
 number_field = st.sampled_from(NUMBER_FIELDS)
 any_field = st.sampled_from([*TEXT_FIELDS, *NUMBER_FIELDS, "@timestamp"])

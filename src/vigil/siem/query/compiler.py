@@ -87,8 +87,11 @@ def parse_time(value: str, now: datetime) -> datetime:
         sign, amount, unit = relative.groups()
         if sign is None:
             return now
-        delta = timedelta(**{_UNITS[unit]: int(amount)})
-        return now + delta if sign == "+" else now - delta
+        try:
+            delta = timedelta(**{_UNITS[unit]: int(amount)})
+            return now + delta if sign == "+" else now - delta
+        except OverflowError:
+            raise BadInput(f"'{value}' is outside the range of times") from None
     try:
         stamp = datetime.fromisoformat(text)
     except ValueError:
@@ -107,7 +110,8 @@ def _number(value: str, field: str) -> float | int:
         if not math.isfinite(number_f):
             raise BadInput(f"'{value}' is not a finite number") from None
         return number_f
-    return number
+    # Beyond 64 bits DuckDB cannot bind an integer; as a float it still compares correctly enough.
+    return number if -(2**63) <= number < 2**63 else float(number)
 
 
 def _is_number(value: str) -> bool:
