@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from vigil.core.errors import BadInput
 from vigil.siem.parsers.access import WebAccessParser
@@ -17,6 +18,7 @@ from vigil.siem.parsers.windows import WindowsJsonParser
 from vigil.siem.query import compile_query, parse
 from vigil.siem.query.store import StoreResolver
 
+from .test_query_fuzz import queries
 from .windows_samples import SECURITY_4624
 
 pytest.importorskip("duckdb", reason="duckdb is not installed in this environment (the store adds it)")
@@ -99,3 +101,10 @@ def test_the_store_refuses_a_hostile_field_and_keeps_its_events(store: DuckDBEve
         StoreResolver().resolve("a;DROP TABLE events")
     assert count(store, "user.name:\"x'); DROP TABLE events; --\"") == 0
     assert count(store, "") == 7
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(query=queries)
+def test_grammar_queries_run_on_the_store(store: DuckDBEventStore, query: str) -> None:
+    sql, params = compile_query(parse(query), StoreResolver(), now=RECEIVED)
+    assert 0 <= store.count(sql, params) <= 7
