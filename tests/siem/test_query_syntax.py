@@ -130,7 +130,12 @@ def test_syntax_errors_name_the_place_and_what_was_expected(query: str, message:
     assert caught.value.detail.startswith(message)
     assert isinstance(caught.value, BadInput)
     assert caught.value.status == 422
-    assert caught.value.extra["errors"] == [{"field": "query", "message": caught.value.detail}]
+    error = caught.value
+    assert error.extra["errors"] == [{"field": "query", "message": error.detail, "line": str(error.line),
+                                      "column": str(error.column), "offset": error.extra["errors"][0]["offset"]}]
+    lines = query.split("\n")
+    offset = int(error.extra["errors"][0]["offset"])
+    assert offset == sum(len(line) + 1 for line in lines[: error.line - 1]) + error.column - 1
 
 
 def test_limits_against_abuse_are_clear_errors() -> None:

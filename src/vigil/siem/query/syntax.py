@@ -43,7 +43,8 @@ class QuerySyntaxError(BadInput):
         line = query.count("\n", 0, offset) + 1
         column = offset - (query.rfind("\n", 0, offset) + 1) + 1
         detail = f"line {line}, column {column}: {expected}"
-        super().__init__(detail, errors=[{"field": "query", "message": detail}])
+        super().__init__(detail, errors=[{"field": "query", "message": detail, "line": str(line),
+                                          "column": str(column), "offset": str(offset)}])
         self.line = line
         self.column = column
         self.expected = expected
