@@ -27,8 +27,11 @@ MAX_TERMS = 500
 
 # Characters that end a word unless escaped.
 _STOP = frozenset(' \t\r\n()[]{}":')
-# Characters the renderer escapes inside a word.
-_SPECIAL = frozenset('\\+-&|!(){}[]^"~*?:/<>= \t\r\n')
+# Characters the renderer escapes anywhere in a word, and those it escapes only as a word's first character
+# (where they would read as NOT, a comparison, an operator or a colon).
+_ALWAYS = frozenset('\\(){}[]"*?^~')
+_FIRST = frozenset("-!+<>=&|:")
+_FIRST_GLUED = frozenset("<>=&|:")  # after 'field:', a comparison or in a range, '-', '!', '+' are plain
 
 Kind = Literal["(", ")", "[", "]", "{", "}", ":", "and", "or", "not", "plus", "cmp", "word", "phrase", "end"]
 
@@ -330,13 +333,22 @@ def parse(query: str) -> Node:
     return _Parser(query).parse()
 
 
-def _word_text(value: str) -> str:
+def _escape(c: str, first: bool, glued: bool) -> str:
+    if c in _ALWAYS or c.isspace() or (first and c in (_FIRST_GLUED if glued else _FIRST)) or (
+            c == ":" and not glued):
+        return "\\" + c
+    return c
+
+
+def _word_text(value: str, glued: bool = True) -> str:
+    """A literal value as a word (a phrase when it holds spaces or is a keyword). ``glued``: it follows
+    ``field:``, a comparison or sits in a range, where ':' needs no escape (times, IPv6)."""
     if value == "" or value.upper() in ("AND", "OR", "NOT", "TO") or any(c.isspace() for c in value):
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return "".join("\\" + c if c in _SPECIAL else c for c in value)
+    return "".join(_escape(c, i == 0, glued) for i, c in enumerate(value))
 
 
-def _pattern_text(pattern: str) -> str:
+def _pattern_text(pattern: str, glued: bool) -> str:
     out: list[str] = []
     i = 0
     while i < len(pattern):
@@ -345,7 +357,7 @@ def _pattern_text(pattern: str) -> str:
             out.append("\\" + pattern[i + 1])
             i += 2
             continue
-        out.append(c if c in "*?" else "\\" + c if c in _SPECIAL else c)
+        out.append(c if c in "*?" else _escape(c, i == 0, glued))
         i += 1
     return "".join(out)
 
@@ -360,9 +372,9 @@ def describe(node: Node) -> str:
         case MatchAll():
             return "*"
         case Term(field, value):
-            return _prefix(field) + _word_text(value)
+            return _prefix(field) + _word_text(value, field is not None)
         case Wildcard(field, pattern):
-            return _prefix(field) + _pattern_text(pattern)
+            return _prefix(field) + _pattern_text(pattern, field is not None)
         case Exists(field):
             return f"_exists_:{field}"
         case Range(field, low, high, include_low, include_high):
