@@ -298,3 +298,38 @@ def test_values_that_do_not_fit_their_column_stay_in_the_document(store: DuckDBE
     timeless = store.search(where("message"), ["no time at all"])[0]
     assert timeless.ts == datetime(2026, 11, 28, 1, 2, 3, tzinfo=UTC)
     assert timeless.doc["@timestamp"] == "2026-11-28T01:02:03+00:00" and timeless.doc["EventID"] == 2**40
+
+
+def test_documents_given_as_json_text(store: DuckDBEventStore) -> None:
+    lines = [orjson.dumps(event) for event in auth_events()]
+    lines.append(b'{"message": "late", "event": {"ingested": "2026-11-28T11:00:00Z"}, "vigil": {"note": 1}}')
+    result = store.append_json(lines, unit_id=2, source="auth", spool_position=(4, 40))
+    assert (result.stored, result.skipped) == (5, False)
+    assert store.append_json(lines, unit_id=2, source="auth", spool_position=(4, 40)).skipped
+    assert store.count(where("source.ip"), ["10.0.0.5"]) == 3
+    assert [(t.value, t.count) for t in store.top_values("user.name", limit=1)] == [("root", 2)]
+    first = store.search(order="asc")[0]
+    assert first.ts == datetime(2026, 11, 28, 10, 0, 1, tzinfo=UTC)
+    assert first.doc["vigil"] == {"source": "auth", "unit_id": 2}
+    assert datetime.fromisoformat(first.doc["@timestamp"]) == first.ts
+    assert "ingested" in first.doc["event"] and first.doc["event"]["original"] == AUTH_LINES[0].decode()
+    late = store.search(where("message"), ["late"])[0]
+    assert late.ts == datetime(2026, 11, 28, 11, 0, tzinfo=UTC)  # no @timestamp: the ingest time
+    assert late.doc["vigil"] == {"note": 1, "source": "auth", "unit_id": 2}
+
+
+@pytest.mark.parametrize("junk", [b"not json", b"[1, 2]", b'"text"', b"{"])
+def test_a_json_batch_with_junk_is_refused_whole(store: DuckDBEventStore, junk: bytes) -> None:
+    lines = [orjson.dumps(event) for event in auth_events()]
+    with pytest.raises(BadInput):
+        store.append_json([*lines, junk], unit_id=2, source="auth", spool_position=(1, 1))
+    assert store.count() == 0 and store.last_position() is None
+    assert store.append_json(lines, unit_id=2, source="auth", spool_position=(1, 1)).stored == 4
+
+
+def test_huge_integers_are_kept(store: DuckDBEventStore) -> None:
+    store.append([{"@timestamp": RECEIVED, "suricata": {"flow_id": 2**70}, "EventRecordID": 2**70}],
+                 unit_id=1, source="t")
+    stored = store.search()[0]
+    assert stored.doc["suricata"]["flow_id"] == 2**70 and stored.ts == RECEIVED
+    assert store.count(f"{resolver.resolve('EventRecordID')} IS NULL") == 1

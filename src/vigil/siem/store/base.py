@@ -56,6 +56,11 @@ class EventStore(Protocol):
         """Store a batch in one transaction (with its spool position, when given)."""
         ...
 
+    def append_json(self, documents: Sequence[str | bytes], *, unit_id: int, source: str,
+                    spool_position: SpoolPosition | None = None, stream: str = "spool") -> AppendResult:
+        """``append`` for events already serialised as JSON objects; refuses a batch with anything else whole."""
+        ...
+
     def last_position(self, stream: str = "spool") -> SpoolPosition | None:
         """The spool position of the last batch stored for ``stream``; None before the first."""
         ...

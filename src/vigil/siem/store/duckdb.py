@@ -12,8 +12,9 @@ every value is a ``?`` parameter. That is why the S608 warnings below are silenc
 
 from __future__ import annotations
 
+import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,21 @@ MOVE = (
     f"SELECT ts, ingested, ?, ?, {', '.join(_extraction(i, c) for i, c in enumerate(EXTRACTED))}, doc "
     f"FROM (SELECT ts, ingested, doc, json_extract_string(doc, {_PATHS}) AS e FROM staging_events)"
 )
+# Documents given as JSON text (``append_json``) are never turned into Python objects: DuckDB reads the
+# time, the ingest time and the typed columns; the document is kept as given (checked to be a JSON
+# object), and what the store knows besides (source, unit, times) is added when it is read back.
+STAGING_JSON = "CREATE TEMP TABLE IF NOT EXISTS staging_json (doc VARCHAR)"
+_N = len(EXTRACTED)
+_PATHS_JSON = _PATHS[:-1] + """, '$."event"."ingested"', '$."@timestamp"']"""
+CHECK_JSON = ("SELECT count(*) FROM staging_json "
+              "WHERE NOT coalesce(CASE WHEN json_valid(doc) THEN json_type(doc) = 'OBJECT' END, false)")
+MOVE_JSON = (
+    f"INSERT INTO events (ts, ingested, source, unit_id, {', '.join(c.name for c in EXTRACTED)}, doc) "  # noqa: S608
+    f"SELECT ts, ingested, $1, $2, {', '.join(_extraction(i, c) for i, c in enumerate(EXTRACTED))}, doc "
+    f"FROM (SELECT doc, e, ingested, coalesce(TRY_CAST(e[{_N + 2}] AS TIMESTAMPTZ), ingested) AS ts "
+    f"FROM (SELECT doc, e, coalesce(TRY_CAST(e[{_N + 1}] AS TIMESTAMPTZ), $3::TIMESTAMPTZ) AS ingested "
+    f"FROM (SELECT doc, json_extract_string(doc, {_PATHS_JSON}) AS e FROM staging_json)))"
+)
 MAX_LIMIT = 10_000
 
 
@@ -85,8 +101,16 @@ def _schema() -> list[str]:
     ]
 
 
+def _default(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
 def _dumps(value: Any) -> str:
-    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+    except TypeError:
+        # orjson refuses integers beyond 64 bits (and keys it cannot stringify); the standard library does not.
+        return json.dumps(value, default=_default, ensure_ascii=False, allow_nan=False, skipkeys=False)
 
 
 def _utc(value: datetime) -> datetime:
@@ -108,7 +132,7 @@ class DuckDBEventStore:
         self._cursor_lock = threading.Lock()
         self._closed = False
         self.resolver = FieldResolver()
-        for statement in [*_schema(), STAGING]:
+        for statement in [*_schema(), STAGING, STAGING_JSON]:
             self._db.execute(statement)
         self._db.execute("INSERT INTO store_meta VALUES ('schema_version', ?) ON CONFLICT DO NOTHING",
                          [str(SCHEMA_VERSION)]).fetchall()
@@ -116,24 +140,57 @@ class DuckDBEventStore:
     # -- writing ---------------------------------------------------------------------------------
 
     @staticmethod
-    def _row(event: Event, *, unit_id: int, source: str, now: datetime) -> tuple[datetime, datetime, str]:
-        """(ts, ingested, document as JSON) of one event; the document also names its source and unit."""
+    def _row(event: Event, *, now: datetime) -> tuple[datetime, datetime, str]:
+        """(ts, ingested, document as JSON) of one event; no @timestamp means the ingest time."""
         ingested = coerce(COLUMNS[1], get_path(event, "event.ingested")) or now
         ts = coerce(COLUMNS[0], event.get("@timestamp")) or ingested
-        doc = dict(event)
-        vigil = event.get("vigil")
-        doc["vigil"] = {**(vigil if isinstance(vigil, dict) else {}), "source": source, "unit_id": unit_id}
-        if doc.get("@timestamp") is None:
-            doc["@timestamp"] = ts
-        if get_path(event, "event.ingested") is None:
-            event_part = event.get("event")
-            doc["event"] = {**(event_part if isinstance(event_part, dict) else {}), "ingested": ingested}
-        return ts, ingested, _dumps(doc)
+        return ts, ingested, _dumps(event)
 
     def append(self, events: Sequence[Event], *, unit_id: int, source: str,
                spool_position: SpoolPosition | None = None, stream: str = "spool") -> AppendResult:
         now = datetime.now(UTC)
-        rows = [self._row(event, unit_id=unit_id, source=source, now=now) for event in events]
+        rows = [self._row(event, now=now) for event in events]
+
+        def move(db: duckdb.DuckDBPyConnection) -> None:
+            self._stage(db, "staging_events", rows)
+            db.execute(MOVE, [source, unit_id]).fetchall()
+            db.execute("DELETE FROM staging_events").fetchall()
+
+        return self._append(len(rows), move, spool_position, stream, now)
+
+    def append_json(self, documents: Sequence[str | bytes], *, unit_id: int, source: str,
+                    spool_position: SpoolPosition | None = None, stream: str = "spool") -> AppendResult:
+        """Like ``append``, for events already serialised as JSON objects (one per item, e.g. NDJSON lines).
+
+        No Python object is built per event. A batch holding anything but JSON objects is refused
+        whole (``BadInput``) and nothing of it is stored.
+        """
+        now = datetime.now(UTC)
+        rows = [(doc.decode("utf-8", errors="replace") if isinstance(doc, bytes) else doc,) for doc in documents]
+
+        def move(db: duckdb.DuckDBPyConnection) -> None:
+            self._stage(db, "staging_json", rows)
+            bad = int(db.execute(CHECK_JSON).fetchall()[0][0])
+            if bad:
+                raise BadInput(f"{bad} of {len(rows)} documents are not JSON objects; the batch was not stored")
+            db.execute(MOVE_JSON, [source, unit_id, now]).fetchall()
+            db.execute("DELETE FROM staging_json").fetchall()
+
+        return self._append(len(rows), move, spool_position, stream, now)
+
+    @staticmethod
+    def _stage(db: duckdb.DuckDBPyConnection, table: str, rows: Sequence[Sequence[Any]]) -> None:
+        appender = db.appender(table)
+        try:
+            appender.append_rows(rows)
+            appender.flush()
+        except BaseException:
+            appender.clear()
+            raise
+
+    def _append(self, size: int, move: Callable[[duckdb.DuckDBPyConnection], None],
+                spool_position: SpoolPosition | None, stream: str, now: datetime) -> AppendResult:
+        """One transaction: skip a batch already stored, else move it in and record its position."""
         with self._write_lock:
             db = self._writer()
             db.begin()
@@ -143,16 +200,8 @@ class DuckDBEventStore:
                     if stored is not None and tuple(spool_position) <= stored:
                         db.rollback()
                         return AppendResult(stored=0, skipped=True)
-                if rows:
-                    appender = db.appender("staging_events")
-                    try:
-                        appender.append_rows(rows)
-                        appender.flush()
-                    except BaseException:
-                        appender.clear()
-                        raise
-                    db.execute(MOVE, [source, unit_id]).fetchall()
-                    db.execute("DELETE FROM staging_events").fetchall()
+                if size:
+                    move(db)
                 if spool_position is not None:
                     segment, offset = spool_position
                     db.execute(
@@ -163,7 +212,7 @@ class DuckDBEventStore:
             except BaseException:
                 db.rollback()
                 raise
-        return AppendResult(stored=len(rows), skipped=False)
+        return AppendResult(stored=size, skipped=False)
 
     def prune(self, older_than: datetime, *, source: str | None = None) -> int:
         sql = "DELETE FROM events WHERE ts < ?"
@@ -244,10 +293,23 @@ class DuckDBEventStore:
         where, values = self._where(where_sql, params, unit_ids, start, end)
         direction = "ASC" if order == "asc" else "DESC"
         rows = self._query(
-            f"SELECT id, ts, source, unit_id, doc FROM events{where} ORDER BY ts {direction}, id {direction} "  # noqa: S608
-            "LIMIT ? OFFSET ?", [*values, int(limit), int(offset)])
-        return [StoredEvent(id=int(r[0]), ts=r[1].astimezone(UTC), source=r[2], unit_id=int(r[3]),
-                            doc=orjson.loads(r[4])) for r in rows]
+            f"SELECT id, ts, source, unit_id, ingested, doc FROM events{where} "  # noqa: S608
+            f"ORDER BY ts {direction}, id {direction} LIMIT ? OFFSET ?", [*values, int(limit), int(offset)])
+        return [self._stored(*row) for row in rows]
+
+    @staticmethod
+    def _stored(id_: int, ts: datetime, source: str, unit_id: int, ingested: datetime, text: str) -> StoredEvent:
+        """A stored event, its document completed with what the store holds beside it."""
+        ts, ingested = ts.astimezone(UTC), ingested.astimezone(UTC)
+        doc = orjson.loads(text)
+        vigil = doc.get("vigil")
+        doc["vigil"] = {**(vigil if isinstance(vigil, dict) else {}), "source": source, "unit_id": unit_id}
+        if doc.get("@timestamp") is None:
+            doc["@timestamp"] = ts.isoformat()
+        event = doc.get("event")
+        if event is None or (isinstance(event, dict) and event.get("ingested") is None):
+            doc["event"] = {**(event or {}), "ingested": ingested.isoformat()}
+        return StoredEvent(id=int(id_), ts=ts, source=source, unit_id=int(unit_id), doc=doc)
 
     def histogram(self, where_sql: str = "", params: Sequence[Any] = (), *, interval_seconds: int,
                   unit_ids: Sequence[int] | None = None, start: datetime | None = None,
