@@ -201,3 +201,12 @@ def test_sniff() -> None:
 
 def test_fuzz() -> None:
     fuzz_parser(PARSER, [ALERT, DNS_QUERY, DNS_V3, HTTP, TLS])
+
+
+def test_numbers_beyond_64_bits_stay_only_in_the_raw_record() -> None:
+    raw = (b'{"timestamp":"2026-01-01T00:00:00.000000+0000","event_type":"flow","src_ip":"10.0.0.1",'
+           b'"flow_id":"999999999999999999999999999999","flow":{"pkts_toserver":1e30}}')
+    event = PARSER.parse_one(raw, CTX)
+    assert "flow_id" not in event["suricata"]
+    assert "packets" not in event.get("source", {})
+    assert event["suricata"]["eve"]["flow_id"] == "999999999999999999999999999999"

@@ -21,6 +21,10 @@ _MILLIS_FROM = 100_000_000_000
 _MICROS_FROM = 100_000_000_000_000
 
 
+_INT64_MIN = -(2**63)
+_UINT64_MAX = 2**64 - 1
+
+
 def load_object(raw: bytes) -> dict[str, Any]:
     """One JSON object; invalid JSON or any other JSON value is a ``ParseError`` saying why."""
     try:
@@ -138,20 +142,24 @@ def as_port(value: Any) -> int | None:
 
 
 def as_int(value: Any) -> int | None:
-    """An int from an int or a decimal/``0x`` hex string; None otherwise."""
+    """An int from an int or a decimal/``0x`` hex string; None otherwise, and None outside the 64-bit
+    range (no store column or JSON encoder holds such a number; the raw record still keeps it)."""
+    number: int | None = None
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str):
         text = value.strip()
         try:
-            return int(text, 16) if text.lower().startswith("0x") else int(text)
+            number = int(text, 16) if text.lower().startswith("0x") else int(text)
         except ValueError:
             return None
-    return None
+    if number is None or not _INT64_MIN <= number <= _UINT64_MAX:
+        return None
+    return number
 
 
 def put_present(event: Event, dotted: str, value: Any) -> None:
