@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from vigil.core.errors import BadInput
+from vigil.siem.parsers.base import get
 
 
 class Kind(StrEnum):
@@ -147,14 +148,7 @@ class FieldResolver:
 
 def get_path(event: dict[str, Any], field: str) -> Any:
     """The value of a dotted field in a nested event; a top-level key with dots wins; None when absent."""
-    if field in event:
-        return event[field]
-    node: Any = event
-    for part in field.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+    return event[field] if field in event else get(event, field)
 
 
 def _text(value: Any) -> str | None:
