@@ -32,6 +32,8 @@ class Permission(StrEnum):
     AUDIT_VERIFY = "audit:verify"
     # Business data of the SOC domains, used as those domains land.
     EVENTS_READ = "events:read"
+    EVENTS_INGEST = "events:ingest"
+    SOURCES_WRITE = "sources:write"
     RULES_READ = "rules:read"
     RULES_WRITE = "rules:write"
     INTEGRATIONS_WRITE = "integrations:write"
@@ -50,6 +52,8 @@ class Role(StrEnum):
     ANALYST = "analyst"
     RESPONDER = "responder"
     VIEWER = "viewer"
+    # For the API tokens of log shippers (Filebeat, Fluent Bit, ...): may send events, read nothing.
+    SHIPPER = "shipper"
 
 
 P = Permission
@@ -64,7 +68,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.SECURITY_ADMIN: frozenset(
         {
             P.USERS_READ, P.ROLES_ASSIGN, P.UNITS_READ, P.POLICY_READ, P.POLICY_WRITE, P.RULES_READ,
-            P.RULES_WRITE, P.INTEGRATIONS_WRITE,
+            P.RULES_WRITE, P.INTEGRATIONS_WRITE, P.SOURCES_WRITE,
         }
     ),
     # Reads and verifies the audit trail; nothing else.
@@ -79,6 +83,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
         {P.UNITS_READ, P.ALERTS_READ, P.INCIDENTS_READ, P.INCIDENTS_WRITE, P.RESPONSE_EXECUTE, P.DASHBOARDS_READ}
     ),
     Role.VIEWER: frozenset({P.UNITS_READ, P.ALERTS_READ, P.INCIDENTS_READ, P.DASHBOARDS_READ}),
+    Role.SHIPPER: frozenset({P.EVENTS_INGEST}),
 }
 
 # The three powers: one account may hold at most one of these.

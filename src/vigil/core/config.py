@@ -71,8 +71,28 @@ class Settings(BaseSettings):
     metrics_public: bool = Field(
         default=False, description="Serve /metrics without a token (only behind a trusted network)."
     )
+    # --- SIEM: receivers, spool, pipeline, retention -------------------------------------------------
+    syslog_host: str = Field(default="0.0.0.0", description="Address the syslog receivers listen on.")  # noqa: S104
+    syslog_udp_port: int = Field(default=5514, ge=0, le=65535, description="Syslog UDP port; 0 turns it off.")
+    syslog_tcp_port: int = Field(default=5514, ge=0, le=65535, description="Syslog TCP port; 0 turns it off.")
+    syslog_tls_port: int = Field(default=0, ge=0, le=65535,
+                                 description="Syslog over TLS port (RFC 5425); 0 turns it off.")
+    syslog_tls_cert: Path | None = Field(default=None, description="PEM certificate chain for syslog over TLS.")
+    syslog_tls_key: Path | None = Field(default=None, description="PEM private key for syslog over TLS.")
+    log_timezone: str = Field(
+        default="Asia/Shanghai",
+        description="Time zone of log timestamps that carry none (classic syslog), unless a source sets its own.",
+    )
+    keep_original: bool = Field(default=True, description="Keep each record as received in event.original.")
+    spool_quota_bytes: int = Field(default=2 * 1024**3, ge=1024 * 1024,
+                                   description="Disk quota of the spool; when full, receivers answer 503.")
+    spool_segment_bytes: int = Field(default=64 * 1024**2, ge=64 * 1024, description="Size of one spool file.")
+    retention_days: int = Field(
+        default=180, ge=1, le=36500,
+        description="Days events are kept unless a source sets its own (Cybersecurity Law Art. 21: >= 180).",
+    )
 
-    @field_validator("timezone")
+    @field_validator("timezone", "log_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
         try:
@@ -106,6 +126,14 @@ class Settings(BaseSettings):
         if path is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    @property
+    def events_path(self) -> Path:
+        return self.data_dir / "events.duckdb"
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.data_dir / "spool"
 
     @property
     def effective_database_url(self) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 
 from vigil import __version__
 from vigil.accounts import api as accounts_api
@@ -14,12 +17,25 @@ from vigil.audit import api as audit_api
 from vigil.audit import views as audit_views
 from vigil.core.config import Settings, get_settings
 from vigil.core.db import Database
+from vigil.siem.runtime import ReceiverFactory, Siem
 from vigil.web import problems, system_api, templating, views
 from vigil.web.middleware import BodyLimit, SecurityHeadersAndMetrics
 
 
-def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, database: Database | None = None, *,
+               receivers: Sequence[ReceiverFactory] = ()) -> FastAPI:
+    """The app; ``receivers`` (syslog listeners) run beside it, as `vigil serve` asks."""
     settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        siem: Siem = app.state.siem
+        await run_in_threadpool(siem.start, receivers)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(siem.stop)
+
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     app = FastAPI(
         title="Vigil",
@@ -28,9 +44,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         docs_url="/api/docs",
         redoc_url=None,
         openapi_url="/api/openapi.json",
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.db = database or Database(settings.effective_database_url)
+    app.state.siem = Siem(settings)
     problems.install(app)
     app.include_router(system_api.router)
     app.include_router(accounts_api.router)

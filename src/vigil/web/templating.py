@@ -92,6 +92,7 @@ ROLE_LABELS: Mapping[str, str] = {
     Role.ANALYST: N_("Security analyst"),
     Role.RESPONDER: N_("Incident responder"),
     Role.VIEWER: N_("Viewer"),
+    Role.SHIPPER: N_("Log shipper"),
 }
 
 # --- navigation ------------------------------------------------------------------------------------

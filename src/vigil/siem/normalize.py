@@ -1,0 +1,77 @@
+"""After parsing, before storing: every event gets where it came from, failures become events, enrichers run.
+
+Enrichment is a hook that later parts fill (assets: owner, business line, criticality by IP or host
+name): an ``Enricher`` receives a whole batch and adds fields in place. An enricher that raises is
+logged and skipped for that batch; the events are stored without its fields rather than lost.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+from collections.abc import Sequence
+from datetime import UTC
+from typing import Protocol
+
+from vigil.siem.parsers.base import Event, ParseFailure, decode_text, get, put
+from vigil.siem.spool import BatchMeta
+
+log = logging.getLogger(__name__)
+
+# Failure records are events too: searchable (event.kind:pipeline_error), counted per source.
+FAILURE_KIND = "pipeline_error"
+
+
+class Enricher(Protocol):
+    name: str
+
+    def enrich(self, events: list[Event]) -> None:
+        """Add context fields to the events of one batch, in place."""
+        ...
+
+
+def failure_event(failure: ParseFailure, meta: BatchMeta) -> Event:
+    """A record no parser could read: the raw bytes (losslessly), the parser and the reason."""
+    text, valid = decode_text(failure.raw)
+    event: Event = {
+        "@timestamp": meta.received_at.astimezone(UTC),
+        "message": text[:1024],
+        "event": {"kind": FAILURE_KIND, "original": text},
+        "error": {"type": "parse_failure", "message": failure.reason},
+        "vigil": {"parse_failure": True, "parser": failure.parser},
+    }
+    if not valid:
+        put(event, "vigil.invalid_utf8", True)
+        put(event, "vigil.original_base64", base64.b64encode(failure.raw).decode("ascii"))
+    return event
+
+
+def stamp_origin(event: Event, meta: BatchMeta) -> None:
+    """What the receiver knew: the input, transport and sender's address (ECS ``log.source.address``)."""
+    if meta.peer and get(event, "log.source.address") is None:
+        put(event, "log.source.address", meta.peer)
+    if meta.transport:
+        put(event, "vigil.transport", meta.transport)
+    put(event, "vigil.input", meta.source)
+
+
+def normalise(results: Sequence[Event | ParseFailure], meta: BatchMeta,
+              enrichers: Sequence[Enricher] = ()) -> tuple[list[Event], int]:
+    """Parsed results to storable events, in order; also the number of parse failures among them."""
+    events: list[Event] = []
+    failures = 0
+    for result in results:
+        if isinstance(result, ParseFailure):
+            failures += 1
+            event = failure_event(result, meta)
+        else:
+            event = result
+        stamp_origin(event, meta)
+        events.append(event)
+    for enricher in enrichers:
+        try:
+            enricher.enrich(events)
+        except Exception:  # an enrichment bug must not lose the batch
+            log.exception("enricher %s failed on a batch of %d events from %s; stored without it",
+                          getattr(enricher, "name", enricher), len(events), meta.source)
+    return events, failures

@@ -1,0 +1,123 @@
+"""The SIEM inside `vigil serve`: the event store, the spool, the pipeline thread and the receivers.
+
+``Siem`` is created with the app (``app.state.siem``); the store and spool open on first use, the
+pipeline runs from the app's start to its stop, and the network receivers (syslog) start only when
+`vigil serve` asks for them. Everything that accepts events calls ``submit``: it returns once the batch
+is safely in the spool (``SpoolFull`` when the disk quota is used up).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from zoneinfo import ZoneInfo
+
+from vigil.core.config import Settings
+from vigil.siem.normalize import Enricher
+from vigil.siem.pipeline import Pipeline, SourceConfig
+from vigil.siem.spool import BatchMeta, Spool
+from vigil.siem.store.base import EventStore, SpoolPosition
+from vigil.siem.store.duckdb import DuckDBEventStore
+
+log = logging.getLogger(__name__)
+
+# Started with the app when `vigil serve` asks for receivers; stopped with it. (syslog adds one.)
+ReceiverFactory = Callable[["Siem"], "Receiver"]
+
+
+class Receiver:
+    """A network listener run beside the web server (see ``vigil.siem.receivers``)."""
+
+    name = "receiver"
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class Siem:
+    def __init__(self, settings: Settings, *, enrichers: Sequence[Enricher] = ()) -> None:
+        self.settings = settings
+        self.enrichers = list(enrichers)
+        self._lock = threading.Lock()
+        self._store: EventStore | None = None
+        self._spool: Spool | None = None
+        self._pipeline: Pipeline | None = None
+        self.receivers: list[Receiver] = []
+        self._started = False
+        # Per-source reading settings; replaced by the log-sources service when it loads them.
+        self.source_configs: Callable[[str], SourceConfig] = self.default_config
+
+    def default_config(self, source: str) -> SourceConfig:
+        return SourceConfig(timezone=ZoneInfo(self.settings.log_timezone),
+                            keep_original=self.settings.keep_original)
+
+    @property
+    def store(self) -> EventStore:
+        with self._lock:
+            if self._store is None:
+                self._store = DuckDBEventStore(self.settings.events_path)
+            return self._store
+
+    @property
+    def spool(self) -> Spool:
+        store = self.store
+        with self._lock:
+            if self._spool is None:
+                last = store.last_position()
+                self._spool = Spool(self.settings.spool_dir, quota_bytes=self.settings.spool_quota_bytes,
+                                    segment_bytes=self.settings.spool_segment_bytes,
+                                    first_segment=last[0] + 1 if last else 1)
+            return self._spool
+
+    @property
+    def pipeline(self) -> Pipeline:
+        spool, store = self.spool, self.store
+        with self._lock:
+            if self._pipeline is None:
+                self._pipeline = Pipeline(spool, store, configs=lambda name: self.source_configs(name),
+                                          enrichers=self.enrichers)
+            return self._pipeline
+
+    def submit(self, records: Sequence[bytes], meta: BatchMeta) -> SpoolPosition:
+        """Accept a batch: on disk when this returns. Raises ``SpoolFull`` (503) when over quota."""
+        position = self.spool.append(records, meta)
+        if self._started:
+            self.pipeline.start()
+        return position
+
+    def start(self, receivers: Sequence[ReceiverFactory] = ()) -> None:
+        """Run the pipeline (now if anything is stored or spooled, else on the first batch) and receivers."""
+        self._started = True
+        spooled = self.settings.spool_dir.is_dir() and any(self.settings.spool_dir.iterdir())
+        if receivers or spooled or self.settings.events_path.exists():
+            self.pipeline.start()
+        for factory in receivers:
+            receiver = factory(self)
+            receiver.start()
+            self.receivers.append(receiver)
+
+    def stop(self) -> None:
+        self._started = False
+        for receiver in reversed(self.receivers):
+            try:
+                receiver.stop()
+            except Exception:
+                log.exception("stopping the %s receiver failed", receiver.name)
+        self.receivers.clear()
+        with self._lock:
+            pipeline, spool, store = self._pipeline, self._spool, self._store
+            self._pipeline = self._spool = self._store = None
+        if pipeline is not None:
+            pipeline.stop()
+        if spool is not None:
+            spool.close()
+        if store is not None:
+            store.close()
+
+    def drain(self, timeout: float = 30.0) -> bool:
+        """Wait until everything accepted so far is stored (for tests and `vigil ingest`)."""
+        return self.pipeline.drain(timeout)
