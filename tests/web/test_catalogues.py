@@ -15,7 +15,6 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
-from babel.messages.pofile import read_po
 
 from vigil.core import i18n
 
@@ -47,8 +46,7 @@ MESSAGES = extracted()
 
 
 def catalogue(language: str) -> Catalog:
-    with i18n.catalog_path(language).open("rb") as handle:
-        return read_po(handle, locale=language)
+    return i18n.catalog(language)
 
 
 def test_babel_cfg_reaches_templates_and_views() -> None:
@@ -68,7 +66,7 @@ def test_every_message_has_a_translation(language: str) -> None:
         if entry is None or not entry.string or entry.fuzzy:
             missing.append(f"{msgid!r} (in {', '.join(sorted(files))})")
     assert not missing, (
-        f"{len(missing)} messages lack a {language} translation in {i18n.catalog_path(language)}; "
+        f"{len(missing)} messages lack a {language} translation in {i18n.catalog_path(language).parent}/*.po; "
         "run `pybabel extract -F babel.cfg -o messages.pot .` and `pybabel update -i messages.pot -d "
         "src/vigil/web/locale`, then translate:\n  " + "\n  ".join(missing)
     )

@@ -32,6 +32,8 @@ from vigil.cli.runtime import EXIT_CODES_HELP, JsonOption, fail, note, operation
 from vigil.core.config import Settings, config_file_path
 from vigil.core.context import Context
 from vigil.core.db import Database
+from vigil.siem import cli as siem_cli
+from vigil.siem.receivers import syslog as syslog_receivers
 from vigil.web.app import create_app
 
 app = typer.Typer(
@@ -48,6 +50,7 @@ app.add_typer(accounts_cli.tokens, name="token")
 app.add_typer(accounts_cli.units, name="unit")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(config_app, name="config")
+siem_cli.register(app)
 
 # Every finished domain's demo data, loaded in this order, each in its own transaction. A loader adds
 # what is missing and returns how many records of each kind it added (empty: nothing to do).
@@ -114,7 +117,7 @@ def serve(
     """Serve the web UI and the API until interrupted (Ctrl+C). Refuses a store that `vigil init` never set up."""
     overrides = {name: value for name, value in (("host", host), ("port", port)) if value is not None}
     with operation(**overrides) as op:
-        application = create_app(op.settings, op.database)
+        application = create_app(op.settings, op.database, receivers=syslog_receivers.factories(op.settings))
         note(f"Vigil {__version__} serving {browser_url(op.settings)} (records store "
              f"{runtime.store_label(op.settings)}); Ctrl+C stops it")
         # uvicorn re-raises Ctrl+C after its graceful shutdown: a normal stop, not a failure.

@@ -33,6 +33,7 @@ class Permission(StrEnum):
     # Business data of the SOC domains, used as those domains land.
     EVENTS_READ = "events:read"
     EVENTS_INGEST = "events:ingest"
+    SOURCES_READ = "sources:read"
     SOURCES_WRITE = "sources:write"
     RULES_READ = "rules:read"
     RULES_WRITE = "rules:write"
@@ -68,14 +69,14 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.SECURITY_ADMIN: frozenset(
         {
             P.USERS_READ, P.ROLES_ASSIGN, P.UNITS_READ, P.POLICY_READ, P.POLICY_WRITE, P.RULES_READ,
-            P.RULES_WRITE, P.INTEGRATIONS_WRITE, P.SOURCES_WRITE,
+            P.RULES_WRITE, P.INTEGRATIONS_WRITE, P.SOURCES_READ, P.SOURCES_WRITE,
         }
     ),
     # Reads and verifies the audit trail; nothing else.
     Role.AUDIT_ADMIN: frozenset({P.UNITS_READ, P.AUDIT_READ, P.AUDIT_VERIFY}),
     Role.ANALYST: frozenset(
         {
-            P.UNITS_READ, P.EVENTS_READ, P.RULES_READ, P.ALERTS_READ, P.ALERTS_WRITE,
+            P.UNITS_READ, P.EVENTS_READ, P.SOURCES_READ, P.RULES_READ, P.ALERTS_READ, P.ALERTS_WRITE,
             P.INCIDENTS_READ, P.INCIDENTS_WRITE, P.DASHBOARDS_READ,
         }
     ),

@@ -1,7 +1,8 @@
 """Translations: 简体中文 and English catalogues (gettext .po files), chosen per request.
 
 Catalogues are read from the .po files at start and compiled in memory, so a source checkout needs
-no build step. English is the source language: its catalogue maps each message to itself.
+no build step. English is the source language: its catalogue maps each message to itself. A language's
+catalogue is ``messages.po`` plus any other ``*.po`` beside it (one per domain, e.g. ``siem.po``), merged.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from functools import cache
 from io import BytesIO
 from pathlib import Path
 
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
@@ -25,15 +27,31 @@ def catalog_path(language: str) -> Path:
     return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
+def catalog_paths(language: str) -> list[Path]:
+    """``messages.po`` first, then the domains' own catalogues in name order."""
+    main = catalog_path(language)
+    others = sorted(path for path in main.parent.glob("*.po") if path != main)
+    return ([main] if main.exists() else []) + others
+
+
+def catalog(language: str) -> Catalog:
+    """Every .po file of a language merged into one catalogue (a message defined twice: the first wins)."""
+    merged = Catalog(locale=language, domain=DOMAIN)
+    for path in catalog_paths(language):
+        with path.open("rb") as handle:
+            for message in read_po(handle, locale=language):
+                if message.id and message.id not in merged:
+                    merged[message.id] = message
+    return merged
+
+
 @cache
 def translations(language: str) -> NullTranslations:
-    path = catalog_path(language)
-    if language not in LANGUAGES or not path.exists():
+    if language not in LANGUAGES or not catalog_paths(language):
         return NullTranslations()
-    with path.open("rb") as handle:
-        catalog = read_po(handle, locale=language)
+    catalog_ = catalog(language)
     buffer = BytesIO()
-    write_mo(buffer, catalog)
+    write_mo(buffer, catalog_)
     buffer.seek(0)
     return Translations(buffer, domain=DOMAIN)
 

@@ -113,7 +113,11 @@ class Domain:
 P = Permission
 DOMAINS: tuple[Domain, ...] = (
     Domain("siem", N_("SIEM: log collection"),
-           N_("Receive, parse, normalise, store and search logs from every source.")),
+           N_("Receive, parse, normalise, store and search logs from every source."),
+           href="/siem/search", permission=P.EVENTS_READ),
+    Domain("sources", N_("Log sources"),
+           N_("Every input and host sending logs: volume, parse errors, silence, retention."),
+           href="/siem/sources", permission=P.SOURCES_READ),
     Domain("detection", N_("Threat detection"),
            N_("Sigma rules in real time and as hunts over history; alert tuning and ATT&CK coverage.")),
     Domain("ioc", N_("IOC detection"),
