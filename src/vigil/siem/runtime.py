@@ -13,7 +13,9 @@ import threading
 from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
 
+from vigil.accounts.service import root_unit_id
 from vigil.core.config import Settings
+from vigil.core.db import Database, Scope
 from vigil.siem.normalize import Enricher
 from vigil.siem.pipeline import Pipeline, SourceConfig
 from vigil.siem.spool import BatchMeta, Spool
@@ -37,10 +39,16 @@ class Receiver:
     def stop(self) -> None:
         raise NotImplementedError
 
+    def status(self) -> dict[str, int | str]:
+        """Counters for the status page (address, connections, messages, bytes, dropped, errors)."""
+        return {}
+
 
 class Siem:
-    def __init__(self, settings: Settings, *, enrichers: Sequence[Enricher] = ()) -> None:
+    def __init__(self, settings: Settings, database: Database | None = None, *,
+                 enrichers: Sequence[Enricher] = ()) -> None:
         self.settings = settings
+        self.database = database
         self.enrichers = list(enrichers)
         self._lock = threading.Lock()
         self._store: EventStore | None = None
@@ -50,10 +58,22 @@ class Siem:
         self._started = False
         # Per-source reading settings; replaced by the log-sources service when it loads them.
         self.source_configs: Callable[[str], SourceConfig] = self.default_config
+        # The unit a source's events belong to; replaced by the log-sources service when it loads them.
+        self.unit_for: Callable[[str], int] = self.default_unit
+        self._root_unit: int | None = None
 
     def default_config(self, source: str) -> SourceConfig:
         return SourceConfig(timezone=ZoneInfo(self.settings.log_timezone),
                             keep_original=self.settings.keep_original)
+
+    def default_unit(self, source: str) -> int:
+        """The root unit (headquarters), for sources nobody assigned to a unit."""
+        if self._root_unit is None:
+            if self.database is None:
+                raise RuntimeError("the SIEM runtime has no records store to find the root unit in")
+            with self.database.transaction(Scope.system()) as session:
+                self._root_unit = root_unit_id(session)
+        return self._root_unit
 
     @property
     def store(self) -> EventStore:

@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.settings = settings
     app.state.db = database or Database(settings.effective_database_url)
-    app.state.siem = Siem(settings)
+    app.state.siem = Siem(settings, app.state.db)
     problems.install(app)
     app.include_router(system_api.router)
     app.include_router(accounts_api.router)
