@@ -1,0 +1,416 @@
+"""Reading log files into the SIEM (`vigil ingest`, the demo): files, folders, compressed files and EVTX.
+
+Every record goes through the real event path: ``Siem.submit`` (the durable spool) and the pipeline
+(parse, normalise, enrich, store), exactly as records from the network do. The pipeline is drained
+after each batch in this thread, so the spool never holds more than one batch of a file and memory stays
+bounded whatever the file's size: files are streamed in chunks, never read whole.
+
+Per file:
+
+- compression is recognised by its magic bytes, not the name (gzip, bzip2, xz); a file cut short keeps
+  every record before the damage and is reported;
+- Windows ``.evtx`` (recognised by its header, even compressed) is read record by record with the
+  ``evtx`` package and parsed as ``windows_json``; what the reader cannot read becomes failure events;
+- any other file is read as lines; its format is detected from its first records (the parser claiming
+  most of them) unless one is given; a file that looks binary is skipped rather than stored as junk;
+- every event gets ``log.file.path`` (the file's absolute path) unless the record already names one.
+
+Folders are walked recursively in name order; hidden files and folders (``.name``) are skipped.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import re
+import shutil
+import tempfile
+import zlib
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from vigil.core.config import Settings
+from vigil.core.db import Database
+from vigil.core.errors import VigilError
+from vigil.siem.normalize import normalise
+from vigil.siem.parsers.base import Event, ParseFailure, detect, get, put
+from vigil.siem.parsers.evtx import is_evtx, iter_evtx_records
+from vigil.siem.parsers.registry import detection_order, parser
+from vigil.siem.runtime import Siem
+from vigil.siem.spool import BatchMeta
+
+BATCH_RECORDS = 5_000
+BATCH_BYTES = 8 * 1024 * 1024
+# A "line" longer than this (a file with no line breaks) is cut here; the rest up to the next newline is dropped.
+MAX_LINE_BYTES = 1024 * 1024
+CHUNK_BYTES = 1024 * 1024
+# How many of a file's first records decide its format.
+DETECT_RECORDS = 20
+EVTX_FORMAT = "windows_json"
+TRANSPORT = "file"
+
+_COMPRESSED = ((b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"))
+_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
+_ROTATION = re.compile(r"(?:[.-]\d{1,8})+$")
+
+
+class StoreBusy(VigilError):
+    """Another process (normally `vigil serve`) holds the event store: DuckDB allows one process at a time."""
+
+    status = 409
+    code = "event-store-busy"
+    title = "The event store is in use by another process"
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+@dataclass
+class FileResult:
+    """What became of one file (or of a path that could not be read)."""
+
+    path: str
+    format: str = ""  # the parser used ("windows_json" for EVTX), "" when detected per record
+    source: str = ""
+    records: int = 0  # records read from the file
+    stored: int = 0  # events stored (failure events included)
+    failures: int = 0  # records no parser could read (stored as failure events)
+    cut_lines: int = 0  # lines longer than MAX_LINE_BYTES, cut
+    error: str = ""  # why the file was not read, or not completely
+    skipped: bool = False  # nothing was read (binary, missing, unreadable)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+
+@dataclass
+class IngestSummary:
+    files: list[FileResult] = field(default_factory=list)
+
+    @property
+    def errors(self) -> int:
+        return sum(1 for result in self.files if not result.ok)
+
+    def total(self, name: str) -> int:
+        return sum(int(getattr(result, name)) for result in self.files)
+
+
+# --- naming and walking -------------------------------------------------------------------------
+
+
+def default_source(path: Path) -> str:
+    """``file:<name>`` without compression and rotation suffixes: ``auth.log.2.gz`` is ``file:auth.log``,
+    so a log and its rotated copies are one source, and different logs are different sources."""
+    name = path.name
+    for suffix in _COMPRESSION_SUFFIXES:
+        name = name.removesuffix(suffix)
+    name = _ROTATION.sub("", name) or name
+    return f"file:{name}"
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def walk(path: Path) -> Iterator[Path]:
+    """The files under a folder (recursively, in name order, hidden ones skipped), or the file itself."""
+    if not path.is_dir():
+        yield path
+        return
+    for root, folders, files in os.walk(path, followlinks=False):
+        folders[:] = sorted(folder for folder in folders if not _hidden(folder))
+        for name in sorted(files):
+            if not _hidden(name):
+                yield Path(root) / name
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+class Stream(Protocol):
+    """A readable binary stream that can look ahead: plain, gzip, bzip2 and xz files all are."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+    def peek(self, n: int, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+def _compression(head: bytes) -> str | None:
+    return next((name for magic, name in _COMPRESSED if head.startswith(magic)), None)
+
+
+def open_stream(path: Path) -> tuple[Stream, str | None]:
+    """The file's content as a binary stream, decompressed when it is compressed; and the compression."""
+    with path.open("rb") as handle:
+        head = handle.read(8)
+    kind = _compression(head)
+    if kind == "gzip":
+        return gzip.open(path, "rb"), kind
+    if kind == "bzip2":
+        return bz2.open(path, "rb"), kind
+    if kind == "xz":
+        return lzma.open(path, "rb"), kind
+    return path.open("rb"), None
+
+
+@dataclass
+class LineReader:
+    """Lines of a stream without their line break, blank lines skipped, each at most ``MAX_LINE_BYTES``."""
+
+    stream: Stream
+    max_line: int = MAX_LINE_BYTES
+    cut: int = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        pending = b""
+        skipping = False  # inside the rest of a line already cut
+        while True:
+            chunk = self.stream.read(CHUNK_BYTES)
+            if not chunk:
+                break
+            pending += chunk
+            lines = pending.split(b"\n")
+            pending = lines.pop()
+            for line in lines:
+                if skipping:
+                    skipping = False
+                    continue
+                yield from self._emit(line)
+            if len(pending) > self.max_line:
+                if not skipping:
+                    self.cut += 1
+                    yield from self._emit(pending[: self.max_line])
+                skipping = True
+                pending = b""
+        if pending and not skipping:
+            yield from self._emit(pending)
+
+    def _emit(self, line: bytes) -> Iterator[bytes]:
+        if len(line) > self.max_line:
+            self.cut += 1
+            line = line[: self.max_line]
+        line = line.rstrip(b"\r")
+        if line.strip():
+            yield line
+
+
+def looks_binary(records: Sequence[bytes]) -> bool:
+    """NUL bytes or mostly control characters in the first records: not a text log."""
+    sample = b"\n".join(records)[:8192]
+    if not sample:
+        return False
+    if b"\x00" in sample:
+        return True
+    control = sum(1 for byte in sample if byte < 32 and byte not in (9, 10, 13))
+    return control > len(sample) // 10
+
+
+def detect_file_format(records: Sequence[bytes]) -> str | None:
+    """The parser claiming most of a file's first records (the earliest wins a tie); None when none claims any."""
+    order = detection_order()
+    votes: Counter[str] = Counter()
+    for record in records[:DETECT_RECORDS]:
+        found = detect(order, record)
+        if found is not None:
+            votes[found.name] += 1
+    if not votes:
+        return None
+    return votes.most_common(1)[0][0]
+
+
+# --- the ingester -------------------------------------------------------------------------------
+
+
+class FileOrigin:
+    """Enricher: ``log.file.path`` of the file whose batch the pipeline is storing (set per batch)."""
+
+    name = "file-origin"
+
+    def __init__(self) -> None:
+        self.path: str | None = None
+
+    def enrich(self, events: list[Event]) -> None:
+        if self.path is None:
+            return
+        for event in events:
+            if get(event, "log.file.path") is None:
+                put(event, "log.file.path", self.path)
+
+
+def open_siem_for_files(siem: Siem) -> None:
+    """Open the event store and spool, turning "another process holds the store" into ``StoreBusy``.
+
+    Also stores what an earlier run left in the spool, before any file's batches (they are not this run's).
+    """
+    try:
+        siem.spool  # noqa: B018 - opens the store, then the spool
+    except Exception as exc:  # duckdb.IOException; the class lives in the native module
+        if "lock" in str(exc).lower():
+            raise StoreBusy(
+                f"the event store {siem.settings.events_path} is held by another process (normally `vigil serve`): "
+                "stop the server and run this again, or send the records to the running server through "
+                "POST /api/v1/ingest with a shipper token") from exc
+        raise
+    siem.drain()
+
+
+class FileIngester:
+    """Reads files into a ``Siem`` that is not running its pipeline thread (the CLI's, or the demo's)."""
+
+    def __init__(self, siem: Siem, origin: FileOrigin, *, format: str | None = None, source: str | None = None,
+                 batch_records: int = BATCH_RECORDS, batch_bytes: int = BATCH_BYTES) -> None:
+        if format is not None:
+            parser(format)  # UnknownParser (BadInput) naming the known formats
+        self.siem = siem
+        self.origin = origin
+        self.format = format
+        self.source = source
+        self.batch_records = batch_records
+        self.batch_bytes = batch_bytes
+
+    def ingest(self, paths: Sequence[Path]) -> Iterator[FileResult]:
+        """Each file's result as it is done; a missing or unreadable path is a result with its error."""
+        for path in paths:
+            if not path.exists():
+                yield FileResult(str(path), error="no such file or folder", skipped=True)
+                continue
+            try:
+                files = list(walk(path))
+            except OSError as exc:
+                yield FileResult(str(path), error=f"cannot list the folder: {exc.strerror or exc}", skipped=True)
+                continue
+            for file in files:
+                yield self.ingest_file(file)
+
+    def ingest_file(self, path: Path) -> FileResult:
+        result = FileResult(str(path), source=self.source or default_source(path))
+        self.origin.path = str(path.absolute())
+        try:
+            stream, compression = open_stream(path)
+        except OSError as exc:
+            result.error, result.skipped = f"cannot read: {exc.strerror or exc}", True
+            return result
+        try:
+            if is_evtx(stream.peek(8)[:8]):
+                self._ingest_evtx(path, stream, compression, result)
+            else:
+                self._ingest_lines(stream, result)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+            # A truncated or damaged compressed file: what was read before the damage is kept.
+            reason = str(exc) or type(exc).__name__
+            result.error = f"cannot read past record {result.records}: {reason} (the records before were ingested)"
+        finally:
+            stream.close()
+            self.origin.path = None
+        return result
+
+    # --- text files ---------------------------------------------------------------------------------
+
+    def _ingest_lines(self, stream: Stream, result: FileResult) -> None:
+        reader = LineReader(stream)
+        batch: list[bytes] = []
+        size = 0
+        chosen = False
+        try:
+            for line in reader:
+                batch.append(line)
+                size += len(line)
+                if len(batch) >= self.batch_records or size >= self.batch_bytes:
+                    if not chosen and not self._choose_format(batch, result):
+                        return
+                    chosen = True
+                    self._submit(batch, result)
+                    batch, size = [], 0
+        except (OSError, EOFError, zlib.error, lzma.LZMAError):
+            # Damage part-way (a cut .gz): keep what was read before it, then report the damage.
+            if batch and (chosen or self._choose_format(batch, result)):
+                self._submit(batch, result)
+            raise
+        finally:
+            result.cut_lines = reader.cut
+        if batch and (chosen or self._choose_format(batch, result)):
+            self._submit(batch, result)
+
+    def _choose_format(self, first_records: Sequence[bytes], result: FileResult) -> bool:
+        """Set the file's format from its first records; False (skipped) for a binary file."""
+        if self.format is not None:
+            result.format = self.format
+            return True
+        detected = detect_file_format(first_records)
+        if detected is None and looks_binary(first_records):
+            result.error = "skipped: binary content, not a log (give --format to read it anyway)"
+            result.skipped = True
+            return False
+        result.format = detected or ""
+        return True
+
+    def _submit(self, records: Sequence[bytes], result: FileResult, format: str | None = None) -> None:
+        source = result.source
+        meta = BatchMeta(source=source, unit_id=self.siem.unit_for(source), format=format or result.format or None,
+                         transport=TRANSPORT)
+        status = self.siem.pipeline.status
+        events, failures = status.events, status.failures
+        self.siem.submit(records, meta)
+        self.siem.drain()
+        result.records += len(records)
+        result.stored += status.events - events
+        result.failures += status.failures - failures
+
+    # --- EVTX ----------------------------------------------------------------------------------------
+
+    def _ingest_evtx(self, path: Path, stream: Stream, compression: str | None, result: FileResult) -> None:
+        result.format = EVTX_FORMAT
+        if compression is None:
+            self._read_evtx(path, result)
+            return
+        # The EVTX reader needs a file: a compressed one is unpacked to a temporary file first.
+        with tempfile.NamedTemporaryFile(suffix=".evtx") as unpacked:
+            shutil.copyfileobj(stream, unpacked, CHUNK_BYTES)
+            unpacked.flush()
+            self._read_evtx(Path(unpacked.name), result)
+
+    def _read_evtx(self, path: Path, result: FileResult) -> None:
+        batch: list[bytes] = []
+        for item in iter_evtx_records(path, result.source):
+            if isinstance(item, ParseFailure):
+                self._store_failure(item, result)
+                continue
+            batch.append(item)
+            if len(batch) >= self.batch_records:
+                self._submit(batch, result, EVTX_FORMAT)
+                batch = []
+        if batch:
+            self._submit(batch, result, EVTX_FORMAT)
+
+    def _store_failure(self, failure: ParseFailure, result: FileResult) -> None:
+        """What the EVTX reader could not read (a damaged chunk, a cut file) as a failure event."""
+        meta = BatchMeta(source=result.source, unit_id=self.siem.unit_for(result.source), format=EVTX_FORMAT,
+                         transport=TRANSPORT)
+        events, _ = normalise([failure], meta, self.siem.enrichers)
+        self.siem.store.append(events, unit_id=meta.unit_id, source=meta.source)
+        result.stored += len(events)
+        result.failures += 1
+
+
+def file_siem(settings: Settings, database: Database) -> Siem:
+    """A ``Siem`` for reading files in this process: no pipeline thread, a ``FileOrigin`` enricher."""
+    return Siem(settings, database, enrichers=[FileOrigin()])
+
+
+def ingest_paths(siem: Siem, paths: Sequence[Path], *, format: str | None = None,
+                 source: str | None = None) -> Iterator[FileResult]:
+    """Files and folders into a ``Siem`` built with a ``FileOrigin`` enricher (see ``file_siem``)."""
+    origin = next((enricher for enricher in siem.enrichers if isinstance(enricher, FileOrigin)), None)
+    if origin is None:
+        raise ValueError("the Siem given to ingest_paths needs a FileOrigin enricher (use file_siem)")
+    ingester = FileIngester(siem, origin, format=format, source=source)
+    open_siem_for_files(siem)
+    yield from ingester.ingest(paths)
