@@ -43,6 +43,7 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
         "DELETE", f"/api/v1/users/{t['user']}/tokens/{t['token']}", None),
     ("DELETE", "/api/v1/me/tokens/{token_id}"): lambda w, t: ("DELETE", f"/api/v1/me/tokens/{t['token']}", None),
     ("GET", "/api/v1/units/{unit_id}"): lambda w, t: ("GET", f"/api/v1/units/{t['unit']}", None),
+    ("GET", "/api/v1/events/{event_id}"): lambda w, t: ("GET", f"/api/v1/events/{t['event']}", None),
     ("PATCH", "/api/v1/units/{unit_id}"): lambda w, t: ("PATCH", f"/api/v1/units/{t['unit']}", {"name": "Mine now"}),
     # The same records through the pages.
     ("GET", "/admin/users/{user_id}"): lambda w, t: ("GET", f"/admin/users/{t['user']}", None),
@@ -83,17 +84,26 @@ def test_every_route_with_an_id_is_covered(app: Any) -> None:
 def branch_caller(path: str) -> str:
     """The branch_a administrator whose role does this on their own branch: roles are the security
     administrator's to grant and revoke, everything else about accounts and units the system administrator's."""
+    if path.startswith("/api/v1/events/"):
+        return "analyst_a"  # events are for analysts: ``targets`` adds one to branch_a
     return "secadmin_a" if "/grants" in path else "sysadmin_a"
 
 
 @pytest.fixture
-def targets(world: Any) -> dict[str, int]:
-    """Records of branch_b: staff_b, one of their grants and tokens, and the unit itself."""
+def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> dict[str, int]:
+    """Records of branch_b: staff_b, one of their grants and tokens, the unit itself, and (for the events
+    routes) an event of branch_b, with an analyst of branch_a to ask for it."""
     with world.database.transaction(Scope.system()) as session:
         grant = session.scalar(select(RoleGrant.id).where(RoleGrant.user_id == world.users["staff_b"]))
     assert grant is not None
+    event = 0
+    if "/api/v1/events/" in request.node.name:
+        world.add_user("analyst_a", Role.ANALYST, world.branch_a)
+        store = client.app.state.siem.store  # type: ignore[attr-defined]
+        store.append([{"message": "branch b only"}], unit_id=world.branch_b, source="beijing")
+        event = store.search("message = ?", ["branch b only"], limit=1)[0].id
     return {"user": world.users["staff_b"], "grant": grant, "token": new_token(world.database, "staff_b")[1],
-            "unit": world.branch_b}
+            "unit": world.branch_b, "event": event}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:

@@ -9,15 +9,22 @@ Time ranges are written as users write them: ``15m``, ``24h``, ``7d`` (the last 
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import re
 import time
-from collections.abc import Collection, Iterator
+from collections import Counter
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
+
+import orjson
 
 from vigil.core.errors import BadInput, NotFound
-from vigil.siem.query import compile_query, parse, parse_time
+from vigil.siem.fields import check_field, get_path
+from vigil.siem.query import compile_query, describe, parse, parse_time
 from vigil.siem.query.store import StoreResolver
 from vigil.siem.store.base import Bucket, EventStore, Order, StoredEvent, TermCount
 
@@ -72,6 +79,11 @@ def compile_text(query: str, *, now: datetime | None = None) -> Compiled:
     return Compiled(sql, list(params))
 
 
+def canonical(query: str) -> str:
+    """The query as the language writes it back (``*`` for everything): what was understood, for people and logs."""
+    return describe(parse(query))
+
+
 @dataclass(frozen=True)
 class SearchResult:
     total: int
@@ -124,16 +136,151 @@ def get_event(store: EventStore, *, units: Collection[int] | None, event_id: int
 
 ExportFormat = Literal["ndjson", "csv"]
 EXPORT_PAGE = 5_000
+MAX_EXPORT = 1_000_000
+# Columns of a CSV export when the caller names none: what a person scans first in an event list.
+DEFAULT_EXPORT_FIELDS = ("@timestamp", "vigil.source", "host.name", "event.action", "message")
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection, CWE-1236).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def iter_events(store: EventStore, *, units: Collection[int] | None, query: str, window: TimeRange,
-                max_events: int) -> Iterator[StoredEvent]:
-    """Matching events newest first, fetched page by page (exports stream without holding them all)."""
+                max_events: int, order: Order = "desc") -> Iterator[StoredEvent]:
+    """Matching events (newest first by default), fetched page by page: exports stream without holding them all."""
+    compiled = compile_text(query, now=window.end)
+    scope = None if units is None else sorted(units)
     sent = 0
     while sent < max_events:
-        page = search(store, units=units, query=query, window=window, limit=min(EXPORT_PAGE, max_events - sent),
-                      offset=sent, with_total=False).events
+        size = min(EXPORT_PAGE, max_events - sent)
+        page = store.search(compiled.sql, compiled.params, unit_ids=scope, start=window.start, end=window.end,
+                            limit=size, offset=sent, order=order)
         yield from page
         sent += len(page)
-        if len(page) < EXPORT_PAGE:
+        if len(page) < size:
             return
+
+
+def count(store: EventStore, *, units: Collection[int] | None, query: str, window: TimeRange) -> int:
+    compiled = compile_text(query, now=window.end)
+    return store.count(compiled.sql, compiled.params, unit_ids=None if units is None else sorted(units),
+                       start=window.start, end=window.end)
+
+
+def filled_histogram(store: EventStore, *, units: Collection[int] | None, query: str, window: TimeRange,
+                     buckets: int = 60) -> tuple[int, list[Bucket]]:
+    """``histogram`` with a bar for every bucket of the window, empty ones counted 0 (a chart needs the gaps)."""
+    interval, counts = histogram(store, units=units, query=query, window=window, buckets=buckets)
+    by_start = {bucket.start: bucket.count for bucket in counts}
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    first = int((window.start - epoch).total_seconds()) // interval * interval
+    filled: list[Bucket] = []
+    at = epoch + timedelta(seconds=first)
+    while at < window.end:
+        filled.append(Bucket(start=at, count=by_start.get(at, 0)))
+        at += timedelta(seconds=interval)
+    return interval, filled
+
+
+# --- documents: flattening, field summaries, export ------------------------------------------------
+
+
+def flatten(document: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested event as dotted field names to leaf values (lists kept whole, as one field's values)."""
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+@dataclass(frozen=True)
+class FieldPresence:
+    field: str
+    count: int  # events (of those given) that hold the field
+
+
+def field_summary(events: Iterable[StoredEvent]) -> list[FieldPresence]:
+    """The fields present in these events with how many hold each, most common first (the page's field list)."""
+    seen: Counter[str] = Counter()
+    for event in events:
+        seen.update(name for name, value in flatten(event.doc).items() if value is not None)
+    return [FieldPresence(name, number) for name, number in sorted(seen.items(), key=lambda item: (-item[1], item[0]))]
+
+
+def field_value(event: StoredEvent, field: str) -> Any:
+    """A dotted field of a stored event (``@timestamp`` as stored, ``vigil.source`` its source)."""
+    if field == "@timestamp":
+        return event.ts.isoformat()
+    return get_path(event.doc, field)
+
+
+def original_record(event: StoredEvent) -> str | None:
+    """The record as received (``event.original``), when the source keeps it."""
+    original = get_path(event.doc, "event.original")
+    return original if isinstance(original, str) else None
+
+
+def cell_text(value: Any) -> str:
+    """A value as one CSV cell: lists and objects as JSON; text a spreadsheet would run as a formula
+    gets a leading apostrophe, so opening the export in Excel or WPS runs nothing."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = value
+    elif isinstance(value, dict | list):
+        text = orjson.dumps(value, default=str).decode("utf-8")
+    else:
+        text = str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def export_fields(fields: str | Sequence[str] | None) -> list[str]:
+    """The export's columns: the given names (comma separated or a list, each checked), else the defaults."""
+    names = fields.split(",") if isinstance(fields, str) else list(fields or [])
+    chosen = [check_field(name.strip()) for name in names if name.strip()]
+    if len(chosen) > 100:
+        raise BadInput("an export has at most 100 columns")
+    return chosen or list(DEFAULT_EXPORT_FIELDS)
+
+
+def csv_chunks(events: Iterable[StoredEvent], fields: Sequence[str], *, rows_per_chunk: int = 500) -> Iterator[str]:
+    """CSV text (header first) in chunks of rows, for a streamed response or a file."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(fields)
+    pending = 0
+    for event in events:
+        writer.writerow([cell_text(field_value(event, name)) for name in fields])
+        pending += 1
+        if pending >= rows_per_chunk:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            pending = 0
+    if buffer.getvalue():
+        yield buffer.getvalue()
+
+
+def ndjson_line(event: StoredEvent) -> bytes:
+    """One event as an NDJSON line: its document, with the store's id beside it under ``vigil.event_id``."""
+    vigil = event.doc.get("vigil")
+    document = {**event.doc, "vigil": {**(vigil if isinstance(vigil, dict) else {}), "event_id": event.id}}
+    try:
+        return orjson.dumps(document, default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+    except TypeError:  # integers beyond 64 bits: the standard library writes them
+        return (json.dumps(document, default=str, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def ndjson_chunks(events: Iterable[StoredEvent], *, lines_per_chunk: int = 500) -> Iterator[bytes]:
+    chunk: list[bytes] = []
+    for event in events:
+        chunk.append(ndjson_line(event))
+        if len(chunk) >= lines_per_chunk:
+            yield b"".join(chunk)
+            chunk.clear()
+    if chunk:
+        yield b"".join(chunk)
