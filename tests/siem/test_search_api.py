@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 import pytest
 from fastapi.testclient import TestClient
-
 from tests.api.support import assert_problem, audit_records, web_session
+
 from vigil.core.auth import Role
 
 START = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)

@@ -144,15 +144,16 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def iter_events(store: EventStore, *, units: Collection[int] | None, query: str, window: TimeRange,
-                max_events: int, order: Order = "desc") -> Iterator[StoredEvent]:
-    """Matching events (newest first by default), fetched page by page: exports stream without holding them all."""
+                max_events: int, order: Order = "desc", offset: int = 0) -> Iterator[StoredEvent]:
+    """Matching events (newest first by default) after the first ``offset``, fetched page by page: exports
+    stream without holding them all."""
     compiled = compile_text(query, now=window.end)
     scope = None if units is None else sorted(units)
     sent = 0
     while sent < max_events:
         size = min(EXPORT_PAGE, max_events - sent)
         page = store.search(compiled.sql, compiled.params, unit_ids=scope, start=window.start, end=window.end,
-                            limit=size, offset=sent, order=order)
+                            limit=size, offset=offset + sent, order=order)
         yield from page
         sent += len(page)
         if len(page) < size:
@@ -222,19 +223,23 @@ def original_record(event: StoredEvent) -> str | None:
     return original if isinstance(original, str) else None
 
 
-def cell_text(value: Any) -> str:
-    """A value as one CSV cell: lists and objects as JSON; text a spreadsheet would run as a formula
-    gets a leading apostrophe, so opening the export in Excel or WPS runs nothing."""
+def value_text(value: Any) -> str:
+    """A field's value as plain text: '' for none, lists and objects as JSON."""
     if value is None:
         return ""
     if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif isinstance(value, str):
-        text = value
-    elif isinstance(value, dict | list):
-        text = orjson.dumps(value, default=str).decode("utf-8")
-    else:
-        text = str(value)
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return orjson.dumps(value, default=str).decode("utf-8")
+    return str(value)
+
+
+def cell_text(value: Any) -> str:
+    """A value as one CSV cell. Text a spreadsheet would run as a formula gets a leading apostrophe, so
+    opening the export in Excel or WPS runs nothing."""
+    text = value_text(value)
     return "'" + text if text.startswith(_FORMULA_START) else text
 
 
