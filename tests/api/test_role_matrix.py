@@ -13,6 +13,7 @@ the audit trail.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +26,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select
 from starlette.routing import Mount
 
-from vigil.accounts.models import RoleGrant
+from vigil.accounts.models import RoleGrant, User
 from vigil.core.auth import ROLE_PERMISSIONS, Permission, Role
 from vigil.core.config import load_settings
 from vigil.core.db import Scope
+from vigil.siem.models import SavedSearch
 from vigil.web.app import create_app
 from vigil.web.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 
@@ -120,6 +122,16 @@ class Caller:
         marker = f"matrix-{self.name}-{len(store.search(limit=10_000))}"
         store.append([{"message": marker}], unit_id=self.world.hq, source="matrix")
         return int(store.search("message = ?", [marker], limit=1)[0].id)
+
+    def saved_search_id(self) -> int:
+        """The id of a fresh saved search of the caller (of the viewer for a caller not signed in)."""
+        user_id = self.world.users[self.username or "viewer"]
+        with self.world.database.transaction(Scope.system()) as session:
+            unit_id = session.scalar(select(User.unit_id).where(User.id == user_id))
+            row = SavedSearch(user_id=user_id, unit_id=unit_id, name=f"matrix {uuid.uuid4().hex}", query="*")
+            session.add(row)
+            session.flush()
+            return row.id
 
     def without_grant(self, username: str, role: Role, unit_id: int) -> None:
         """Remove this grant if a previous caller created it, so granting it again can succeed."""
@@ -245,6 +257,22 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/events/export"): Row(Needs(P.EVENTS_READ), lambda c: Req(
         "/api/v1/events/export", params={"format": "ndjson", "range": "1h"})),
     ("GET", "/api/v1/events/{event_id}"): Row(Needs(P.EVENTS_READ), lambda c: Req(f"/api/v1/events/{c.event_id()}")),
+    # --- saved searches (each user's own) --------------------------------------------------------------
+    ("GET", "/api/v1/saved-searches"): Row(Needs(P.EVENTS_READ), fixed("/api/v1/saved-searches")),
+    ("POST", "/api/v1/saved-searches"): Row(Needs(P.EVENTS_READ), lambda c: Req(
+        "/api/v1/saved-searches", json={"name": f"matrix {c.name} api", "query": "message:matrix*"})),
+    ("DELETE", "/api/v1/saved-searches/{saved_id}"): Row(Needs(P.EVENTS_READ), lambda c: Req(
+        f"/api/v1/saved-searches/{c.saved_search_id()}")),
+    # --- UI: event search -----------------------------------------------------------------------------
+    ("GET", "/siem/search"): Row(Needs(P.EVENTS_READ), lambda c: Req(
+        "/siem/search", params={"q": "message:matrix*", "range": "1h"})),
+    ("GET", "/siem/search/values"): Row(Needs(P.EVENTS_READ), lambda c: Req(
+        "/siem/search/values", params={"field": "vigil.source"})),
+    ("GET", "/siem/events/{event_id}"): Row(Needs(P.EVENTS_READ), lambda c: Req(f"/siem/events/{c.event_id()}")),
+    ("POST", "/siem/search/saved"): Row(Needs(P.EVENTS_READ), lambda c: Req("/siem/search/saved", data={
+        "name": f"matrix {c.name} page", "q": "message:matrix*", "range": "1h"})),
+    ("POST", "/siem/search/saved/{saved_id}/delete"): Row(Needs(P.EVENTS_READ), lambda c: Req(
+        f"/siem/search/saved/{c.saved_search_id()}/delete", data={})),
     # --- UI: sign-in, language, home ----------------------------------------------------------------
     ("GET", "/login"): Row(PUBLIC, fixed("/login")),
     ("POST", "/login"): Row(PUBLIC, login_form),

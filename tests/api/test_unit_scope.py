@@ -20,6 +20,7 @@ from vigil.core.auth import Role
 from vigil.core.db import Scope, ScopeMissing
 from vigil.core.errors import PermissionDenied
 from vigil.core.pagination import PageParams
+from vigil.siem.models import SavedSearch
 
 from .support import assert_problem, new_token, user_row, web_session
 
@@ -44,6 +45,11 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("DELETE", "/api/v1/me/tokens/{token_id}"): lambda w, t: ("DELETE", f"/api/v1/me/tokens/{t['token']}", None),
     ("GET", "/api/v1/units/{unit_id}"): lambda w, t: ("GET", f"/api/v1/units/{t['unit']}", None),
     ("GET", "/api/v1/events/{event_id}"): lambda w, t: ("GET", f"/api/v1/events/{t['event']}", None),
+    ("DELETE", "/api/v1/saved-searches/{saved_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/saved-searches/{t['saved']}", None),
+    ("GET", "/siem/events/{event_id}"): lambda w, t: ("GET", f"/siem/events/{t['event']}", None),
+    ("POST", "/siem/search/saved/{saved_id}/delete"): lambda w, t: (
+        "POST", f"/siem/search/saved/{t['saved']}/delete", {}),
     ("PATCH", "/api/v1/units/{unit_id}"): lambda w, t: ("PATCH", f"/api/v1/units/{t['unit']}", {"name": "Mine now"}),
     # The same records through the pages.
     ("GET", "/admin/users/{user_id}"): lambda w, t: ("GET", f"/admin/users/{t['user']}", None),
@@ -81,11 +87,15 @@ def test_every_route_with_an_id_is_covered(app: Any) -> None:
     )
 
 
+# Routes of events and saved searches, asked for by an analyst of branch_a.
+ANALYST_PATHS = ("/api/v1/events/", "/api/v1/saved-searches/", "/siem/events/", "/siem/search/")
+
+
 def branch_caller(path: str) -> str:
     """The branch_a administrator whose role does this on their own branch: roles are the security
     administrator's to grant and revoke, everything else about accounts and units the system administrator's."""
-    if path.startswith("/api/v1/events/"):
-        return "analyst_a"  # events are for analysts: ``targets`` adds one to branch_a
+    if path.startswith(ANALYST_PATHS):
+        return "analyst_a"  # events and saved searches are for analysts: ``targets`` adds one to branch_a
     return "secadmin_a" if "/grants" in path else "sysadmin_a"
 
 
@@ -97,13 +107,18 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
         grant = session.scalar(select(RoleGrant.id).where(RoleGrant.user_id == world.users["staff_b"]))
     assert grant is not None
     event = 0
-    if "/api/v1/events/" in request.node.name:
+    if any(path in request.node.name for path in ANALYST_PATHS):
         world.add_user("analyst_a", Role.ANALYST, world.branch_a)
         store = client.app.state.siem.store  # type: ignore[attr-defined]
         store.append([{"message": "branch b only"}], unit_id=world.branch_b, source="beijing")
         event = store.search("message = ?", ["branch b only"], limit=1)[0].id
+    with world.database.transaction(Scope.system()) as session:  # a saved search of staff_b, in branch_b
+        saved = SavedSearch(user_id=world.users["staff_b"], unit_id=world.branch_b, name="branch b's", query="*")
+        session.add(saved)
+        session.flush()
+        saved_id = saved.id
     return {"user": world.users["staff_b"], "grant": grant, "token": new_token(world.database, "staff_b")[1],
-            "unit": world.branch_b, "event": event}
+            "unit": world.branch_b, "event": event, "saved": saved_id}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:

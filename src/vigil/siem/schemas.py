@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from vigil.core.inputs import Text
+from vigil.core.pagination import Page
+from vigil.siem.fields import FIELD_PATTERN
 from vigil.siem.query import MAX_LENGTH as QUERY_MAX_LENGTH
 
 # --- search (events) -------------------------------------------------------------------------------
@@ -126,3 +128,38 @@ class AggregationsRead(BaseModel):
 
 
 # --- saved searches --------------------------------------------------------------------------------
+
+
+class SavedSearchCreate(BaseModel):
+    """A query and time range kept under a name by the user who saves it (names are unique per user)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    name: Text = Field(min_length=1, max_length=200)
+    query: Text = Field(default="", max_length=QUERY_MAX_LENGTH, description="The search language; '' = every event.")
+    time_range: Text = Field(default="24h", min_length=1, max_length=64,
+                             description="15m, 24h, 7d or START/END (ISO 8601 or now-1h on either side).")
+    columns: list[str] = Field(default_factory=list, max_length=50, description="Fields shown as columns.")
+
+    @field_validator("columns")
+    @classmethod
+    def _field_names(cls, columns: list[str]) -> list[str]:
+        bad = [name for name in columns if not FIELD_PATTERN.match(name)]
+        if bad:
+            raise ValueError(f"not field names: {', '.join(repr(name) for name in bad[:5])}")
+        return columns
+
+
+class SavedSearchRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    query: str
+    time_range: str
+    columns: list[str]
+    created_at: datetime
+    updated_at: datetime
+
+
+SavedSearchPage = Page[SavedSearchRead]

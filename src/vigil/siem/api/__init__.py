@@ -2,6 +2,6 @@
 
 from fastapi import APIRouter
 
-from vigil.siem.api import elastic, ingest, search, sources
+from vigil.siem.api import elastic, ingest, saved, search, sources
 
-routers: list[APIRouter] = [search.router, ingest.router, sources.router, elastic.router]
+routers: list[APIRouter] = [search.router, saved.router, ingest.router, sources.router, elastic.router]
