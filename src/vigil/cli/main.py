@@ -28,11 +28,22 @@ from vigil.accounts import demo as accounts_demo
 from vigil.accounts.bootstrap import migrate
 from vigil.audit import cli as audit_cli
 from vigil.cli import runtime
-from vigil.cli.runtime import EXIT_CODES_HELP, JsonOption, fail, note, operation, print_json, print_table
+from vigil.cli.runtime import (
+    EXIT_CODES_HELP,
+    JsonOption,
+    Operation,
+    fail,
+    note,
+    operation,
+    print_json,
+    print_table,
+)
 from vigil.core.config import Settings, config_file_path
 from vigil.core.context import Context
 from vigil.core.db import Database
+from vigil.core.errors import VigilError
 from vigil.siem import cli as siem_cli
+from vigil.siem import demo as siem_demo
 from vigil.siem.receivers import syslog as syslog_receivers
 from vigil.web.app import create_app
 
@@ -52,11 +63,30 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(config_app, name="config")
 siem_cli.register(app)
 
-# Every finished domain's demo data, loaded in this order, each in its own transaction. A loader adds
-# what is missing and returns how many records of each kind it added (empty: nothing to do).
-DemoLoader = Callable[[Context], Mapping[str, int]]
+# Every finished domain's demo data, loaded in this order. A loader adds what is missing and returns how
+# many records of each kind it added (empty: nothing to do). Records-store loaders run in a transaction
+# of their own; the SIEM's loads events through its own spool and pipeline.
+DemoLoader = Callable[[Operation], Mapping[str, int]]
+
+
+def in_transaction(loader: Callable[[Context], Mapping[str, int]]) -> DemoLoader:
+    def run(op: Operation) -> Mapping[str, int]:
+        with op.transaction() as ctx:
+            return loader(ctx)
+    return run
+
+
+def load_siem_demo(op: Operation) -> Mapping[str, int]:
+    added = siem_demo.load(op.settings, op.database)
+    skipped = siem_demo.evtx_note()
+    if skipped:
+        note(f"siem: {skipped}")
+    return added
+
+
 DEMO_LOADERS: tuple[tuple[str, DemoLoader], ...] = (
-    ("accounts", accounts_demo.load),
+    ("accounts", in_transaction(accounts_demo.load)),
+    ("siem", load_siem_demo),
 )
 
 
@@ -136,8 +166,11 @@ def demo() -> None:
     with operation() as op:
         changed = False
         for domain, loader in DEMO_LOADERS:
-            with op.transaction() as ctx:
-                added = loader(ctx)
+            try:
+                added = loader(op)
+            except VigilError as exc:  # e.g. the event store is held by a running server
+                note(f"{domain}: not loaded: {exc.detail}")
+                continue
             if added:
                 changed = True
                 typer.echo(f"{domain}: loaded " + ", ".join(f"{count} {kind}" for kind, count in added.items()))

@@ -37,7 +37,7 @@ from typing import Protocol
 from vigil.core.config import Settings
 from vigil.core.db import Database
 from vigil.core.errors import VigilError
-from vigil.siem.normalize import normalise
+from vigil.siem.normalize import FAILURE_KIND, normalise
 from vigil.siem.parsers.base import Event, ParseFailure, detect, get, put
 from vigil.siem.parsers.evtx import is_evtx, iter_evtx_records
 from vigil.siem.parsers.registry import detection_order, parser
@@ -229,20 +229,48 @@ def detect_file_format(records: Sequence[bytes]) -> str | None:
 # --- the ingester -------------------------------------------------------------------------------
 
 
+@dataclass
+class Segment:
+    """A run of consecutive records of one file inside a batch."""
+
+    path: str  # absolute, for log.file.path
+    result: FileResult
+    count: int = 0
+
+
 class FileOrigin:
-    """Enricher: ``log.file.path`` of the file whose batch the pipeline is storing (set per batch)."""
+    """Enricher: ``log.file.path`` on each event of the batch being stored, and each file's counts.
+
+    A batch may hold several files' records (small files share batches); ``segments`` says which runs
+    of records came from which file. The pipeline keeps one event per record, in order, so the runs map
+    onto the events. ``path`` stamps a whole batch instead (the demo's generated file sources).
+    """
 
     name = "file-origin"
 
     def __init__(self) -> None:
         self.path: str | None = None
+        self.segments: list[Segment] = []
 
     def enrich(self, events: list[Event]) -> None:
-        if self.path is None:
+        if not self.segments:
+            if self.path is not None:
+                for event in events:
+                    _stamp(event, self.path)
             return
-        for event in events:
-            if get(event, "log.file.path") is None:
-                put(event, "log.file.path", self.path)
+        first = 0
+        for segment in self.segments:
+            for event in events[first: first + segment.count]:
+                _stamp(event, segment.path)
+                if get(event, "event.kind") == FAILURE_KIND and get(event, "vigil.parse_failure") is True:
+                    segment.result.failures += 1
+            segment.result.stored += len(events[first: first + segment.count])
+            first += segment.count
+
+
+def _stamp(event: Event, path: str) -> None:
+    if get(event, "log.file.path") is None:  # a shipped record names its own file
+        put(event, "log.file.path", path)
 
 
 def open_siem_for_files(siem: Siem) -> None:
@@ -262,8 +290,22 @@ def open_siem_for_files(siem: Siem) -> None:
     siem.drain()
 
 
+@dataclass
+class _Batch:
+    source: str
+    format: str | None
+    records: list[bytes] = field(default_factory=list)
+    size: int = 0
+    segments: list[Segment] = field(default_factory=list)
+
+
 class FileIngester:
-    """Reads files into a ``Siem`` that is not running its pipeline thread (the CLI's, or the demo's)."""
+    """Reads files into a ``Siem`` that is not running its pipeline thread (the CLI's, or the demo's).
+
+    Records are gathered into batches of up to ``batch_records`` records or ``batch_bytes`` bytes; files
+    of the same source and format share batches, so a folder of small files is not one store
+    transaction per file. A file's result is given once all its records are stored.
+    """
 
     def __init__(self, siem: Siem, origin: FileOrigin, *, format: str | None = None, source: str | None = None,
                  batch_records: int = BATCH_RECORDS, batch_bytes: int = BATCH_BYTES) -> None:
@@ -275,24 +317,40 @@ class FileIngester:
         self.source = source
         self.batch_records = batch_records
         self.batch_bytes = batch_bytes
+        self._batch: _Batch | None = None
+        self._unflushed: list[FileResult] = []  # read, but records of theirs wait in the batch
+        self._ready: list[FileResult] = []
 
     def ingest(self, paths: Sequence[Path]) -> Iterator[FileResult]:
-        """Each file's result as it is done; a missing or unreadable path is a result with its error."""
+        """Each file's result once it is stored; a missing or unreadable path is a result with its error."""
         for path in paths:
             if not path.exists():
-                yield FileResult(str(path), error="no such file or folder", skipped=True)
-                continue
-            try:
-                files = list(walk(path))
-            except OSError as exc:
-                yield FileResult(str(path), error=f"cannot list the folder: {exc.strerror or exc}", skipped=True)
-                continue
-            for file in files:
-                yield self.ingest_file(file)
+                self._finish(FileResult(str(path), error="no such file or folder", skipped=True))
+            else:
+                try:
+                    files = list(walk(path))
+                except OSError as exc:
+                    self._finish(FileResult(str(path), error=f"cannot list the folder: {exc.strerror or exc}",
+                                            skipped=True))
+                    files = []
+                for file in files:
+                    self._finish(self.read_file(file))
+                    yield from self._take_ready()
+            yield from self._take_ready()
+        self.flush()
+        yield from self._take_ready()
 
-    def ingest_file(self, path: Path) -> FileResult:
+    def _finish(self, result: FileResult) -> None:
+        (self._unflushed if self._batch is not None else self._ready).append(result)
+
+    def _take_ready(self) -> Iterator[FileResult]:
+        ready, self._ready = self._ready, []
+        yield from ready
+
+    def read_file(self, path: Path) -> FileResult:
+        """Read one file into batches (stored as they fill; ``flush`` stores the last one)."""
         result = FileResult(str(path), source=self.source or default_source(path))
-        self.origin.path = str(path.absolute())
+        absolute = str(path.absolute())
         try:
             stream, compression = open_stream(path)
         except OSError as exc:
@@ -300,44 +358,79 @@ class FileIngester:
             return result
         try:
             if is_evtx(stream.peek(8)[:8]):
-                self._ingest_evtx(path, stream, compression, result)
+                self._read_evtx(path, absolute, stream, compression, result)
             else:
-                self._ingest_lines(stream, result)
+                self._read_lines(stream, absolute, result)
         except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
             # A truncated or damaged compressed file: what was read before the damage is kept.
             reason = str(exc) or type(exc).__name__
             result.error = f"cannot read past record {result.records}: {reason} (the records before were ingested)"
         finally:
             stream.close()
-            self.origin.path = None
         return result
+
+    # --- batching ------------------------------------------------------------------------------------
+
+    def _add(self, record: bytes, absolute: str, result: FileResult) -> None:
+        batch = self._batch
+        if batch is not None and (batch.source, batch.format) != (result.source, result.format or None):
+            self.flush()
+            batch = None
+        if batch is None:
+            batch = self._batch = _Batch(result.source, result.format or None)
+        batch.records.append(record)
+        batch.size += len(record)
+        if not batch.segments or batch.segments[-1].result is not result:
+            batch.segments.append(Segment(absolute, result))
+        batch.segments[-1].count += 1
+        result.records += 1
+        if len(batch.records) >= self.batch_records or batch.size >= self.batch_bytes:
+            self.flush()
+
+    def flush(self) -> None:
+        """Store the batch being gathered (through the spool and the pipeline) and wait until it is stored."""
+        batch, self._batch = self._batch, None
+        if batch is not None and batch.records:
+            meta = BatchMeta(source=batch.source, unit_id=self.siem.unit_for(batch.source), format=batch.format,
+                             transport=TRANSPORT)
+            self.origin.segments = batch.segments
+            try:
+                self.siem.submit(batch.records, meta)
+                self.siem.drain()
+            finally:
+                self.origin.segments = []
+        self._ready.extend(self._unflushed)
+        self._unflushed.clear()
 
     # --- text files ---------------------------------------------------------------------------------
 
-    def _ingest_lines(self, stream: Stream, result: FileResult) -> None:
+    def _read_lines(self, stream: Stream, absolute: str, result: FileResult) -> None:
         reader = LineReader(stream)
-        batch: list[bytes] = []
-        size = 0
+        head: list[bytes] = []  # the first records, held until they decide the format
         chosen = False
         try:
             for line in reader:
-                batch.append(line)
-                size += len(line)
-                if len(batch) >= self.batch_records or size >= self.batch_bytes:
-                    if not chosen and not self._choose_format(batch, result):
+                if chosen:
+                    self._add(line, absolute, result)
+                    continue
+                head.append(line)
+                if len(head) >= DETECT_RECORDS:
+                    if not self._choose_format(head, result):
                         return
                     chosen = True
-                    self._submit(batch, result)
-                    batch, size = [], 0
+                    for record in head:
+                        self._add(record, absolute, result)
         except (OSError, EOFError, zlib.error, lzma.LZMAError):
             # Damage part-way (a cut .gz): keep what was read before it, then report the damage.
-            if batch and (chosen or self._choose_format(batch, result)):
-                self._submit(batch, result)
+            if not chosen and head and self._choose_format(head, result):
+                for record in head:
+                    self._add(record, absolute, result)
             raise
         finally:
             result.cut_lines = reader.cut
-        if batch and (chosen or self._choose_format(batch, result)):
-            self._submit(batch, result)
+        if not chosen and head and self._choose_format(head, result):
+            for record in head:
+                self._add(record, absolute, result)
 
     def _choose_format(self, first_records: Sequence[bytes], result: FileResult) -> bool:
         """Set the file's format from its first records; False (skipped) for a binary file."""
@@ -352,49 +445,35 @@ class FileIngester:
         result.format = detected or ""
         return True
 
-    def _submit(self, records: Sequence[bytes], result: FileResult, format: str | None = None) -> None:
-        source = result.source
-        meta = BatchMeta(source=source, unit_id=self.siem.unit_for(source), format=format or result.format or None,
-                         transport=TRANSPORT)
-        status = self.siem.pipeline.status
-        events, failures = status.events, status.failures
-        self.siem.submit(records, meta)
-        self.siem.drain()
-        result.records += len(records)
-        result.stored += status.events - events
-        result.failures += status.failures - failures
-
     # --- EVTX ----------------------------------------------------------------------------------------
 
-    def _ingest_evtx(self, path: Path, stream: Stream, compression: str | None, result: FileResult) -> None:
+    def _read_evtx(self, path: Path, absolute: str, stream: Stream, compression: str | None,
+                   result: FileResult) -> None:
         result.format = EVTX_FORMAT
         if compression is None:
-            self._read_evtx(path, result)
+            self._read_evtx_file(path, absolute, result)
             return
         # The EVTX reader needs a file: a compressed one is unpacked to a temporary file first.
         with tempfile.NamedTemporaryFile(suffix=".evtx") as unpacked:
             shutil.copyfileobj(stream, unpacked, CHUNK_BYTES)
             unpacked.flush()
-            self._read_evtx(Path(unpacked.name), result)
+            self._read_evtx_file(Path(unpacked.name), absolute, result)
 
-    def _read_evtx(self, path: Path, result: FileResult) -> None:
-        batch: list[bytes] = []
+    def _read_evtx_file(self, path: Path, absolute: str, result: FileResult) -> None:
         for item in iter_evtx_records(path, result.source):
             if isinstance(item, ParseFailure):
-                self._store_failure(item, result)
-                continue
-            batch.append(item)
-            if len(batch) >= self.batch_records:
-                self._submit(batch, result, EVTX_FORMAT)
-                batch = []
-        if batch:
-            self._submit(batch, result, EVTX_FORMAT)
+                self._store_failure(item, absolute, result)
+            else:
+                self._add(item, absolute, result)
 
-    def _store_failure(self, failure: ParseFailure, result: FileResult) -> None:
+    def _store_failure(self, failure: ParseFailure, absolute: str, result: FileResult) -> None:
         """What the EVTX reader could not read (a damaged chunk, a cut file) as a failure event."""
         meta = BatchMeta(source=result.source, unit_id=self.siem.unit_for(result.source), format=EVTX_FORMAT,
                          transport=TRANSPORT)
-        events, _ = normalise([failure], meta, self.siem.enrichers)
+        others = [enricher for enricher in self.siem.enrichers if enricher is not self.origin]
+        events, _ = normalise([failure], meta, others)
+        for event in events:
+            _stamp(event, absolute)
         self.siem.store.append(events, unit_id=meta.unit_id, source=meta.source)
         result.stored += len(events)
         result.failures += 1
