@@ -138,6 +138,8 @@ class Stream(Protocol):
 
     def read(self, size: int = -1, /) -> bytes: ...
 
+    def read1(self, size: int = -1, /) -> bytes: ...
+
     def peek(self, n: int, /) -> bytes: ...
 
     def close(self) -> None: ...
@@ -173,7 +175,8 @@ class LineReader:
         pending = b""
         skipping = False  # inside the rest of a line already cut
         while True:
-            chunk = self.stream.read(CHUNK_BYTES)
+            # read1 hands over what one step decompressed: a damaged tail then loses nothing before it.
+            chunk = self.stream.read1(CHUNK_BYTES)
             if not chunk:
                 break
             pending += chunk
