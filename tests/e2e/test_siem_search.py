@@ -155,7 +155,7 @@ def test_search_open_an_event_and_save_the_search(server: Server, browser: Brows
     }""")
     page.mouse.click(bar["x"], bar["y"])
     expect(page).to_have_url(re.compile(r"range=\d{4}-\d\d-\d\dT"))
-    expect(page.locator("#event-total")).to_have_text(f"{bar['count']} events")
+    expect(page.locator("#event-total")).to_have_text("1 event" if bar["count"] == 1 else f"{bar['count']} events")
     expect(page.get_by_label("Time range")).to_have_value("custom")
     page.get_by_label("Time range").select_option("1h")
     page.get_by_role("button", name="Search", exact=True).click()

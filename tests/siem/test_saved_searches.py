@@ -42,7 +42,7 @@ def test_save_open_and_delete_on_the_page(app: FastAPI, world: Any) -> None:
     links = saved_links(page)
     assert list(links) == ["Root failures"]
     opened = analyst.get(links["Root failures"])
-    assert 'value="user.name:root"' in opened.text and "1 events" in text_of(opened)
+    assert 'value="user.name:root"' in opened.text and "1 event " in text_of(opened)
     [created] = audit_actions(world.database, action="saved_search.create")
     assert created.actor == "analyst" and created.details["name"] == "Root failures"
     assert created.details["query"] == "user.name:root"

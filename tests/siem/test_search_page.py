@@ -91,6 +91,11 @@ def test_a_search_shows_count_histogram_table_and_fields(app: FastAPI, loaded: A
     assert {parse_qs(urlsplit(html.unescape(url)).query)["format"][0] for url in exports} == {"csv", "ndjson"}
     assert all(parse_qs(urlsplit(html.unescape(url)).query)["q"] == [
         "event.action:deny OR event.action:login-failed"] for url in exports)
+    # ... and the signed-in browser downloads them with its session.
+    csv_url = next(html.unescape(url) for url in exports if "format=csv" in url)
+    exported = analyst.get(csv_url)
+    assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
+    assert len(exported.text.strip().splitlines()) == 1 + 6
 
 
 def test_top_values_of_a_field_add_to_the_query(app: FastAPI, loaded: Any) -> None:
