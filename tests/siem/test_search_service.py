@@ -107,6 +107,19 @@ def test_iter_events_crosses_pages(store: DuckDBEventStore, monkeypatch: pytest.
     assert len(capped) == 9
 
 
+def test_events_stored_during_an_export_do_not_shift_its_pages(store: DuckDBEventStore,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "EXPORT_PAGE", 4)
+    exported: list[StoredEvent] = []
+    for event in service.iter_events(store, units=None, query="", window=HOUR, max_events=1000):
+        exported.append(event)
+        if len(exported) == 4:  # newer events arrive after the first page
+            store.append([{"@timestamp": (START + timedelta(minutes=59)).isoformat(), "message": "late"}] * 3,
+                         unit_id=1, source="web")
+    ids = [e.id for e in exported]
+    assert len(ids) == len(set(ids)) == 21  # nothing twice, nothing skipped
+
+
 def test_bad_queries_are_refused_before_anything_runs(store: DuckDBEventStore) -> None:
     with pytest.raises(QuerySyntaxError) as syntax:
         service.search(store, units=None, query="host.name:(web1", window=HOUR)

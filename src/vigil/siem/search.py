@@ -5,6 +5,10 @@ the system itself). The API, the CLI, the search page and later hunts all call t
 
 Time ranges are written as users write them: ``15m``, ``24h``, ``7d`` (the last …, up to now), or
 ``START/END`` with each side ISO 8601 or ``now-…`` (``2026-11-28T00:00:00Z/now``).
+
+Exports stream: ``iter_events`` reads page by page and ``csv_chunks``/``ndjson_chunks`` turn events into
+text as they come, so a million-event export never sits in memory. CSV cells are protected against
+formula injection (``cell_text``). The query language itself is described in docs/search.md.
 """
 
 from __future__ import annotations
@@ -146,18 +150,34 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 def iter_events(store: EventStore, *, units: Collection[int] | None, query: str, window: TimeRange,
                 max_events: int, order: Order = "desc", offset: int = 0) -> Iterator[StoredEvent]:
     """Matching events (newest first by default) after the first ``offset``, fetched page by page: exports
-    stream without holding them all."""
+    stream without holding them all.
+
+    Pages after the first continue from the last event seen (its time and id) rather than from an ever
+    larger OFFSET: events stored while an export runs cannot shift the pages, so none is written twice
+    or skipped.
+    """
     compiled = compile_text(query, now=window.end)
     scope = None if units is None else sorted(units)
+    where, params, start, end, skip = compiled.sql, compiled.params, window.start, window.end, offset
     sent = 0
     while sent < max_events:
         size = min(EXPORT_PAGE, max_events - sent)
-        page = store.search(compiled.sql, compiled.params, unit_ids=scope, start=window.start, end=window.end,
-                            limit=size, offset=offset + sent, order=order)
+        page = store.search(where, params, unit_ids=scope, start=start, end=end, limit=size, offset=skip,
+                            order=order)
         yield from page
         sent += len(page)
         if len(page) < size:
             return
+        last = page[-1]
+        # The store's own columns (ts, id) and bound values: no user text joins the SQL here either.
+        after = "(ts < ? OR (ts = ? AND id < ?))" if order == "desc" else "(ts > ? OR (ts = ? AND id > ?))"
+        where = f"({compiled.sql}) AND {after}" if compiled.sql else after
+        params = [*compiled.params, last.ts, last.ts, last.id]
+        if order == "desc":
+            end = last.ts + timedelta(microseconds=1)
+        else:
+            start = last.ts
+        skip = 0
 
 
 def count(store: EventStore, *, units: Collection[int] | None, query: str, window: TimeRange) -> int:
