@@ -30,7 +30,7 @@ from vigil.accounts.models import RoleGrant, User
 from vigil.core.auth import ROLE_PERMISSIONS, Permission, Role
 from vigil.core.config import load_settings
 from vigil.core.db import Scope
-from vigil.siem.models import SavedSearch
+from vigil.siem.models import LogSource, SavedSearch
 from vigil.web.app import create_app
 from vigil.web.deps import LOGIN_CSRF_COOKIE, SESSION_COOKIE
 
@@ -189,6 +189,20 @@ def staff_a(c: Caller) -> int:
     return int(c.world.users["staff_a"])
 
 
+def log_source_id(c: Caller) -> int:
+    """A fresh configured log source of line_a (below branch_a), for the caller to read, change or remove."""
+    with c.world.database.transaction(Scope.system()) as session:
+        row = LogSource(name=f"matrix-{uuid.uuid4().hex}", unit_id=c.world.line_a)
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def source_form(c: Caller) -> dict[str, str]:
+    return {"unit_id": str(c.world.line_a), "description": f"set by {c.name}", "format": "syslog",
+            "timezone": "UTC", "retention_days": "200", "expected_interval_minutes": "15", "keep_original": "on"}
+
+
 ROUTES: dict[tuple[str, str], Row] = {
     # --- system -----------------------------------------------------------------------------------
     ("GET", "/healthz"): Row(PUBLIC, fixed("/healthz")),
@@ -273,6 +287,29 @@ ROUTES: dict[tuple[str, str], Row] = {
         "name": f"matrix {c.name} page", "q": "message:matrix*", "range": "1h"})),
     ("POST", "/siem/search/saved/{saved_id}/delete"): Row(Needs(P.EVENTS_READ), lambda c: Req(
         f"/siem/search/saved/{c.saved_search_id()}/delete", data={})),
+    # --- log sources, retention, SIEM status -------------------------------------------------------------
+    ("GET", "/api/v1/siem/sources"): Row(Needs(P.SOURCES_READ), fixed("/api/v1/siem/sources")),
+    ("POST", "/api/v1/siem/sources"): Row(Needs(P.SOURCES_WRITE), lambda c: Req("/api/v1/siem/sources", json={
+        "name": f"matrix-api-{c.name}", "unit_id": c.world.line_a, "timezone": "UTC"})),
+    ("GET", "/api/v1/siem/sources/{source_id}"): Row(Needs(P.SOURCES_READ), lambda c: Req(
+        f"/api/v1/siem/sources/{log_source_id(c)}")),
+    ("PATCH", "/api/v1/siem/sources/{source_id}"): Row(Needs(P.SOURCES_WRITE), lambda c: Req(
+        f"/api/v1/siem/sources/{log_source_id(c)}", json={"retention_days": 365})),
+    ("DELETE", "/api/v1/siem/sources/{source_id}"): Row(Needs(P.SOURCES_WRITE), lambda c: Req(
+        f"/api/v1/siem/sources/{log_source_id(c)}")),
+    ("GET", "/api/v1/siem/status"): Row(Needs(P.SOURCES_READ), fixed("/api/v1/siem/status")),
+    ("GET", "/api/v1/siem/retention"): Row(Needs(P.SOURCES_READ), fixed("/api/v1/siem/retention")),
+    ("POST", "/api/v1/siem/retention/run"): Row(Needs(P.SOURCES_WRITE, everywhere=True),
+                                                fixed("/api/v1/siem/retention/run")),
+    ("GET", "/siem/sources"): Row(Needs(P.SOURCES_READ), fixed("/siem/sources")),
+    ("POST", "/siem/sources"): Row(Needs(P.SOURCES_WRITE), lambda c: Req("/siem/sources", data={
+        **source_form(c), "name": f"matrix-page-{c.name}"})),
+    ("POST", "/siem/sources/{source_id}"): Row(Needs(P.SOURCES_WRITE), lambda c: Req(
+        f"/siem/sources/{log_source_id(c)}", data=source_form(c))),
+    ("POST", "/siem/sources/{source_id}/delete"): Row(Needs(P.SOURCES_WRITE), lambda c: Req(
+        f"/siem/sources/{log_source_id(c)}/delete", data={})),
+    ("POST", "/siem/retention/run"): Row(Needs(P.SOURCES_WRITE, everywhere=True), lambda c: Req(
+        "/siem/retention/run", data={})),
     # --- UI: sign-in, language, home ----------------------------------------------------------------
     ("GET", "/login"): Row(PUBLIC, fixed("/login")),
     ("POST", "/login"): Row(PUBLIC, login_form),

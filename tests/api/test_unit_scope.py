@@ -20,7 +20,7 @@ from vigil.core.auth import Role
 from vigil.core.db import Scope, ScopeMissing
 from vigil.core.errors import PermissionDenied
 from vigil.core.pagination import PageParams
-from vigil.siem.models import SavedSearch
+from vigil.siem.models import LogSource, SavedSearch
 
 from .support import assert_problem, new_token, user_row, web_session
 
@@ -50,6 +50,14 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("GET", "/siem/events/{event_id}"): lambda w, t: ("GET", f"/siem/events/{t['event']}", None),
     ("POST", "/siem/search/saved/{saved_id}/delete"): lambda w, t: (
         "POST", f"/siem/search/saved/{t['saved']}/delete", {}),
+    ("GET", "/api/v1/siem/sources/{source_id}"): lambda w, t: ("GET", f"/api/v1/siem/sources/{t['source']}", None),
+    ("PATCH", "/api/v1/siem/sources/{source_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/siem/sources/{t['source']}", {"unit_id": w.branch_a, "retention_days": 1}),
+    ("DELETE", "/api/v1/siem/sources/{source_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/siem/sources/{t['source']}", None),
+    ("POST", "/siem/sources/{source_id}"): lambda w, t: ("POST", f"/siem/sources/{t['source']}", {
+        "unit_id": str(w.branch_a), "retention_days": "1", "timezone": "", "format": "", "description": ""}),
+    ("POST", "/siem/sources/{source_id}/delete"): lambda w, t: ("POST", f"/siem/sources/{t['source']}/delete", {}),
     ("PATCH", "/api/v1/units/{unit_id}"): lambda w, t: ("PATCH", f"/api/v1/units/{t['unit']}", {"name": "Mine now"}),
     # The same records through the pages.
     ("GET", "/admin/users/{user_id}"): lambda w, t: ("GET", f"/admin/users/{t['user']}", None),
@@ -96,7 +104,7 @@ def branch_caller(path: str) -> str:
     administrator's to grant and revoke, everything else about accounts and units the system administrator's."""
     if path.startswith(ANALYST_PATHS):
         return "analyst_a"  # events and saved searches are for analysts: ``targets`` adds one to branch_a
-    return "secadmin_a" if "/grants" in path else "sysadmin_a"
+    return "secadmin_a" if "/grants" in path or "/sources/" in path else "sysadmin_a"  # log sources: security
 
 
 @pytest.fixture
@@ -117,8 +125,13 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
         session.add(saved)
         session.flush()
         saved_id = saved.id
+        source = LogSource(name="beijing-firewall", unit_id=world.branch_b, retention_days=365)  # branch_b's
+        session.add(source)
+        session.flush()
+        source_id = source.id
     return {"user": world.users["staff_b"], "grant": grant, "token": new_token(world.database, "staff_b")[1],
-            "unit": world.branch_b, "event": event, "saved": saved_id}
+            "unit": world.branch_b, "event": event, "saved": saved_id,
+            "source": source_id}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:
@@ -130,7 +143,9 @@ def snapshot(world: Any) -> dict[str, Any]:
         unit = session.get(OrgUnit, world.branch_b)
         assert unit is not None
         name = unit.name
-    return {"staff_b": user_row(world.database, world.users["staff_b"]), "unit_b": name}
+        source = session.scalar(select(LogSource).where(LogSource.name == "beijing-firewall"))
+        source_b = (source.unit_id, source.retention_days) if source is not None else None
+    return {"staff_b": user_row(world.database, world.users["staff_b"]), "unit_b": name, "source_b": source_b}
 
 
 def request_as(client: TestClient, world: Any, username: str, method: str, path: str, body: Any,

@@ -18,6 +18,8 @@ from vigil.core.config import Settings
 from vigil.core.db import Database, Scope
 from vigil.siem.normalize import Enricher
 from vigil.siem.pipeline import Pipeline, SourceConfig
+from vigil.siem.retention import RetentionJob
+from vigil.siem.sources import SourceDirectory
 from vigil.siem.spool import BatchMeta, Spool
 from vigil.siem.store.base import EventStore, SpoolPosition
 from vigil.siem.store.duckdb import DuckDBEventStore
@@ -61,6 +63,12 @@ class Siem:
         # The unit a source's events belong to; replaced by the log-sources service when it loads them.
         self.unit_for: Callable[[str], int] = self.default_unit
         self._root_unit: int | None = None
+        # With a records store: both read the log-source settings (cached, reloaded after a change).
+        self.directory: SourceDirectory | None = None
+        self.retention: RetentionJob | None = None
+        if database is not None:
+            self.directory = SourceDirectory(database, settings, default_unit=self.default_unit)
+            self.source_configs, self.unit_for = self.directory.config, self.directory.unit
 
     def default_config(self, source: str) -> SourceConfig:
         return SourceConfig(timezone=ZoneInfo(self.settings.log_timezone),
@@ -119,9 +127,18 @@ class Siem:
             receiver = factory(self)
             receiver.start()
             self.receivers.append(receiver)
+        if self.database is not None:  # the daily retention run (shortly after start, then once a day)
+            self.retention = RetentionJob(self.database, self.settings, store=self._existing_store)
+            self.retention.start()
+
+    def _existing_store(self) -> EventStore | None:
+        """The event store when events were ever stored (retention never creates an empty one)."""
+        return self.store if self._store is not None or self.settings.events_path.exists() else None
 
     def stop(self) -> None:
         self._started = False
+        if self.retention is not None:
+            self.retention.stop()
         for receiver in reversed(self.receivers):
             try:
                 receiver.stop()
