@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,6 +82,20 @@ def test_table_in_the_display_time_zone_newest_first(search_cli: Cli) -> None:
     allowed = next(line for line in lines if "allowed" in line)
     assert allowed.endswith("…") and LONG not in allowed  # long messages are cut to the terminal
     assert "4 of 4 events" in result.stderr
+
+
+def test_wide_characters_are_cut_to_the_terminal(search_cli: Cli, data_dir: Path) -> None:
+    store = DuckDBEventStore(data_dir / "events.duckdb")
+    try:
+        store.append([{"@timestamp": at(120), "host": {"name": "oa-服务器"}, "message": "用户登录失败，" * 40}],
+                     unit_id=1, source="oa")
+    finally:
+        store.close()
+    result = search_cli("search", "", "--from", at(119), "--to", at(121), env={"COLUMNS": "100"})
+    assert result.exit_code == 0, result.output
+    row = result.stdout.splitlines()[1]
+    assert row.endswith("…") and "oa-服务器" in row
+    assert sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in row) <= 100
 
 
 def test_query_limit_and_ascending_order(search_cli: Cli) -> None:

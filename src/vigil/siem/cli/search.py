@@ -14,6 +14,7 @@ wrong options (a bad time range, --since with --from).
 from __future__ import annotations
 
 import shutil
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,11 +50,14 @@ MESSAGE_FIELDS = ("message", "event.original")
 
 HELP = (
     "Search stored events with the search language (field:value, wildcards, \"phrases\", ranges "
-    "[a TO b], >, <, AND/OR/NOT, parentheses; bare words search the message; docs/search.md). "
+    "\\[a TO b], >, <, AND/OR/NOT, parentheses; bare words search the message; docs/search.md). "
     "Prints a table (time in the display time zone, source, host, message), or --json, --ndjson, --csv; "
     "--count prints only how many match. While `vigil serve` holds the event store, add --server URL "
     "with an API token in VIGIL_TOKEN."
 )
+
+SEARCH_EXITS = (" Here: 0 also when no event matches; 1 for a query that does not parse (shown with a caret "
+                "under the place) or an event store held by `vigil serve` without --server.")
 
 
 class StoreBusy(Exception):
@@ -96,9 +100,24 @@ def first_text(event: StoredEvent, fields: tuple[str, ...]) -> str:
     return "-"
 
 
+def columns(char: str) -> int:
+    """Terminal columns of a character: CJK and other wide characters take two."""
+    return 2 if unicodedata.east_asian_width(char) in "WF" else 1
+
+
 def one_line(text: str, width: int) -> str:
+    """``text`` on one line, cut with '…' to at most ``width`` terminal columns."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= width else flat[: max(width - 1, 1)] + "…"
+    if sum(columns(c) for c in flat) <= width:
+        return flat
+    kept: list[str] = []
+    used = 1  # the ellipsis
+    for char in flat:
+        used += columns(char)
+        if used > width:
+            break
+        kept.append(char)
+    return "".join(kept) + "…"
 
 
 def table(settings: Settings, events: list[StoredEvent], fields: list[str]) -> None:
@@ -115,7 +134,9 @@ def table(settings: Settings, events: list[StoredEvent], fields: list[str]) -> N
         return
     rows = [[when(e), one_line(e.source, 24), one_line(first_text(e, HOST_FIELDS), 24),
              first_text(e, MESSAGE_FIELDS)] for e in events]
-    used = max((len(r[1]) for r in rows), default=6) + max((len(r[2]) for r in rows), default=4) + 19 + 6
+    # Time (19 columns), source and host as wide as their widest cell or heading, two spaces between columns.
+    used = 19 + 3 * 2 + sum(max([len(heading), *(sum(columns(c) for c in r[i]) for r in rows)])
+                            for i, heading in ((1, "SOURCE"), (2, "HOST")))
     for row in rows:
         row[3] = one_line(row[3], max(width - used, 40))
     print_table(["TIME", "SOURCE", "HOST", "MESSAGE"], rows)
@@ -364,4 +385,4 @@ def search_command(
 
 def register(app: typer.Typer) -> None:
     """Add `vigil search` to the `vigil` app."""
-    app.command("search", help=HELP, epilog=EXIT_CODES_HELP)(search_command)
+    app.command("search", help=HELP, epilog=EXIT_CODES_HELP + SEARCH_EXITS)(search_command)
