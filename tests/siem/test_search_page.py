@@ -174,16 +174,21 @@ def test_event_detail_shows_fields_document_and_original(app: FastAPI, loaded: A
     analyst = signed_in(app, "analyst")
     page = analyst.get("/siem/search", params={"q": "user.name:root", "range": "24h"})
     link = event_links(page)[0]
-    detail = analyst.get(link, headers={"Referer": "https://testserver/siem/search?q=user.name%3Aroot"})
+    detail = analyst.get(link, headers={"Referer": "https://testserver/siem/search?q=user.name%3Aroot&range=24h"})
     assert detail.status_code == 200
     original = re.search(r'<pre class="original" id="original-record">(.*?)</pre>', detail.text, re.S)
     assert original and html.unescape(original.group(1)) == "<38>sshd[0]: Failed password for root"
-    fields = dict(re.findall(r"<tr><td><code>([^<]+)</code></td><td class=\"value\">([^<]*)</td></tr>", detail.text))
+    fields = dict(re.findall(r'<tr><td><code>([^<]+)</code></td><td class="value">([^<]*)</td>', detail.text))
     assert fields["host.name"] == "web-a" and fields["user.name"] == "root"
     assert fields["vigil.source"] == "auth-a" and "event.original" not in fields
     document = re.search(r'<pre class="document">(.*?)</pre>', detail.text, re.S)
     assert document and json.loads(html.unescape(document.group(1)))["event"]["action"] == "login-failed"
-    assert 'href="/siem/search?q=user.name%3Aroot"' in detail.text  # back to the same search
+    assert 'href="/siem/search?q=user.name%3Aroot&amp;range=24h"' in detail.text  # back to the same search
+    # Each value is a way into a new search over the same time range.
+    pivots = dict(re.findall(r'<td class="value">([^<]*)</td>\s*<td class="pivot"><a href="([^"]+)"', detail.text))
+    assert parse_qs(urlsplit(html.unescape(pivots["web-a"])).query) == {"q": ['host.name:"web-a"'], "range": ["24h"]}
+    assert "3 events" in text_of(analyst.get(html.unescape(pivots["web-a"])))
+    assert fields["@timestamp"] not in pivots  # times are searched with the time picker
     # An event without a kept original says so.
     plain = analyst.get(event_links(analyst.get("/siem/search", params={"q": "host.name:fw01"}))[0])
     assert "The original record was not kept for this event" in text_of(plain)
@@ -221,3 +226,18 @@ def test_the_page_in_chinese(app: FastAPI, loaded: Any) -> None:
     assert "原始记录" in text_of(detail)
     bad = analyst.get("/siem/search", params={"q": "a AND"})
     assert "无法解析查询：" in text_of(bad)
+
+
+def test_odd_values_show_on_the_event_page(app: FastAPI, world: Any) -> None:
+    """A number beyond 64 bits, a list of objects, an empty object, markup: shown, escaped, never a 500."""
+    app.state.siem.store.append_json([
+        f'{{"@timestamp": "{ago(2)}", "message": "<b>odd</b>", "bytes": {2**70}, '
+        '"dns": {"answers": [{"data": "1.2.3.4"}, {"data": "5.6.7.8"}]}, "labels": {}}'],
+        unit_id=world.hq, source="odd")
+    analyst = signed_in(app, "analyst")
+    page = analyst.get("/siem/search", params={"q": "message:odd"})
+    assert "&lt;b&gt;odd&lt;/b&gt;" in page.text and "<b>odd</b>" not in page.text
+    detail = analyst.get(event_links(page)[0])
+    assert detail.status_code == 200
+    shown = text_of(detail)
+    assert "bytes" in shown and '[{"data":"1.2.3.4"},{"data":"5.6.7.8"}]' in html.unescape(shown)

@@ -9,11 +9,12 @@ siem/event*.html), translated there.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -51,6 +52,7 @@ TOP_VALUES = 10
 SIDEBAR_FIELDS = 40
 # Shown in the table's own columns or too long for a list of values: left out of the sidebar.
 NOT_IN_SIDEBAR = frozenset({"@timestamp", "message", "event.original", "event.ingested", "vigil.unit_id"})
+TIME_FIELDS = frozenset({"@timestamp", "event.ingested", "event.created"})  # searched with the time picker
 LOCAL_FORMATS = ("%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d")
 
 
@@ -134,7 +136,7 @@ def query_problem(query: str, exc: BadInput) -> QueryProblem:
 
 def phrase(value: Any) -> str:
     """A value as a quoted phrase of the search language."""
-    text = value if isinstance(value, str) else orjson.dumps(value, default=str).decode() if isinstance(
+    text = value if isinstance(value, str) else json_text(value) if isinstance(
         value, dict | list) else str(value).lower() if isinstance(value, bool) else str(value)
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -308,17 +310,33 @@ def field_values(request: Request, principal: Searcher, name: Annotated[str, Que
 @router.get("/siem/events/{event_id}")
 def event_detail(request: Request, principal: Searcher, event_id: EventId) -> HTMLResponse:
     event = search.get_event(store_of(request), units=units_of(principal), event_id=event_id)
-    flat = search.flatten(event.doc)
-    document = orjson.dumps(event.doc, default=str, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+    back_url = search_referer(request)
+    # "Search for this value" keeps the time range of the search the user came from.
+    pivot_range = parse_qs(urlsplit(back_url).query).get("range", [DEFAULT_RANGE])[0]
+    fields: list[tuple[str, str, str]] = []
+    for name, value in sorted(search.flatten(event.doc).items()):
+        if name == "event.original":
+            continue
+        scalar = isinstance(value, str | int | float | bool) and name not in TIME_FIELDS
+        fields.append((name, value if isinstance(value, str) else json_text(value),
+                       search_url(narrowed("", name, value), pivot_range) if scalar else ""))
     return render(request, "siem/event.html", {
         "event": event,
         "row": event_row(event),
-        "fields": sorted((name, value if isinstance(value, str) else orjson.dumps(value, default=str).decode())
-                         for name, value in flat.items() if name != "event.original"),
+        "fields": fields,
         "original": search.original_record(event),
-        "document": document.decode(),
-        "back_url": search_referer(request),
+        "document": json_text(event.doc, indent=True),
+        "back_url": back_url,
     })
+
+
+def json_text(value: Any, *, indent: bool = False) -> str:
+    """JSON for people to read; integers beyond 64 bits (kept from the raw record) through the standard library."""
+    try:
+        return orjson.dumps(value, default=str,
+                            option=orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)).decode()
+    except TypeError:
+        return json.dumps(value, default=str, ensure_ascii=False, indent=2 if indent else None)
 
 
 def search_referer(request: Request) -> str:
