@@ -161,6 +161,14 @@ def test_an_empty_data_folder_has_no_events(cli: Cli, data_dir: Path) -> None:
     assert not (data_dir / "events.duckdb").exists()  # looking did not create the store
 
 
+def test_a_damaged_store_is_a_message_not_a_traceback(cli: Cli, data_dir: Path) -> None:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "events.duckdb").write_bytes(b"not a database at all" * 100)
+    result = cli("search", "")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot open the event store") and "Traceback" not in result.output
+
+
 def test_a_store_held_by_another_process_says_how_to_search(search_cli: Cli, data_dir: Path) -> None:
     script = "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); time.sleep(120)"
     with subprocess.Popen([sys.executable, "-c", script, str(data_dir / "events.duckdb")],

@@ -139,7 +139,10 @@ def event_aggregations(request: Request, principal: EventReader, params: EventAg
                             range=histogram.range, query=histogram.query, histogram=histogram, top_values=top)
 
 
-@router.get("/export")
+@router.get("/export", response_class=StreamingResponse, responses={200: {
+    "description": "The events as a CSV or NDJSON attachment.",
+    "content": {"text/csv": {"schema": {"type": "string"}}, "application/x-ndjson": {"schema": {"type": "string"}}},
+}})
 def export_events(request: Request, principal: EventReader, session: SessionDep,
                   params: Annotated[ExportQuery, Query()]) -> StreamingResponse:
     """Every matching event (up to ``max``) as CSV or NDJSON, streamed; the export is audited with its count."""

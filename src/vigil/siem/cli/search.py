@@ -159,7 +159,8 @@ def open_local(settings: Settings) -> DuckDBEventStore | None:
     except Exception as exc:  # duckdb.IOException; the class lives in the native module
         if "lock" in str(exc).lower():
             raise StoreBusy(str(exc)) from exc
-        raise
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fail(f"cannot open the event store {settings.events_path}: {first_line}")
 
 
 def run_local(settings: Settings, store: DuckDBEventStore | None, request: Request) -> None:
