@@ -133,3 +133,19 @@ def test_an_analyst_of_another_unit_than_their_own_keeps_searches_in_their_own(c
     assert [item["name"] for item in client.get(API, headers=h).json()["items"]] == ["Branch A logins"]
     [record] = [r for r in audit_records(world.database, action="saved_search.create")]
     assert record.unit_id == world.hq
+
+
+def test_saved_searches_follow_a_user_moved_to_another_unit(client: TestClient, world: Any) -> None:
+    h = world.headers("analyst")
+    first = client.post(API, headers=h, json={"name": "Before the move", "query": "*"}).json()
+    assert client.patch(f"/api/v1/users/{world.users['analyst']}", headers=world.headers("sysadmin"),
+                        json={"unit_id": world.branch_a}).status_code == 200
+    listed = client.get(API, headers=h).json()
+    assert [item["name"] for item in listed["items"]] == ["Before the move"] and listed["total"] == 1
+    # The name is still taken, said as a conflict (not a database error).
+    assert_problem(client.post(API, headers=h, json={"name": "Before the move"}), 409, "conflict")
+    assert client.post(API, headers=h, json={"name": "After the move"}).status_code == 201
+    assert client.delete(f"{API}/{first['id']}", headers=h).status_code == 204
+    assert [item["name"] for item in client.get(API, headers=h).json()["items"]] == ["After the move"]
+    [deleted] = audit_records(world.database, action="saved_search.delete")
+    assert deleted.unit_id == world.branch_a
