@@ -113,6 +113,9 @@ def test_json_count_and_nothing_found(search_cli: Cli) -> None:
     assert body["total"] == 1 and body["query"] == "user.name:root"
     assert body["events"][0]["source"] == "auth-a"
     assert body["events"][0]["document"]["message"] == "Failed password for root"
+    second = orjson.loads(search_cli.ok("search", "", *WINDOW, "--json", "--offset", "1", "--limit", "1").stdout)
+    assert second["total"] == 4 and [e["document"]["message"][:22] for e in second["events"]] == [
+        "connection allowed fro"]
     assert search_cli.ok("search", "host.name:fw01", *WINDOW, "--count").stdout.strip() == "2"
     assert orjson.loads(search_cli.ok("search", "*", *WINDOW, "--count", "--json").stdout) == {"total": 4}
     none = search_cli.ok("search", "user.name:nobody-here", *WINDOW)
@@ -180,7 +183,7 @@ def test_a_store_held_by_another_process_says_how_to_search(search_cli: Cli, dat
             holder.kill()
     assert result.exit_code == 1
     assert "held by another process" in result.stderr
-    assert "--server" in result.stderr and "VIGIL_TOKEN" in result.stderr
+    assert "--server http://127.0.0.1:8000" in result.stderr and "VIGIL_TOKEN" in result.stderr
 
 
 # --- through a running server ------------------------------------------------------------------------------

@@ -308,6 +308,12 @@ def stream_export(client: httpx.Client, request: Request, params: dict[str, Any]
 # --- the command ----------------------------------------------------------------------------------------
 
 
+def local_server(settings: Settings) -> str:
+    """The URL `vigil serve` listens on with these settings (a wildcard address reached via loopback)."""
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host  # noqa: S104 - compared only
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.port}"
+
+
 def time_window_text(since: str | None, start: str | None, end: str | None) -> str:
     if since is not None and (start is not None or end is not None):
         fail("give either --since or --from/--to, not both", EXIT_USAGE)
@@ -371,8 +377,8 @@ def search_command(
             store = open_local(settings)
         except StoreBusy:
             fail(f"the event store {settings.events_path} is held by another process (normally `vigil serve`): "
-                 "search through the server with --server http://HOST:PORT and an analyst's API token in "
-                 "VIGIL_TOKEN, or stop the server first")
+                 f"search through the server with --server {local_server(settings)} and an analyst's API token "
+                 "in VIGIL_TOKEN, or stop the server first")
         try:
             run_local(settings, store, request)
         finally:
