@@ -98,6 +98,19 @@ def test_wide_characters_are_cut_to_the_terminal(search_cli: Cli, data_dir: Path
     assert sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in row) <= 100
 
 
+def test_terminal_escape_sequences_in_logs_are_shown_not_run(search_cli: Cli, data_dir: Path) -> None:
+    store = DuckDBEventStore(data_dir / "events.duckdb")
+    try:
+        store.append([{"@timestamp": at(200), "host": {"name": "evil\x1b[31m"},
+                       "message": "ok\x1b[2J\x1b]0;owned\x07 \x9b1;1H done"}], unit_id=1, source="x")
+    finally:
+        store.close()
+    result = search_cli.ok("search", "", "--from", at(199), "--to", at(201))
+    assert not any(c in result.stdout for c in "\x1b\x07\x9b")
+    assert "ok\\x1b[2J\\x1b]0;owned\\x07 \\x9b1;1H done" in result.stdout
+    assert "evil\\x1b[31m" in result.stdout
+
+
 def test_query_limit_and_ascending_order(search_cli: Cli) -> None:
     result = search_cli.ok("search", "vigil.source:fw", *WINDOW, "--limit", "2", "--sort", "asc")
     lines = result.stdout.splitlines()[1:]

@@ -105,9 +105,15 @@ def columns(char: str) -> int:
     return 2 if unicodedata.east_asian_width(char) in "WF" else 1
 
 
+def visible(char: str) -> str:
+    """A control character as ``\\xNN``: log text is written by whoever sent it, and escape sequences
+    printed raw would drive the operator's terminal (clear it, retitle it, fake output)."""
+    return f"\\x{ord(char):02x}" if unicodedata.category(char) == "Cc" else char
+
+
 def one_line(text: str, width: int) -> str:
-    """``text`` on one line, cut with '…' to at most ``width`` terminal columns."""
-    flat = " ".join(text.split())
+    """``text`` on one line with control characters shown, cut with '…' to at most ``width`` terminal columns."""
+    flat = "".join(visible(c) for c in " ".join(text.split()))
     if sum(columns(c) for c in flat) <= width:
         return flat
     kept: list[str] = []
