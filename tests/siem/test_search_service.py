@@ -182,7 +182,8 @@ def test_flatten_and_field_summary() -> None:
 
 @pytest.mark.parametrize(("value", "cell"), [
     ("=1+2", "'=1+2"), ("+cmd", "'+cmd"), ("-2+3", "'-2+3"), ("@SUM(A1)", "'@SUM(A1)"), ("\tx", "'\tx"),
-    ("\r=x", "'\r=x"), ("plain", "plain"), ("a=b", "a=b"), (None, ""), (True, "true"), (42, "42"), (-1, "'-1"),
+    ("\r=x", "'\r=x"), ("plain", "plain"), ("a=b", "a=b"), (None, ""), (True, "true"), (42, "42"), (-1, "-1"),
+    ("-2.5", "-2.5"), ("+86", "+86"), ("-1e3", "-1e3"), ("-1+1", "'-1+1"), ("-", "'-"), ("+1 ", "'+1 "),
     ({"k": "v"}, '{"k":"v"}'), (["a", "b"], '["a","b"]'), ("", ""),
 ])
 def test_cells_never_start_a_formula(value: Any, cell: str) -> None:

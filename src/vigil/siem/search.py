@@ -145,6 +145,7 @@ MAX_EXPORT = 1_000_000
 DEFAULT_EXPORT_FIELDS = ("@timestamp", "vigil.source", "host.name", "event.action", "message")
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection, CWE-1236).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?", re.ASCII)
 
 
 def iter_events(store: EventStore, *, units: Collection[int] | None, query: str, window: TimeRange,
@@ -258,9 +259,11 @@ def value_text(value: Any) -> str:
 
 def cell_text(value: Any) -> str:
     """A value as one CSV cell. Text a spreadsheet would run as a formula gets a leading apostrophe, so
-    opening the export in Excel or WPS runs nothing."""
+    opening the export in Excel or WPS runs nothing; a plain number (-1, +8.5) stays as it is."""
     text = value_text(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def export_fields(fields: str | Sequence[str] | None) -> list[str]:
