@@ -363,6 +363,36 @@ ROUTES: dict[tuple[str, str], Row] = {
         "/security/policy", data={k: str(v) for k, v in policy_body().items()})),
     ("GET", "/audit"): Row(Needs(P.AUDIT_READ), fixed("/audit")),
     ("POST", "/audit/verify"): Row(Needs(P.AUDIT_VERIFY, everywhere=True), lambda c: Req("/audit/verify", data={})),
+    # --- SIEM ingestion: shipper tokens only (ingestion is not audited on purpose: a record per batch) ------
+    ("POST", "/api/v1/ingest"): Row(Needs(P.EVENTS_INGEST), lambda c: Req(
+        "/api/v1/ingest", json=[{"message": f"matrix {c.name}"}]), reads_only=True),
+    # --- Elasticsearch-compatible ingestion (errors in Elasticsearch's shape; see is_elastic) --------------
+    # ("GET", "/") of a client with credentials is the cluster-info route; the row above covers the page.
+    ("GET", "/_license"): Row(Needs(P.EVENTS_INGEST), fixed("/_license")),
+    ("GET", "/_xpack"): Row(Needs(P.EVENTS_INGEST), fixed("/_xpack")),
+    ("GET", "/_nodes"): Row(Needs(P.EVENTS_INGEST), fixed("/_nodes")),
+    ("GET", "/_cluster/health"): Row(Needs(P.EVENTS_INGEST), fixed("/_cluster/health")),
+    ("GET", "/_cat/{what:path}"): Row(Needs(P.EVENTS_INGEST), fixed("/_cat/indices")),
+    ("GET", "/_index_template/{name}"): Row(Needs(P.EVENTS_INGEST), fixed("/_index_template/filebeat")),
+    ("PUT", "/_index_template/{name}"): Row(Needs(P.EVENTS_INGEST), lambda c: Req(
+        "/_index_template/filebeat", json={"index_patterns": ["filebeat-*"]}), reads_only=True),
+    ("GET", "/_template/{name}"): Row(Needs(P.EVENTS_INGEST), fixed("/_template/filebeat")),
+    ("PUT", "/_template/{name}"): Row(Needs(P.EVENTS_INGEST), lambda c: Req(
+        "/_template/filebeat", json={"index_patterns": ["filebeat-*"]}), reads_only=True),
+    ("GET", "/_ilm/policy/{name}"): Row(Needs(P.EVENTS_INGEST), fixed("/_ilm/policy/filebeat")),
+    ("PUT", "/_ilm/policy/{name}"): Row(Needs(P.EVENTS_INGEST), lambda c: Req(
+        "/_ilm/policy/filebeat", json={"policy": {"phases": {}}}), reads_only=True),
+    ("GET", "/_ingest/pipeline/{name}"): Row(Needs(P.EVENTS_INGEST), fixed("/_ingest/pipeline/p1")),
+    ("PUT", "/_ingest/pipeline/{name}"): Row(Needs(P.EVENTS_INGEST), lambda c: Req(
+        "/_ingest/pipeline/p1", json={"processors": []}), reads_only=True),
+    ("POST", "/_bulk"): Row(Needs(P.EVENTS_INGEST), lambda c: Req(
+        "/_bulk", json={"create": {"_index": "logs"}}), reads_only=True),
+    ("PUT", "/_bulk"): Row(Needs(P.EVENTS_INGEST), lambda c: Req(
+        "/_bulk", json={"create": {"_index": "logs"}}), reads_only=True),
+    ("POST", "/{index}/_bulk"): Row(Needs(P.EVENTS_INGEST), lambda c: Req(
+        "/logs/_bulk", json={"create": {}}), reads_only=True),
+    ("PUT", "/{index}/_bulk"): Row(Needs(P.EVENTS_INGEST), lambda c: Req(
+        "/logs/_bulk", json={"create": {}}), reads_only=True),
 }
 
 
@@ -384,6 +414,18 @@ def app_routes(app: FastAPI) -> set[tuple[str, str]]:
 
 def is_api(path: str) -> bool:
     return path.startswith("/api/") or path in {"/healthz", "/readyz", "/metrics"}
+
+
+def is_elastic(path: str) -> bool:
+    """The Elasticsearch-compatible endpoints: called with tokens, refusing in Elasticsearch's error shape."""
+    return "/_" in path
+
+
+def assert_elastic_error(response: Any, status: int) -> None:
+    assert response.status_code == status, (response.status_code, response.text[:300])
+    assert response.headers["x-elastic-product"] == "Elasticsearch"
+    body = response.json()
+    assert body["status"] == status and body["error"]["type"] == "security_exception", body
 
 
 def test_every_route_has_a_row_in_the_matrix(tmp_path: Path) -> None:
@@ -414,7 +456,7 @@ def send(client: TestClient, world: Any, sessions: dict[str, tuple[str, str]], m
     headers: dict[str, str] = {}
     cookies = dict(req.cookies)
     data = dict(req.data) if req.data is not None else None
-    if is_api(req.path) or req.path.startswith(("/api/", "/static/", "/docs/")):
+    if is_api(req.path) or is_elastic(req.path) or req.path.startswith(("/api/", "/static/", "/docs/")):
         if caller is not None:
             headers.update(world.headers(caller))
     elif caller is not None:
@@ -447,7 +489,10 @@ def test_route_grants_and_denies_each_role(key: tuple[str, str], world: Any, cli
                 assert records > before_records, f"{who}: changed something without an audit record"
             continue
         if caller is None:
-            if is_api(req.path):
+            if is_elastic(req.path):
+                assert_elastic_error(response, 401)
+                assert 'Bearer realm="security"' in response.headers.get_list("www-authenticate")
+            elif is_api(req.path):
                 assert_problem(response, 401, "not-authenticated")
                 assert response.headers["www-authenticate"] == "Bearer"
             else:  # a page sends the visitor to sign in, and back afterwards
@@ -456,7 +501,9 @@ def test_route_grants_and_denies_each_role(key: tuple[str, str], world: Any, cli
             assert audit_state(world.database, "anonymous", method, req.path)[0] == before_records, (
                 f"{who}: a refused visit changed state")
             continue
-        if is_api(req.path):
+        if is_elastic(req.path):
+            assert_elastic_error(response, 403)
+        elif is_api(req.path):
             assert_problem(response, 403, "permission-denied")
         else:
             assert response.status_code == 403, (who, response.status_code, response.text[:300])
