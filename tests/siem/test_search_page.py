@@ -76,7 +76,7 @@ def test_a_search_shows_count_histogram_table_and_fields(app: FastAPI, loaded: A
     assert '<script src="/static/vendor/echarts.min.js"' in page.text and "/static/siem/search.js" in page.text
     # Newest first; times in the display zone (Asia/Shanghai by default).
     assert len(event_links(page)) == 6
-    first_row = page.text.split("<tbody>")[1].split("</tr>")[0]
+    first_row = page.text.split('<table class="events">')[1].split("<tbody>")[1].split("</tr>")[0]
     local = datetime.fromisoformat(ago(3)).astimezone(SHANGHAI)
     assert local.strftime("%Y-%m-%d %H:%M:%S") in first_row and "web-a" in first_row, first_row
     assert "login-failed" in first_row and "Failed password for root" in first_row
