@@ -4,18 +4,31 @@ events it leaves in the store; and its message when a running server holds the e
 from __future__ import annotations
 
 import gzip
+import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
+import uvicorn
 from typer.testing import CliRunner, Result
 
 from vigil.cli.main import app
+from vigil.core.auth import Role
+from vigil.core.config import Settings
+from vigil.core.db import Database
+from vigil.siem.runtime import Siem
 from vigil.siem.search import compile_text
 from vigil.siem.store.duckdb import DuckDBEventStore
+from vigil.web.app import create_app
+
+EVTX_SET = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "evtx" / "EVTX-ATTACK-SAMPLES"
 
 NGINX = (
     '203.0.113.9 - - [28/Nov/2026:10:00:00 +0800] "GET / HTTP/1.1" 200 512 "-" "Mozilla/5.0"\n'
@@ -127,5 +140,73 @@ def test_a_running_server_is_named_with_what_to_do(vigil: Vigil, logs: Path) -> 
     result = vigil("ingest", str(logs / "access.log"))
     assert result.exit_code == 1
     assert "held by another process (normally `vigil serve`)" in result.stderr
-    assert "POST /api/v1/ingest" in result.stderr
+    assert "vigil ingest --server URL" in result.stderr
     assert "Traceback" not in result.output
+
+
+# --- --server: the files go to a running server's /api/v1/ingest --------------------------------------
+
+
+@dataclass
+class RunningServer:
+    url: str
+    siem: Siem
+    token: str
+
+    def count(self, query: str = "") -> int:
+        self.siem.drain()
+        compiled = compile_text(query)
+        return self.siem.store.count(compiled.sql, compiled.params)
+
+
+@pytest.fixture
+def running_server(settings: Settings, database: Database, world: Any) -> Iterator[RunningServer]:
+    """A real server on 127.0.0.1; its pipeline is drained by the test (no lifespan thread)."""
+    world.add_user("shipper", Role.SHIPPER, world.hq)
+    app = create_app(settings, database)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while thread.is_alive() and not server.started:
+        time.sleep(0.02)
+    assert server.started, "the test server did not start"
+    try:
+        yield RunningServer(f"http://127.0.0.1:{sock.getsockname()[1]}", app.state.siem, world.tokens["shipper"])
+    finally:
+        server.should_exit = True
+        thread.join()
+        sock.close()
+        app.state.siem.stop()
+
+
+def test_server_option_posts_the_files_to_a_running_server(vigil: Vigil, logs: Path,
+                                                           running_server: RunningServer) -> None:
+    files = [str(logs)]
+    evtx = min(EVTX_SET.rglob("*.evtx"), key=lambda path: (path.stat().st_size, str(path))) if EVTX_SET.is_dir() \
+        else None
+    if evtx is not None:
+        files.append(str(evtx))
+    result = vigil.runner.invoke(app, ["ingest", "--server", running_server.url, *files],
+                                 env={**vigil.env, "VIGIL_TOKEN": running_server.token})
+    assert result.exit_code == 0, result.output
+    assert (f"{logs / 'access.log'}: 2 records, 2 accepted by the server, format web_access, "
+            "source http:file:access.log") in result.stdout
+    assert running_server.count('vigil.source:"http:file:access.log" AND url.original:"/wp-login.php"') == 1
+    assert running_server.count('vigil.source:"http:file:messages" AND source.ip:203.0.113.66') == 1
+    assert running_server.count('vigil.source:"http:file:events.ndjson" AND event.kind:pipeline_error') == 1
+    if evtx is not None:
+        records = int(result.stdout.split(f"{evtx}: ")[1].split(" records")[0].replace(",", ""))
+        assert running_server.count(f'vigil.source:"http:file:{evtx.name}" AND EventID:*') == records > 0
+
+
+def test_server_option_needs_a_token_the_server_takes(vigil: Vigil, logs: Path,
+                                                      running_server: RunningServer) -> None:
+    missing = vigil("ingest", "--server", running_server.url, str(logs))
+    assert missing.exit_code == 2 and "VIGIL_TOKEN" in missing.stderr
+    refused = vigil.runner.invoke(app, ["ingest", "--server", running_server.url, str(logs)],
+                                  env={**vigil.env, "VIGIL_TOKEN": "vgl_not-a-token"})
+    assert refused.exit_code == 1
+    assert "the server answered 401" in refused.stderr
+    assert running_server.count() == 0

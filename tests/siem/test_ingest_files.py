@@ -14,9 +14,9 @@ from vigil.core.config import Settings
 from vigil.core.db import Database
 from vigil.siem.ingest import (
     FileIngester,
-    FileOrigin,
     FileResult,
     LineReader,
+    LocalSink,
     default_source,
     file_siem,
     ingest_paths,
@@ -147,8 +147,7 @@ def test_small_files_share_batches_and_each_event_names_its_own_file(settings: S
         (folder / f"part-{index:02d}.ndjson").write_text("\n".join(lines) + "\n")
         expected[f"part-{index:02d}.ndjson"] = len(lines)
     siem = file_siem(settings, database)
-    origin = next(enricher for enricher in siem.enrichers if isinstance(enricher, FileOrigin))
-    ingester = FileIngester(siem, origin, source="parts", batch_records=7)
+    ingester = FileIngester(LocalSink(siem), source="parts", batch_records=7)
     try:
         open_siem_for_files(siem)
         results = by_name(list(ingester.ingest([folder])))

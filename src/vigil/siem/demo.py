@@ -40,7 +40,7 @@ from vigil.accounts.models import OrgUnit
 from vigil.core.config import Settings
 from vigil.core.db import Database, Scope
 from vigil.siem import demo_windows as windows
-from vigil.siem.ingest import FileIngester, FileOrigin, file_siem, open_siem_for_files
+from vigil.siem.ingest import FileIngester, FileOrigin, LocalSink, file_siem, open_siem_for_files
 from vigil.siem.runtime import Siem
 from vigil.siem.spool import BatchMeta
 
@@ -438,8 +438,8 @@ def _load_day(siem: Siem, origin: FileOrigin, database: Database) -> tuple[int, 
     return stored, len(day.streams)
 
 
-def _load_evtx(siem: Siem, origin: FileOrigin, folder: Path) -> int:
-    ingester = FileIngester(siem, origin, source=EVTX_SOURCE)
+def _load_evtx(siem: Siem, folder: Path) -> int:
+    ingester = FileIngester(LocalSink(siem), source=EVTX_SOURCE)
     files = sorted(folder.rglob("*.evtx"))  # only the recordings, not the set's README and licence
     records = sum(result.records for result in ingester.ingest(files))
     _mark(siem, EVTX_MARKER)
@@ -458,7 +458,7 @@ def load(settings: Settings, database: Database, *, evtx_dir: Path | None = None
             stored, sources = _load_day(siem, origin, database)
             added.update({"events": stored, "sources": sources})
         if folder.is_dir() and not _loaded(siem, EVTX_MARKER):
-            added["EVTX records"] = _load_evtx(siem, origin, folder)
+            added["EVTX records"] = _load_evtx(siem, folder)
     finally:
         siem.stop()
     return added

@@ -287,10 +287,53 @@ def open_siem_for_files(siem: Siem) -> None:
         if "lock" in str(exc).lower():
             raise StoreBusy(
                 f"the event store {siem.settings.events_path} is held by another process (normally `vigil serve`): "
-                "stop the server and run this again, or send the records to the running server through "
-                "POST /api/v1/ingest with a shipper token") from exc
+                "stop the server and run this again, or send the files to it with `vigil ingest --server URL` "
+                "(a shipper's API token in VIGIL_TOKEN), which posts them to its /api/v1/ingest") from exc
         raise
     siem.drain()
+
+
+class BatchSink(Protocol):
+    """Where the ingester's batches go: this process's ``Siem`` (``LocalSink``) or a running server."""
+
+    def send(self, source: str, format: str | None, records: list[bytes], segments: list[Segment]) -> None:
+        """Deliver one batch of records of one source and format; add the counts to each segment's file."""
+        ...
+
+    def failure(self, failure: ParseFailure, absolute: str, result: FileResult) -> None:
+        """Keep what a reader could not read (a damaged EVTX chunk) and count it against its file."""
+        ...
+
+
+class LocalSink:
+    """Batches into a ``Siem`` of this process that runs no pipeline thread: submitted, then drained here."""
+
+    def __init__(self, siem: Siem) -> None:
+        origin = next((enricher for enricher in siem.enrichers if isinstance(enricher, FileOrigin)), None)
+        if origin is None:
+            raise ValueError("the Siem for reading files needs a FileOrigin enricher (use file_siem)")
+        self.siem = siem
+        self.origin = origin
+
+    def send(self, source: str, format: str | None, records: list[bytes], segments: list[Segment]) -> None:
+        meta = BatchMeta(source=source, unit_id=self.siem.unit_for(source), format=format, transport=TRANSPORT)
+        self.origin.segments = segments  # the enricher counts each file's events as they are stored
+        try:
+            self.siem.submit(records, meta)
+            self.siem.drain()
+        finally:
+            self.origin.segments = []
+
+    def failure(self, failure: ParseFailure, absolute: str, result: FileResult) -> None:
+        meta = BatchMeta(source=result.source, unit_id=self.siem.unit_for(result.source), format=EVTX_FORMAT,
+                         transport=TRANSPORT)
+        others = [enricher for enricher in self.siem.enrichers if enricher is not self.origin]
+        events, _ = normalise([failure], meta, others)
+        for event in events:
+            _stamp(event, absolute)
+        self.siem.store.append(events, unit_id=meta.unit_id, source=meta.source)
+        result.stored += len(events)
+        result.failures += 1
 
 
 @dataclass
@@ -303,19 +346,18 @@ class _Batch:
 
 
 class FileIngester:
-    """Reads files into a ``Siem`` that is not running its pipeline thread (the CLI's, or the demo's).
+    """Reads files, folders, compressed files and EVTX into batches for a ``BatchSink``.
 
     Records are gathered into batches of up to ``batch_records`` records or ``batch_bytes`` bytes; files
     of the same source and format share batches, so a folder of small files is not one store
     transaction per file. A file's result is given once all its records are stored.
     """
 
-    def __init__(self, siem: Siem, origin: FileOrigin, *, format: str | None = None, source: str | None = None,
+    def __init__(self, sink: BatchSink, *, format: str | None = None, source: str | None = None,
                  batch_records: int = BATCH_RECORDS, batch_bytes: int = BATCH_BYTES) -> None:
         if format is not None:
             parser(format)  # UnknownParser (BadInput) naming the known formats
-        self.siem = siem
-        self.origin = origin
+        self.sink = sink
         self.format = format
         self.source = source
         self.batch_records = batch_records
@@ -394,14 +436,7 @@ class FileIngester:
         """Store the batch being gathered (through the spool and the pipeline) and wait until it is stored."""
         batch, self._batch = self._batch, None
         if batch is not None and batch.records:
-            meta = BatchMeta(source=batch.source, unit_id=self.siem.unit_for(batch.source), format=batch.format,
-                             transport=TRANSPORT)
-            self.origin.segments = batch.segments
-            try:
-                self.siem.submit(batch.records, meta)
-                self.siem.drain()
-            finally:
-                self.origin.segments = []
+            self.sink.send(batch.source, batch.format, batch.records, batch.segments)
         self._ready.extend(self._unflushed)
         self._unflushed.clear()
 
@@ -465,21 +500,9 @@ class FileIngester:
     def _read_evtx_file(self, path: Path, absolute: str, result: FileResult) -> None:
         for item in iter_evtx_records(path, result.source):
             if isinstance(item, ParseFailure):
-                self._store_failure(item, absolute, result)
+                self.sink.failure(item, absolute, result)
             else:
                 self._add(item, absolute, result)
-
-    def _store_failure(self, failure: ParseFailure, absolute: str, result: FileResult) -> None:
-        """What the EVTX reader could not read (a damaged chunk, a cut file) as a failure event."""
-        meta = BatchMeta(source=result.source, unit_id=self.siem.unit_for(result.source), format=EVTX_FORMAT,
-                         transport=TRANSPORT)
-        others = [enricher for enricher in self.siem.enrichers if enricher is not self.origin]
-        events, _ = normalise([failure], meta, others)
-        for event in events:
-            _stamp(event, absolute)
-        self.siem.store.append(events, unit_id=meta.unit_id, source=meta.source)
-        result.stored += len(events)
-        result.failures += 1
 
 
 def file_siem(settings: Settings, database: Database) -> Siem:
@@ -489,10 +512,7 @@ def file_siem(settings: Settings, database: Database) -> Siem:
 
 def ingest_paths(siem: Siem, paths: Sequence[Path], *, format: str | None = None,
                  source: str | None = None) -> Iterator[FileResult]:
-    """Files and folders into a ``Siem`` built with a ``FileOrigin`` enricher (see ``file_siem``)."""
-    origin = next((enricher for enricher in siem.enrichers if isinstance(enricher, FileOrigin)), None)
-    if origin is None:
-        raise ValueError("the Siem given to ingest_paths needs a FileOrigin enricher (use file_siem)")
-    ingester = FileIngester(siem, origin, format=format, source=source)
+    """Files and folders into a ``Siem`` of this process built by ``file_siem``."""
+    ingester = FileIngester(LocalSink(siem), format=format, source=source)
     open_siem_for_files(siem)
     yield from ingester.ingest(paths)

@@ -7,14 +7,18 @@ command says so when it is running).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 
 from vigil.cli.runtime import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, JsonOption, fail, note, operation, print_json
 from vigil.core.errors import BadInput, VigilError
-from vigil.siem.ingest import FileResult, IngestSummary, file_siem, ingest_paths
+from vigil.siem.ingest import FileIngester, FileResult, IngestSummary, file_siem, ingest_paths
+from vigil.siem.ingest_remote import BATCH_BYTES as REMOTE_BATCH_BYTES
+from vigil.siem.ingest_remote import RemoteSink, source_parameter
 from vigil.siem.parsers.registry import parser
 
 HELP = (
@@ -23,14 +27,21 @@ HELP = (
     "--format is given. Events carry the source name (default file:<file name>, without rotation and "
     "compression suffixes) and log.file.path. Records no parser can read are stored as parse-failure events "
     "(exit 0); a path that cannot be read makes the exit code 1, after the other paths are ingested. "
-    "The server must not be running (the event store allows one process)."
+    "The server must not be running (the event store allows one process), unless --server sends the "
+    "records to it."
 )
 
 
-def _describe(result: FileResult) -> str:
-    text = (f"{result.path}: {result.records:,} records, {result.stored:,} events stored, "
-            f"{result.failures:,} parse failures, format {result.format or 'detected per record'}, "
-            f"source {result.source}")
+def _describe(result: FileResult, *, remote: bool = False) -> str:
+    if remote:  # the server parses later: it knows the failures, this side only what it accepted
+        text = (f"{result.path}: {result.records:,} records, {result.stored:,} accepted by the server, "
+                f"format {result.format or 'detected per record'}, source http:{source_parameter(result.source)}")
+        if result.failures:
+            text += f", {result.failures:,} unreadable parts of the file"
+    else:
+        text = (f"{result.path}: {result.records:,} records, {result.stored:,} events stored, "
+                f"{result.failures:,} parse failures, format {result.format or 'detected per record'}, "
+                f"source {result.source}")
     if result.cut_lines:
         text += f", {result.cut_lines:,} over-long lines cut"
     return text
@@ -49,6 +60,12 @@ def ingest(
         "file.", show_default=False)] = None,
     source: Annotated[str | None, typer.Option(
         "--source", "-s", help="Source name for every event; default file:<file name>.", show_default=False)] = None,
+    server: Annotated[str | None, typer.Option(
+        "--server", help="Send the records to a running Vigil at this URL (POST /api/v1/ingest) instead of "
+        "writing the event store; needs a shipper's API token in VIGIL_TOKEN.", show_default=False)] = None,
+    token: Annotated[str | None, typer.Option("--token", envvar="VIGIL_TOKEN", hidden=True,
+                                              help="Taken from VIGIL_TOKEN (never type a token on the command "
+                                                   "line: other users can see it).")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Read log files, folders, .gz and .evtx files into the event store."""
@@ -60,19 +77,36 @@ def ingest(
     if source is not None and not source.strip():
         fail("--source must not be empty", EXIT_USAGE)
     summary = IngestSummary()
-    with operation() as op:
-        siem = file_siem(op.settings, op.database)
-        try:
-            for result in ingest_paths(siem, paths, format=format, source=source):
-                summary.files.append(result)
-                if result.error:
-                    note(f"error: {result.path}: {result.error}")
-                if not as_json and not result.skipped:
-                    typer.echo(_describe(result))
-        except VigilError as exc:
-            fail(exc.detail)
-        finally:
-            siem.stop()
+
+    def report(results: Iterator[FileResult]) -> None:
+        for result in results:
+            summary.files.append(result)
+            if result.error:
+                note(f"error: {result.path}: {result.error}")
+            if not as_json and not result.skipped:
+                typer.echo(_describe(result, remote=server is not None))
+
+    if server is not None:
+        if not token:
+            fail("--server needs a shipper's API token in the environment variable VIGIL_TOKEN", EXIT_USAGE)
+        if not server.startswith(("http://", "https://")):
+            fail(f"--server {server!r}: give the server's URL, e.g. https://vigil.example.com", EXIT_USAGE)
+        with httpx.Client(base_url=server.rstrip("/"), timeout=120.0) as client:
+            ingester = FileIngester(RemoteSink(client, token), format=format, source=source,
+                                    batch_bytes=REMOTE_BATCH_BYTES)
+            try:
+                report(ingester.ingest(paths))
+            except VigilError as exc:
+                fail(exc.detail)
+    else:
+        with operation() as op:
+            siem = file_siem(op.settings, op.database)
+            try:
+                report(ingest_paths(siem, paths, format=format, source=source))
+            except VigilError as exc:
+                fail(exc.detail)
+            finally:
+                siem.stop()
     if as_json:
         print_json({"files": [_as_json(result) for result in summary.files],
                     "total": {"files": len(summary.files), "records": summary.total("records"),
