@@ -241,3 +241,37 @@ def test_odd_values_show_on_the_event_page(app: FastAPI, world: Any) -> None:
     assert detail.status_code == 200
     shown = text_of(detail)
     assert "bytes" in shown and '[{"data":"1.2.3.4"},{"data":"5.6.7.8"}]' in html.unescape(shown)
+
+
+def test_fields_shown_as_columns_stay_through_pages_saves_and_exports(app: FastAPI, loaded: Any) -> None:
+    analyst = signed_in(app, "analyst")
+    page = analyst.get("/siem/search", params={"q": "event.action:deny", "range": "24h", "limit": "2"})
+    add = re.search(r'<a class="column-toggle" href="([^"]+)"[^>]*aria-label="Show source.ip as a column"', page.text)
+    assert add, "no way to show source.ip as a column"
+    with_column = analyst.get(html.unescape(add.group(1)))
+    head = with_column.text.split('<table class="events">')[1].split("</thead>")[0]
+    assert "<th><code>source.ip</code></th>" in head
+    cells = re.findall(r'<td class="extra">([^<]*)</td>', with_column.text)
+    assert cells == ["10.0.0.0", "10.0.0.2", "10.0.0.4"]
+    # The column stays on the next page, in the export and in a saved search.
+    paged = analyst.get("/siem/search", params={"q": "event.action:deny", "range": "24h", "limit": "2",
+                                                "columns": "source.ip"})
+    following = re.search(r'<a href="([^"]+)" rel="next">', paged.text)
+    assert following and "columns=source.ip" in following.group(1)
+    assert re.findall(r'<td class="extra">([^<]*)</td>', analyst.get(html.unescape(following.group(1))).text) == [
+        "10.0.0.4"]
+    csv_url = html.unescape(re.search(r'href="(/api/v1/events/export\?[^"]*format=csv[^"]*)"',  # type: ignore[union-attr]
+                                      with_column.text).group(1))
+    header = analyst.get(csv_url).text.lstrip("\ufeff").splitlines()[0]  # a BOM first, for Excel
+    assert header == "@timestamp,vigil.source,host.name,event.action,message,source.ip"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', with_column.text).group(1)  # type: ignore[union-attr]
+    saved = analyst.post("/siem/search/saved", data={"csrf_token": token, "name": "Denies by address",
+                                                     "q": "event.action:deny", "range": "24h",
+                                                     "columns": "source.ip"}, follow_redirects=False)
+    assert saved.status_code == 303 and "columns=source.ip" in saved.headers["location"]
+    listed = analyst.get("/api/v1/saved-searches").json()["items"]
+    assert [(item["name"], item["columns"]) for item in listed] == [("Denies by address", ["source.ip"])]
+    # Removing the column: the same link again, now with a minus.
+    remove = re.search(r'<a class="column-toggle" href="([^"]+)"[^>]*aria-label="Remove the column source.ip"',
+                       with_column.text)
+    assert remove and "columns" not in html.unescape(remove.group(1))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -28,7 +29,7 @@ from vigil.core.db import MAX_RECORD_ID
 from vigil.core.errors import BadInput, Conflict
 from vigil.core.pagination import PageParams, page_params
 from vigil.siem import saved, search
-from vigil.siem.fields import check_field
+from vigil.siem.fields import FIELD_PATTERN, check_field
 from vigil.siem.query import MAX_LENGTH, Or, QuerySyntaxError, parse
 from vigil.siem.schemas import SavedSearchCreate
 from vigil.siem.store.base import Bucket, EventStore, StoredEvent
@@ -40,6 +41,7 @@ Searcher = Annotated[Principal, Depends(page_guard(Permission.EVENTS_READ))]
 QueryText = Annotated[str, Query(max_length=MAX_LENGTH)]
 RangeText = Annotated[str, Query(alias="range", max_length=200)]
 LocalTime = Annotated[str, Query(max_length=40)]
+ColumnsText = Annotated[str, Query(alias="columns", max_length=2000)]
 Pages = Annotated[PageParams, Depends(page_params)]
 EventId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 SavedId = Annotated[int, Path(ge=1, le=MAX_RECORD_ID)]
@@ -50,6 +52,7 @@ CUSTOM = "custom"
 HISTOGRAM_BARS = 60
 TOP_VALUES = 10
 SIDEBAR_FIELDS = 40
+MAX_COLUMNS = 10
 # Shown in the table's own columns or too long for a list of values: left out of the sidebar.
 NOT_IN_SIDEBAR = frozenset({"@timestamp", "message", "event.original", "event.ingested", "vigil.unit_id"})
 TIME_FIELDS = frozenset({"@timestamp", "event.ingested", "event.created"})  # searched with the time picker
@@ -153,9 +156,22 @@ def narrowed(query: str, name: str, value: Any) -> str:
     return f"({query.strip()}) AND {clause}" if isinstance(tree, Or) else f"{query.strip()} AND {clause}"
 
 
-def search_url(query: str, range_text: str, **extra: str) -> str:
-    params = {"q": query, "range": range_text, **extra}
+def read_columns(text: str) -> list[str]:
+    """The extra table columns asked for (``a,b``): field names only, each once, at most ``MAX_COLUMNS``."""
+    chosen: list[str] = []
+    for name in (part.strip() for part in text.split(",")):
+        if name and FIELD_PATTERN.match(name) and name not in chosen:
+            chosen.append(name)
+    return chosen[:MAX_COLUMNS]
+
+
+def search_url(query: str, range_text: str, columns: Sequence[str] = (), **extra: str) -> str:
+    params = {"q": query, "range": range_text, "columns": ",".join(columns), **extra}
     return "/siem/search?" + urlencode({key: value for key, value in params.items() if value})
+
+
+def toggled(columns: Sequence[str], name: str) -> list[str]:
+    return [column for column in columns if column != name] if name in columns else [*columns, name]
 
 
 # --- the page --------------------------------------------------------------------------------------
@@ -212,11 +228,15 @@ def run_search(store: EventStore, units: frozenset[int], query: str, window: sea
     return Results(found.total, took, found.events, interval, histogram_data(buckets, interval, zone), fields)
 
 
-def event_row(event: StoredEvent) -> dict[str, Any]:
+def event_row(event: StoredEvent, columns: Sequence[str] = ()) -> dict[str, Any]:
     """The table's cells of one event (the time is formatted by the template in the display zone)."""
     def value(name: str) -> str:
         found = search.field_value(event, name)
         return "" if found is None or isinstance(found, dict | list) else str(found)
+
+    def cell(name: str) -> str:
+        found = search.field_value(event, name)
+        return "" if found is None else found if isinstance(found, str) else json_text(found)
 
     message = value("message") or value("event.original")
     return {
@@ -227,11 +247,12 @@ def event_row(event: StoredEvent) -> dict[str, Any]:
         "action": value("event.action"),
         "kind": value("event.kind"),
         "message": message if len(message) <= 300 else message[:300] + "…",
+        "extra": [cell(name) for name in columns],
     }
 
 
 def _search_page(request: Request, principal: Principal, session: Session, *, query: str, range_text: str,
-                 start: str, end: str, pages: PageParams, save_form: SaveForm | None = None,
+                 start: str, end: str, columns: list[str], pages: PageParams, save_form: SaveForm | None = None,
                  status: int = 200) -> HTMLResponse:
     zone = ZoneInfo(settings_of(request).timezone)
     effective, picker = read_picker(range_text, start, end, zone)
@@ -252,7 +273,8 @@ def _search_page(request: Request, principal: Principal, session: Session, *, qu
     refused = bool(picker.error or range_error or problem)
     saved.scope_to_owner(session, principal)
     own, _ = saved.list_saved(session, owner_id=principal.user_id, params=PageParams(limit=200))
-    base = {"q": query, "range": effective}
+    base = {"q": query, "range": effective, **({"columns": ",".join(columns)} if columns else {})}
+    exported = list(dict.fromkeys([*search.DEFAULT_EXPORT_FIELDS, *columns]))
     context_ = {
         "query": query,
         "range_text": effective,
@@ -263,15 +285,20 @@ def _search_page(request: Request, principal: Principal, session: Session, *, qu
         "refused": refused,
         "window": window,
         "results": results,
-        "rows": [event_row(event) for event in results.events],
+        "columns": columns,
+        "column_links": {name: search_url(query, effective, toggled(columns, name)) for name, _count in results.fields},
+        "rows": [event_row(event, columns) for event in results.events],
         "pages": pages,
-        "previous_url": search_url(query, effective, limit=str(pages.limit),
+        "previous_url": search_url(query, effective, columns, limit=str(pages.limit),
                                    offset=str(max(pages.offset - pages.limit, 0))) if pages.offset > 0 else None,
-        "next_url": search_url(query, effective, limit=str(pages.limit), offset=str(pages.offset + pages.limit))
+        "next_url": search_url(query, effective, columns, limit=str(pages.limit),
+                               offset=str(pages.offset + pages.limit))
         if pages.offset + pages.limit < results.total else None,
-        "export": {fmt: "/api/v1/events/export?" + urlencode({**base, "format": fmt}) for fmt in ("csv", "ndjson")},
+        "export": {fmt: "/api/v1/events/export?" + urlencode({"q": query, "range": effective, "format": fmt,
+                                                              **({"fields": ",".join(exported)} if columns else {})})
+                   for fmt in ("csv", "ndjson")},
         "fields_query": urlencode(base),
-        "saved_searches": [(item, search_url(item.query, item.time_range)) for item in own],
+        "saved_searches": [(item, search_url(item.query, item.time_range, item.columns)) for item in own],
         "save_form": save_form or SaveForm(),
         "zone": settings_of(request).timezone,
         "done": request.query_params.get("done", ""),
@@ -282,15 +309,17 @@ def _search_page(request: Request, principal: Principal, session: Session, *, qu
 
 @router.get("/siem/search")
 def search_page(request: Request, principal: Searcher, session: SessionDep, pages: Pages, q: QueryText = "",
-                range_text: RangeText = DEFAULT_RANGE, start: LocalTime = "", end: LocalTime = "") -> HTMLResponse:
+                range_text: RangeText = DEFAULT_RANGE, start: LocalTime = "", end: LocalTime = "",
+                columns: ColumnsText = "") -> HTMLResponse:
     return _search_page(request, principal, session, query=q, range_text=range_text, start=start, end=end,
-                        pages=pages)
+                        columns=read_columns(columns), pages=pages)
 
 
 @router.get("/siem/search/values")
 def field_values(request: Request, principal: Searcher, name: Annotated[str, Query(alias="field", max_length=400)],
-                 q: QueryText = "", range_text: RangeText = DEFAULT_RANGE) -> HTMLResponse:
+                 q: QueryText = "", range_text: RangeText = DEFAULT_RANGE, columns: ColumnsText = "") -> HTMLResponse:
     """The top values of one field for the current query (HTMX swaps them into the sidebar)."""
+    shown = read_columns(columns)
     values: list[tuple[Any, int, str]] = []
     error = ""
     try:
@@ -298,12 +327,12 @@ def field_values(request: Request, principal: Searcher, name: Annotated[str, Que
         window = search.time_range(range_text)
         for term in search.top_values(store_of(request), units=units_of(principal), query=q, window=window,
                                       field=name, limit=TOP_VALUES):
-            values.append((term.value, term.count, search_url(narrowed(q, name, term.value), range_text)))
+            values.append((term.value, term.count, search_url(narrowed(q, name, term.value), range_text, shown)))
     except BadInput as exc:
         error = exc.detail
     template = "siem/search_values.html" if wants_fragment(request) else "siem/search_values_page.html"
     return render(request, template, {"field_name": name, "values": values, "error": error,
-                                      "back_url": search_url(q, range_text)},
+                                      "back_url": search_url(q, range_text, shown)},
                   status=422 if error else 200)
 
 
@@ -352,11 +381,12 @@ def search_referer(request: Request) -> str:
 
 @router.post("/siem/search/saved")
 def save_search(request: Request, principal: Searcher, session: SessionDep, form: FormDep) -> Response:
-    values = text_fields(form, "name", "q", "range")
+    values = text_fields(form, "name", "q", "range", "columns")
     query, range_text = values["q"], values["range"] or DEFAULT_RANGE
+    columns = read_columns(values["columns"])
     state = SaveForm(values["name"])
     try:
-        data = SavedSearchCreate(name=values["name"], query=query, time_range=range_text)
+        data = SavedSearchCreate(name=values["name"], query=query, time_range=range_text, columns=columns)
     except ValidationError as exc:
         locations = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
         state.error = "name" if "name" in locations else "search"
@@ -365,13 +395,13 @@ def save_search(request: Request, principal: Searcher, session: SessionDep, form
         try:
             with session.begin_nested():
                 saved.create_saved(context(request, session, principal), data=data)
-            return redirect(search_url(query, range_text, done="saved"))
+            return redirect(search_url(query, range_text, columns, done="saved"))
         except Conflict:
             state.error = "taken"
         except BadInput:
             state.error = "search"
     return _search_page(request, principal, session, query=query, range_text=range_text, start="", end="",
-                        pages=PageParams(), save_form=state, status=422)
+                        columns=columns, pages=PageParams(), save_form=state, status=422)
 
 
 @router.post("/siem/search/saved/{saved_id}/delete")
