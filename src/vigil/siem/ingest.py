@@ -119,15 +119,17 @@ def _hidden(name: str) -> bool:
 
 
 def walk(path: Path) -> Iterator[Path]:
-    """The files under a folder (recursively, in name order, hidden ones skipped), or the file itself."""
+    """The regular files under a folder (recursively, in name order, hidden ones skipped), or the path itself."""
     if not path.is_dir():
         yield path
         return
     for root, folders, files in os.walk(path, followlinks=False):
         folders[:] = sorted(folder for folder in folders if not _hidden(folder))
         for name in sorted(files):
-            if not _hidden(name):
-                yield Path(root) / name
+            file = Path(root) / name
+            # Only regular files: a FIFO or a device inside a folder would block or never end.
+            if not _hidden(name) and file.is_file():
+                yield file
 
 
 # --- reading ------------------------------------------------------------------------------------
