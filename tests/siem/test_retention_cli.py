@@ -89,6 +89,7 @@ def test_sources_list_shows_figures_from_the_event_store(vigil: Vigil, world: An
     assert "SOURCE" in text and "firewall" in text and "app (observed)" in text
     listed = {item["name"]: item for item in orjson.loads(vigil.ok("sources", "list", "--json").stdout)["items"]}
     assert listed["firewall"]["events"] == 3 and listed["firewall"]["hosts"][0]["host"] == "fw01"
+    assert listed["firewall"]["events_24h"] == 3  # all just received (the time stamps are older)
     assert listed["app"]["configured"] is False and listed["app"]["unit_id"] == world.branch_a
 
 

@@ -19,6 +19,7 @@ from vigil.core.db import Scope
 from vigil.core.errors import Conflict, NotFound
 from vigil.siem import sources
 from vigil.siem.runtime import Siem
+from vigil.siem.source_stats import SourceStats
 from vigil.siem.sources import SourceCreate, SourceDirectory, SourceUpdate
 from vigil.siem.spool import BatchMeta
 from vigil.siem.store.duckdb import DuckDBEventStore
@@ -57,25 +58,28 @@ def test_sources_merge_configured_and_observed_with_rates_failures_and_silence(
     recent = NOW - timedelta(minutes=2)
     store.append([event("fw01", ingested=recent) for _ in range(60)]
                  + [event("fw01", ingested=recent, failure=True) for _ in range(15)]
-                 + [event("sw02", ingested=NOW - timedelta(hours=3))], unit_id=world.hq, source="syslog")
+                 + [event("sw02", ingested=NOW - timedelta(hours=3))]
+                 + [event("retired", ingested=NOW - timedelta(days=3), failure=True)],
+                 unit_id=world.hq, source="syslog")
     store.append([event(None, ingested=NOW - timedelta(hours=2))], unit_id=world.hq, source="http:filebeat")
     with world.database.transaction(Scope.system()) as session:
         listing = sources.source_statuses(session, store, settings, unit_ids=None, now=NOW)
     by_name = {item.name: item for item in listing.items}
     assert list(by_name) == ["http:filebeat", "http:quiet", "syslog"]
     syslog = by_name["syslog"]
-    assert syslog.configured and syslog.events == 76 and syslog.failures == 15
-    assert syslog.failure_rate == pytest.approx(15 / 76, abs=1e-4)
+    # Held: everything; hosts and parse errors: the last 24 hours (the retired host's failure is older).
+    assert syslog.configured and syslog.events == 77 and syslog.events_24h == 76 and syslog.failures_24h == 15
+    assert syslog.failure_rate_24h == pytest.approx(15 / 76, abs=1e-4)
     assert syslog.events_per_second == pytest.approx(75 / 300, abs=1e-3)  # 75 events in the last 5 minutes
     assert syslog.last_seen == recent and not syslog.silent
     assert syslog.retention_days == 365 and syslog.timezone == "UTC" and syslog.format == "syslog"
-    assert [(h.host, h.events, h.failures) for h in syslog.hosts] == [("fw01", 75, 15), ("sw02", 1, 0)]
-    assert syslog.hosts[1].events_per_second == 0.0
+    assert [(h.host, h.events_24h, h.failures_24h) for h in syslog.hosts] == [("fw01", 75, 15), ("sw02", 1, 0)]
+    assert syslog.hosts[0].failure_rate_24h == 0.2 and syslog.hosts[1].events_per_second == 0.0
     # Configured, expected every hour, never sent: silent. Observed without settings: defaults, never silent.
     quiet = by_name["http:quiet"]
-    assert quiet.silent and quiet.last_seen is None and quiet.events == 0
+    assert quiet.silent and quiet.last_seen is None and quiet.events == 0 and quiet.hosts == []
     filebeat = by_name["http:filebeat"]
-    assert not filebeat.configured and not filebeat.silent
+    assert not filebeat.configured and not filebeat.silent and filebeat.unit_id == world.hq
     assert filebeat.retention_days == settings.retention_days and filebeat.timezone == settings.log_timezone
     assert filebeat.hosts[0].host == ""
     assert listing.silent == 1
@@ -177,3 +181,28 @@ def test_the_pipeline_reads_a_source_with_its_own_time_zone_and_original_setting
     assert stored["tokyo"].unit_id == world.branch_a and stored["utc"].unit_id == world.hq
     assert "original" not in stored["tokyo"].doc.get("event", {})
     assert stored["utc"].doc["event"]["original"] == record.decode()
+
+
+def test_host_figures_are_kept_up_to_date_incrementally(world: Any, store: DuckDBEventStore) -> None:
+    """Each refresh reads only the rows stored since the last; a day later the host drops out."""
+    clock = {"now": NOW}
+    stats = SourceStats(max_age=0, clock=lambda: clock["now"])
+    store.append([event("fw01", ingested=NOW - timedelta(hours=5), failure=True)], unit_id=world.hq, source="fw")
+    store.append([event("fw01", ingested=NOW - timedelta(seconds=30)) for _ in range(30)], unit_id=world.hq,
+                 source="fw")
+    first = stats.window(store, unit_ids=None)
+    assert [(w.host, w.events, w.recent, w.failures) for w in first] == [("fw01", 31, 30, 1)]
+    assert first[0].rate_seconds == 300  # NOW is on the minute: the last five whole minutes
+    # New rows are added to what was counted, never counted twice.
+    store.append([event("fw01", ingested=NOW - timedelta(seconds=10)) for _ in range(5)]
+                 + [event("ap07", ingested=NOW - timedelta(seconds=5))], unit_id=world.branch_a, source="fw")
+    second = {(w.host, w.unit_id): w for w in stats.window(store, unit_ids=None)}
+    assert second[("fw01", world.hq)].events == 31 and second[("fw01", world.branch_a)].events == 5
+    assert sorted(w.host for w in stats.window(store, unit_ids={world.branch_a})) == ["ap07", "fw01"]
+    # Ten minutes later nothing is recent; a day later nothing is left of these hosts.
+    clock["now"] = NOW + timedelta(minutes=10)
+    assert all(w.recent == 0 for w in stats.window(store, unit_ids=None))
+    clock["now"] = NOW + timedelta(hours=26)
+    assert stats.window(store, unit_ids=None) == []
+    listing_hosts = {w.host for w in SourceStats(clock=lambda: NOW).window(store, unit_ids=None)}
+    assert listing_hosts == {"fw01", "ap07"}  # a fresh reader counts the same day from scratch

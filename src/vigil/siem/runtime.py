@@ -19,6 +19,7 @@ from vigil.core.db import Database, Scope
 from vigil.siem.normalize import Enricher
 from vigil.siem.pipeline import Pipeline, SourceConfig
 from vigil.siem.retention import RetentionJob
+from vigil.siem.source_stats import SourceStats
 from vigil.siem.sources import SourceDirectory
 from vigil.siem.spool import BatchMeta, Spool
 from vigil.siem.store.base import EventStore, SpoolPosition
@@ -66,6 +67,7 @@ class Siem:
         # With a records store: both read the log-source settings (cached, reloaded after a change).
         self.directory: SourceDirectory | None = None
         self.retention: RetentionJob | None = None
+        self.source_stats = SourceStats()  # per-host figures of the log-sources page, kept between views
         if database is not None:
             self.directory = SourceDirectory(database, settings, default_unit=self.default_unit)
             self.source_configs, self.unit_for = self.directory.config, self.directory.unit
@@ -130,6 +132,7 @@ class Siem:
         if self.database is not None:  # the daily retention run (shortly after start, then once a day)
             self.retention = RetentionJob(self.database, self.settings, store=self._existing_store)
             self.retention.start()
+        self.source_stats.start(self._existing_store)
 
     def _existing_store(self) -> EventStore | None:
         """The event store when events were ever stored (retention never creates an empty one)."""
@@ -139,6 +142,7 @@ class Siem:
         self._started = False
         if self.retention is not None:
             self.retention.stop()
+        self.source_stats.stop()
         for receiver in reversed(self.receivers):
             try:
                 receiver.stop()

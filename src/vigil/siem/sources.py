@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import duckdb
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
@@ -31,17 +30,15 @@ from vigil.core.context import Context
 from vigil.core.db import Database, Scope, get_scope, utcnow
 from vigil.core.errors import BadInput, Conflict, NotFound
 from vigil.siem.models import LogSource
-from vigil.siem.normalize import FAILURE_KIND
 from vigil.siem.parsers.registry import parsers
 from vigil.siem.pipeline import Pipeline, SourceConfig
+from vigil.siem.source_stats import Held, SourceStats, Window, held
 from vigil.siem.spool import Spool
 from vigil.siem.store.base import EventStore
-from vigil.siem.store.duckdb import DuckDBEventStore
 
 UNSCOPED = {"vigil_unscoped": True}
 # The Cybersecurity Law (Art. 21) asks for network logs to be kept for at least six months.
 LEGAL_MINIMUM_DAYS = 180
-RATE_WINDOW = timedelta(minutes=5)  # events per second are averaged over this window
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@/-]{0,199}$"
 LOW_RETENTION_WARNING = (
     "retention of {days} days is below the {minimum} days the Cybersecurity Law (Art. 21) requires for "
@@ -145,12 +142,14 @@ class SourceSaved(SourceRead):
 
 
 class HostStats(BaseModel):
+    """One host of a source over the last 24 hours (hosts that sent nothing since are not listed)."""
+
     host: str
     last_seen: datetime | None
-    events: int
-    events_per_second: float
-    failures: int
-    failure_rate: float
+    events_24h: int
+    events_per_second: float  # over the last 5 minutes
+    failures_24h: int  # records no parser could read (event.kind: pipeline_error)
+    failure_rate_24h: float
 
 
 class SourceStatus(BaseModel):
@@ -166,11 +165,12 @@ class SourceStatus(BaseModel):
     keep_original: bool
     retention_days: int
     expected_interval_minutes: int | None = None
-    last_seen: datetime | None = None
-    events: int = 0
-    events_per_second: float = 0.0
-    failures: int = 0
-    failure_rate: float = 0.0
+    last_seen: datetime | None = None  # when its latest event was received
+    events: int = 0  # events held
+    events_24h: int = 0
+    events_per_second: float = 0.0  # over the last 5 minutes
+    failures_24h: int = 0  # records no parser could read (event.kind: pipeline_error)
+    failure_rate_24h: float = 0.0
     silent: bool = False
     hosts: list[HostStats] = Field(default_factory=list)
 
@@ -280,64 +280,12 @@ def delete_source(ctx: Context, *, source_id: int) -> LogSource:
 # --- what the event store has seen -----------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Observed:
-    source: str
-    host: str
-    unit_id: int
-    last_seen: datetime | None  # when its latest event was ingested
-    events: int
-    recent: int  # events ingested within RATE_WINDOW
-    failures: int
-
-
-# One grouped pass over the events: host.name from the document (host.hostname's column when absent),
-# the failure kind from the document (neither is a typed column). Values are parameters.
-OBSERVED_SQL = (
-    "SELECT source, coalesce(json_extract_string(doc, '$.\"host\".\"name\"'), host_hostname, '') AS host, "
-    "unit_id, max(ingested), count(*), count(*) FILTER (WHERE ingested >= ?), "
-    "count(*) FILTER (WHERE json_extract_string(doc, '$.\"event\".\"kind\"') = ?) "
-    "FROM events {where} GROUP BY source, host, unit_id"
-)
-
-
-def observed(store: EventStore, *, unit_ids: Collection[int] | None, now: datetime) -> list[Observed]:
-    """Per (source, host, unit): last ingest, totals, recent events and parse failures; ``unit_ids`` None: all."""
-    if not isinstance(store, DuckDBEventStore):
-        raise TypeError("source statistics need the DuckDB event store")
-    params: list[Any] = [now - RATE_WINDOW, FAILURE_KIND]
-    where = ""
-    if unit_ids is not None:
-        units = sorted(int(unit) for unit in unit_ids)
-        if not units:
-            return []
-        where = f"WHERE unit_id IN ({', '.join('?' for _ in units)})"
-        params.extend(units)
-    # The store's own read cursor: readers run beside the writer and see committed batches only.
-    # A read-only aggregate the EventStore protocol does not offer, on the store's own reader.
-    cursor = store._reader()
-    try:
-        rows = cursor.execute(OBSERVED_SQL.format(where=where), params).fetchall()
-    except duckdb.Error as exc:
-        raise RuntimeError(f"reading source statistics failed: {exc}") from exc
-    finally:
-        cursor.close()
-    return [Observed(source=str(r[0]), host=str(r[1]), unit_id=int(r[2]),
-                     last_seen=r[3].astimezone(UTC) if r[3] is not None else None, events=int(r[4]),
-                     recent=int(r[5]), failures=int(r[6])) for r in rows]
-
-
-def observed_sources(store: EventStore) -> list[str]:
-    """Every source name the store holds events of (any unit)."""
-    return sorted({row.source for row in observed(store, unit_ids=None, now=datetime.now(UTC))})
-
-
 def _rate(count: int, total: int) -> float:
     return round(count / total, 4) if total else 0.0
 
 
-def _per_second(recent: int) -> float:
-    return round(recent / RATE_WINDOW.total_seconds(), 3)
+def _per_second(recent: int, seconds: float) -> float:
+    return round(recent / seconds, 3) if seconds > 0 else 0.0
 
 
 def is_silent(row: LogSource | None, last_seen: datetime | None, now: datetime) -> bool:
@@ -346,47 +294,59 @@ def is_silent(row: LogSource | None, last_seen: datetime | None, now: datetime) 
     return last_seen is None or now - last_seen > timedelta(minutes=row.expected_interval_minutes)
 
 
+def _hosts(found: Sequence[Window]) -> list[HostStats]:
+    """One line per host; a host with events in several units (a source that moved) is added up."""
+    totals: dict[str, tuple[datetime | None, int, int, int]] = {}
+    seconds = max((item.rate_seconds for item in found), default=0.0)
+    for item in found:
+        last, events, recent, failures = totals.get(item.host, (None, 0, 0, 0))
+        if item.last_seen is not None and (last is None or item.last_seen > last):
+            last = item.last_seen
+        totals[item.host] = (last, events + item.events, recent + item.recent, failures + item.failures)
+    hosts = [HostStats(host=host, last_seen=last, events_24h=events, events_per_second=_per_second(recent, seconds),
+                       failures_24h=failures, failure_rate_24h=_rate(failures, events))
+             for host, (last, events, recent, failures) in totals.items()]
+    return sorted(hosts, key=lambda h: (-h.events_24h, h.host))
+
+
 def source_statuses(session: Session, store: EventStore | None, settings: Settings, *,
-                    unit_ids: Collection[int] | None, now: datetime | None = None) -> SourceList:
-    """Configured sources of the session's scope merged with the sources seen in ``unit_ids``' events."""
+                    unit_ids: Collection[int] | None, now: datetime | None = None,
+                    stats: SourceStats | None = None) -> SourceList:
+    """Configured sources of the session's scope merged with the sources seen in ``unit_ids``' events.
+
+    ``stats`` keeps the per-host figures between calls (the runtime's); without it they are read afresh.
+    """
     now = now or datetime.now(UTC)
+    stats = stats or SourceStats(clock=lambda: now)
     rows = {row.name: row for row in list_configured(session)}
-    seen: dict[str, list[Observed]] = {}
+    stored: dict[str, list[Held]] = {}
+    recent: dict[str, list[Window]] = {}
     if store is not None:
-        for found in observed(store, unit_ids=unit_ids, now=now):
-            seen.setdefault(found.source, []).append(found)
+        for item in held(store, unit_ids=unit_ids):
+            stored.setdefault(item.source, []).append(item)
+        for found in stats.window(store, unit_ids=unit_ids):
+            recent.setdefault(found.source, []).append(found)
     items: list[SourceStatus] = []
-    for name in sorted(rows.keys() | seen.keys()):
+    for name in sorted(rows.keys() | stored.keys()):
         row = rows.get(name)
-        found_rows = seen.get(name, [])
-        # One host may have events in several units (a source moved to another unit): add them up.
-        totals: dict[str, list[Any]] = {}
-        for found in found_rows:
-            last, events, recent, failures = totals.get(found.host, [None, 0, 0, 0])
-            if found.last_seen is not None and (last is None or found.last_seen > last):
-                last = found.last_seen
-            totals[found.host] = [last, events + found.events, recent + found.recent, failures + found.failures]
-        merged = {host: HostStats(host=host, last_seen=last, events=events, events_per_second=_per_second(recent),
-                                  failure_rate=_rate(failures, events), failures=failures)
-                  for host, (last, events, recent, failures) in totals.items()}
-        recent_total = sum(values[2] for values in totals.values())
-        events = sum(h.events for h in merged.values())
-        failures = sum(h.failures for h in merged.values())
-        last_seen = max((h.last_seen for h in merged.values() if h.last_seen), default=None)
+        parts, hosts = stored.get(name, []), _hosts(recent.get(name, []))
+        last_seen = max((p.last_seen for p in parts if p.last_seen), default=None)
+        events_24h = sum(h.events_24h for h in hosts)
+        failures_24h = sum(h.failures_24h for h in hosts)
         items.append(SourceStatus(
             name=name, configured=row is not None, id=row.id if row else None,
-            unit_id=row.unit_id if row else (max(found_rows, key=lambda o: o.events).unit_id if found_rows else None),
+            unit_id=row.unit_id if row else max(parts, key=lambda p: p.events).unit_id,
             description=row.description if row else "",
             format=row.format if row else None,
             timezone=(row.timezone if row and row.timezone else settings.log_timezone),
             keep_original=row.keep_original if row else settings.keep_original,
             retention_days=(row.retention_days if row and row.retention_days else settings.retention_days),
             expected_interval_minutes=row.expected_interval_minutes if row else None,
-            last_seen=last_seen, events=events,
-            events_per_second=_per_second(recent_total),
-            failures=failures, failure_rate=_rate(failures, events),
-            silent=is_silent(row, last_seen, now),
-            hosts=sorted(merged.values(), key=lambda h: (-h.events, h.host)),
+            last_seen=last_seen, events=sum(p.events for p in parts), events_24h=events_24h,
+            events_per_second=_per_second(sum(f.recent for f in recent.get(name, [])),
+                                          max((f.rate_seconds for f in recent.get(name, [])), default=0.0)),
+            failures_24h=failures_24h, failure_rate_24h=_rate(failures_24h, events_24h),
+            silent=is_silent(row, last_seen, now), hosts=hosts,
         ))
     return SourceList(items=items, total=len(items), silent=sum(1 for i in items if i.silent), generated_at=now)
 

@@ -60,7 +60,8 @@ def saved(row: object, days: int | None) -> SourceSaved:
 @router.get("/sources")
 def list_sources(request: Request, principal: SourcesReader, session: SessionDep) -> SourceList:
     """Configured and observed sources: last event, events per second, parse failures, silent or not."""
-    return sources.source_statuses(session, siem_of(request).store, settings_of(request),
+    siem = siem_of(request)
+    return sources.source_statuses(session, siem.store, settings_of(request), stats=siem.source_stats,
                                    unit_ids=principal.units_for(Permission.SOURCES_READ))
 
 

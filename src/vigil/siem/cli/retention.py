@@ -118,10 +118,10 @@ def list_sources(as_json: JsonOption = False) -> None:
         return
     rows = [[item.name + ("" if item.configured else " (observed)"), units.get(item.unit_id or 0, ""),
              local_time(op.settings, item.last_seen), str(item.events), f"{item.events_per_second:g}",
-             f"{item.failures} ({item.failure_rate:.1%})", item.format or "detect", item.timezone,
+             f"{item.failures_24h} ({item.failure_rate_24h:.1%})", item.format or "detect", item.timezone,
              str(item.retention_days), str(item.expected_interval_minutes or "-"), "SILENT" if item.silent else ""]
             for item in found.items]
-    print_table(["SOURCE", "UNIT", "LAST EVENT", "EVENTS", "EPS", "PARSE ERRORS", "FORMAT", "TIME ZONE",
+    print_table(["SOURCE", "UNIT", "LAST EVENT", "EVENTS", "EPS", "PARSE ERRORS 24H", "FORMAT", "TIME ZONE",
                  "DAYS", "EXPECTED (MIN)", ""], rows)
 
 

@@ -68,7 +68,8 @@ def _page(request: Request, principal: Principal, session: Session, *, status: i
     job = siem.retention
     return render(request, "siem/sources.html", {
         "status": sources.siem_status(siem.pipeline, siem.spool, siem.receivers),
-        "listing": sources.source_statuses(session, siem.store, settings, unit_ids=readable),
+        "listing": sources.source_statuses(session, siem.store, settings, unit_ids=readable,
+                                           stats=siem.source_stats),
         "retention": retention.retention_status(session, siem.store, settings, unit_ids=readable),
         "job": job,
         "unit_names": {unit.id: unit.name for unit in units},
