@@ -128,11 +128,16 @@ def test_specific_formats_are_detected(world: Any, client: TestClient) -> None:
     assert mixed.json()["format"] == "detect"
     forced = post(client, ndjson(logins(1)), shipper_headers(world), params={"format": "json"})
     assert forced.json()["format"] == "json"
+    line = f"<34>1 {NOW.isoformat()} fw01 kernel - - - link eth0 down\n".encode()
+    text = post(client, line, shipper_headers(world), content_type="text/plain",
+                params={"format": "syslog", "source": "fw"})
+    assert text.json()["format"] == "syslog" and text.json()["not_json"] == 0
     siem: Siem = client.app.state.siem  # type: ignore[attr-defined]
     assert siem.drain()
     alert = found(siem, 'vigil.source:"http:ids"')[0]
     assert alert["source"]["ip"] == "10.0.0.5"
     assert len(found(siem, 'vigil.source:"http:ids2"')) == 2
+    assert found(siem, 'vigil.source:"http:fw"')[0]["message"] == "link eth0 down"
 
 
 def test_bad_requests_are_refused_with_a_reason(world: Any, client: TestClient) -> None:

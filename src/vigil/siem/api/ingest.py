@@ -44,6 +44,7 @@ _UNSAFE_SOURCE_CHARACTERS = re.compile(r"[^A-Za-z0-9._:-]+")
 DECOMPRESSED_FACTOR = 10
 # Form encodings would make the CSRF check parse the body as a form; no shipper sends them.
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+JSON_FORMATS = frozenset({*SPECIFIC_JSON, "json"})
 
 
 class UnsupportedMediaType(VigilError):
@@ -164,7 +165,7 @@ class IngestPosition(BaseModel):
 
 class IngestResult(BaseModel):
     accepted: int  # records taken, bad ones included (they are stored as parse-failure events)
-    not_json: int  # records that plainly are not JSON objects (stored as parse-failure events)
+    not_json: int  # records that plainly are not JSON objects (stored as parse-failure events); 0 for text formats
     format: str  # the parser chosen for the batch, or "detect" (record by record)
     source: str
     position: IngestPosition  # where the batch sits in the spool: on disk when this reply was sent
@@ -205,6 +206,8 @@ async def ingest(
         position = await submit(request, records, meta)
     except SpoolFull as exc:
         return spool_full_problem(request, exc)
-    result: dict[str, Any] = {"accepted": len(records), "not_json": not_json_objects(records),
+    # With a text format (?format=syslog, say) lines are not meant to be JSON: nothing to count.
+    suspect = not_json_objects(records) if chosen is None or chosen in JSON_FORMATS else 0
+    result: dict[str, Any] = {"accepted": len(records), "not_json": suspect,
                               "format": chosen or "detect", "source": name, "position": position_json(position)}
     return JSONResponse(result, status_code=202)
