@@ -232,11 +232,14 @@ def test_odd_values_show_on_the_event_page(app: FastAPI, world: Any) -> None:
     """A number beyond 64 bits, a list of objects, an empty object, markup: shown, escaped, never a 500."""
     app.state.siem.store.append_json([
         f'{{"@timestamp": "{ago(2)}", "message": "<b>odd</b>", "bytes": {2**70}, '
-        '"dns": {"answers": [{"data": "1.2.3.4"}, {"data": "5.6.7.8"}]}, "labels": {}}'],
+        '"dns": {"answers": [{"data": "1.2.3.4"}, {"data": "5.6.7.8"}]}, "labels": {}, '
+        '"Event Data": {"Logon Type": "3"}}'],
         unit_id=world.hq, source="odd")
     analyst = signed_in(app, "analyst")
     page = analyst.get("/siem/search", params={"q": "message:odd"})
     assert "&lt;b&gt;odd&lt;/b&gt;" in page.text and "<b>odd</b>" not in page.text
+    # A key the search language cannot name is listed, but offers no column.
+    assert "<code>Event Data.Logon Type</code>" in page.text and "Show Event Data.Logon Type" not in page.text
     detail = analyst.get(event_links(page)[0])
     assert detail.status_code == 200
     shown = text_of(detail)

@@ -286,7 +286,9 @@ def _search_page(request: Request, principal: Principal, session: Session, *, qu
         "window": window,
         "results": results,
         "columns": columns,
-        "column_links": {name: search_url(query, effective, toggled(columns, name)) for name, _count in results.fields},
+        # Only names the search language can address become columns (a document may hold others).
+        "column_links": {name: search_url(query, effective, toggled(columns, name))
+                         for name, _count in results.fields if FIELD_PATTERN.match(name)},
         "rows": [event_row(event, columns) for event in results.events],
         "pages": pages,
         "previous_url": search_url(query, effective, columns, limit=str(pages.limit),
