@@ -26,6 +26,7 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
@@ -89,7 +90,8 @@ class SpoolBatch:
 
 def _encode(records: Sequence[bytes], meta: BatchMeta) -> bytes:
     header = meta.to_json()
-    body = b"".join(RECORD_LENGTH.pack(len(record)) + record for record in records)
+    # Each record's length, then the record: joined in one pass, without a copy per record.
+    body = b"".join(chain.from_iterable(zip(map(RECORD_LENGTH.pack, map(len, records)), records, strict=True)))
     if len(body) > MAX_BATCH_BYTES:
         raise BadInput(f"a batch of {len(body):,} bytes is larger than the spool takes at once "
                        f"({MAX_BATCH_BYTES:,}); send smaller batches")
@@ -99,12 +101,12 @@ def _encode(records: Sequence[bytes], meta: BatchMeta) -> bytes:
 
 def _decode_body(body: bytes) -> list[bytes]:
     records: list[bytes] = []
-    offset = 0
-    view = memoryview(body)
-    while offset < len(body):
-        (length,) = RECORD_LENGTH.unpack_from(body, offset)
-        offset += RECORD_LENGTH.size
-        records.append(bytes(view[offset:offset + length]))
+    append, length_at = records.append, RECORD_LENGTH.unpack_from  # bound once: this loop runs per record
+    offset, end, size = 0, len(body), RECORD_LENGTH.size
+    while offset < end:
+        (length,) = length_at(body, offset)
+        offset += size
+        append(body[offset:offset + length])
         offset += length
     return records
 

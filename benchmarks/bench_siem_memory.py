@@ -1,0 +1,75 @@
+"""SIEM ingest memory: the process's resident memory while 10,000,000 events go through spool → pipeline → DuckDB.
+
+Events are generated on the fly (``_siem_data.event``, about 450 bytes as JSON) and submitted to ``Siem``
+in batches of 10,000 as the HTTP receiver does; the pipeline stores what the spool holds every 13
+batches, as it would beside the receiver. The resident set size (``VmRSS``) is sampled after every
+store; the figures are the RSS after the first 1,000,000 events, at the end, and the peak. Flat means
+the end and the peak stay near the 1,000,000 figure instead of growing with the events stored.
+Usage: ``bench_siem_memory.py [--events N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from _common import machine, report
+from _siem_data import lines
+
+from vigil.core.config import Settings
+from vigil.siem.pipeline import SourceConfig
+from vigil.siem.runtime import Siem
+from vigil.siem.spool import BatchMeta
+
+BATCH = 10_000
+STORE_EVERY = 13  # batches: the pipeline reads about 130,000 records at once
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def main() -> None:
+    options = argparse.ArgumentParser(description=__doc__)
+    options.add_argument("--events", type=int, default=10_000_000)
+    args = options.parse_args()
+    total = args.events
+    samples: list[tuple[int, float]] = []
+    with tempfile.TemporaryDirectory(prefix="vigil-bench-") as folder:
+        siem = Siem(Settings(data_dir=Path(folder)))
+        siem.source_configs = lambda name: SourceConfig(format="json")
+        meta = BatchMeta(source="http:bench", unit_id=1, format="json", transport="http")
+        start_rss = rss_mib()
+        started = time.perf_counter()
+        try:
+            for number, first in enumerate(range(0, total, BATCH)):
+                siem.submit(list(lines(min(BATCH, total - first), first)), meta)
+                if number % STORE_EVERY == STORE_EVERY - 1 or first + BATCH >= total:
+                    siem.drain(timeout=3600)
+                    samples.append((min(first + BATCH, total), rss_mib()))
+                    if len(samples) % 10 == 0:
+                        print(f"   {samples[-1][0]:,} events, RSS {samples[-1][1]:,.0f} MiB "
+                              f"({time.perf_counter() - started:.0f} s)", flush=True)
+            stored = siem.store.count()
+            size = Path(folder, "events.duckdb").stat().st_size / 1024**2
+        finally:
+            siem.stop()
+    elapsed = time.perf_counter() - started
+    if stored != total:
+        raise SystemExit(f"stored {stored:,} events of {total:,}")
+    conditions = (f"{total:,} events of ~450 B in batches of {BATCH:,}, store file {size:,.0f} MiB, "
+                  f"{elapsed:,.0f} s, {machine()}")
+    first_million = next((rss for count, rss in samples if count >= 1_000_000), samples[-1][1])
+    report("siem ingest memory, RSS before ingest", start_rss, "MiB", conditions)
+    report("siem ingest memory, RSS after 1,000,000 events", first_million, "MiB", conditions)
+    report(f"siem ingest memory, RSS after {total:,} events", samples[-1][1], "MiB", conditions)
+    report("siem ingest memory, peak RSS", max(rss for _, rss in samples), "MiB", conditions)
+
+
+if __name__ == "__main__":
+    main()
