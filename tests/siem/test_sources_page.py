@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from tests.api.support import assert_problem, audit_records
 from tests.web.support import audit_actions, csrf_of, signed_in, text_of
 
@@ -192,3 +194,50 @@ def test_status_says_when_ingestion_falls_behind(small_spool_client: TestClient,
     page = text_of(signed_in(app, "analyst").get("/siem/sources"))
     assert "Ingestion is falling behind" in page
     assert_problem(client.get("/api/v1/siem/status", headers=world.headers("viewer")), 403)
+
+
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70), st.text(max_size=30),
+                   st.sampled_from(["\x00", "UTC", "syslog", "Asia/Shanghai", "9" * 30, "../etc/passwd", "x" * 300]))
+FIELDS = ["name", "unit_id", "description", "format", "timezone", "keep_original", "retention_days",
+          "expected_interval_minutes"]
+
+
+def test_random_bodies_get_a_clear_answer_never_a_server_error(client: TestClient, world: Any) -> None:
+    h = world.headers("secadmin")
+    source_id = client.post("/api/v1/siem/sources", headers=h, json={"name": "fuzzed"}).json()["id"]
+
+    @settings(max_examples=80, derandomize=True, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(body=st.fixed_dictionaries({}, optional={name: VALUES for name in FIELDS}), patch=st.booleans())
+    def check(body: dict[str, Any], patch: bool) -> None:
+        if patch:
+            body.pop("name", None)
+            answer = client.patch(f"/api/v1/siem/sources/{source_id}", headers=h, json=body)
+        else:
+            answer = client.post("/api/v1/siem/sources", headers=h, json=body)
+        assert answer.status_code in (200, 201, 404, 409, 422), (body, answer.status_code, answer.text[:300])
+        if answer.status_code >= 400:
+            assert answer.headers["content-type"].startswith("application/problem+json")
+
+    check()
+
+
+def test_an_observed_source_is_configured_from_its_row(client: TestClient, world: Any) -> None:
+    seed(client, world)
+    app: Any = client.app
+    browser = signed_in(app, "secadmin")
+    token = csrf_of(browser.get("/siem/sources"))
+    refused = browser.post("/siem/sources", data={
+        "csrf_token": token, "name": "syslog", "origin": "observed", "unit_id": str(world.hq),
+        "timezone": "Atlantis/Capital"}, follow_redirects=False)
+    assert refused.status_code == 422
+    row_form = refused.text.split('data-source="syslog"')[1].split('id="retention"')[0]  # the last row
+    assert "<details class=\"edit\" open>" in row_form and "Atlantis/Capital" in row_form
+    assert refused.text.count("Check the marked fields.") == 1  # shown at the row, not in the form below
+    saved = browser.post("/siem/sources", data={
+        "csrf_token": token, "name": "syslog", "origin": "observed", "unit_id": str(world.hq), "timezone": "UTC",
+        "keep_original": "on"}, follow_redirects=False)
+    assert saved.status_code == 303
+    assert app.state.siem.source_configs("syslog").timezone.key == "UTC"
+    listed = client.get("/api/v1/siem/sources", headers=world.headers("analyst")).json()["items"]
+    assert next(item for item in listed if item["name"] == "syslog")["configured"] is True

@@ -27,8 +27,9 @@ from sqlalchemy.orm import Session
 from vigil.accounts import service as accounts
 from vigil.core.config import Settings
 from vigil.core.context import Context
-from vigil.core.db import Database, Scope, get_scope, utcnow
+from vigil.core.db import MAX_RECORD_ID, Database, Scope, get_scope, utcnow
 from vigil.core.errors import BadInput, Conflict, NotFound
+from vigil.core.inputs import Text
 from vigil.siem.models import LogSource
 from vigil.siem.parsers.registry import parsers
 from vigil.siem.pipeline import Pipeline, SourceConfig
@@ -71,9 +72,9 @@ def check_timezone(value: str | None) -> str | None:
 class SourceFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    description: str = Field(default="", max_length=2000)
-    format: str | None = Field(default=None, description="Parser name; empty: detected per record.")
-    timezone: str | None = Field(default=None, description="IANA zone for zone-less stamps; empty: log_timezone.")
+    description: Text = Field(default="", max_length=2000)
+    format: Text | None = Field(default=None, description="Parser name; empty: detected per record.")
+    timezone: Text | None = Field(default=None, description="IANA zone for zone-less stamps; empty: log_timezone.")
     keep_original: bool = Field(default=True, description="Keep each record as received in event.original.")
     retention_days: int | None = Field(default=None, ge=1, le=36500,
                                        description="Days events are kept; empty: the platform default.")
@@ -93,7 +94,8 @@ class SourceFields(BaseModel):
 
 class SourceCreate(SourceFields):
     name: str = Field(pattern=NAME_PATTERN, description="The ``source`` its events carry.")
-    unit_id: int | None = Field(default=None, ge=1, description="Unit its events belong to; default: yours.")
+    unit_id: int | None = Field(default=None, ge=1, le=MAX_RECORD_ID,
+                                description="Unit its events belong to; default: yours.")
 
 
 class SourceUpdate(BaseModel):
@@ -101,13 +103,13 @@ class SourceUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    description: str | None = Field(default=None, max_length=2000)
-    format: str | None = None
-    timezone: str | None = None
+    description: Text | None = Field(default=None, max_length=2000)
+    format: Text | None = None
+    timezone: Text | None = None
     keep_original: bool | None = None
     retention_days: int | None = Field(default=None, ge=1, le=36500)
     expected_interval_minutes: int | None = Field(default=None, ge=1, le=525600)
-    unit_id: int | None = Field(default=None, ge=1)
+    unit_id: int | None = Field(default=None, ge=1, le=MAX_RECORD_ID)
 
     @field_validator("format")
     @classmethod

@@ -6,12 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session
 
 from vigil.accounts import service as accounts
 from vigil.core.auth import Permission, Principal
+from vigil.core.db import MAX_RECORD_ID
 from vigil.core.errors import BadInput, Conflict, NotFound
 from vigil.siem import retention, sources
 from vigil.siem.parsers.registry import parsers
@@ -36,6 +37,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 SourcesReader = Annotated[Principal, Depends(page_guard(Permission.SOURCES_READ))]
 SourcesWriter = Annotated[Principal, Depends(page_guard(Permission.SOURCES_WRITE))]
 RetentionRunner = Annotated[Principal, Depends(page_guard(Permission.SOURCES_WRITE, everywhere=True))]
+SourceId = Annotated[int, Path(ge=1, le=MAX_RECORD_ID)]
 
 FIELDS = ("name", "unit_id", "description", "format", "timezone", "retention_days", "expected_interval_minutes")
 FORM_REFUSED = (BadInput, Conflict, NotFound)
@@ -133,8 +135,10 @@ def sources_page(request: Request, principal: SourcesReader, session: SessionDep
 def create_source(request: Request, principal: SourcesWriter, session: SessionDep, form: FormDep) -> Response:
     _ = translator(request)
     values = _values(form)
+    # A source configured from its row in the table (it sent before it had settings), or the form below it.
+    target = "observed" if form.get("origin") == "observed" else "new"
     data, errors = validate(SourceCreate, _data(values, create=True), _)
-    state = _refused(_, values, errors, "new")
+    state = _refused(_, values, errors, target)
     if data is not None:
         try:
             with session.begin_nested():
@@ -142,12 +146,12 @@ def create_source(request: Request, principal: SourcesWriter, session: SessionDe
             _refresh(request, session)
             return _done(row.retention_days, "created")
         except FORM_REFUSED as exc:
-            state = FormState(values, {}, describe_error(exc, _), "new")
+            state = FormState(values, {}, describe_error(exc, _), target)
     return _page(request, principal, session, status=422, form=state)
 
 
 @router.post("/siem/sources/{source_id}")
-def update_source(source_id: int, request: Request, principal: SourcesWriter, session: SessionDep,
+def update_source(source_id: SourceId, request: Request, principal: SourcesWriter, session: SessionDep,
                   form: FormDep) -> Response:
     _ = translator(request)
     sources.get_source(session, source_id)  # 404 outside the caller's scope, before reading the form
@@ -166,7 +170,7 @@ def update_source(source_id: int, request: Request, principal: SourcesWriter, se
 
 
 @router.post("/siem/sources/{source_id}/delete")
-def delete_source(source_id: int, request: Request, principal: SourcesWriter, session: SessionDep) -> Response:
+def delete_source(source_id: SourceId, request: Request, principal: SourcesWriter, session: SessionDep) -> Response:
     sources.delete_source(context(request, session, principal), source_id=source_id)
     _refresh(request, session)
     return redirect("/siem/sources?done=deleted")
