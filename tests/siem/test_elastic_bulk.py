@@ -9,11 +9,15 @@ import gzip
 from typing import Any
 
 import orjson
+import pytest
 from fastapi.testclient import TestClient
 
 from vigil.core.auth import Role
+from vigil.core.config import Settings
+from vigil.core.db import Database
 from vigil.siem import search
 from vigil.siem.runtime import Siem
+from vigil.web.app import create_app
 
 from .windows_samples import WINLOGBEAT_4624
 
@@ -194,3 +198,27 @@ def test_a_browser_on_the_root_still_gets_the_web_ui(client: TestClient) -> None
     page = client.get("/", follow_redirects=False, headers={"Accept": "text/html"})
     assert page.status_code == 303 and page.headers["location"].startswith("/login")
     assert "X-Elastic-Product" not in page.headers
+
+
+def test_a_full_spool_answers_503_with_retry_after(world: Any, database: Database, settings: Settings,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    small = settings.model_copy(update={"spool_quota_bytes": 1024 * 1024, "spool_segment_bytes": 64 * 1024})
+    app = create_app(small, database)
+    auth = api_key(shipper_token(world))
+    with TestClient(app, base_url="https://testserver") as client:
+        siem: Siem = app.state.siem
+        siem.pipeline.stop()  # the pipeline stands still, so the spool fills up
+        monkeypatch.setattr(siem.pipeline, "start", lambda: None)
+        acknowledged = 0
+        for n in range(300):
+            body = bulk_body(*[({"create": {"_index": "logs"}}, doc(n * 10 + k, pad="x" * 2000)) for k in range(10)])
+            response = client.post("/_bulk", content=body, headers={**auth, "Content-Type": "application/x-ndjson"},
+                                   params={"source": "flood"})
+            if response.status_code != 200:
+                break
+            acknowledged += 1
+        assert response.status_code == 503 and int(response.headers["Retry-After"]) > 0
+        assert response.headers["X-Elastic-Product"] == PRODUCT
+        assert response.json()["error"]["type"] == "es_rejected_execution_exception"
+        assert siem.drain()
+        assert len(events(siem, 'vigil.source:"bulk:flood"')) == 10 * acknowledged > 0

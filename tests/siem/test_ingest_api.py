@@ -126,6 +126,11 @@ def test_specific_formats_are_detected(world: Any, client: TestClient) -> None:
     assert response.json()["format"] == "suricata"
     mixed = post(client, ndjson([eve, logins(1)[0]]), shipper_headers(world), params={"source": "ids2"})
     assert mixed.json()["format"] == "detect"
+    # An ECS document of Filebeat's Suricata module names event_type and timestamp too, nested: plain JSON.
+    ecs = {"@timestamp": NOW.isoformat(), "event": {"module": "suricata", "dataset": "suricata.eve"},
+           "suricata": {"eve": {"event_type": "alert", "timestamp": NOW.isoformat()}}, "source": {"ip": "10.0.0.8"}}
+    module = post(client, ndjson([ecs]), shipper_headers(world), params={"source": "fbsuricata"})
+    assert module.json()["format"] == "json"
     forced = post(client, ndjson(logins(1)), shipper_headers(world), params={"format": "json"})
     assert forced.json()["format"] == "json"
     line = f"<34>1 {NOW.isoformat()} fw01 kernel - - - link eth0 down\n".encode()
@@ -138,6 +143,7 @@ def test_specific_formats_are_detected(world: Any, client: TestClient) -> None:
     assert alert["source"]["ip"] == "10.0.0.5"
     assert len(found(siem, 'vigil.source:"http:ids2"')) == 2
     assert found(siem, 'vigil.source:"http:fw"')[0]["message"] == "link eth0 down"
+    assert found(siem, 'vigil.source:"http:fbsuricata"')[0]["suricata"]["eve"]["event_type"] == "alert"
 
 
 def test_bad_requests_are_refused_with_a_reason(world: Any, client: TestClient) -> None:
@@ -173,13 +179,16 @@ def small_spool_settings(settings: Settings) -> Settings:
 
 
 def test_a_full_spool_answers_503_and_keeps_what_it_acknowledged(world: Any, database: Database,
-                                                                 small_spool_settings: Settings) -> None:
+                                                                 small_spool_settings: Settings,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     app = create_app(small_spool_settings, database)
     headers = shipper_headers(world)
     padding = "x" * 2000
     with TestClient(app, base_url="https://testserver") as client:
         siem: Siem = app.state.siem
-        siem.pipeline.stop()  # the pipeline stands still, so the spool fills up
+        # The pipeline stands still (as when the store cannot keep up), so the spool fills up.
+        siem.pipeline.stop()
+        monkeypatch.setattr(siem.pipeline, "start", lambda: None)
         acknowledged: list[int] = []
         refused = None
         for batch in range(200):

@@ -300,13 +300,23 @@ class Installed:
             return self._things.get((kind, name))
 
 
-installed = Installed()
+_registry_lock = threading.Lock()
+
+
+def installed_of(request: Request) -> Installed:
+    """The app's registry (one per app: a test's second app starts empty, as a restarted server does)."""
+    with _registry_lock:
+        registry: Installed | None = getattr(request.app.state, "elastic_installed", None)
+        if registry is None:
+            registry = Installed()
+            request.app.state.elastic_installed = registry
+        return registry
 NOT_FOUND = {"index_template": "index template matching [{}] not found", "template": "index_template [{}] missing",
              "ilm_policy": "Lifecycle policy not found: {}", "pipeline": "pipeline [{}] is missing"}
 
 
-def _installed_or_404(kind: str, name: str, found: Callable[[Any], Any]) -> Response:
-    body = installed.get(kind, name)
+def _installed_or_404(request: Request, kind: str, name: str, found: Callable[[Any], Any]) -> Response:
+    body = installed_of(request).get(kind, name)
     if body is None:
         return es_json(es_error(404, "resource_not_found_exception", NOT_FOUND[kind].format(name)), 404)
     return es_json(found(body))
@@ -318,14 +328,14 @@ async def _remember(request: Request, kind: str, name: str) -> Response:
         body = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:
         return es_json(es_error(400, "parse_exception", f"request body is not JSON: {exc}"), 400)
-    installed.put(kind, name, body)
+    installed_of(request).put(kind, name, body)
     return es_json({"acknowledged": True})
 
 
 @router.get("/_index_template/{name}", summary="Index template (for shippers)")
 @router.head("/_index_template/{name}", include_in_schema=False)
-def get_index_template(name: str, shipper: ShipperDep) -> Response:
-    return _installed_or_404("index_template", name,
+def get_index_template(name: str, request: Request, shipper: ShipperDep) -> Response:
+    return _installed_or_404(request, "index_template", name,
                              lambda body: {"index_templates": [{"name": name, "index_template": body}]})
 
 
@@ -336,8 +346,8 @@ async def put_index_template(name: str, request: Request, shipper: ShipperDep) -
 
 @router.get("/_template/{name}", summary="Legacy template (for shippers)")
 @router.head("/_template/{name}", include_in_schema=False)
-def get_legacy_template(name: str, shipper: ShipperDep) -> Response:
-    return _installed_or_404("template", name, lambda body: {name: body})
+def get_legacy_template(name: str, request: Request, shipper: ShipperDep) -> Response:
+    return _installed_or_404(request, "template", name, lambda body: {name: body})
 
 
 @router.put("/_template/{name}", summary="Install a legacy template (acknowledged, not applied)")
@@ -347,12 +357,12 @@ async def put_legacy_template(name: str, request: Request, shipper: ShipperDep) 
 
 @router.get("/_ilm/policy/{name}", summary="ILM policy (for shippers)")
 @router.head("/_ilm/policy/{name}", include_in_schema=False)
-def get_ilm_policy(name: str, shipper: ShipperDep) -> Response:
+def get_ilm_policy(name: str, request: Request, shipper: ShipperDep) -> Response:
     def shown(body: Any) -> dict[str, Any]:
         policy = body.get("policy", body) if isinstance(body, dict) else body
         return {name: {"version": 1, "policy": policy}}
 
-    return _installed_or_404("ilm_policy", name, shown)
+    return _installed_or_404(request, "ilm_policy", name, shown)
 
 
 @router.put("/_ilm/policy/{name}", summary="Install an ILM policy (acknowledged; Vigil's retention applies)")
@@ -362,8 +372,8 @@ async def put_ilm_policy(name: str, request: Request, shipper: ShipperDep) -> Re
 
 @router.get("/_ingest/pipeline/{name}", summary="Ingest pipeline (for shippers)")
 @router.head("/_ingest/pipeline/{name}", include_in_schema=False)
-def get_ingest_pipeline(name: str, shipper: ShipperDep) -> Response:
-    return _installed_or_404("pipeline", name, lambda body: {name: body})
+def get_ingest_pipeline(name: str, request: Request, shipper: ShipperDep) -> Response:
+    return _installed_or_404(request, "pipeline", name, lambda body: {name: body})
 
 
 @router.put("/_ingest/pipeline/{name}", summary="Install an ingest pipeline (acknowledged, not run)")
@@ -480,13 +490,17 @@ SourceQuery = Annotated[str | None, Query(pattern=SOURCE_PATTERN,
                                                       "token's name.")]
 
 
-@router.post("/_bulk", summary="Bulk-index events (Elasticsearch _bulk)")
+BULK_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"application/x-ndjson": {"schema": {
+    "type": "string", "description": "Action/metadata lines, each index or create followed by its document"}}}}}
+
+
+@router.post("/_bulk", summary="Bulk-index events (Elasticsearch _bulk)", openapi_extra=BULK_BODY)
 @router.put("/_bulk", include_in_schema=False)
 async def bulk(request: Request, body: Body, shipper: ShipperDep, source: SourceQuery = None) -> Response:
     return await _bulk(request, body, shipper, None, source)
 
 
-@router.post("/{index}/_bulk", summary="Bulk-index events into an index")
+@router.post("/{index}/_bulk", summary="Bulk-index events into an index", openapi_extra=BULK_BODY)
 @router.put("/{index}/_bulk", include_in_schema=False)
 async def bulk_into(index: str, request: Request, body: Body, shipper: ShipperDep,
                     source: SourceQuery = None) -> Response:

@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from vigil.core.auth import ROLE_PERMISSIONS, Permission, Principal
 from vigil.core.errors import BadInput, PayloadTooLarge, VigilError
-from vigil.siem.parsers.base import Parser, detect
+from vigil.siem.parsers.base import ParseContext, Parser, detect
 from vigil.siem.parsers.json import split_records
 from vigil.siem.parsers.registry import SPECIFIC_JSON, parser, parsers
 from vigil.siem.runtime import Siem
@@ -100,17 +100,27 @@ def choose_format(records: Sequence[bytes]) -> str | None:
     by record (None). Lines that are not objects do not count: any parser stores them as failures.
     """
     specific = _specific_json_parsers()
-    found: str | None = None
+    names: set[str] = set()
+    claimed: tuple[Parser, bytes] | None = None  # the specific parser and the first record it claimed
     for record in records:
         if record.lstrip()[:1] != b"{":
             continue
         hit = detect(specific, record)
-        name = hit.name if hit is not None else "json"
-        if found is None:
-            found = name
-        elif name != found:
+        names.add(hit.name if hit is not None else "json")
+        if len(names) > 1:
             return None
-    return found or "json"
+        if hit is not None and claimed is None:
+            claimed = (hit, record)
+    if claimed is None:
+        return "json"
+    # Sniffs look for key names anywhere: an ECS document of Filebeat's Suricata module mentions
+    # "event_type" too. One record parsed proves the batch is really of that format (else: plain ECS).
+    found, sample = claimed
+    try:
+        found.parse_one(sample, ParseContext(source="sniff"))
+    except Exception:  # a ParseError, or a parser bug: either way it does not claim the batch
+        return "json"
+    return found.name
 
 
 def not_json_objects(records: Sequence[bytes]) -> int:
@@ -181,6 +191,10 @@ Shipper = Annotated[Principal, Depends(require(Permission.EVENTS_INGEST))]
     response_model=IngestResult,
     summary="Send events (NDJSON or a JSON array)",
     responses={503: {"description": "The spool is full: retry after Retry-After seconds; nothing was taken"}},
+    openapi_extra={"requestBody": {"required": True, "content": {
+        "application/x-ndjson": {"schema": {"type": "string", "description": "One JSON object a line"}},
+        "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
+    }}},
 )
 async def ingest(
     request: Request,
