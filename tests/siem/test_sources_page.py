@@ -184,6 +184,7 @@ def test_status_says_when_ingestion_falls_behind(small_spool_client: TestClient,
     h = world.headers("analyst")
     calm = client.get("/api/v1/siem/status", headers=h).json()
     assert calm["falling_behind"] is False and calm["spool"]["quota_bytes"] == 1024 * 1024
+    assert calm["pipeline"]["state"] == "idle" and calm["warnings"] == []  # nothing received yet
     # Accepted input the pipeline has not stored: written to the spool behind the (idle) pipeline's back.
     record = b"x" * 4000
     for _ in range(220):
@@ -191,8 +192,15 @@ def test_status_says_when_ingestion_falls_behind(small_spool_client: TestClient,
     behind = client.get("/api/v1/siem/status", headers=h).json()
     assert behind["falling_behind"] is True and behind["spool"]["used_share"] > 0.8
     assert any("quota" in warning for warning in behind["warnings"])
+    assert behind["pipeline"]["state"] == "stopped" and behind["pipeline"]["pending_bytes"] > 800_000
     page = text_of(signed_in(app, "analyst").get("/siem/sources"))
-    assert "Ingestion is falling behind" in page
+    assert "Ingestion is falling behind" in page and "not running while accepted input waits" in page
+    # Once the pipeline runs, it drains the spool and the warning goes.
+    app.state.siem.pipeline.start()
+    assert app.state.siem.drain()
+    drained = client.get("/api/v1/siem/status", headers=h).json()
+    assert drained["pipeline"]["state"] == "running" and drained["falling_behind"] is False
+    assert drained["pipeline"]["pending_bytes"] == 0 and drained["pipeline"]["events"] == 220
     assert_problem(client.get("/api/v1/siem/status", headers=world.headers("viewer")), 403)
 
 

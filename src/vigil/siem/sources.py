@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -425,6 +425,7 @@ class ReceiverLike(Protocol):
 
 
 class PipelineState(BaseModel):
+    state: Literal["running", "idle", "stopped"]  # idle: nothing received yet, it starts with the first batch
     running: bool
     batches: int
     events: int
@@ -456,24 +457,26 @@ class SiemStatus(BaseModel):
 
 def siem_status(pipeline: Pipeline, spool: Spool, receivers: Sequence[ReceiverLike]) -> SiemStatus:
     state = pipeline.status
+    pending = spool.pending_bytes(state.position)  # read now: the pipeline updates its own copy per round
     used, quota = spool.used_bytes, spool.quota_bytes
     share = round(used / quota, 4) if quota else 0.0
     warnings: list[str] = []
     threshold = min(BEHIND_BYTES, quota // 4) if quota else BEHIND_BYTES
-    if state.pending_bytes > threshold:
-        warnings.append(f"the pipeline is falling behind: {state.pending_bytes:,} bytes of accepted input "
-                        "wait to be stored")
+    if pending > threshold:
+        warnings.append(f"the pipeline is falling behind: {pending:,} bytes of accepted input wait to be stored")
     if share > FULL_SHARE:
         warnings.append(f"the spool holds {share:.0%} of its quota; when it is full, senders are asked to "
                         "retry later (HTTP 503) until the pipeline catches up")
-    if not state.running:
-        warnings.append("the pipeline is not running")
+    running = state.running
+    if not running and pending:
+        warnings.append("the pipeline is not running while accepted input waits in the spool")
     return SiemStatus(
-        pipeline=PipelineState(running=state.running, batches=state.batches, events=state.events,
-                               failures=state.failures, errors=state.errors, pending_bytes=state.pending_bytes,
-                               last_batch_at=state.last_batch_at, last_error=state.last_error),
+        pipeline=PipelineState(state="running" if running else ("stopped" if pending else "idle"), running=running,
+                               batches=state.batches, events=state.events, failures=state.failures,
+                               errors=state.errors, pending_bytes=pending, last_batch_at=state.last_batch_at,
+                               last_error=state.last_error),
         spool=SpoolState(used_bytes=used, quota_bytes=quota, used_share=share),
         receivers=[ReceiverState(name=r.name, status=r.status()) for r in receivers],
-        falling_behind=state.pending_bytes > threshold or share > FULL_SHARE,
+        falling_behind=pending > threshold or share > FULL_SHARE,
         warnings=warnings,
     )
