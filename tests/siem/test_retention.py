@@ -167,3 +167,16 @@ def test_a_failing_run_is_reported_and_the_job_keeps_going(world: Any, settings:
     assert "closed" in job.last_error
     empty = retention.RetentionJob(world.database, settings, store=lambda: None)
     assert empty.run_now() is None and empty.last_error == ""
+
+
+def test_a_branch_sees_only_what_a_run_did_to_its_own_sources(world: Any, store: DuckDBEventStore,
+                                                              settings: Settings) -> None:
+    store.append(days_ago(1, 200), unit_id=world.branch_a, source="shanghai")
+    store.append(days_ago(1, 200, 300), unit_id=world.branch_b, source="beijing")
+    assert run(world, store, settings).deleted == 3
+    with world.database.transaction(Scope.system()) as session:
+        branch = retention.retention_status(session, store, settings, unit_ids={world.branch_a, world.line_a}, now=NOW)
+        everything = retention.retention_status(session, store, settings, now=NOW)
+    assert branch.last_run is not None and everything.last_run is not None
+    assert set(branch.last_run.sources) == {"shanghai"} and branch.last_run.deleted == 1
+    assert set(everything.last_run.sources) == {"shanghai", "beijing"} and everything.last_run.deleted == 3

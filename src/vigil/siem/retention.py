@@ -136,6 +136,11 @@ def retention_status(session: Session, store: EventStore | None, settings: Setti
             pruned_before=pruned_before, met=pruned_before is None or pruned_before <= cutoff,
             due=oldest is not None and oldest < cutoff - DAY, below_legal_minimum=days < LEGAL_MINIMUM_DAYS,
         ))
+    if last is not None and unit_ids is not None:  # a branch sees what the run did to its own sources only
+        visible = {policy.source for policy in policies}
+        mine = {name: entry for name, entry in last.sources.items() if name in visible}
+        deleted = sum(int(entry.get("deleted", 0)) for entry in mine.values())
+        last = last.model_copy(update={"sources": mine, "deleted": deleted})
     return RetentionStatus(default_days=settings.retention_days, legal_minimum_days=LEGAL_MINIMUM_DAYS,
                            policies=policies, last_run=last, generated_at=now)
 
