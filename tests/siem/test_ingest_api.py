@@ -18,8 +18,13 @@ from vigil.core.auth import Role
 from vigil.core.config import Settings
 from vigil.core.db import Database, Scope
 from vigil.siem import search
+from vigil.siem.api.ingest import MAY_BE_SPECIFIC, choose_format
+from vigil.siem.parsers.registry import SPECIFIC_JSON, parsers
 from vigil.siem.runtime import Siem
 from vigil.web.app import create_app
+
+from .test_zeek_parser import CONN
+from .windows_samples import SECURITY_4624, WINLOGBEAT_4624
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 WINDOW = "7d"
@@ -209,3 +214,19 @@ def test_a_full_spool_answers_503_and_keeps_what_it_acknowledged(world: Any, dat
         assert len(events) == 20 * len(acknowledged)
         # Once the pipeline has caught up, the spool takes batches again.
         assert post(client, ndjson(logins(1)), headers, params={"source": "flood"}).status_code == 202
+
+
+EVE = {"timestamp": "2026-11-28T10:00:00.000000+0000", "event_type": "alert", "src_ip": "10.0.0.5",
+       "dest_ip": "10.0.0.9", "proto": "TCP", "alert": {"signature": "ET SCAN test", "signature_id": 1}}
+
+
+def test_each_specific_format_is_chosen_for_a_batch_of_it() -> None:
+    samples = {"winlogbeat": WINLOGBEAT_4624, "windows_json": SECURITY_4624, "suricata": EVE, "zeek": CONN}
+    assert set(samples) == set(SPECIFIC_JSON)
+    for name, sample in samples.items():
+        record = orjson.dumps(sample)
+        assert parsers()[name].sniff(record) and MAY_BE_SPECIFIC.search(record), name
+        assert choose_format([record, record]) == name
+    assert choose_format([orjson.dumps(WINLOGBEAT_4624), orjson.dumps(EVE)]) is None
+    assert choose_format([orjson.dumps({"message": "plain"}), b"not json"]) == "json"
+    assert choose_format([b"not json"]) == "json"

@@ -87,6 +87,12 @@ async def request_body(request: Request) -> bytes:
     return body
 
 
+# Every specific JSON parser's sniff needs one of these key names (winlogbeat "winlog..., windows_json
+# "Event", suricata "event_type", zeek "ts"): a record with none of them is plain JSON without asking
+# each sniff (one scan instead of several; a test keeps this in step with the sniffs).
+MAY_BE_SPECIFIC = re.compile(rb'"(?:winlog|Event"|event_type"|ts")')
+
+
 def _specific_json_parsers() -> list[Parser]:
     known = parsers()
     return [known[name] for name in SPECIFIC_JSON if name in known]
@@ -105,7 +111,7 @@ def choose_format(records: Sequence[bytes]) -> str | None:
     for record in records:
         if record.lstrip()[:1] != b"{":
             continue
-        hit = detect(specific, record)
+        hit = detect(specific, record) if MAY_BE_SPECIFIC.search(record) else None
         names.add(hit.name if hit is not None else "json")
         if len(names) > 1:
             return None
