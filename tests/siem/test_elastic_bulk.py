@@ -72,6 +72,8 @@ def test_filebeat_handshake_then_bulk(world: Any, client: TestClient) -> None:
     assert info.json()["version"]["build_flavor"] == "default"
     assert info.json()["tagline"] == "You Know, for Search"
     assert client.head("/", headers=auth).headers["X-Elastic-Product"] == PRODUCT
+    raw_key = {"Authorization": f"ApiKey {shipper_token(world)}"}  # an ApiKey may be the bare token too
+    assert client.get("/", headers=raw_key).status_code == 200
     license_ = client.get("/_license", params={"human": "false"}, headers=auth)
     assert license_.json()["license"]["status"] == "active"
     assert client.get("/_xpack", headers=auth).json()["features"]["ilm"]["available"] is True

@@ -44,7 +44,7 @@ from vigil import __version__
 from vigil.accounts import service as accounts
 from vigil.accounts import signin
 from vigil.core import audit
-from vigil.core.auth import Permission, Principal
+from vigil.core.auth import TOKEN_PREFIX, Permission, Principal
 from vigil.core.db import Scope, set_scope
 from vigil.core.errors import NotAuthenticated, PermissionDenied, VigilError
 from vigil.siem.api.ingest import (
@@ -105,8 +105,14 @@ def _audit_refusal(request: Request, exc: VigilError) -> None:
         log.exception("could not audit a refusal")
 
 
+def is_audited_refusal(exc: VigilError) -> bool:
+    """A permission denied, or a credential that was sent and refused (not a request without any)."""
+    sent = isinstance(exc, NotAuthenticated) and bool(exc.extra.get("credential"))
+    return isinstance(exc, PermissionDenied) or sent
+
+
 def error_response(request: Request, exc: VigilError) -> Response:
-    if isinstance(exc, PermissionDenied) or (isinstance(exc, NotAuthenticated) and exc.extra.get("credential")):
+    if is_audited_refusal(exc):
         _audit_refusal(request, exc)
     kind = ERROR_KINDS.get(exc.status, "illegal_argument_exception" if exc.status < 500 else "exception")
     response = es_json(es_error(exc.status, kind, exc.detail), exc.status)
@@ -131,7 +137,7 @@ class ElasticRoute(APIRoute):
                 # The request's records transaction is still open here (FastAPI closes it after this
                 # handler); end it first, or auditing the refusal would wait for its lock.
                 session: Session | None = getattr(request.state, "session", None)
-                if session is not None:
+                if session is not None and is_audited_refusal(exc):
                     await run_in_threadpool(session.rollback)
                 response = await run_in_threadpool(error_response, request, exc)
             except RequestValidationError as exc:
@@ -170,8 +176,8 @@ def token_from_header(header: str) -> str:
     if not value:
         raise NotAuthenticated("missing authentication credentials for REST request: send a Vigil API token "
                                "(Bearer, ApiKey or Basic with the token as the password)")
-    if scheme == "bearer":
-        return value
+    if scheme == "bearer" or (scheme == "apikey" and value.startswith(TOKEN_PREFIX)):
+        return value  # an ApiKey may also be the token itself, unencoded
     if scheme in ("apikey", "basic"):
         try:
             decoded = base64.b64decode(value, validate=True).decode("utf-8")
@@ -208,6 +214,9 @@ def elastic_shipper(request: Request, session: SessionDep) -> Shipper:
         raise PermissionDenied(f"this needs the permission {Permission.EVENTS_INGEST}: a token of a user with the "
                                "role shipper", permission=str(Permission.EVENTS_INGEST))
     set_scope(session, Scope(units))
+    # The rest (a spool write with its fsync) needs no records store: end the transaction now, so that
+    # SQLite's write lock, which every transaction takes, is not held while the batch is written.
+    session.commit()
     return Shipper(principal, token.name)
 
 
@@ -284,16 +293,27 @@ def cat(what: str, shipper: ShipperDep, format_name: Annotated[str, Query(alias=
     return Response(b"", media_type="text/plain; charset=UTF-8")
 
 
+# Bounds of what shippers may install (memory of a process, not storage): names, and bodies up to a size.
+MAX_INSTALLED = 256
+MAX_KEPT_BODY = 64 * 1024
+
+
 class Installed:
-    """Templates, policies and pipelines shippers installed: acknowledged, remembered per process, not applied."""
+    """Templates, policies and pipelines shippers installed: acknowledged, remembered per process, not applied.
+
+    A body larger than ``MAX_KEPT_BODY`` (Filebeat's full index template) is remembered by name only."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._things: dict[tuple[str, str], Any] = {}
 
-    def put(self, kind: str, name: str, body: Any) -> None:
+    def put(self, kind: str, name: str, body: Any) -> bool:
+        """Remember it; False when the registry is full (a new name beyond ``MAX_INSTALLED``)."""
         with self._lock:
+            if (kind, name) not in self._things and len(self._things) >= MAX_INSTALLED:
+                return False
             self._things[(kind, name)] = body
+            return True
 
     def get(self, kind: str, name: str) -> Any:
         with self._lock:
@@ -311,6 +331,8 @@ def installed_of(request: Request) -> Installed:
             registry = Installed()
             request.app.state.elastic_installed = registry
         return registry
+
+
 NOT_FOUND = {"index_template": "index template matching [{}] not found", "template": "index_template [{}] missing",
              "ilm_policy": "Lifecycle policy not found: {}", "pipeline": "pipeline [{}] is missing"}
 
@@ -322,13 +344,14 @@ def _installed_or_404(request: Request, kind: str, name: str, found: Callable[[A
     return es_json(found(body))
 
 
-async def _remember(request: Request, kind: str, name: str) -> Response:
-    raw = await request.body()
+def _remember(request: Request, raw: bytes, kind: str, name: str) -> Response:
     try:
         body = orjson.loads(raw) if raw.strip() else {}
     except orjson.JSONDecodeError as exc:
         return es_json(es_error(400, "parse_exception", f"request body is not JSON: {exc}"), 400)
-    installed_of(request).put(kind, name, body)
+    if not installed_of(request).put(kind, name, body if len(raw) <= MAX_KEPT_BODY else {}):
+        return es_json(es_error(400, "illegal_argument_exception",
+                                f"Vigil remembers at most {MAX_INSTALLED} templates, policies and pipelines"), 400)
     return es_json({"acknowledged": True})
 
 
@@ -340,8 +363,8 @@ def get_index_template(name: str, request: Request, shipper: ShipperDep) -> Resp
 
 
 @router.put("/_index_template/{name}", summary="Install an index template (acknowledged, not applied)")
-async def put_index_template(name: str, request: Request, shipper: ShipperDep) -> Response:
-    return await _remember(request, "index_template", name)
+def put_index_template(name: str, request: Request, body: Body, shipper: ShipperDep) -> Response:
+    return _remember(request, body, "index_template", name)
 
 
 @router.get("/_template/{name}", summary="Legacy template (for shippers)")
@@ -351,8 +374,8 @@ def get_legacy_template(name: str, request: Request, shipper: ShipperDep) -> Res
 
 
 @router.put("/_template/{name}", summary="Install a legacy template (acknowledged, not applied)")
-async def put_legacy_template(name: str, request: Request, shipper: ShipperDep) -> Response:
-    return await _remember(request, "template", name)
+def put_legacy_template(name: str, request: Request, body: Body, shipper: ShipperDep) -> Response:
+    return _remember(request, body, "template", name)
 
 
 @router.get("/_ilm/policy/{name}", summary="ILM policy (for shippers)")
@@ -366,8 +389,8 @@ def get_ilm_policy(name: str, request: Request, shipper: ShipperDep) -> Response
 
 
 @router.put("/_ilm/policy/{name}", summary="Install an ILM policy (acknowledged; Vigil's retention applies)")
-async def put_ilm_policy(name: str, request: Request, shipper: ShipperDep) -> Response:
-    return await _remember(request, "ilm_policy", name)
+def put_ilm_policy(name: str, request: Request, body: Body, shipper: ShipperDep) -> Response:
+    return _remember(request, body, "ilm_policy", name)
 
 
 @router.get("/_ingest/pipeline/{name}", summary="Ingest pipeline (for shippers)")
@@ -377,8 +400,8 @@ def get_ingest_pipeline(name: str, request: Request, shipper: ShipperDep) -> Res
 
 
 @router.put("/_ingest/pipeline/{name}", summary="Install an ingest pipeline (acknowledged, not run)")
-async def put_ingest_pipeline(name: str, request: Request, shipper: ShipperDep) -> Response:
-    return await _remember(request, "pipeline", name)
+def put_ingest_pipeline(name: str, request: Request, body: Body, shipper: ShipperDep) -> Response:
+    return _remember(request, body, "pipeline", name)
 
 
 # --- _bulk ------------------------------------------------------------------------------------------
