@@ -52,6 +52,13 @@ ACTION_LABELS: dict[str, str] = {
     "policy.update": N_("Security policy changed"),
     "audit.export": N_("Audit log exported"),
     "audit.verify": N_("Audit chain verified"),
+    "events.exported": N_("Events exported"),
+    "saved_search.create": N_("Saved search created"),
+    "saved_search.delete": N_("Saved search deleted"),
+    "siem.source.create": N_("Log source added"),
+    "siem.source.update": N_("Log source changed"),
+    "siem.source.delete": N_("Log source removed"),
+    "siem.retention.run": N_("Log retention run"),
 }
 TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 
