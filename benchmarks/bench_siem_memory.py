@@ -1,8 +1,8 @@
 """SIEM ingest memory: the process's resident memory while 10,000,000 events go through spool → pipeline → DuckDB.
 
 Events are generated on the fly (``_siem_data.event``, about 450 bytes as JSON) and submitted to ``Siem``
-in batches of 10,000 as the HTTP receiver does; the pipeline stores what the spool holds every 13
-batches, as it would beside the receiver. The resident set size (``VmRSS``) is sampled after every
+in batches of 10,000 as the HTTP receiver does; the pipeline stores what the spool holds whenever one
+spool read's worth is waiting. The resident set size (``VmRSS``) is sampled after every
 store; the figures are the RSS after the first 1,000,000 events, at the end, and the peak. Flat means
 the end and the peak stay near the 1,000,000 figure instead of growing with the events stored.
 Usage: ``bench_siem_memory.py [--events N]``.
@@ -19,12 +19,12 @@ from _common import machine, report
 from _siem_data import lines
 
 from vigil.core.config import Settings
-from vigil.siem.pipeline import SourceConfig
+from vigil.siem.pipeline import MAX_RECORDS, SourceConfig
 from vigil.siem.runtime import Siem
 from vigil.siem.spool import BatchMeta
 
 BATCH = 10_000
-STORE_EVERY = 13  # batches: the pipeline reads about 130,000 records at once
+STORE_EVERY = max(MAX_RECORDS // BATCH, 1)  # batches: what one spool read of the pipeline holds
 
 
 def rss_mib() -> float:

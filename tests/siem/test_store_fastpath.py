@@ -16,6 +16,7 @@ import orjson
 import pytest
 
 from vigil.core.errors import BadInput
+from vigil.siem import pipeline as pipeline_module
 from vigil.siem.fields import COLUMNS
 from vigil.siem.pipeline import Pipeline, SourceConfig
 from vigil.siem.spool import BatchMeta, Spool
@@ -148,6 +149,30 @@ def test_consecutive_batches_are_stored_once_in_one_transaction(tmp_path: Path) 
         # After a restart nothing is stored twice: the spool replays from the store's position.
         again = Pipeline(spool, store, configs=json_configs)
         assert again.run_once() == 0 and store.count() == 500
+    finally:
+        spool.close()
+        store.close()
+
+
+def test_groups_stop_at_a_row_group_of_records(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pipeline_module, "GROUP_RECORDS", 250)
+    store = DuckDBEventStore(tmp_path / "events.duckdb")
+    spool = Spool(tmp_path / "spool", quota_bytes=64 * 1024**2)
+    try:
+        for n in range(5):
+            spool.append(batch_lines(n * 100, 100), meta())
+        spool.append(batch_lines(500, 400), meta())  # bigger than a group: a transaction of its own
+        calls: list[int] = []
+        append_json = store.append_json
+
+        def counting(documents: Any, **kwargs: Any) -> Any:
+            calls.append(len(documents))
+            return append_json(documents, **kwargs)
+
+        store.append_json = counting  # type: ignore[method-assign]
+        Pipeline(spool, store, configs=json_configs).run_once()
+        assert calls == [200, 200, 100, 400]
+        assert stored_sequence(store) == list(range(900)) and store.last_position() == spool.end()
     finally:
         spool.close()
         store.close()
