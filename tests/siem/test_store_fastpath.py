@@ -107,6 +107,15 @@ def test_documents_with_leading_space_line_breaks_or_bad_utf8_are_kept(store: Du
     assert store.count("user_name = ?", ["ann"]) == 1
 
 
+def test_a_count_can_stop_early(store: DuckDBEventStore) -> None:
+    store.append([{"@timestamp": RECEIVED, "message": f"word {n}"} for n in range(500)], unit_id=1, source="t")
+    assert store.count("message ILIKE ?", ["%word%"], at_most=100) == 100
+    assert store.count("message ILIKE ?", ["%word 1%"], at_most=1000) == 111
+    assert store.count(at_most=0) == 0 and store.count(unit_ids=[2], at_most=10) == 0
+    with pytest.raises(BadInput):
+        store.count(at_most=-1)
+
+
 # -- the pipeline's grouping of spool batches -------------------------------------------------------------------
 
 

@@ -66,7 +66,8 @@ class EventStore(Protocol):
         ...
 
     def count(self, where_sql: str = "", params: Sequence[Any] = (), *, unit_ids: Sequence[int] | None = None,
-              start: datetime | None = None, end: datetime | None = None) -> int:
+              start: datetime | None = None, end: datetime | None = None, at_most: int | None = None) -> int:
+        """Matching events; with ``at_most``, counting stops there (a search page's "10,000+" total)."""
         ...
 
     def search(self, where_sql: str = "", params: Sequence[Any] = (), *, unit_ids: Sequence[int] | None = None,
