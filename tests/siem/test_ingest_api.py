@@ -5,6 +5,7 @@ while everything acknowledged before is kept."""
 from __future__ import annotations
 
 import gzip
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -85,6 +86,9 @@ def test_ndjson_batch_is_acknowledged_then_searchable(world: Any, client: TestCl
     assert all(event["user"]["name"] == "alice" for event in events)
     # Ingestion is not audited: a record per batch would drown the trail.
     assert audit_count(world.database) == audit_before
+    # ... it is counted for Prometheus.
+    metrics = client.get("/metrics", headers=world.headers("sysadmin")).text
+    assert re.search(r'^vigil_ingest_records_total\{transport="http"\} [1-9]', metrics, re.MULTILINE), metrics[-500:]
 
 
 def test_json_array_and_gzip_are_accepted(world: Any, client: TestClient) -> None:
@@ -121,6 +125,12 @@ def test_bad_lines_become_failure_events_and_the_good_ones_are_stored(world: Any
     failures = found(siem, 'vigil.source:"http:mixed" AND event.kind:pipeline_error')
     assert sorted(event["event"]["original"] for event in failures) == ["this is not json", '{"truncated": ']
     assert all(event["error"]["message"] for event in failures)
+    # A JSON array that is not valid JSON is one record, stored as a failure saying why.
+    broken = post(client, b'[{"a": 1}, {"b": ', shipper_headers(world), content_type="application/json",
+                  params={"source": "broken"})
+    assert broken.status_code == 202 and broken.json()["accepted"] == 1 and broken.json()["not_json"] == 1
+    assert siem.drain()
+    assert found(siem, 'vigil.source:"http:broken"')[0]["event"]["kind"] == "pipeline_error"
 
 
 def test_specific_formats_are_detected(world: Any, client: TestClient) -> None:

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
+from prometheus_client import Counter
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
@@ -45,6 +46,9 @@ DECOMPRESSED_FACTOR = 10
 # Form encodings would make the CSRF check parse the body as a form; no shipper sends them.
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 JSON_FORMATS = frozenset({*SPECIFIC_JSON, "json"})
+# Records taken into the spool over HTTP, by way in ("http": /api/v1/ingest, "bulk": _bulk); refusals
+# show in vigil_http_requests_total by status (503: spool full).
+ACCEPTED = Counter("vigil_ingest_records_total", "Records accepted into the spool over HTTP", ["transport"])
 
 
 class UnsupportedMediaType(VigilError):
@@ -162,6 +166,7 @@ async def submit(request: Request, records: Sequence[bytes], meta: BatchMeta) ->
     """Hand the batch to the spool in a worker thread (it fsyncs); its position once it is on disk."""
     siem: Siem = request.app.state.siem
     position: SpoolPosition = await run_in_threadpool(siem.submit, records, meta)
+    ACCEPTED.labels(meta.transport).inc(len(records))
     return position
 
 
