@@ -28,7 +28,7 @@ from vigil.siem import search
 from vigil.siem.store.duckdb import DuckDBEventStore
 
 PASSWORD = "Shipper-Crash-Test-9!"
-BATCH = 25
+BATCH = 200  # events per batch: big enough that the pipeline is often mid-batch when the server dies
 # Readiness polls (not speed assertions): how long a loaded CI machine may take to start the server.
 START_PATIENCE = 180.0
 
