@@ -96,7 +96,7 @@ def test_json_array_and_gzip_are_accepted(world: Any, client: TestClient) -> Non
     array = orjson.dumps(logins(3, start=100))
     response = post(client, array, headers, content_type="application/json", params={"source": "array"})
     assert response.status_code == 202 and response.json()["accepted"] == 3
-    packed = gzip.compress(ndjson(logins(2, start=200)))
+    packed = gzip.compress(ndjson(logins(1, start=200))) + gzip.compress(ndjson(logins(1, start=201)))  # 2 members
     response = post(client, packed, {**headers, "Content-Encoding": "gzip"}, params={"source": "gz"})
     assert response.status_code == 202 and response.json()["accepted"] == 2
     siem: Siem = client.app.state.siem  # type: ignore[attr-defined]
@@ -169,6 +169,9 @@ def test_bad_requests_are_refused_with_a_reason(world: Any, client: TestClient) 
     assert_problem(post(client, b"{}", headers, params={"source": "bad name/with slash"}), 422)
     assert_problem(post(client, b"a=b", headers, content_type="application/x-www-form-urlencoded"), 415)
     assert_problem(post(client, b"not gzip", {**headers, "Content-Encoding": "gzip"}), 422)
+    cut = gzip.compress(ndjson(logins(50)))[:-30]
+    assert "cut short" in assert_problem(post(client, cut, {**headers, "Content-Encoding": "gzip"}), 422)["detail"]
+    assert_problem(post(client, b"{}", {**headers, "Content-Encoding": "br"}), 415)
 
 
 def test_a_token_is_needed_and_it_must_hold_the_ingest_permission(world: Any, client: TestClient) -> None:
@@ -240,3 +243,10 @@ def test_each_specific_format_is_chosen_for_a_batch_of_it() -> None:
     assert choose_format([orjson.dumps(WINLOGBEAT_4624), orjson.dumps(EVE)]) is None
     assert choose_format([orjson.dumps({"message": "plain"}), b"not json"]) == "json"
     assert choose_format([b"not json"]) == "json"
+
+
+def test_a_gzip_bomb_is_refused_without_unpacking_it_all(world: Any, client: TestClient) -> None:
+    limit = client.app.state.settings.max_body_bytes * 10  # type: ignore[attr-defined]
+    bomb = gzip.compress(b"{}\n" * (limit // 3 + 1000), compresslevel=9)
+    response = post(client, bomb, {**shipper_headers(world), "Content-Encoding": "gzip"})
+    assert_problem(response, 413, "payload-too-large")

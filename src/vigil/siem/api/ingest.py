@@ -61,14 +61,21 @@ class UnsupportedMediaType(VigilError):
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-    try:
-        data = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise BadInput(f"the body says Content-Encoding: gzip but is not gzip data ({exc})") from None
-    if len(data) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"the gzip'd body unpacks to more than {limit:,} bytes; send smaller batches")
-    return data
+    """A gzip body unpacked (all its members, as ``gzip.decompress`` would), refused past ``limit`` bytes."""
+    unpacked = bytearray()
+    rest = body
+    while rest:
+        inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            unpacked += inflater.decompress(rest, limit + 1 - len(unpacked))
+        except zlib.error as exc:
+            raise BadInput(f"the body says Content-Encoding: gzip but is not gzip data ({exc})") from None
+        if len(unpacked) > limit or inflater.unconsumed_tail:
+            raise PayloadTooLarge(f"the gzip'd body unpacks to more than {limit:,} bytes; send smaller batches")
+        if not inflater.eof:
+            raise BadInput("the gzip'd body is cut short; nothing of it was taken")
+        rest = inflater.unused_data
+    return bytes(unpacked)
 
 
 async def request_body(request: Request) -> bytes:
@@ -85,7 +92,10 @@ async def request_body(request: Request) -> bytes:
     body = await request.body()
     encoding = request.headers.get("content-encoding", "").strip().lower()
     if encoding in ("gzip", "x-gzip"):
-        return _gunzip(body, settings_of(request).max_body_bytes * DECOMPRESSED_FACTOR)
+        # In a worker thread: unpacking tens of megabytes must not hold up the event loop.
+        unpacked: bytes = await run_in_threadpool(_gunzip, body,
+                                                  settings_of(request).max_body_bytes * DECOMPRESSED_FACTOR)
+        return unpacked
     if encoding not in ("", "identity"):
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; use gzip or none")
     return body
