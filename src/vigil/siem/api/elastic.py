@@ -490,7 +490,8 @@ def _item_json(item: BulkItem, auto_id: str) -> dict[str, Any]:
     return {item.action: body}
 
 
-async def _bulk(request: Request, body: bytes, shipper: Shipper, index: str | None, source: str | None) -> Response:
+def _bulk(request: Request, body: bytes, shipper: Shipper, index: str | None, source: str | None) -> Response:
+    """One spool batch for the whole request (run in a worker thread: parsing and the fsync block)."""
     started = time.perf_counter()
     parsed = parse_bulk(body, index)
     if not parsed.items:
@@ -501,7 +502,7 @@ async def _bulk(request: Request, body: bytes, shipper: Shipper, index: str | No
         name = f"bulk:{source or safe_source_name(shipper.token_name)}"
         meta = BatchMeta(source=name, unit_id=ingest_unit(shipper.principal), format=choose_format(parsed.records),
                          transport="bulk", peer=client_ip(request))
-        segment, offset = await submit(request, parsed.records, meta)  # SpoolFull: 503 + Retry-After
+        segment, offset = submit(request, parsed.records, meta)  # SpoolFull: 503 + Retry-After
     # Ids of documents sent without one: where the document sits in the spool, unique and stable.
     items = [_item_json(item, f"{segment:x}-{offset:x}-{item.record}") for item in parsed.items]
     return es_json({"took": int((time.perf_counter() - started) * 1000),
@@ -519,12 +520,12 @@ BULK_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {"appl
 
 @router.post("/_bulk", summary="Bulk-index events (Elasticsearch _bulk)", openapi_extra=BULK_BODY)
 @router.put("/_bulk", include_in_schema=False)
-async def bulk(request: Request, body: Body, shipper: ShipperDep, source: SourceQuery = None) -> Response:
-    return await _bulk(request, body, shipper, None, source)
+def bulk(request: Request, body: Body, shipper: ShipperDep, source: SourceQuery = None) -> Response:
+    return _bulk(request, body, shipper, None, source)
 
 
 @router.post("/{index}/_bulk", summary="Bulk-index events into an index", openapi_extra=BULK_BODY)
 @router.put("/{index}/_bulk", include_in_schema=False)
-async def bulk_into(index: str, request: Request, body: Body, shipper: ShipperDep,
-                    source: SourceQuery = None) -> Response:
-    return await _bulk(request, body, shipper, index, source)
+def bulk_into(index: str, request: Request, body: Body, shipper: ShipperDep,
+              source: SourceQuery = None) -> Response:
+    return _bulk(request, body, shipper, index, source)

@@ -172,10 +172,10 @@ def position_json(position: SpoolPosition) -> dict[str, int]:
     return {"segment": segment, "offset": offset}
 
 
-async def submit(request: Request, records: Sequence[bytes], meta: BatchMeta) -> SpoolPosition:
-    """Hand the batch to the spool in a worker thread (it fsyncs); its position once it is on disk."""
+def submit(request: Request, records: Sequence[bytes], meta: BatchMeta) -> SpoolPosition:
+    """Hand the batch to the spool (it fsyncs; call it from a worker thread); its position once on disk."""
     siem: Siem = request.app.state.siem
-    position: SpoolPosition = await run_in_threadpool(siem.submit, records, meta)
+    position = siem.submit(records, meta)
     ACCEPTED.labels(meta.transport).inc(len(records))
     return position
 
@@ -224,7 +224,7 @@ TransactionEnded = Annotated[None, Depends(end_transaction)]
         "application/json": {"schema": {"type": "array", "items": {"type": "object"}}},
     }}},
 )
-async def ingest(
+def ingest(
     request: Request,
     body: Body,
     principal: Shipper,
@@ -235,7 +235,10 @@ async def ingest(
     format_name: Annotated[str | None, Query(alias="format", pattern=r"^[a-z0-9_]{1,40}$",
                                              description="Parser name; default: detected.")] = None,
 ) -> Response:
-    """Accept a batch; answered with 202 only once it is safely in the spool."""
+    """Accept a batch; answered with 202 only once it is safely in the spool.
+
+    A plain function: FastAPI runs it in a worker thread, so splitting, sniffing and the spool's fsync
+    never hold up the event loop."""
     if format_name is not None:
         parser(format_name)  # an unknown name is a 422 naming the known ones
     records = list(split_records(body))
@@ -246,7 +249,7 @@ async def ingest(
     meta = BatchMeta(source=name, unit_id=ingest_unit(principal), format=chosen, transport="http",
                      peer=client_ip(request))
     try:
-        position = await submit(request, records, meta)
+        position = submit(request, records, meta)
     except SpoolFull as exc:
         return spool_full_problem(request, exc)
     # With a text format (?format=syslog, say) lines are not meant to be JSON: nothing to count.
