@@ -69,6 +69,7 @@ ACTIONS = frozenset({"index", "create", "delete", "update"})
 # An action line, recognised without decoding it: used to resynchronise after a malformed line.
 _ACTION_LINE = re.compile(rb'^\s*\{\s*"(?:index|create|delete|update)"\s*:\s*\{')
 _seq_no = itertools.count()
+SHARDS = {"total": 1, "successful": 1, "failed": 0}  # one copy, written once: the spool
 
 
 # --- responses --------------------------------------------------------------------------------------
@@ -427,6 +428,21 @@ def _failed(action: str, index: str, doc_id: str | None, kind: str, reason: str)
     return BulkItem(action, index, doc_id, status=400, error={"type": kind, "reason": reason})
 
 
+def _action(line: bytes, default_index: str | None) -> tuple[str, str, str | None] | None:
+    """(action, index, id) of an action/metadata line; None when it is not one."""
+    try:
+        value = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(value, dict) or len(value) != 1:
+        return None
+    action, meta = next(iter(value.items()))
+    if action not in ACTIONS or not isinstance(meta, dict):
+        return None
+    doc_id = meta.get("_id")
+    return action, str(meta.get("_index") or default_index or ""), None if doc_id is None else str(doc_id)
+
+
 def parse_bulk(body: bytes, default_index: str | None) -> BulkRequest:
     """NDJSON action/metadata lines and their documents; documents stay the bytes that were sent.
 
@@ -436,25 +452,21 @@ def parse_bulk(body: bytes, default_index: str | None) -> BulkRequest:
     lines = [line for line in body.split(b"\n") if line.strip()]
     items: list[BulkItem] = []
     records: list[bytes] = []
+    # Shippers repeat the same action line (same index, no id) for every document: decoded once.
+    decoded: dict[bytes, tuple[str, str, str | None] | None] = {}
     position = 0
     while position < len(lines):
         line = lines[position]
         position += 1
-        try:
-            action_line = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            action_line = exc
-        if not (isinstance(action_line, dict) and len(action_line) == 1 and next(iter(action_line)) in ACTIONS
-                and isinstance(next(iter(action_line.values())), dict)):
+        action_meta = decoded[line] if line in decoded else decoded.setdefault(line, _action(line, default_index))
+        if action_meta is None:
             reason = (f"Malformed action/metadata line [{position}]: expected an object with one of "
                       f"index, create, delete, update, found {line[:80].decode('utf-8', 'replace')!r}")
             items.append(_failed("index", default_index or "", None, "illegal_argument_exception", reason))
             if position < len(lines) and not _ACTION_LINE.match(lines[position]):
                 position += 1  # its document
             continue
-        action, meta = next(iter(action_line.items()))
-        index = str(meta.get("_index") or default_index or "")
-        doc_id = str(meta["_id"]) if meta.get("_id") is not None else None
+        action, index, doc_id = action_meta
         if action == "delete":
             items.append(_failed(action, index, doc_id, "illegal_argument_exception",
                                  "Vigil keeps events as received: delete is not supported"))
@@ -485,8 +497,8 @@ def _item_json(item: BulkItem, auto_id: str) -> dict[str, Any]:
     if item.error is not None:
         body["error"] = {**item.error, "index": item.index}
     else:
-        body.update({"result": "created", "_version": 1, "_shards": {"total": 1, "successful": 1, "failed": 0},
-                     "_seq_no": next(_seq_no), "_primary_term": 1})
+        body.update({"result": "created", "_version": 1, "_shards": SHARDS, "_seq_no": next(_seq_no),
+                     "_primary_term": 1})
     return {item.action: body}
 
 
