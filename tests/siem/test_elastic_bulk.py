@@ -196,10 +196,15 @@ def test_credentials_are_checked_like_elasticsearch_does(world: Any, client: Tes
     assert client.get("/_license", headers=world.headers("analyst")).status_code == 403
 
 
-def test_a_browser_on_the_root_still_gets_the_web_ui(client: TestClient) -> None:
+def test_a_browser_on_the_root_still_gets_the_web_ui(world: Any, client: TestClient) -> None:
     page = client.get("/", follow_redirects=False, headers={"Accept": "text/html"})
     assert page.status_code == 303 and page.headers["location"].startswith("/login")
     assert "X-Elastic-Product" not in page.headers
+    # A client sending credentials (or probing with HEAD) talks to the Elasticsearch side.
+    probe = client.head("/")
+    assert probe.status_code == 401 and probe.headers["X-Elastic-Product"] == PRODUCT
+    analyst = client.get("/", headers=world.headers("analyst"))
+    assert analyst.status_code == 403 and analyst.json()["error"]["type"] == "security_exception"
 
 
 def test_a_full_spool_answers_503_with_retry_after(world: Any, database: Database, settings: Settings,
