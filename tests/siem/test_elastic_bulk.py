@@ -114,7 +114,7 @@ def test_vector_handshake_then_bulk_into_an_index(world: Any, client: TestClient
     info = client.get("/", headers={**auth, "Accept": "application/json"})
     assert info.json()["version"]["number"].startswith("8.")
     assert client.get("/_cluster/health", headers=auth).json()["status"] == "green"
-    body = bulk_body(*[({"index": {"_id": f"v{n}"}}, doc(n, vector=True)) for n in range(2)])
+    body = bulk_body(*[({"index": {"_id": f"v{n}"}}, doc(n, vector=True)) for n in range(2)]).replace(b"\n", b"\r\n")
     response = client.post("/logs-vector/_bulk", content=body, params={"source": "edge"},
                            headers={**auth, "Content-Type": "application/x-ndjson"})
     items = response.json()["items"]

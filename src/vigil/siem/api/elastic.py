@@ -449,7 +449,8 @@ def parse_bulk(body: bytes, default_index: str | None) -> BulkRequest:
     A line that is not a valid action fails as one item (the rest of the request is still taken); if the
     line after it is not an action either, it is taken to be that item's document and skipped too.
     """
-    lines = [line for line in body.split(b"\n") if line.strip()]
+    # splitlines: "\r\n" too (a raw CR or LF cannot appear inside a JSON line; strings escape them).
+    lines = [line for line in body.splitlines() if line.strip()]
     items: list[BulkItem] = []
     records: list[bytes] = []
     # Shippers repeat the same action line (same index, no id) for every document: decoded once.
