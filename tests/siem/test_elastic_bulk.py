@@ -174,6 +174,10 @@ def test_empty_bulk_is_an_error_in_elasticsearch_shape(world: Any, client: TestC
     response = client.post("/_bulk", content=b"\n", headers=bearer(shipper_token(world)))
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "action_request_validation_exception"
+    bad_source = client.post("/_bulk", content=b'{"create":{"_index":"x"}}\n{}\n', params={"source": "a b/c"},
+                             headers=bearer(shipper_token(world)))
+    assert bad_source.status_code == 400 and bad_source.json()["error"]["type"] == "illegal_argument_exception"
+    assert bad_source.headers["X-Elastic-Product"] == PRODUCT
 
 
 def test_credentials_are_checked_like_elasticsearch_does(world: Any, client: TestClient) -> None:
