@@ -5,12 +5,13 @@ in batches of 10,000 as the HTTP receiver does; the pipeline stores what the spo
 spool read's worth is waiting. The resident set size (``VmRSS``) is sampled after every
 store; the figures are the RSS after the first 1,000,000 events, at the end, and the peak. Flat means
 the end and the peak stay near the 1,000,000 figure instead of growing with the events stored.
-Usage: ``bench_siem_memory.py [--events N]``.
+Usage: ``bench_siem_memory.py [--events N] [--memory-limit 512MB]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import tempfile
 import time
 from pathlib import Path
@@ -19,9 +20,11 @@ from _common import machine, report
 from _siem_data import lines
 
 from vigil.core.config import Settings
+from vigil.siem import runtime
 from vigil.siem.pipeline import MAX_RECORDS, SourceConfig
 from vigil.siem.runtime import Siem
 from vigil.siem.spool import BatchMeta
+from vigil.siem.store.duckdb import DEFAULT_MEMORY_LIMIT, DuckDBEventStore
 
 BATCH = 10_000
 STORE_EVERY = max(MAX_RECORDS // BATCH, 1)  # batches: what one spool read of the pipeline holds
@@ -37,9 +40,15 @@ def rss_mib() -> float:
 def main() -> None:
     options = argparse.ArgumentParser(description=__doc__)
     options.add_argument("--events", type=int, default=10_000_000)
+    options.add_argument("--memory-limit", help="DuckDB's memory_limit for the store, e.g. 512MB "
+                         f"(default: the store's, {DEFAULT_MEMORY_LIMIT})")
     args = options.parse_args()
     total = args.events
+    if args.memory_limit:  # what a store setting passed by the runtime would do
+        runtime.DuckDBEventStore = functools.partial(  # type: ignore[misc]
+            DuckDBEventStore, memory_limit=args.memory_limit)
     samples: list[tuple[int, float]] = []
+    duckdb_mib = 0.0
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as folder:
         siem = Siem(Settings(data_dir=Path(folder)))
         siem.source_configs = lambda name: SourceConfig(format="json")
@@ -56,19 +65,24 @@ def main() -> None:
                         print(f"   {samples[-1][0]:,} events, RSS {samples[-1][1]:,.0f} MiB "
                               f"({time.perf_counter() - started:.0f} s)", flush=True)
             stored = siem.store.count()
+            store = siem.store
+            if isinstance(store, DuckDBEventStore):
+                duckdb_mib = store.memory_bytes() / 1024**2
             size = Path(folder, "events.duckdb").stat().st_size / 1024**2
         finally:
             siem.stop()
     elapsed = time.perf_counter() - started
     if stored != total:
         raise SystemExit(f"stored {stored:,} events of {total:,}")
-    conditions = (f"{total:,} events of ~450 B in batches of {BATCH:,}, store file {size:,.0f} MiB, "
+    limit = f"DuckDB memory_limit {args.memory_limit or DEFAULT_MEMORY_LIMIT}"
+    conditions = (f"{total:,} events of ~450 B in batches of {BATCH:,}, {limit}, store file {size:,.0f} MiB, "
                   f"{elapsed:,.0f} s, {machine()}")
     first_million = next((rss for count, rss in samples if count >= 1_000_000), samples[-1][1])
     report("siem ingest memory, RSS before ingest", start_rss, "MiB", conditions)
     report("siem ingest memory, RSS after 1,000,000 events", first_million, "MiB", conditions)
     report(f"siem ingest memory, RSS after {total:,} events", samples[-1][1], "MiB", conditions)
     report("siem ingest memory, peak RSS", max(rss for _, rss in samples), "MiB", conditions)
+    report("siem ingest memory, held by DuckDB at the end", duckdb_mib, "MiB", conditions)
 
 
 if __name__ == "__main__":

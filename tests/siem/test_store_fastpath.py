@@ -107,6 +107,17 @@ def test_documents_with_leading_space_line_breaks_or_bad_utf8_are_kept(store: Du
     assert store.count("user_name = ?", ["ann"]) == 1
 
 
+def test_a_memory_limit_is_set_or_refused(tmp_path: Path) -> None:
+    limited = DuckDBEventStore(tmp_path / "a.duckdb", memory_limit="256MB")
+    try:
+        assert limited._query("SELECT current_setting('memory_limit')", [])[0][0] == "244.1 MiB"
+    finally:
+        limited.close()
+    for bad in ("lots", "1GB'; DROP TABLE events; --", "-5GB"):
+        with pytest.raises(BadInput):
+            DuckDBEventStore(tmp_path / "b.duckdb", memory_limit=bad)
+
+
 def test_a_count_can_stop_early(store: DuckDBEventStore) -> None:
     store.append([{"@timestamp": RECEIVED, "message": f"word {n}"} for n in range(500)], unit_id=1, source="t")
     assert store.count("message ILIKE ?", ["%word%"], at_most=100) == 100
