@@ -161,6 +161,22 @@ def test_specific_formats_are_detected(world: Any, client: TestClient) -> None:
     assert found(siem, 'vigil.source:"http:fbsuricata"')[0]["suricata"]["eve"]["event_type"] == "alert"
 
 
+def test_a_format_set_for_the_source_wins_over_detection(world: Any, client: TestClient) -> None:
+    # A security administrator says the source http:fw2 sends syslog lines (even if they look like JSON).
+    created = client.post("/api/v1/siem/sources", headers=world.headers("secadmin"),
+                          json={"name": "http:fw2", "format": "syslog"})
+    assert created.status_code == 201, created.text
+    line = f"<34>1 {NOW.isoformat()} fw02 kernel - - - link eth1 down\n".encode()
+    response = post(client, line, shipper_headers(world), content_type="text/plain", params={"source": "fw2"})
+    assert response.json()["format"] == "syslog" and response.json()["not_json"] == 0
+    siem: Siem = client.app.state.siem  # type: ignore[attr-defined]
+    assert siem.drain()
+    assert found(siem, 'vigil.source:"http:fw2"')[0]["message"] == "link eth1 down"
+    # ?format= on the request still comes first.
+    assert post(client, b"{}", shipper_headers(world), params={"source": "fw2", "format": "json"}).json()[
+        "format"] == "json"
+
+
 def test_bad_requests_are_refused_with_a_reason(world: Any, client: TestClient) -> None:
     headers = shipper_headers(world)
     assert_problem(post(client, b"", headers), 422, "bad-input")

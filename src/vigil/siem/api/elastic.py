@@ -49,7 +49,7 @@ from vigil.core.db import Scope, set_scope
 from vigil.core.errors import NotAuthenticated, PermissionDenied, VigilError
 from vigil.siem.api.ingest import (
     SOURCE_PATTERN,
-    choose_format,
+    batch_format,
     ingest_unit,
     request_body,
     safe_source_name,
@@ -513,8 +513,9 @@ def _bulk(request: Request, body: bytes, shipper: Shipper, index: str | None, so
     segment = offset = 0
     if parsed.records:
         name = f"bulk:{source or safe_source_name(shipper.token_name)}"
-        meta = BatchMeta(source=name, unit_id=ingest_unit(shipper.principal), format=choose_format(parsed.records),
-                         transport="bulk", peer=client_ip(request))
+        chosen, _ = batch_format(request, name, parsed.records, None)
+        meta = BatchMeta(source=name, unit_id=ingest_unit(shipper.principal), format=chosen, transport="bulk",
+                         peer=client_ip(request))
         segment, offset = submit(request, parsed.records, meta)  # SpoolFull: 503 + Retry-After
     # Ids of documents sent without one: where the document sits in the spool, unique and stable.
     items = [_item_json(item, f"{segment:x}-{offset:x}-{item.record}") for item in parsed.items]

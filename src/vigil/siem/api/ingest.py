@@ -143,6 +143,23 @@ def choose_format(records: Sequence[bytes]) -> str | None:
     return found.name
 
 
+def batch_format(request: Request, source: str, records: Sequence[bytes],
+                 requested: str | None) -> tuple[str | None, str | None]:
+    """(the format to spool the batch with, the format its records will be read with).
+
+    The request's ``?format=`` comes first, then the format an administrator set for the source on the
+    log-sources page (the batch then carries none, so the pipeline reads the source's setting), then
+    what the documents look like."""
+    if requested:
+        return requested, requested
+    siem: Siem = request.app.state.siem
+    configured = siem.source_configs(source).format
+    if configured:
+        return None, configured
+    detected = choose_format(records)
+    return detected, detected
+
+
 def not_json_objects(records: Sequence[bytes]) -> int:
     """Records that plainly are not JSON objects (a cheap look at the first and last byte, no decoding).
 
@@ -244,8 +261,8 @@ def ingest(
     records = list(split_records(body))
     if not records:
         raise BadInput("the body holds no events: send NDJSON lines or a JSON array of objects")
-    chosen = format_name or choose_format(records)
     name = f"http:{source or safe_source_name(principal.username)}"
+    chosen, effective = batch_format(request, name, records, format_name)
     meta = BatchMeta(source=name, unit_id=ingest_unit(principal), format=chosen, transport="http",
                      peer=client_ip(request))
     try:
@@ -253,7 +270,7 @@ def ingest(
     except SpoolFull as exc:
         return spool_full_problem(request, exc)
     # With a text format (?format=syslog, say) lines are not meant to be JSON: nothing to count.
-    suspect = not_json_objects(records) if chosen is None or chosen in JSON_FORMATS else 0
+    suspect = not_json_objects(records) if effective is None or effective in JSON_FORMATS else 0
     result: dict[str, Any] = {"accepted": len(records), "not_json": suspect,
-                              "format": chosen or "detect", "source": name, "position": position_json(position)}
+                              "format": effective or "detect", "source": name, "position": position_json(position)}
     return JSONResponse(result, status_code=202)
