@@ -49,6 +49,7 @@ BATCH_RECORDS = 2_000  # a batch is handed to the spool at this many messages ..
 BATCH_BYTES = 8 * 1024 * 1024  # ... or this many bytes ...
 BATCH_LINGER = 0.05  # ... or this long after its first message, whichever comes first.
 UDP_HELD_RECORDS = 20_000  # UDP messages held for the spool (per sender) before new ones are dropped
+UDP_HELD_TOTAL = 200_000  # and of all senders together (many senders, or spoofed ones, cannot exhaust memory)
 RETRY_FIRST = 0.25  # first pause before offering a refused batch again; doubles up to RETRY_MOST
 RETRY_MOST = 5.0
 STOP_TIMEOUT = 10.0  # how long stopping waits for held batches to reach the spool
@@ -140,6 +141,7 @@ class SyslogReceiver(Receiver):
         # A batch must fit a small spool with room to spare, or a full spool could never take it.
         self._batch_bytes = max(KEEP_BYTES, min(BATCH_BYTES, siem.settings.spool_quota_bytes // 4))
         self._batches: dict[str, PeerBatch] = {}
+        self._held = 0  # messages received and not yet in the spool (nor dropped), all senders
         self._connections: set[StreamConnection] = set()
         self._throttle = _Throttle()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -193,7 +195,7 @@ class SyslogReceiver(Receiver):
             "messages": counters.messages,
             "bytes": counters.bytes,
             "batches": counters.batches,
-            "pending": sum(batch.held for batch in list(self._batches.values())),
+            "pending": self._held,
             "dropped": counters.dropped,
             "truncated": counters.truncated,
             "errors": counters.errors,
@@ -269,7 +271,7 @@ class SyslogReceiver(Receiver):
         if batch is None:
             batch = self._batches[peer] = PeerBatch(peer)
         self.counters.messages += len(records)
-        if self.transport == "udp" and batch.held >= UDP_HELD_RECORDS:
+        if self.transport == "udp" and (batch.held >= UDP_HELD_RECORDS or self._held >= UDP_HELD_TOTAL):
             self.counters.dropped += len(records)
             self._throttle.warn("udp-backlog", "syslog UDP: %d messages from %s dropped: the spool is not keeping "
                                 "up (see the pipeline status)", len(records), peer)
@@ -277,6 +279,7 @@ class SyslogReceiver(Receiver):
         if not batch.records:
             batch.started = datetime.now(UTC)
         batch.records.extend(records)
+        self._held += len(records)
         batch.size += sum(map(len, records))
         if batch.full(self._batch_bytes):
             self._flush(batch)
@@ -350,6 +353,7 @@ class SyslogReceiver(Receiver):
             assert self._loop is not None
             self._loop.call_later(batch.retry_delay, self._send, batch)
             return
+        self._held -= len(batch.inflight)
         batch.inflight = batch.inflight_started = None
         for connection in batch.waiting:
             connection.resume()
