@@ -153,7 +153,7 @@ def test_udp_reads_rfc3164_with_the_log_timezone_and_rfc5424_with_structured_dat
     assert datetime.fromisoformat(fw["@timestamp"]) == datetime(2026, 11, 28, 1, 30, 0, 500000, tzinfo=UTC)
     status = receiver.status()
     assert status["messages"] == 2 and status["dropped"] == 0 and receiver.counters.batches >= 1
-    assert status["transport"] == "syslog-udp" and status["port"] == receiver.port
+    assert receiver.name == "syslog-udp" and status["port"] == receiver.port
 
 
 # --- TCP framing -----------------------------------------------------------------------------------------
@@ -316,6 +316,22 @@ def test_an_oversize_message_is_kept_truncated_and_the_stream_stays_in_step(siem
     assert after_line["message"] == "after the big line 2"
     assert after_counted["message"] == "in step 4"
     assert receiver.status()["truncated"] == 2
+
+
+def test_too_many_connections_are_refused_and_the_open_ones_still_work(siem: Siem,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(syslog, "MAX_CONNECTIONS", 2)
+    receiver = listen(siem, "tcp")
+    first, second = (socket.create_connection((LOCAL, receiver.port)) for _ in range(2))
+    with first, second:
+        wait_for(lambda: receiver.status()["connections_open"] == 2, "two open connections")
+        with socket.create_connection((LOCAL, receiver.port)) as third:
+            assert third.recv(1) == b""  # closed at once
+        first.sendall(rfc5424(1, "first") + b"\n")
+        second.sendall(rfc5424(2, "second") + b"\n")
+        events = settle(siem, receiver, 2)
+    assert messages_of(events) == ["first 1", "second 2"]
+    assert receiver.status()["connections_total"] == 3 and receiver.counters.errors == 1
 
 
 # --- the spool pushes back -------------------------------------------------------------------------------

@@ -54,6 +54,10 @@ RETRY_FIRST = 0.25  # first pause before offering a refused batch again; doubles
 RETRY_MOST = 5.0
 STOP_TIMEOUT = 10.0  # how long stopping waits for held batches to reach the spool
 UDP_RECEIVE_BUFFER = 8 * 1024 * 1024  # kernel buffer asked for: absorbs bursts while the loop is busy
+MAX_CONNECTIONS = 4096  # open TCP/TLS connections per receiver; more are refused (file descriptors are shared
+# with the web server, so a connection flood must not starve it)
+KEEPALIVE_IDLE = 300  # seconds of silence before TCP keepalive probes: a sender that vanished (NAT, power)
+# does not hold its connection forever
 WARN_EVERY = 60.0  # seconds between repeated warnings of one kind (a flood must not flood the log)
 
 
@@ -187,7 +191,6 @@ class SyslogReceiver(Receiver):
     def status(self) -> dict[str, int | str]:
         counters = self.counters
         return {
-            "transport": self.name,
             "address": self.host,
             "port": self.port,
             "connections_open": counters.connections_open,
@@ -385,12 +388,21 @@ class SyslogReceiver(Receiver):
 
     # --- called by the connections -------------------------------------------------------------------
 
-    def opened(self, connection: StreamConnection) -> None:
+    def opened(self, connection: StreamConnection) -> bool:
+        """Count a new connection; False when there are too many already (the caller drops it)."""
+        self.counters.connections_total += 1
+        if len(self._connections) >= MAX_CONNECTIONS:
+            self.counters.errors += 1
+            self._throttle.warn("too-many", "syslog %s: refused a connection from %s: %d connections are open "
+                                "already", self.transport.upper(), connection.peer, MAX_CONNECTIONS)
+            return False
         self._connections.add(connection)
         self.counters.connections_open += 1
-        self.counters.connections_total += 1
+        return True
 
     def closed(self, connection: StreamConnection, error: Exception | None) -> None:
+        if connection not in self._connections:
+            return  # refused at the door
         self._connections.discard(connection)
         self.counters.connections_open -= 1
         batch = self._batches.get(connection.peer)
@@ -426,7 +438,10 @@ class StreamConnection(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.peer = peer_address(transport.get_extra_info("peername"))
-        self.receiver.opened(self)
+        if not self.receiver.opened(self):
+            transport.abort()
+            return
+        _keepalive(transport.get_extra_info("socket"))
 
     def data_received(self, data: bytes) -> None:
         self.receiver.counters.bytes += len(data)
@@ -497,6 +512,18 @@ class DatagramReceiver(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         self.receiver.counters.errors += 1
         log.debug("syslog UDP: socket error: %s", exc)
+
+
+def _keepalive(sock: Any) -> None:
+    """TCP keepalive on an accepted connection (probes after KEEPALIVE_IDLE s of silence, where supported)."""
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, KEEPALIVE_IDLE)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 60)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 5)
 
 
 def _udp_socket(host: str, port: int) -> socket.socket:
