@@ -5,7 +5,8 @@ connections to a ``SyslogReceiver`` on 127.0.0.1 backed by a real ``Siem`` (fsyn
 store, SQLite records store). Two figures, each on a fresh data folder:
 
 * receive + spool: from the first byte sent until every message is in the spool (the pipeline is not
-  running): what a sender sees, since a message is acknowledged once it is on disk;
+  running): what a sender sees, since a message is acknowledged once it is on disk (also measured
+  with LF framing);
 * receive + spool + parse + store: the same with the pipeline running, until every message is stored.
 
 Both check that every message sent arrived (stored count == sent). Usage:
@@ -33,17 +34,18 @@ HOST = "127.0.0.1"
 APPS = ("nginx", "sshd", "sudo", "kernel", "postfix")
 
 
-def message(n: int) -> bytes:
+def message(n: int, *, counted: bool = True) -> bytes:
     line = (f"<134>1 2026-11-28T10:{n // 60_000 % 60:02d}:{n // 1000 % 60:02d}.{n % 1000:03d}+08:00 "
             f"web{n % 40:02d}.corp.example {APPS[n % len(APPS)]} {1000 + n % 30000} ID{n} "
             f'[origin ip="10.{n % 7}.{n % 251}.{n % 199}" seq="{n}"] GET /api/v1/items?id={n} '
             f'HTTP/1.1 200 {n % 9000} "Mozilla/5.0 (X11; Linux x86_64)"')
     data = line.encode()
-    return str(len(data)).encode() + b" " + data
+    return str(len(data)).encode() + b" " + data if counted else data + b"\n"
 
 
-def payloads(total: int, connections: int) -> list[bytes]:
-    return [b"".join(message(n) for n in range(first, total, connections)) for first in range(connections)]
+def payloads(total: int, connections: int, *, counted: bool = True) -> list[bytes]:
+    return [b"".join(message(n, counted=counted) for n in range(first, total, connections))
+            for first in range(connections)]
 
 
 def send_all(port: int, parts: list[bytes]) -> list[threading.Thread]:
@@ -117,6 +119,9 @@ def main() -> None:
     with sqlite_database() as database:
         rate = run(database, parts, total, store_too=False)
         report("syslog TCP, receive + spool", rate, "msgs/s", conditions)
+        rate = run(database, payloads(total, connections, counted=False), total, store_too=False)
+        report("syslog TCP, LF-framed, receive + spool", rate, "msgs/s", conditions.replace("octet-counted",
+                                                                                             "LF-framed"))
         rate = run(database, parts, total, store_too=True)
         report("syslog TCP, receive + spool + parse + store", rate, "msgs/s", conditions)
 

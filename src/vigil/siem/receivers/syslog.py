@@ -4,7 +4,7 @@ Each receiver runs its server in a thread of its own with its own asyncio loop (
 a slow spool write or a flood on one port never stalls the web server. Messages are collected per
 sender address into batches of up to ``BATCH_RECORDS`` messages or ``BATCH_LINGER`` seconds and
 handed to ``Siem.submit`` in a worker thread (it fsyncs); the pipeline parses them later with the
-``syslog`` parser, which keeps the sender's address as ``log.source.address``.
+``syslog`` parser, and the sender's address (the batch's ``peer``) becomes ``log.source.address``.
 
 Backpressure. One batch per sender is on its way to the spool while the next one fills. A TCP or TLS
 connection whose next batch is full stops being read until the spool has taken the one before, so
