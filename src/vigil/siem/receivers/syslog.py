@@ -246,12 +246,13 @@ class SyslogReceiver(Receiver):
         """Bind the server; a function that stops it listening."""
         loop = asyncio.get_running_loop()
         if self.transport == "udp":
-            sock = _udp_socket(self.host, self.port)
+            sock = _bound_socket(self.host, self.port, socket.SOCK_DGRAM)
             udp_transport, _ = await loop.create_datagram_endpoint(lambda: DatagramReceiver(self), sock=sock)
             self.port = int(sock.getsockname()[1])
             return udp_transport.close
-        server = await loop.create_server(lambda: StreamConnection(self), self.host, self.port,
-                                          ssl=self.ssl_context, backlog=1024)
+        sock = _bound_socket(self.host, self.port, socket.SOCK_STREAM)
+        sock.listen(1024)
+        server = await loop.create_server(lambda: StreamConnection(self), sock=sock, ssl=self.ssl_context)
         self.port = int(server.sockets[0].getsockname()[1])
         return server.close
 
@@ -526,15 +527,22 @@ def _keepalive(sock: Any) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 5)
 
 
-def _udp_socket(host: str, port: int) -> socket.socket:
-    """A bound UDP socket with a large receive buffer (a burst waits in the kernel, not on the floor)."""
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM,
+def _bound_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
+    """A socket bound to host:port. "::" serves IPv4 senders too; UDP asks for a large receive buffer (a
+    burst waits in the kernel, not on the floor)."""
+    family, kind, proto, _, address = socket.getaddrinfo(host or None, port, type=kind,
                                                          flags=socket.AI_PASSIVE)[0]
     sock = socket.socket(family, kind, proto)
     try:
-        # No SO_REUSEADDR: on Linux it would let a second process share the port without an error.
-        with contextlib.suppress(OSError):  # the kernel caps it (net.core.rmem_max); the default still works
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+        if kind == socket.SOCK_STREAM:
+            # Restart at once after a stop (TIME_WAIT); for TCP this never lets two listeners share a port.
+            # Not for UDP: on Linux it would let a second process share the port without an error.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        else:
+            with contextlib.suppress(OSError):  # the kernel caps it (net.core.rmem_max); the default still works
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+        if family == socket.AF_INET6 and host in ("::", ""):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind(address)
         sock.setblocking(False)
     except OSError:
