@@ -16,14 +16,15 @@ from pydantic import BaseModel
 
 from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID
+from vigil.core.pagination import Page, PageParams, page_params
 from vigil.siem import retention, sources
 from vigil.siem.runtime import Siem
 from vigil.siem.sources import (
     SiemStatus,
     SourceCreate,
-    SourceList,
     SourceRead,
     SourceSaved,
+    SourceStatus,
     SourceUpdate,
 )
 from vigil.web.deps import SessionDep, context, require, settings_of
@@ -58,11 +59,16 @@ def saved(row: object, days: int | None) -> SourceSaved:
 
 
 @router.get("/sources")
-def list_sources(request: Request, principal: SourcesReader, session: SessionDep) -> SourceList:
-    """Configured and observed sources: last event, events per second, parse failures, silent or not."""
+def list_sources(request: Request, principal: SourcesReader, session: SessionDep,
+                 pages: Annotated[PageParams, Depends(page_params)], silent: bool | None = None) -> Page[SourceStatus]:
+    """Configured and observed sources: last event, events per second, parse failures, silent or not.
+    ``?silent=true`` lists only the sources that went quiet past their expected interval."""
     siem = siem_of(request)
-    return sources.source_statuses(session, siem.store, settings_of(request), stats=siem.source_stats,
-                                   unit_ids=principal.units_for(Permission.SOURCES_READ))
+    listing = sources.source_statuses(session, siem.store, settings_of(request), stats=siem.source_stats,
+                                      unit_ids=principal.units_for(Permission.SOURCES_READ))
+    chosen = [item for item in listing.items if silent is None or item.silent == silent]
+    return Page(items=chosen[pages.offset:pages.offset + pages.limit], total=len(chosen), limit=pages.limit,
+                offset=pages.offset)
 
 
 @router.post("/sources", status_code=status.HTTP_201_CREATED)
