@@ -367,6 +367,23 @@ def test_a_full_spool_pauses_tcp_senders_and_loses_nothing(siem_settings: Settin
         runtime.stop()
 
 
+def test_a_records_store_outage_delays_tcp_messages_but_loses_none(siem: Siem) -> None:
+    receiver = listen(siem, "tcp")
+    real_unit_for, failures = siem.unit_for, [0]
+
+    def flaky_unit_for(source: str) -> int:
+        if failures[0] < 2:  # the records store is down for the first two batches
+            failures[0] += 1
+            raise ConnectionError("records store unreachable")
+        return real_unit_for(source)
+
+    siem.unit_for = flaky_unit_for
+    send_tcp(receiver.port, b"".join(rfc5424(n, "patient") + b"\n" for n in range(30)))
+    events = settle(siem, receiver, 30)
+    assert messages_of(events) == [f"patient {n}" for n in range(30)]
+    assert failures[0] == 2 and receiver.counters.errors >= 1 and receiver.counters.dropped == 0
+
+
 def test_udp_counts_what_a_full_spool_refuses(siem_settings: Settings, database: Database) -> None:
     tight = load_settings(data_dir=siem_settings.data_dir, spool_quota_bytes=1024 * 1024,
                           spool_segment_bytes=64 * 1024, log_timezone=ZONE)

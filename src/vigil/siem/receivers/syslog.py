@@ -101,7 +101,8 @@ class _Throttle:
     def __init__(self) -> None:
         self._last: dict[str, tuple[float, int]] = {}
 
-    def warn(self, key: str, message: str, *args: object) -> None:
+    def warn(self, key: str, message: str, *args: object, level: int = logging.WARNING,
+             error: BaseException | None = None) -> None:
         now = time.monotonic()
         last, hidden = self._last.get(key, (-WARN_EVERY, 0))
         if now - last < WARN_EVERY:
@@ -110,7 +111,7 @@ class _Throttle:
         self._last[key] = (now, 0)
         if hidden:
             message += f" ({hidden} more like this in the last minute)"
-        log.warning(message, *args)
+        log.log(level, message, *args, exc_info=error)
 
 
 def peer_address(address: Any) -> str:
@@ -271,15 +272,16 @@ class SyslogReceiver(Receiver):
 
     def accept(self, peer: str, records: list[bytes], connection: StreamConnection | None = None) -> None:
         """Messages from one sender; a TCP connection is paused when its sender's batches are both full."""
-        batch = self._batches.get(peer)
-        if batch is None:
-            batch = self._batches[peer] = PeerBatch(peer)
         self.counters.messages += len(records)
-        if self.transport == "udp" and (batch.held >= UDP_HELD_RECORDS or self._held >= UDP_HELD_TOTAL):
+        batch = self._batches.get(peer)
+        if self.transport == "udp" and (self._held >= UDP_HELD_TOTAL
+                                        or (batch is not None and batch.held >= UDP_HELD_RECORDS)):
             self.counters.dropped += len(records)
             self._throttle.warn("udp-backlog", "syslog UDP: %d messages from %s dropped: the spool is not keeping "
                                 "up (see the pipeline status)", len(records), peer)
             return
+        if batch is None:
+            batch = self._batches[peer] = PeerBatch(peer)
         if not batch.records:
             batch.started = datetime.now(UTC)
         batch.records.extend(records)
@@ -373,11 +375,12 @@ class SyslogReceiver(Receiver):
             self._throttle.warn("spool-full", message, *args)
         else:
             self.counters.errors += 1
-            log.error(message, *args, exc_info=error if isinstance(error, BaseException) else None)
+            self._throttle.warn("spool-error", message, *args, level=logging.ERROR,
+                                error=error if isinstance(error, BaseException) else None)
 
     async def _flush_all(self, deadline: float) -> None:
         """At stop: every held message into the spool (retrying while it is full) until the deadline."""
-        while self._batches and time.monotonic() < deadline:
+        while any(batch.held for batch in self._batches.values()) and time.monotonic() < deadline:
             for batch in list(self._batches.values()):
                 self._flush(batch)
             await asyncio.sleep(0.01)
