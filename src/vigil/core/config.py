@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=10 * 1024 * 1024, ge=1024, description="Largest accepted request body in bytes."
     )
+    ingest_max_body_bytes: int = Field(
+        default=64 * 1024 * 1024, ge=1024,
+        description="Largest request body of the ingestion endpoints (/api/v1/ingest, _bulk) in bytes.",
+    )
     default_language: Language = Field(default="en", description="UI language when nothing else decides.")
     timezone: str = Field(default="Asia/Shanghai", description="Time zone for display and reports.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", description="Log level.")

@@ -65,5 +65,5 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for router in siem_views.routers:
         app.include_router(router)
     app.add_middleware(SecurityHeadersAndMetrics)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, ingest_limit=settings.ingest_max_body_bytes)
     return app

@@ -54,18 +54,26 @@ class BodyLimit:
     would become a 400), so the request stops before any dependency or endpoint runs.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, ingest_limit: int | None = None) -> None:
         self.app = app
         self.limit = limit
+        # Log shippers send big batches (Filebeat, Vector: tens of MB); only ingestion paths get more.
+        self.ingest_limit = ingest_limit if ingest_limit is not None else limit
+
+    def limit_for(self, path: str) -> int:
+        if path == "/api/v1/ingest" or path.endswith("/_bulk"):
+            return max(self.limit, self.ingest_limit)
+        return self.limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(scope.get("path", ""))
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.limit:
-            await self._refuse(send, scope)
+        if length is not None and length.isdigit() and int(length) > limit:
+            await self._refuse(send, scope, limit)
             return
         received = 0
         response_started = False
@@ -75,8 +83,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -91,10 +99,10 @@ class BodyLimit:
             # Read outside an error handler's reach (by a middleware, say): answer here.
             if response_started:
                 raise
-            await self._refuse(send, scope)
+            await self._refuse(send, scope, limit)
 
-    async def _refuse(self, send: Send, scope: Scope) -> None:
-        body = _too_large_body(self.limit, scope.get("path", ""))
+    async def _refuse(self, send: Send, scope: Scope, limit: int) -> None:
+        body = _too_large_body(limit, scope.get("path", ""))
         await send({
             "type": "http.response.start",
             "status": 413,

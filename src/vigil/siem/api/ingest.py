@@ -94,7 +94,7 @@ async def request_body(request: Request) -> bytes:
     if encoding in ("gzip", "x-gzip"):
         # In a worker thread: unpacking tens of megabytes must not hold up the event loop.
         unpacked: bytes = await run_in_threadpool(_gunzip, body,
-                                                  settings_of(request).max_body_bytes * DECOMPRESSED_FACTOR)
+                                                  settings_of(request).ingest_max_body_bytes * DECOMPRESSED_FACTOR)
         return unpacked
     if encoding not in ("", "identity"):
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not supported; use gzip or none")
