@@ -268,3 +268,15 @@ def test_a_gzip_bomb_is_refused_without_unpacking_it_all(world: Any, client: Tes
     bomb = gzip.compress(b"{}\n" * (limit // 3 + 1000), compresslevel=9)
     response = post(client, bomb, {**shipper_headers(world), "Content-Encoding": "gzip"})
     assert_problem(response, 413, "payload-too-large")
+
+
+def test_ingestion_takes_bigger_bodies_than_other_routes(world: Any, settings: Settings) -> None:
+    limits = settings.model_copy(update={"max_body_bytes": 2048, "ingest_max_body_bytes": 8192})
+    body = ndjson([{"message": "x" * 100, "n": n} for n in range(30)])  # about 3.5 KB
+    assert 2048 < len(body) < 8192
+    with TestClient(create_app(limits, world.database), base_url="https://testserver") as small:
+        headers = shipper_headers(world)
+        assert post(small, body, headers).status_code == 202
+        assert_problem(post(small, body * 3, headers), 413, "payload-too-large")
+        other = small.post("/api/v1/me/password", content=body, headers={**headers, "Content-Type": "application/json"})
+        assert_problem(other, 413, "payload-too-large")
