@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import socket
@@ -173,8 +174,13 @@ class SyslogReceiver(Receiver):
             self._thread = None
             self._executor.shutdown(wait=False)
             error = self._start_error
+            setting = f"VIGIL_SYSLOG_{self.transport.upper()}_PORT"
+            hint = {errno.EADDRINUSE: f"another program listens there; stop it or choose another port ({setting}, "
+                                      "0 turns this receiver off)",
+                    errno.EACCES: f"ports below 1024 need privileges; use a higher port ({setting}) and let the "
+                                  "senders or a firewall rule point there"}.get(getattr(error, "errno", None), "")
             raise OSError(f"syslog {self.transport.upper()} receiver cannot listen on {self.host}:{self.port}: "
-                          f"{error}") from error
+                          f"{error}" + (f"; {hint}" if hint else "")) from error
         log.info("syslog %s receiver listening on %s:%d", self.transport.upper(), self.host, self.port)
 
     def stop(self) -> None:
