@@ -30,6 +30,7 @@ from vigil.audit import cli as audit_cli
 from vigil.cli import runtime
 from vigil.cli.runtime import (
     EXIT_CODES_HELP,
+    EXIT_USAGE,
     JsonOption,
     Operation,
     fail,
@@ -38,7 +39,7 @@ from vigil.cli.runtime import (
     print_json,
     print_table,
 )
-from vigil.core.config import Settings, config_file_path
+from vigil.core.config import ConfigError, Settings, config_file_path
 from vigil.core.context import Context
 from vigil.core.db import Database
 from vigil.core.errors import VigilError
@@ -147,7 +148,11 @@ def serve(
     """Serve the web UI and the API until interrupted (Ctrl+C). Refuses a store that `vigil init` never set up."""
     overrides = {name: value for name, value in (("host", host), ("port", port)) if value is not None}
     with operation(**overrides) as op:
-        application = create_app(op.settings, op.database, receivers=syslog_receivers.factories(op.settings))
+        try:
+            receivers = syslog_receivers.factories(op.settings)
+        except ConfigError as exc:  # e.g. syslog over TLS without a readable certificate
+            fail(str(exc), EXIT_USAGE)
+        application = create_app(op.settings, op.database, receivers=receivers)
         note(f"Vigil {__version__} serving {browser_url(op.settings)} (records store "
              f"{runtime.store_label(op.settings)}); Ctrl+C stops it")
         # uvicorn re-raises Ctrl+C after its graceful shutdown: a normal stop, not a failure.
