@@ -368,6 +368,13 @@ class Generator:
                                                       "status": 200})
         self.zeek_conn(fetch, workstation, RDP_ATTACKER, 80)
 
+    def broken_records(self) -> None:
+        """What real inputs carry too: a scanner's TLS probe on the syslog port, a JSON line cut short."""
+        for hours in (3.2, 11.7, 18.4):
+            when = self.at(hours)
+            self.syslog.add(when, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 probe")
+            self.zeek.add(when, b'{"ts":1764288000.1,"uid":"CdN4ru1x","id.orig_h":"10.20.3.4')
+
     # --- the day --------------------------------------------------------------------------------------
 
     def day(self) -> Day:
@@ -382,6 +389,7 @@ class Generator:
         rdp_logon = winlog.rdp_attack(rdp_begin, RDP_ATTACKER)
         self.network_background()
         self.network_attacks(ssh_begin, scan_begin, rdp_logon)
+        self.broken_records()
         streams = [self.syslog, self.nginx, self.winlogbeat, self.suricata, self.zeek]
         for stream in streams:  # nothing after "now" (a session closed later, a logoff next morning)
             stream.records[:] = sorted((item for item in stream.records if item[0] <= self.end),
