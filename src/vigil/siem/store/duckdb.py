@@ -108,8 +108,9 @@ MOVE_JSON = (
 CHECK_JSON = ("SELECT count(*) FROM staging_json "
               "WHERE NOT coalesce(CASE WHEN json_valid(doc) THEN json_type(doc) = 'OBJECT' END, false)")
 MAX_LIMIT = 10_000
-# Without a cap DuckDB keeps what it allocated while ingesting (measured: RSS grew from 530 to 840 MiB over
-# 10 million events); with one it gives memory back and the process stays flat.
+# DuckDB keeps the table's blocks cached up to its memory limit, by default 80% of the machine's memory:
+# without a cap the process grows with the store (about 35 MiB per million events ingested); with one it
+# is bounded (benchmarks/bench_siem_memory.py).
 DEFAULT_MEMORY_LIMIT = "1GB"
 MEMORY_SIZE = re.compile(r"\d{1,6}(?:\.\d{1,3})?\s?(?:[KMGT]i?B)")
 
