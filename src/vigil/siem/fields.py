@@ -2,8 +2,8 @@
 
 Common ECS fields (and the native Windows ones Sigma rules use) get a typed column of their own, so
 that filters and aggregations on them read one narrow column. Every field, typed or not, also stays in
-the JSON column ``doc`` holding the whole event (``@timestamp`` as an ISO string there), so any other
-field remains queryable through a JSON extraction.
+the column ``doc`` holding the whole event as JSON text (``@timestamp`` as an ISO string there), so any
+other field remains queryable through a JSON extraction.
 
 ``FieldResolver.resolve(field)`` turns a field name into a SQL expression. Field names are checked
 against a strict pattern (letters, digits, ``_``, ``@``, ``-``, ``.``) and refused otherwise
