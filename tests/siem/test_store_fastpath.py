@@ -113,7 +113,7 @@ def test_a_memory_limit_is_set_or_refused(tmp_path: Path) -> None:
         assert limited._query("SELECT current_setting('memory_limit')", [])[0][0] == "244.1 MiB"
     finally:
         limited.close()
-    for bad in ("lots", "1GB'; DROP TABLE events; --", "-5GB"):
+    for bad in ("lots", "1GB'; DROP TABLE events; --", "-5GB", "0MB"):
         with pytest.raises(BadInput):
             DuckDBEventStore(tmp_path / "b.duckdb", memory_limit=bad)
 

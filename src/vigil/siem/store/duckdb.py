@@ -112,7 +112,7 @@ MAX_LIMIT = 10_000
 # without a cap the process grows with the store (about 35 MiB per million events ingested); with one it
 # is bounded (benchmarks/bench_siem_memory.py).
 DEFAULT_MEMORY_LIMIT = "1GB"
-MEMORY_SIZE = re.compile(r"\d{1,6}(?:\.\d{1,3})?\s?(?:[KMGT]i?B)")
+MEMORY_SIZE = re.compile(r"[1-9]\d{0,5}(?:\.\d{1,3})?\s?(?:[KMGT]i?B)")
 
 
 class StoreClosed(VigilError):
