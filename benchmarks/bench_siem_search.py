@@ -37,7 +37,7 @@ from vigil.siem.store.duckdb import DuckDBEventStore
 
 MONTH_START = datetime(2026, 10, 1, tzinfo=UTC)
 DAYS = 30
-CHUNK = 1_000_000
+CHUNK = 8 * 122_880  # whole DuckDB row groups per transaction, as the pipeline's store leaves them
 
 # One generated document per row ``n`` of ``range``: like ``_siem_data.event`` (5 kinds of event).
 _BASE = """'@timestamp', strftime(TIMESTAMP '2026-10-01' + to_microseconds(n * {step}), '%Y-%m-%dT%H:%M:%S.%gZ'),
