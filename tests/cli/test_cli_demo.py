@@ -24,6 +24,10 @@ def test_demo_loads_once_and_its_logins_work(cli, accounts) -> None:
     assert "demo data already loaded; nothing changed" in second.stdout
     assert orjson.loads(cli.ok("audit", "verify", "--json").stdout)["checked"] == audit_before + 1  # only the check
 
+    # The EVTX samples are years old: their source is kept out of the 180-day retention.
+    sources = {item["name"]: item for item in orjson.loads(cli.ok("sources", "list", "--json").stdout)["items"]}
+    assert sources["file:evtx-attack-samples"]["retention_days"] == 36500
+
     logins = printed_logins(second.stdout)
     assert set(logins) == {spec.username for spec in DEMO_USERS}
     assert {role for _, role in logins.values()} >= {

@@ -78,7 +78,10 @@ def in_transaction(loader: Callable[[Context], Mapping[str, int]]) -> DemoLoader
 
 
 def load_siem_demo(op: Operation) -> Mapping[str, int]:
-    added = siem_demo.load(op.settings, op.database)
+    added = dict(siem_demo.load(op.settings, op.database))
+    with op.transaction() as ctx:
+        if siem_demo.configure_sources(ctx):
+            added["log source settings"] = 1
     skipped = siem_demo.evtx_note()
     if skipped:
         note(f"siem: {skipped}")

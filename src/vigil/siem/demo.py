@@ -38,10 +38,14 @@ from sqlalchemy import select
 
 from vigil.accounts.models import OrgUnit
 from vigil.core.config import Settings
+from vigil.core.context import Context
 from vigil.core.db import Database, Scope
 from vigil.siem import demo_windows as windows
+from vigil.siem import sources
 from vigil.siem.ingest import FileIngester, FileOrigin, LocalSink, file_siem, open_siem_for_files
+from vigil.siem.models import LogSource
 from vigil.siem.runtime import Siem
+from vigil.siem.sources import SourceCreate
 from vigil.siem.spool import BatchMeta
 
 SEED = 20261128
@@ -470,6 +474,16 @@ def load(settings: Settings, database: Database, *, evtx_dir: Path | None = None
     finally:
         siem.stop()
     return added
+
+
+def configure_sources(ctx: Context) -> int:
+    """Keep the EVTX attack samples (recorded years ago) out of the 180-day retention; 1 when configured now."""
+    if ctx.session.scalar(select(LogSource.id).where(LogSource.name == EVTX_SOURCE)) is not None:
+        return 0
+    sources.create_source(ctx, data=SourceCreate(
+        name=EVTX_SOURCE, retention_days=36500,
+        description="Windows attack recordings for hunting and detection tests; kept whatever their age."))
+    return 1
 
 
 def evtx_note(evtx_dir: Path | None = None) -> str | None:
