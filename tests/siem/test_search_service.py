@@ -225,3 +225,19 @@ def test_ndjson_lines_keep_every_value() -> None:
 def test_original_record() -> None:
     assert service.original_record(stored({"event": {"original": "<13>raw"}})) == "<13>raw"
     assert service.original_record(stored({"message": "x"})) is None
+
+
+def test_summary_is_the_message_else_who_talked_to_whom_else_the_original() -> None:
+    def stored(doc: dict[str, Any]) -> StoredEvent:
+        return StoredEvent(id=1, ts=datetime(2026, 11, 28, tzinfo=UTC), source="zeek", unit_id=1, doc=doc)
+
+    assert service.summary(stored({"message": "Accepted password for deploy", "source": {"ip": "1.2.3.4"}})) == (
+        "Accepted password for deploy")
+    conn = {"event": {"dataset": "zeek.conn", "original": "{...}"}, "network": {"transport": "tcp"},
+            "source": {"ip": "203.0.113.66", "port": 46622}, "destination": {"ip": "10.10.0.5", "port": 22}}
+    assert service.summary(stored(conn)) == "zeek.conn 203.0.113.66:46622 → 10.10.0.5:22 tcp"
+    dns = {"event": {"dataset": "zeek.dns"}, "network": {"protocol": "dns"}, "source": {"ip": "fe80::1", "port": 53},
+           "dns": {"question": {"name": "evil.example"}}}
+    assert service.summary(stored(dns)) == "zeek.dns [fe80::1]:53 → ? dns evil.example"
+    assert service.summary(stored({"event": {"original": "raw line"}})) == "raw line"
+    assert service.summary(stored({})) == ""

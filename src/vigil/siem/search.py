@@ -238,6 +238,33 @@ def field_value(event: StoredEvent, field: str) -> Any:
     return get_path(event.doc, field)
 
 
+# What a network record is about, after its endpoints, when it has no message of its own.
+_SUBJECT_FIELDS = ("rule.name", "dns.question.name", "url.original", "tls.client.server_name", "file.name")
+
+
+def _endpoint(event: StoredEvent, side: str) -> str:
+    ip, port = field_value(event, f"{side}.ip"), field_value(event, f"{side}.port")
+    if ip is None:
+        return ""
+    text = f"[{ip}]" if ":" in str(ip) and port is not None else str(ip)
+    return f"{text}:{port}" if port is not None else text
+
+
+def summary(event: StoredEvent) -> str:
+    """One line for a table: the message; else, for network records (Zeek, flows), who talked to whom
+    and about what; else the original record."""
+    message = value_text(field_value(event, "message"))
+    if message:
+        return message
+    source, destination = _endpoint(event, "source"), _endpoint(event, "destination")
+    if source or destination:
+        parts = [value_text(field_value(event, "event.dataset")), f"{source or '?'} → {destination or '?'}",
+                 value_text(field_value(event, "network.protocol") or field_value(event, "network.transport"))]
+        parts += [value_text(field_value(event, name)) for name in _SUBJECT_FIELDS]
+        return " ".join(part for part in parts if part)
+    return original_record(event) or ""
+
+
 def original_record(event: StoredEvent) -> str | None:
     """The record as received (``event.original``), when the source keeps it."""
     original = get_path(event.doc, "event.original")

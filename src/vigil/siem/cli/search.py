@@ -46,7 +46,6 @@ Output = Literal["table", "json", "ndjson", "csv"]
 LOCAL_MAX = 1_000_000  # events one command prints at most
 SERVER_PAGE = 1_000  # the API's page limit
 HOST_FIELDS = ("host.name", "host.hostname", "Computer", "observer.hostname")
-MESSAGE_FIELDS = ("message", "event.original")
 
 HELP = (
     "Search stored events with the search language (field:value, wildcards, \"phrases\", ranges "
@@ -139,7 +138,7 @@ def table(settings: Settings, events: list[StoredEvent], fields: list[str]) -> N
                      for e in events])
         return
     rows = [[when(e), one_line(e.source, 24), one_line(first_text(e, HOST_FIELDS), 24),
-             first_text(e, MESSAGE_FIELDS)] for e in events]
+             service.summary(e) or "-"] for e in events]
     # Time (19 columns), source and host as wide as their widest cell or heading, two spaces between columns.
     used = 19 + 3 * 2 + sum(max([len(heading), *(sum(columns(c) for c in r[i]) for r in rows)])
                             for i, heading in ((1, "SOURCE"), (2, "HOST")))

@@ -238,7 +238,7 @@ def event_row(event: StoredEvent, columns: Sequence[str] = ()) -> dict[str, Any]
         found = search.field_value(event, name)
         return "" if found is None else found if isinstance(found, str) else json_text(found)
 
-    message = value("message") or value("event.original")
+    message = search.summary(event)
     return {
         "id": event.id,
         "ts": event.ts,
