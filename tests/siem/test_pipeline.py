@@ -180,3 +180,17 @@ def test_the_fast_path_stores_documents_as_sent(parts: Parts) -> None:
     stored = parts.events('source.ip:"10.9.8.7"')
     assert len(stored) == 1
     assert stored[0]["nested"] == {"deep": [1, {"x": "y"}]} and stored[0]["source"]["port"] == 443
+
+
+def test_a_damaged_batch_in_the_spool_is_passed_and_the_rest_stored(parts: Parts) -> None:
+    positions = [parts.spool.append(docs(batch), meta()) for batch in range(3)]
+    segment_file = parts.root / "spool" / f"{positions[0][0]:012d}.seg"
+    parts.close()
+    data = bytearray(segment_file.read_bytes())
+    data[positions[0][1] + 30] ^= 0xFF  # inside the second batch
+    segment_file.write_bytes(bytes(data))
+    parts.reopen()
+    pipeline = parts.pipeline()
+    assert pipeline.drain()
+    assert batch_labels(parts.events()) == [f"{batch}.{n}" for batch in (0, 2) for n in range(4)]
+    assert parts.store.last_position() == positions[-1]

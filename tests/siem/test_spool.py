@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from vigil.siem.spool import FRAME, SUFFIX, BatchMeta, Spool, SpoolFull
+from vigil.siem.spool import DAMAGED, FRAME, SUFFIX, BatchMeta, Spool, SpoolFull
 
 META = BatchMeta(source="test", unit_id=1, format="json", transport="http", peer="127.0.0.1")
 QUOTA = 64 * 1024 * 1024
@@ -84,13 +84,30 @@ def test_a_damaged_frame_does_not_stop_the_reader(tmp_path: Path) -> None:
     first.write_bytes(bytes(data))
     reopened = Spool(tmp_path, quota_bytes=QUOTA, segment_bytes=64 * 1024)
     batches = reopened.read(None)
-    kept = [batch.records[0] for batch in batches]
-    # The first batch, then (the rest of the damaged segment skipped) every later segment's batches.
-    assert kept[0] == records(0, count=10, size=3000)[0]
-    assert records(1, count=10, size=3000)[0] not in kept
-    assert kept[-1] == records(5, count=10, size=3000)[0]
-    assert [batch.position for batch in batches] == sorted(batch.position for batch in batches)
     reopened.close()
+    kept = [batch.records[0] for batch in batches if batch.records]
+    # The damaged batch is skipped (an empty batch moves the reader past it); every other batch is kept.
+    assert kept == [records(n, count=10, size=3000)[0] for n in (0, 2, 3, 4, 5)]
+    skipped = [batch for batch in batches if not batch.records]
+    assert len(skipped) == 1 and skipped[0].meta.source == DAMAGED
+    assert [batch.position for batch in batches] == sorted(batch.position for batch in batches)
+
+
+def test_damage_mid_segment_keeps_the_batches_after_it(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, quota_bytes=QUOTA, segment_bytes=1024 * 1024)
+    positions = [spool.append(records(n, count=5, size=500), META) for n in range(5)]
+    spool.close()
+    only = segments(tmp_path)[0]
+    data = bytearray(only.read_bytes())
+    data[positions[1][1] + FRAME.size + 10] ^= 0xFF  # inside the third batch, in the newest segment
+    only.write_bytes(bytes(data))
+    reopened = Spool(tmp_path, quota_bytes=QUOTA, segment_bytes=1024 * 1024)  # recovery must not cut it short
+    assert only.stat().st_size == positions[-1][1]
+    batches = reopened.read(None)
+    reopened.close()
+    assert [batch.records[0] for batch in batches if batch.records] == [
+        records(n, count=5, size=500)[0] for n in (0, 1, 3, 4)]
+    assert batches[-1].position == positions[-1]
 
 
 def test_segments_roll_and_are_released_once_stored(tmp_path: Path) -> None:

@@ -212,12 +212,11 @@ class Pipeline:
         if self._thread is None:
             while self.run_once():
                 pass
-            return self.status.position is None or self.status.position >= target or not self.spool.used_bytes
+            return self.spool.pending_bytes(self.status.position) == 0
         while time.monotonic() < deadline:
             position = self.status.position
-            if position is not None and position >= target:
-                return True
-            if position is None and self.spool.pending_bytes(None) == 0:
+            # Stored up to the target, or nothing left (the spool may have rolled past the target since).
+            if (position is not None and position >= target) or self.spool.pending_bytes(position) == 0:
                 return True
             with self._idle:
                 self._idle.wait(0.05)

@@ -23,7 +23,7 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from itertools import chain
@@ -128,6 +128,46 @@ def _read_frame(handle: BinaryIO) -> tuple[BatchMeta, list[bytes]] | None:
     return BatchMeta.from_json(header), _decode_body(body)
 
 
+# A stretch of a segment that holds no intact frame (disk damage): the reader moves past it.
+DAMAGED = "spool:damaged"
+_SCAN_CHUNK = 1024 * 1024
+
+
+def _next_intact(handle: BinaryIO, start: int, end: int) -> int | None:
+    """The offset of the first intact frame at or after ``start`` (before ``end``); None when there is none."""
+    offset = start
+    while offset < end:
+        handle.seek(offset)
+        chunk = handle.read(min(_SCAN_CHUNK, end - offset) + len(MAGIC) - 1)
+        found = chunk.find(MAGIC)
+        while found != -1:
+            handle.seek(offset + found)
+            if _read_frame(handle) is not None and handle.tell() <= end:
+                return offset + found
+            found = chunk.find(MAGIC, found + 1)
+        offset += _SCAN_CHUNK
+    return None
+
+
+def _frames(handle: BinaryIO, start: int, end: int) -> Iterator[tuple[int, tuple[BatchMeta, list[bytes]] | None]]:
+    """(offset after, frame) for each intact frame from ``start`` to ``end``; a damaged stretch comes as
+    (offset of the next intact frame or ``end``, None), so later frames are never lost to it."""
+    offset = start
+    while offset < end:
+        handle.seek(offset)
+        frame = _read_frame(handle)
+        if frame is not None and handle.tell() <= end:
+            offset = handle.tell()
+            yield offset, frame
+            continue
+        following = _next_intact(handle, offset + 1, end)
+        resume = end if following is None else following
+        log.error("spool: %d damaged bytes in %s at byte %d; skipped, the batches after them are kept",
+                  resume - offset, getattr(handle, "name", "?"), offset)
+        offset = resume
+        yield offset, None
+
+
 class Spool:
     """One writer (any thread, serialised by a lock), one in-order reader (the pipeline)."""
 
@@ -156,12 +196,14 @@ class Spool:
         return self.directory / f"{segment:012d}{SUFFIX}"
 
     def _recover_tail(self, segment: int) -> None:
-        """Cut a frame torn by a crash off the newest segment (it was never acknowledged)."""
+        """Cut a frame torn by a crash off the newest segment (it was never acknowledged); damage before the
+        last intact frame stays for the reader to skip, so no acknowledged batch after it is cut."""
         path = self._path(segment)
         good = 0
         with path.open("rb") as handle:
-            while _read_frame(handle) is not None:
-                good = handle.tell()
+            for offset, frame in _frames(handle, 0, self._sizes[segment]):
+                if frame is not None:
+                    good = offset
         if good < self._sizes[segment]:
             log.warning("spool: cutting %d bytes of an unfinished batch off %s (never acknowledged)",
                         self._sizes[segment] - good, path.name)
@@ -245,16 +287,14 @@ class Spool:
             if start >= sizes[number]:
                 continue
             with self._path(number).open("rb") as handle:
-                handle.seek(start)
-                while handle.tell() < sizes[number] and (not batches or total < max_records):
-                    frame = _read_frame(handle)
-                    if frame is None:
-                        log.error("spool: damaged batch in %s at byte %d; skipping the rest of that file",
-                                  self._path(number).name, start)
+                for offset, frame in _frames(handle, start, sizes[number]):
+                    if frame is None:  # an empty batch whose position moves the pipeline past the damage
+                        batches.append(SpoolBatch(BatchMeta(source=DAMAGED, unit_id=0), [], (number, offset)))
+                    else:
+                        batches.append(SpoolBatch(frame[0], frame[1], (number, offset)))
+                        total += len(frame[1])
+                    if total >= max_records:
                         break
-                    meta, records = frame
-                    batches.append(SpoolBatch(meta, records, (number, handle.tell())))
-                    total += len(records)
             if batches and total >= max_records:
                 break
         return batches
@@ -268,10 +308,15 @@ class Spool:
             for number in done:
                 self._path(number).unlink(missing_ok=True)
                 del self._sizes[number]
-            # The current segment is emptied by starting a new one once everything in it is stored.
+            # The current segment is emptied by starting a new one once everything in it is stored; the
+            # stored one goes at once, so its bytes stop counting against the quota.
             if (upto == (self._segment, self._sizes[self._segment]) and self._sizes[self._segment]
                     >= self.segment_bytes // 2):
+                stored = self._segment
                 self._roll()
+                self._path(stored).unlink(missing_ok=True)
+                del self._sizes[stored]
+                done.append(stored)
             return len(done)
 
     def close(self) -> None:
