@@ -14,7 +14,7 @@ The hand-written SQL returns what the service returns: the newest 100 matching e
 included) and the total; the bare ``count(*)`` is printed too, for scale.
 
 Each pair runs on the same store and connection; the ratio and Vigil's overhead are printed too.
-Usage: ``bench_siem_search.py [--events N] [--runs N] [--rebuild]``.
+Usage: ``bench_siem_search.py [--events N] [--runs N] [--rebuild] [--memory-limit 256MB]``.
 """
 
 from __future__ import annotations
@@ -122,17 +122,19 @@ def main() -> None:
     options.add_argument("--events", type=int, default=10_000_000)
     options.add_argument("--runs", type=int, default=7)
     options.add_argument("--rebuild", action="store_true")
+    options.add_argument("--memory-limit", help="DuckDB's memory_limit for the store, e.g. 256MB")
     args = options.parse_args()
     folder = CACHE / f"search-{args.events}"
     if args.rebuild:
         shutil.rmtree(folder, ignore_errors=True)
     path = build(folder, args.events)
-    store = DuckDBEventStore(path)
+    store = DuckDBEventStore(path, memory_limit=args.memory_limit) if args.memory_limit else DuckDBEventStore(path)
     db = store._db.cursor()
     db.execute("SET TimeZone = 'UTC'")
     day = search.TimeRange(MONTH_START + timedelta(days=14), MONTH_START + timedelta(days=15))
     month = search.TimeRange(MONTH_START, MONTH_START + timedelta(days=DAYS))
-    conditions = f"{store.count():,} events over {DAYS} days, median of {args.runs}, {machine()}, machine shared"
+    limit = f", DuckDB memory_limit {args.memory_limit}" if args.memory_limit else ""
+    conditions = f"{store.count():,} events over {DAYS} days{limit}, median of {args.runs}, {machine()}, machine shared"
 
     def hand_search(where: str, value: str, window: search.TimeRange) -> tuple[int, int]:
         rows = db.execute(PAGE.format(where=where), [value, window.start, window.end]).fetchall()

@@ -109,9 +109,11 @@ CHECK_JSON = ("SELECT count(*) FROM staging_json "
               "WHERE NOT coalesce(CASE WHEN json_valid(doc) THEN json_type(doc) = 'OBJECT' END, false)")
 MAX_LIMIT = 10_000
 # DuckDB keeps the table's blocks cached up to its memory limit, by default 80% of the machine's memory:
-# without a cap the process grows with the store (about 35 MiB per million events ingested); with one it
-# is bounded (benchmarks/bench_siem_memory.py).
-DEFAULT_MEMORY_LIMIT = "1GB"
+# without a cap the process grows with the store (about 35 MiB per million events ingested). Measured
+# over 10 million events (benchmarks/bench_siem_memory.py): 256MB keeps the process flat (about 400 MiB),
+# 1GB lets it grow to 800 MiB; searches of the search benchmark and month-long aggregations took the same
+# time with either (bigger sorts and aggregations spill to disk).
+DEFAULT_MEMORY_LIMIT = "256MB"
 MEMORY_SIZE = re.compile(r"[1-9]\d{0,5}(?:\.\d{1,3})?\s?(?:[KMGT]i?B)")
 
 
