@@ -7,6 +7,7 @@ The TOML file is ``$VIGIL_CONFIG`` when set, else ``./vigil.toml`` when it exist
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -91,6 +92,10 @@ class Settings(BaseSettings):
     spool_quota_bytes: int = Field(default=2 * 1024**3, ge=1024 * 1024,
                                    description="Disk quota of the spool; when full, receivers answer 503.")
     spool_segment_bytes: int = Field(default=64 * 1024**2, ge=64 * 1024, description="Size of one spool file.")
+    events_memory_limit: str = Field(
+        default="512MB",
+        description="Most memory the event store (DuckDB) caches and works in; bigger sorts spill to disk.",
+    )
     retention_days: int = Field(
         default=180, ge=1, le=36500,
         description="Days events are kept unless a source sets its own (Cybersecurity Law Art. 21: >= 180).",
@@ -104,6 +109,13 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai") from exc
         return value
+
+    @field_validator("events_memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        if not re.fullmatch(r"[1-9]\d{0,5}(\.\d{1,3})?\s?[KMGT]i?B", value.strip()):
+            raise ValueError("write a size such as 256MB, 512MB or 2GB")
+        return value.strip()
 
     @field_validator("database_url")
     @classmethod

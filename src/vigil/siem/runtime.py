@@ -89,7 +89,8 @@ class Siem:
     def store(self) -> EventStore:
         with self._lock:
             if self._store is None:
-                self._store = DuckDBEventStore(self.settings.events_path)
+                self._store = DuckDBEventStore(self.settings.events_path,
+                                               memory_limit=self.settings.events_memory_limit)
             return self._store
 
     @property

@@ -50,7 +50,7 @@ def event_store(settings: Settings, *, required: bool) -> Iterator[DuckDBEventSt
         yield None
         return
     try:
-        store = DuckDBEventStore(path)
+        store = DuckDBEventStore(path, memory_limit=settings.events_memory_limit)
     except duckdb.IOException:
         if required:
             fail(f"the event store {path} is in use by a running `vigil serve`: run retention from the log-sources "

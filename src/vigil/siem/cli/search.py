@@ -160,7 +160,7 @@ def open_local(settings: Settings) -> DuckDBEventStore | None:
     if not settings.events_path.exists():
         return None
     try:
-        return DuckDBEventStore(settings.events_path)
+        return DuckDBEventStore(settings.events_path, memory_limit=settings.events_memory_limit)
     except Exception as exc:  # duckdb.IOException; the class lives in the native module
         if "lock" in str(exc).lower():
             raise StoreBusy(str(exc)) from exc
