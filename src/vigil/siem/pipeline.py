@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from vigil.core.errors import BadInput
+from vigil.core.worker import Worker
 from vigil.siem.normalize import Enricher, normalise
 from vigil.siem.parsers.base import Event, ParseContext, ParseFailure, Parser, run_batch
 from vigil.siem.parsers.registry import detect_format, parser
@@ -74,8 +75,7 @@ class Pipeline:
         self.enrichers = list(enrichers)
         self.max_records = max_records
         self.status = PipelineStatus(position=store.last_position())
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker("vigil-pipeline")
         self._idle = threading.Condition()
 
     # --- one batch ---------------------------------------------------------------------------------
@@ -180,7 +180,7 @@ class Pipeline:
         return len(batches)
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while not self._worker.stopping.is_set():
             try:
                 if self.run_once() == 0:
                     self.spool.wait(self.status.position, timeout=0.5)
@@ -188,28 +188,22 @@ class Pipeline:
                 self.status.errors += 1
                 self.status.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("pipeline: a batch failed; retrying in 1 s (it stays in the spool)")
-                self._stop.wait(1.0)
+                self._worker.stopping.wait(1.0)
         self.status.running = False
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self.status.running = True
-        self._thread = threading.Thread(target=self._loop, name="vigil-pipeline", daemon=True)
-        self._thread.start()
+        if not self._worker.running:
+            self.status.running = True
+            self._worker.start(self._loop)
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._worker.stop(timeout)
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until everything spooled so far is stored (tests, `vigil ingest`); whether it was."""
         target = self.spool.end()
         deadline = time.monotonic() + timeout
-        if self._thread is None:
+        if not self._worker.running:
             while self.run_once():
                 pass
             return self.spool.pending_bytes(self.status.position) == 0

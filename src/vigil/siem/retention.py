@@ -16,7 +16,6 @@ still held: the next run removes them.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Collection
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +31,7 @@ from vigil.core.audit import AuditRecord
 from vigil.core.config import Settings
 from vigil.core.context import Context
 from vigil.core.db import Database, Scope
+from vigil.core.worker import Worker
 from vigil.siem.models import LogSource
 from vigil.siem.sources import LEGAL_MINIMUM_DAYS
 from vigil.siem.store.base import EventStore
@@ -204,8 +204,7 @@ class RetentionJob:
         self.last_run: RunSummary | None = None
         self.last_error = ""
         self.next_run_at: datetime | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker("vigil-retention")
 
     def run_now(self) -> RunSummary | None:
         store = self.store()
@@ -223,20 +222,13 @@ class RetentionJob:
         delay = self.first_delay
         while True:
             self.next_run_at = datetime.now(UTC) + timedelta(seconds=delay)
-            if self._stop.wait(delay):
+            if self._worker.stopping.wait(delay):
                 return
             self.run_now()
             delay = self.interval
 
     def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="vigil-retention", daemon=True)
-        self._thread.start()
+        self._worker.start(self._loop)
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._worker.stop(timeout)

@@ -21,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from vigil.core.worker import Worker
 from vigil.siem.normalize import FAILURE_KIND
 from vigil.siem.store.base import EventStore
 from vigil.siem.store.duckdb import DuckDBEventStore
@@ -137,8 +138,7 @@ class SourceStats:
         self._refreshed = float("-inf")
         # What readers see: copies made at the end of each refresh, replaced whole (never changed in place).
         self._snapshot: tuple[dict[Key, dict[datetime, Counts]], dict[Key, dict[datetime, Counts]]] = ({}, {})
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = Worker("vigil-source-stats")
 
     def refresh(self, store: EventStore) -> None:
         """Read the rows stored since the last refresh (the last day's on the first)."""
@@ -204,23 +204,17 @@ class SourceStats:
 
     def start(self, store: Callable[[], EventStore | None], interval: float = 30.0) -> None:
         def loop() -> None:  # at once (the first read covers a whole day), then every ``interval``
-            while not self._stop.is_set():
+            while not self._worker.stopping.is_set():
                 current = store()
                 if current is not None:
                     try:
                         self.refresh(current)
                     except Exception:  # the next page view or round tries again
                         log.exception("refreshing the log-source figures failed")
-                self._stop.wait(interval)
+                self._worker.stopping.wait(interval)
 
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=loop, name="vigil-source-stats", daemon=True)
-            self._thread.start()
+        self._worker.start(loop)
 
     def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        self._worker.stop(timeout)
 
