@@ -95,7 +95,7 @@ def main() -> None:
     args = options.parse_args()
     lines = ndjson_file(args.events).read_bytes().splitlines()
     size = sum(len(line) for line in lines) / len(lines)
-    conditions = f"{len(lines):,} NDJSON events of {size:.0f} B, {machine()}, machine shared (noisy)"
+    conditions = f"{len(lines):,} NDJSON events of {size:.0f} B, {machine()}"
 
     parse = baseline(lines)
     report("siem ingest, orjson.loads per line (baseline)", len(lines) / parse.wall, "events/s", conditions)

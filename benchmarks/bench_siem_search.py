@@ -134,7 +134,7 @@ def main() -> None:
     day = search.TimeRange(MONTH_START + timedelta(days=14), MONTH_START + timedelta(days=15))
     month = search.TimeRange(MONTH_START, MONTH_START + timedelta(days=DAYS))
     limit = f", DuckDB memory_limit {args.memory_limit}" if args.memory_limit else ""
-    conditions = f"{store.count():,} events over {DAYS} days{limit}, median of {args.runs}, {machine()}, machine shared"
+    conditions = f"{store.count():,} events over {DAYS} days{limit}, median of {args.runs}, {machine()}"
 
     def hand_search(where: str, value: str, window: search.TimeRange) -> tuple[int, int]:
         rows = db.execute(PAGE.format(where=where), [value, window.start, window.end]).fetchall()
