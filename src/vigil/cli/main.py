@@ -81,7 +81,7 @@ def load_siem_demo(op: Operation) -> Mapping[str, int]:
     added = dict(siem_demo.load(op.settings, op.database))
     with op.transaction() as ctx:
         if siem_demo.configure_sources(ctx):
-            added["log source settings"] = 1
+            added["EVTX source kept past retention"] = 1
     skipped = siem_demo.evtx_note()
     if skipped:
         note(f"siem: {skipped}")
