@@ -21,8 +21,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from vigil.accounts.service import root_unit_id
 from vigil.core.config import ConfigError, Settings, load_settings
-from vigil.core.db import Database
+from vigil.core.db import Database, Scope
+from vigil.siem.models import LogSource
 from vigil.siem.parsers.base import MAX_RECORD_BYTES
 from vigil.siem.receivers import syslog
 from vigil.siem.receivers.framing import StreamFramer
@@ -482,3 +484,17 @@ def test_framing_recovers_every_message_however_framed_and_cut(messages: list[tu
             break
     frames += framer.finish()
     assert frames == expected
+
+
+def test_a_sender_configured_as_its_own_source_gets_its_time_zone(siem: Siem, database: Database) -> None:
+    with database.transaction(Scope.system()) as session:
+        root = root_unit_id(session)
+        session.add(LogSource(name=f"syslog:{LOCAL}", unit_id=root, timezone="America/New_York"))
+    receiver = listen(siem, "udp")
+    local = datetime.now(ZoneInfo("America/New_York")).replace(microsecond=0) - timedelta(hours=1)
+    line = f"<13>{local:%b} {local.day:2d} {local:%H:%M:%S} branch-fw test: from the New York office"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.sendto(line.encode(), (LOCAL, receiver.port))
+    [event] = settle(siem, receiver, 1)
+    assert event["vigil"]["source"] == f"syslog:{LOCAL}"
+    assert datetime.fromisoformat(event["@timestamp"]) == local.astimezone(UTC)  # not read as Asia/Kolkata

@@ -72,6 +72,12 @@ class Siem:
             self.directory = SourceDirectory(database, settings, default_unit=self.default_unit)
             self.source_configs, self.unit_for = self.directory.config, self.directory.unit
 
+    def source_for_sender(self, input_name: str, peer: str) -> str:
+        """``<input>:<sender address>`` when a log source of that name is configured (its own time zone,
+        unit and retention for one device among many on a shared input), else the input's own name."""
+        own = f"{input_name}:{peer}"
+        return own if peer and self.directory is not None and self.directory.configured(own) else input_name
+
     def default_config(self, source: str) -> SourceConfig:
         return SourceConfig(timezone=ZoneInfo(self.settings.log_timezone),
                             keep_original=self.settings.keep_original)

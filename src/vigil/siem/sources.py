@@ -408,6 +408,9 @@ class SourceDirectory:
         found = self.current().units.get(source)
         return found if found is not None else self.default_unit(source)
 
+    def configured(self, source: str) -> bool:
+        return source in self.current().units
+
 
 
 # --- the status panel: pipeline, spool, receivers --------------------------------------------------

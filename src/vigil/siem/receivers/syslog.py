@@ -338,7 +338,8 @@ class SyslogReceiver(Receiver):
 
     def _submit(self, records: list[bytes], peer: str, received: datetime) -> None:
         """In a worker thread: the batch into the spool (fsync'd when this returns)."""
-        meta = BatchMeta(source=SOURCE, unit_id=self.siem.unit_for(SOURCE), format=FORMAT,
+        source = self.siem.source_for_sender(SOURCE, peer)
+        meta = BatchMeta(source=source, unit_id=self.siem.unit_for(source), format=FORMAT,
                          transport=self.name, peer=peer, received_at=received)
         self.siem.submit(records, meta)
 
