@@ -252,3 +252,31 @@ def test_spool_records_come_back_byte_for_byte(tmp_path: Path) -> None:
         assert batch.records == records and batch.position == position
     finally:
         spool.close()
+
+
+def test_parsed_batches_of_one_source_share_a_transaction_too(tmp_path: Path) -> None:
+    store = DuckDBEventStore(tmp_path / "events.duckdb")
+    spool = Spool(tmp_path / "spool", quota_bytes=64 * 1024**2)
+    try:
+        syslog = BatchMeta(source="syslog", unit_id=1, format="syslog", peer="10.0.0.9")
+        lines = [[f"<13>1 2026-11-28T10:00:00Z fw01 app - - - message {n * 10 + i}".encode() for i in range(10)]
+                 for n in range(4)]
+        positions = [spool.append(batch, syslog) for batch in lines]
+        spool.append(batch_lines(0, 3), meta())  # another kind of batch: a transaction of its own
+        calls: list[int] = []
+        append = store.append
+
+        def counting(events: Any, **kwargs: Any) -> Any:
+            calls.append(len(events))
+            return append(events, **kwargs)
+
+        store.append = counting  # type: ignore[method-assign]
+        pipeline = Pipeline(spool, store, configs=json_configs)
+        assert pipeline.run_once() == 5
+        assert calls == [40]  # the four syslog batches in one transaction; the JSON batch went on its own
+        assert store.count("source = 'syslog'") == 40 and store.count() == 43
+        assert store.last_position() == pipeline.status.position > positions[-1]
+        assert Pipeline(spool, store, configs=json_configs).run_once() == 0 and store.count() == 43
+    finally:
+        spool.close()
+        store.close()

@@ -114,14 +114,14 @@ class Pipeline:
         self.process_group([batch])
 
     def process_group(self, batches: Sequence[SpoolBatch]) -> None:
-        """Store consecutive spool batches; several only when all are fast-path batches of one source and unit.
+        """Store consecutive spool batches of one source and unit in one transaction, with the last batch's
+        position (exactly once): JSON text as it is on the fast path, else parsed.
 
-        They go to the store in one transaction with the last batch's position (exactly once); when one
-        holds a line that is not a JSON object, each batch is stored on its own instead, the bad lines
-        becoming failure events.
+        When a fast-path group holds a line that is not a JSON object, each batch is stored on its own
+        instead, and the one with the bad lines is parsed, each bad line becoming a failure event.
         """
         first = batches[0]
-        if len(batches) > 1 or self._fast(first):
+        if self._fast(first):
             records = first.records if len(batches) == 1 else [r for batch in batches for r in batch.records]
             try:
                 self.store.append_json(records, unit_id=first.meta.unit_id, source=first.meta.source,
@@ -134,9 +134,15 @@ class Pipeline:
             else:
                 self._stored(batches, len(records), 0)
                 return
-        meta = first.meta
-        events, failures = normalise(self._parse(first, self.configs(meta.source)), meta, self.enrichers)
-        self.store.append(events, unit_id=meta.unit_id, source=meta.source, spool_position=first.position)
+        events: list[Event] = []
+        failures = 0
+        for batch in batches:
+            parsed, failed = normalise(self._parse(batch, self.configs(batch.meta.source)), batch.meta,
+                                       self.enrichers)
+            events += parsed
+            failures += failed
+        self.store.append(events, unit_id=first.meta.unit_id, source=first.meta.source,
+                          spool_position=batches[-1].position)
         self._stored(batches, len(events), failures)
 
     def _stored(self, batches: Sequence[SpoolBatch], events: int, failures: int) -> None:
@@ -148,13 +154,14 @@ class Pipeline:
         status.last_batch_at = datetime.now(UTC)
 
     def _groups(self, batches: Sequence[SpoolBatch]) -> list[list[SpoolBatch]]:
-        """Runs of consecutive fast-path batches of one source and unit, up to ``GROUP_RECORDS`` records
-        together; every other batch on its own."""
+        """Runs of consecutive batches of one source and unit, all fast-path or all parsed, up to
+        ``GROUP_RECORDS`` records together: one store transaction each (many small receiver batches
+        would otherwise pay a transaction each)."""
         groups: list[list[SpoolBatch]] = []
         size = 0
         for batch in batches:
             last = groups[-1] if groups else None
-            if (last is not None and self._fast(batch) and self._fast(last[0])
+            if (last is not None and self._fast(batch) == self._fast(last[0])
                     and (batch.meta.source, batch.meta.unit_id) == (last[0].meta.source, last[0].meta.unit_id)
                     and size + len(batch.records) <= GROUP_RECORDS):
                 last.append(batch)

@@ -29,6 +29,9 @@ SEVERITIES = ("emergency", "alert", "critical", "error", "warning", "notice", "i
 _PRI = re.compile(r"<(\d{1,3})>")
 _HEADER_5424 = re.compile(r"([1-9]\d{0,2}) (\S+) (\S+) (\S+) (\S+) (\S+)(?: |$)")
 _SD_NAME = re.compile(r'[^\s=\]"]{1,64}')
+# A PARAM-VALUE up to its closing quote: a backslash pairs with the character after it (so \" does not end it).
+_SD_VALUE = re.compile(r'((?:[^"\\]|\\.)*)"', re.DOTALL)
+_SD_ESCAPE = re.compile(r'\\(["\\\]])')  # only \", \\ and \] are escapes (RFC 5424 §6.3.3)
 _NIL = "-"
 
 
@@ -57,22 +60,12 @@ def parse_structured_data(text: str) -> tuple[dict[str, dict[str, str]] | None, 
             name = _SD_NAME.match(text, position + 1)
             if not name or text[name.end(): name.end() + 2] != '="':
                 raise ParseError(f'structured data parameter is not name="value" at {position + 1}')
-            position = name.end() + 2
-            value: list[str] = []
-            while True:
-                if position >= len(text):
-                    raise ParseError(f"structured data value of {name.group(0)!r} has no closing quote")
-                char = text[position]
-                if char == "\\" and text[position + 1: position + 2] in ('"', "\\", "]"):
-                    value.append(text[position + 1])
-                    position += 2
-                elif char == '"':
-                    position += 1
-                    break
-                else:
-                    value.append(char)
-                    position += 1
-            params[name.group(0)] = "".join(value)
+            value = _SD_VALUE.match(text, name.end() + 2)
+            if not value:
+                raise ParseError(f"structured data value of {name.group(0)!r} has no closing quote")
+            raw = value.group(1)
+            params[name.group(0)] = _SD_ESCAPE.sub(r"\1", raw) if "\\" in raw else raw
+            position = value.end()
     if not elements:
         raise ParseError("RFC 5424 record without STRUCTURED-DATA ('-' or '[...]') after MSGID")
     return elements, text[position:]
@@ -89,15 +82,17 @@ def _priority(event: Event, value: int) -> None:
 
 
 def _process(event: Event, program: str | None, pid: str | int | None) -> None:
+    # Direct dict writes, not ``put``: this runs for every syslog record, and these objects are the parser's own.
+    syslog = event.setdefault("log", {}).setdefault("syslog", {})
     if program:
-        put(event, "process.name", program)
-        put(event, "log.syslog.appname", program)
+        event.setdefault("process", {})["name"] = program
+        syslog["appname"] = program
     if pid is not None:
-        put(event, "log.syslog.procid", str(pid))
+        syslog["procid"] = str(pid)
         if isinstance(pid, int) or pid.isdigit():
             number = int(pid)
             if number < 2**63:
-                put(event, "process.pid", number)
+                event.setdefault("process", {})["pid"] = number
 
 
 def _fill_missing(target: Event, source: Event) -> None:
@@ -133,19 +128,17 @@ def _body(event: Event, message: str, ctx: ParseContext) -> None:
         put(event, "event.dataset", "system.auth")
 
 
-def _parse_5424(event: Event, text: str, ctx: ParseContext) -> None:
-    match = _HEADER_5424.match(text)
-    if not match:
-        raise ParseError("RFC 5424 header needs VERSION TIMESTAMP HOSTNAME APP-NAME PROCID MSGID")
+def _parse_5424(event: Event, text: str, match: re.Match[str], ctx: ParseContext) -> None:
     version, stamp, host, app, procid, msgid = match.groups()
     event["@timestamp"] = ctx.received_at.astimezone(UTC) if stamp == _NIL else parse_rfc3339(stamp, ctx)
-    put(event, "log.syslog.version", version)
+    syslog = event["log"]["syslog"]  # made by _priority: a 5424 record always has a PRI
+    syslog["version"] = version
     if host != _NIL:
-        put(event, "host.hostname", host)
-        put(event, "log.syslog.hostname", host)
+        event["host"] = {"hostname": host}
+        syslog["hostname"] = host
     _process(event, None if app == _NIL else app, None if procid == _NIL else procid)
     if msgid != _NIL:
-        put(event, "log.syslog.msgid", msgid)
+        syslog["msgid"] = msgid
     rest = text[match.end():]
     if not rest:
         raise ParseError("RFC 5424 record without STRUCTURED-DATA ('-' or '[...]') after MSGID")
@@ -208,8 +201,9 @@ class SyslogParser:
                 raise ParseError(f"syslog PRI <{value}> is out of range (0-191)")
             _priority(event, value)
             text = text[pri.end():]
-        if pri and _HEADER_5424.match(text):
-            _parse_5424(event, text, ctx)
+        header = _HEADER_5424.match(text) if pri else None
+        if header:
+            _parse_5424(event, text, header, ctx)
         else:
             _parse_3164(event, text, ctx, has_pri=pri is not None)
         if isinstance(event.get("@timestamp"), datetime):
