@@ -27,7 +27,8 @@ from _common import machine, report
 from _siem_data import ndjson_file
 
 from vigil.core.config import Settings
-from vigil.siem.pipeline import MAX_RECORDS, SourceConfig
+from vigil.siem.parsing import SourceConfig
+from vigil.siem.pipeline import MAX_RECORDS
 from vigil.siem.runtime import Siem
 from vigil.siem.spool import BatchMeta
 

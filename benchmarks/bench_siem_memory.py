@@ -21,7 +21,8 @@ from _siem_data import lines
 
 from vigil.core.config import Settings
 from vigil.siem import runtime
-from vigil.siem.pipeline import MAX_RECORDS, SourceConfig
+from vigil.siem.parsing import SourceConfig
+from vigil.siem.pipeline import MAX_RECORDS
 from vigil.siem.runtime import Siem
 from vigil.siem.spool import BatchMeta
 from vigil.siem.store.duckdb import DEFAULT_MEMORY_LIMIT, DuckDBEventStore

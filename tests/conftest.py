@@ -32,6 +32,10 @@ from vigil.core.context import Context
 from vigil.core.db import Database, Scope
 from vigil.web.app import create_app
 
+# Tests parse in the pipeline's thread (no worker processes to spawn for every app); the worker path
+# has tests of its own that turn it on (tests/siem/test_parse_workers.py).
+os.environ.setdefault("VIGIL_PIPELINE_WORKERS", "0")
+
 PASSWORD = "Correct-Horse-42!"
 POSTGRES_URL = os.environ.get("VIGIL_TEST_POSTGRES_URL", "")
 NO_POSTGRES = "no PostgreSQL for tests: set VIGIL_TEST_POSTGRES_URL (.ci/run does)"

@@ -15,7 +15,8 @@ import pytest
 
 from vigil.siem import search
 from vigil.siem.parsers.base import Event
-from vigil.siem.pipeline import Pipeline, SourceConfig
+from vigil.siem.parsing import SourceConfig
+from vigil.siem.pipeline import Pipeline
 from vigil.siem.spool import BatchMeta, Spool
 from vigil.siem.store.duckdb import DuckDBEventStore
 

@@ -18,7 +18,8 @@ import pytest
 from vigil.core.errors import BadInput
 from vigil.siem import pipeline as pipeline_module
 from vigil.siem.fields import COLUMNS
-from vigil.siem.pipeline import Pipeline, SourceConfig
+from vigil.siem.parsing import SourceConfig
+from vigil.siem.pipeline import Pipeline
 from vigil.siem.spool import BatchMeta, Spool
 from vigil.siem.store.duckdb import DuckDBEventStore
 

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
         default="512MB",
         description="Most memory the event store (DuckDB) caches and works in; bigger sorts spill to disk.",
     )
+    pipeline_workers: int = Field(
+        default=2, ge=0, le=32,
+        description="Processes that parse text logs (syslog, web, auth) beside the pipeline; 0 parses in it.",
+    )
     retention_days: int = Field(
         default=180, ge=1, le=36500,
         description="Days events are kept unless a source sets its own (Cybersecurity Law Art. 21: >= 180).",

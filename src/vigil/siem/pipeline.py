@@ -15,18 +15,21 @@ bigger transactions are what keeps up with a backlog.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 from vigil.core.errors import BadInput
 from vigil.core.worker import Worker
 from vigil.siem.normalize import Enricher, normalise
-from vigil.siem.parsers.base import Event, ParseContext, ParseFailure, Parser, run_batch
-from vigil.siem.parsers.registry import detect_format, parser
+from vigil.siem.parsers.base import Event, ParseFailure
+from vigil.siem.parsing import SourceConfig, parse_records, parse_to_json
 from vigil.siem.spool import Spool, SpoolBatch
 from vigil.siem.store.base import EventStore, SpoolPosition
 
@@ -39,15 +42,6 @@ FAST_JSON_FORMATS = frozenset({"json"})
 GROUP_RECORDS = 122_880
 # Records read from the spool at once: about two such groups.
 MAX_RECORDS = 2 * GROUP_RECORDS
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    """How one source's records are read (from the log-sources settings; defaults from Settings)."""
-
-    format: str | None = None
-    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
-    keep_original: bool = True
 
 
 SourceConfigs = Callable[[str], SourceConfig]
@@ -68,7 +62,8 @@ class PipelineStatus:
 
 class Pipeline:
     def __init__(self, spool: Spool, store: EventStore, *, configs: SourceConfigs,
-                 enrichers: Sequence[Enricher] = (), max_records: int = MAX_RECORDS) -> None:
+                 enrichers: Sequence[Enricher] = (), max_records: int = MAX_RECORDS, parse_workers: int = 0) -> None:
+        """``parse_workers``: processes that parse batches beside this thread (0: parse in it)."""
         self.spool = spool
         self.store = store
         self.configs = configs
@@ -77,32 +72,17 @@ class Pipeline:
         self.status = PipelineStatus(position=store.last_position())
         self._worker = Worker("vigil-pipeline")
         self._idle = threading.Condition()
+        self.parse_workers = parse_workers
+        self._pool: ProcessPoolExecutor | None = None
+        # Read but not yet stored (groups, with their parse jobs when workers parse them), and where the
+        # reading got to: ahead of ``status.position`` only while those wait.
+        self._ahead: deque[tuple[list[SpoolBatch], list[Future[tuple[list[str], int]]] | None]] = deque()
+        self._read_to: SpoolPosition | None = self.status.position
 
     # --- one batch ---------------------------------------------------------------------------------
 
     def _parse(self, batch: SpoolBatch, config: SourceConfig) -> list[Event | ParseFailure]:
-        meta = batch.meta
-        ctx = ParseContext(source=meta.source, timezone=config.timezone, received_at=meta.received_at,
-                           keep_original=config.keep_original)
-        name = meta.format or config.format
-        if name:
-            return run_batch(parser(name), batch.records, ctx)
-        # Unknown format: each record is detected on its own (mixed inputs stay readable).
-        results: list[Event | ParseFailure] = []
-        groups: dict[str, tuple[Parser, list[int]]] = {}
-        for index, record in enumerate(batch.records):
-            found = detect_format(record)
-            if found is None:
-                results.append(ParseFailure(record, "detect", "no parser recognises this record's format",
-                                            meta.source))
-                continue
-            groups.setdefault(found.name, (found, []))[1].append(index)
-            results.append(ParseFailure(b"", "", ""))  # placeholder, replaced below
-        for found, indexes in groups.values():
-            for index, result in zip(indexes, run_batch(found, [batch.records[i] for i in indexes], ctx),
-                                     strict=True):
-                results[index] = result
-        return results
+        return parse_records(batch.records, batch.meta, config)
 
     def _fast(self, batch: SpoolBatch) -> bool:
         """Whether the batch can go to the store as JSON text (``append_json``)."""
@@ -113,7 +93,8 @@ class Pipeline:
         """Store one spool batch (exactly once, by its position)."""
         self.process_group([batch])
 
-    def process_group(self, batches: Sequence[SpoolBatch]) -> None:
+    def process_group(self, batches: Sequence[SpoolBatch],
+                      parsed: Sequence[Future[tuple[list[str], int]]] | None = None) -> None:
         """Store consecutive spool batches of one source and unit in one transaction, with the last batch's
         position (exactly once): JSON text as it is on the fast path, else parsed.
 
@@ -134,16 +115,50 @@ class Pipeline:
             else:
                 self._stored(batches, len(records), 0)
                 return
+        if parsed is not None and self._store_parsed(batches, parsed):
+            return
         events: list[Event] = []
         failures = 0
         for batch in batches:
-            parsed, failed = normalise(self._parse(batch, self.configs(batch.meta.source)), batch.meta,
-                                       self.enrichers)
-            events += parsed
+            normalised, failed = normalise(self._parse(batch, self.configs(batch.meta.source)), batch.meta,
+                                           self.enrichers)
+            events += normalised
             failures += failed
         self.store.append(events, unit_id=first.meta.unit_id, source=first.meta.source,
                           spool_position=batches[-1].position)
         self._stored(batches, len(events), failures)
+
+    def _store_parsed(self, batches: Sequence[SpoolBatch], parsed: Sequence[Future[tuple[list[str], int]]]) -> bool:
+        """Store what worker processes parsed (JSON text); False when a worker failed (parsed here instead)."""
+        documents: list[str] = []
+        failures = 0
+        try:
+            for future in parsed:
+                docs, failed = future.result()
+                documents += docs
+                failures += failed
+        except Exception:  # a dead or broken worker: this thread parses the group, a new pool comes next time
+            log.exception("pipeline: a parse worker failed; parsing %d batches in the pipeline", len(batches))
+            self._close_pool()
+            return False
+        first = batches[0]
+        self.store.append_json(documents, unit_id=first.meta.unit_id, source=first.meta.source,
+                               spool_position=batches[-1].position)
+        self._stored(batches, len(documents), failures)
+        return True
+
+    def _parse_pool(self) -> ProcessPoolExecutor | None:
+        if self.parse_workers <= 0 or self.enrichers:  # enrichers need the events in this process
+            return None
+        if self._pool is None:
+            # spawn, not fork: this process runs threads (DuckDB's, the receivers') a fork would copy mid-way.
+            self._pool = ProcessPoolExecutor(self.parse_workers, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def _close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def _stored(self, batches: Sequence[SpoolBatch], events: int, failures: int) -> None:
         status = self.status
@@ -173,18 +188,53 @@ class Pipeline:
 
     # --- the loop ----------------------------------------------------------------------------------
 
-    def run_once(self) -> int:
-        """Process what the spool holds now (up to ``max_records``); the number of batches processed."""
-        batches = self.spool.read(self.status.position, max_records=self.max_records)
+    def _read_ahead(self) -> None:
+        """Read the batches after the last one read, and hand those to parse to the workers at once."""
+        batches = self.spool.read(self._read_to, max_records=self.max_records)
+        if not batches:
+            return
+        self._read_to = batches[-1].position
         for group in self._groups(batches):
-            self.process_group(group)
-        if batches:
+            pool = None if self._fast(group[0]) else self._parse_pool()
+            self._ahead.append((group, None if pool is None else self._submit(pool, group)))
+
+    def _submit(self, pool: ProcessPoolExecutor, group: list[SpoolBatch]) -> list[Future[tuple[list[str], int]]] | None:
+        """The group's parse jobs; None (parse here) when the pool broke, e.g. a worker was killed."""
+        try:
+            return [pool.submit(parse_to_json, batch.records, batch.meta, self.configs(batch.meta.source))
+                    for batch in group]
+        except (BrokenProcessPool, RuntimeError):
+            log.exception("pipeline: the parse workers are gone; parsing here, new workers next time")
+            self._close_pool()
+            return None
+
+    def run_once(self) -> int:
+        """Store what the spool holds now (up to ``max_records``); the number of batches stored.
+
+        With parse workers, the next batches are read and handed to them before this thread stores the
+        current ones, so parsing and storing overlap."""
+        try:
+            if not self._ahead:
+                self._read_ahead()
+            current = list(self._ahead)
+            self._ahead.clear()
+            if self._pool is not None:
+                self._read_ahead()
+            for group, futures in current:
+                self.process_group(group, futures)
+        except BaseException:
+            # Read again from what is stored: nothing read ahead is lost, nothing is stored twice.
+            self._ahead.clear()
+            self._read_to = self.status.position
+            raise
+        stored = sum(len(group) for group, _ in current)
+        if stored:
             self.spool.release(self.status.position)
         self.status.pending_bytes = self.spool.pending_bytes(self.status.position)
-        if not batches:
+        if not stored:
             with self._idle:
                 self._idle.notify_all()
-        return len(batches)
+        return stored
 
     def _loop(self) -> None:
         while not self._worker.stopping.is_set():
@@ -205,6 +255,9 @@ class Pipeline:
 
     def stop(self, timeout: float = 10.0) -> None:
         self._worker.stop(timeout)
+        self._close_pool()
+        self._ahead.clear()  # read ahead, never stored: read again from the store's position on a restart
+        self._read_to = self.status.position
 
     def drain(self, timeout: float = 30.0) -> bool:
         """Wait until everything spooled so far is stored (tests, `vigil ingest`); whether it was."""

@@ -17,7 +17,8 @@ from vigil.accounts.service import root_unit_id
 from vigil.core.config import Settings
 from vigil.core.db import Database, Scope
 from vigil.siem.normalize import Enricher
-from vigil.siem.pipeline import Pipeline, SourceConfig
+from vigil.siem.parsing import SourceConfig
+from vigil.siem.pipeline import Pipeline
 from vigil.siem.retention import RetentionJob
 from vigil.siem.source_stats import SourceStats
 from vigil.siem.sources import SourceDirectory
@@ -116,7 +117,7 @@ class Siem:
         with self._lock:
             if self._pipeline is None:
                 self._pipeline = Pipeline(spool, store, configs=lambda name: self.source_configs(name),
-                                          enrichers=self.enrichers)
+                                          enrichers=self.enrichers, parse_workers=self.settings.pipeline_workers)
             return self._pipeline
 
     def submit(self, records: Sequence[bytes], meta: BatchMeta) -> SpoolPosition:

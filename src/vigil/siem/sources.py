@@ -32,7 +32,8 @@ from vigil.core.errors import BadInput, Conflict, NotFound
 from vigil.core.inputs import Text
 from vigil.siem.models import LogSource
 from vigil.siem.parsers.registry import parsers
-from vigil.siem.pipeline import Pipeline, SourceConfig
+from vigil.siem.parsing import SourceConfig
+from vigil.siem.pipeline import Pipeline
 from vigil.siem.source_stats import Held, SourceStats, Window, held
 from vigil.siem.spool import Spool
 from vigil.siem.store.base import EventStore

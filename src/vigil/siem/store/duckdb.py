@@ -146,7 +146,8 @@ def _default(value: Any) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def _dumps(value: Any) -> str:
+def dumps_event(value: Any) -> str:
+    """An event as the JSON text the store keeps (``append`` writes this; ``append_json`` takes it)."""
     try:
         return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
     except TypeError:
@@ -191,7 +192,7 @@ class DuckDBEventStore:
         """(ts, ingested, document as JSON) of one event; no @timestamp means the ingest time."""
         ingested = coerce(COLUMNS[1], get_path(event, "event.ingested")) or now
         ts = coerce(COLUMNS[0], event.get("@timestamp")) or ingested
-        return ts, ingested, _dumps(event)
+        return ts, ingested, dumps_event(event)
 
     def append(self, events: Sequence[Event], *, unit_id: int, source: str,
                spool_position: SpoolPosition | None = None, stream: str = "spool") -> AppendResult:

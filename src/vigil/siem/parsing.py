@@ -1,0 +1,56 @@
+"""Parsing one spool batch, in the pipeline's thread or in a worker process (``parse_to_json``).
+
+Text formats (syslog above all) cost most of the pipeline's time in the parsers, and the receivers and
+the store need the same interpreter lock: worker processes (setting ``pipeline_workers``) parse beside
+the pipeline and hand back JSON text, which the store takes without building Python objects again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
+
+from vigil.siem.normalize import normalise
+from vigil.siem.parsers.base import Event, ParseContext, ParseFailure, Parser, run_batch
+from vigil.siem.parsers.registry import detect_format, parser
+from vigil.siem.spool import BatchMeta
+from vigil.siem.store.duckdb import dumps_event
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """How one source's records are read (from the log-sources settings; defaults from Settings)."""
+
+    format: str | None = None
+    timezone: ZoneInfo = field(default_factory=lambda: ZoneInfo("UTC"))
+    keep_original: bool = True
+
+
+def parse_records(records: list[bytes], meta: BatchMeta, config: SourceConfig) -> list[Event | ParseFailure]:
+    """Every record parsed in order: an event, or a failure holding the raw bytes."""
+    ctx = ParseContext(source=meta.source, timezone=config.timezone, received_at=meta.received_at,
+                       keep_original=config.keep_original)
+    name = meta.format or config.format
+    if name:
+        return run_batch(parser(name), records, ctx)
+    # Unknown format: each record is detected on its own (mixed inputs stay readable).
+    results: list[Event | ParseFailure] = []
+    groups: dict[str, tuple[Parser, list[int]]] = {}
+    for index, record in enumerate(records):
+        found = detect_format(record)
+        if found is None:
+            results.append(ParseFailure(record, "detect", "no parser recognises this record's format", meta.source))
+            continue
+        groups.setdefault(found.name, (found, []))[1].append(index)
+        results.append(ParseFailure(b"", "", ""))  # placeholder, replaced below
+    for found, indexes in groups.values():
+        for index, result in zip(indexes, run_batch(found, [records[i] for i in indexes], ctx), strict=True):
+            results[index] = result
+    return results
+
+
+def parse_to_json(records: list[bytes], meta: BatchMeta, config: SourceConfig) -> tuple[list[str], int]:
+    """In a worker process: the batch parsed and normalised (no enrichers), as the store's JSON documents;
+    also the number of parse failures among them."""
+    events, failures = normalise(parse_records(records, meta, config), meta)
+    return [dumps_event(event) for event in events], failures
