@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -86,3 +90,53 @@ def test_killed_workers_lose_nothing(tmp_path: Path) -> None:
         pipeline.stop()
         spool.close()
         store.close()
+
+
+CHILD = """
+import sys, time
+from pathlib import Path
+from vigil.siem.parsing import SourceConfig
+from vigil.siem.pipeline import Pipeline
+from vigil.siem.spool import BatchMeta, Spool
+from vigil.siem.store.duckdb import DuckDBEventStore
+
+if __name__ == "__main__":
+    root = Path(sys.argv[1])
+    spool = Spool(root / "spool", quota_bytes=64 * 1024**2)
+    pipeline = Pipeline(spool, DuckDBEventStore(root / "events.duckdb"), configs=lambda _: SourceConfig(),
+                        parse_workers=2)
+    spool.append([b"<13>1 2026-11-28T10:00:00Z h app - - - hello"] * 10, BatchMeta(source="s", unit_id=1,
+                                                                                    format="syslog"))
+    pipeline.drain(60)
+    print(" ".join(str(pid) for pid in pipeline._parse_pool()._processes), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_workers_end_when_the_server_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "server.py"
+    script.write_text(CHILD)
+    with subprocess.Popen([sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE, text=True) as server:
+        try:
+            assert server.stdout is not None
+            workers = [int(pid) for pid in server.stdout.readline().split()]
+            assert workers and all(alive(pid) for pid in workers)
+        finally:
+            server.kill()  # SIGKILL: the pool never hears of it
+            server.wait()
+    deadline = time.monotonic() + 30
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers), "parse workers outlived the killed server"
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A finished child of ours that nobody reaped yet is a zombie, not a running worker.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

@@ -7,6 +7,9 @@ the pipeline and hand back JSON text, which the store takes without building Pyt
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -54,3 +57,15 @@ def parse_to_json(records: list[bytes], meta: BatchMeta, config: SourceConfig) -
     also the number of parse failures among them."""
     events, failures = normalise(parse_records(records, meta, config), meta)
     return [dumps_event(event) for event in events], failures
+
+
+def watch_parent(parent: int) -> None:
+    """Worker initializer: end this process when the server that started it is gone (even by SIGKILL,
+    which leaves no chance to stop the pool), instead of lingering as an orphan."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="vigil-parent-watch", daemon=True).start()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from collections import deque
@@ -29,7 +30,7 @@ from vigil.core.errors import BadInput
 from vigil.core.worker import Worker
 from vigil.siem.normalize import Enricher, normalise
 from vigil.siem.parsers.base import Event, ParseFailure
-from vigil.siem.parsing import SourceConfig, parse_records, parse_to_json
+from vigil.siem.parsing import SourceConfig, parse_records, parse_to_json, watch_parent
 from vigil.siem.spool import Spool, SpoolBatch
 from vigil.siem.store.base import EventStore, SpoolPosition
 
@@ -152,7 +153,8 @@ class Pipeline:
             return None
         if self._pool is None:
             # spawn, not fork: this process runs threads (DuckDB's, the receivers') a fork would copy mid-way.
-            self._pool = ProcessPoolExecutor(self.parse_workers, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.parse_workers, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=watch_parent, initargs=(os.getpid(),))
         return self._pool
 
     def _close_pool(self) -> None:
