@@ -36,20 +36,19 @@ def parse_records(records: list[bytes], meta: BatchMeta, config: SourceConfig) -
     name = meta.format or config.format
     if name:
         return run_batch(parser(name), records, ctx)
-    # Unknown format: each record is detected on its own (mixed inputs stay readable).
-    results: list[Event | ParseFailure] = []
+    # Unknown format: each record is detected on its own (mixed inputs stay readable), then each
+    # parser parses its records in one run; results go back in the records' order.
+    results: dict[int, Event | ParseFailure] = {}
     groups: dict[str, tuple[Parser, list[int]]] = {}
     for index, record in enumerate(records):
         found = detect_format(record)
         if found is None:
-            results.append(ParseFailure(record, "detect", "no parser recognises this record's format", meta.source))
-            continue
-        groups.setdefault(found.name, (found, []))[1].append(index)
-        results.append(ParseFailure(b"", "", ""))  # placeholder, replaced below
+            results[index] = ParseFailure(record, "detect", "no parser recognises this record's format", meta.source)
+        else:
+            groups.setdefault(found.name, (found, []))[1].append(index)
     for found, indexes in groups.values():
-        for index, result in zip(indexes, run_batch(found, [records[i] for i in indexes], ctx), strict=True):
-            results[index] = result
-    return results
+        results.update(zip(indexes, run_batch(found, [records[i] for i in indexes], ctx), strict=True))
+    return [results[index] for index in range(len(records))]
 
 
 def parse_to_json(records: list[bytes], meta: BatchMeta, config: SourceConfig) -> tuple[list[str], int]:

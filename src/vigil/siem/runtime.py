@@ -19,6 +19,7 @@ from vigil.core.db import Database, Scope
 from vigil.siem.normalize import Enricher
 from vigil.siem.parsing import SourceConfig
 from vigil.siem.pipeline import Pipeline
+from vigil.siem.receivers import Receiver
 from vigil.siem.retention import RetentionJob
 from vigil.siem.source_stats import SourceStats
 from vigil.siem.sources import SourceDirectory
@@ -29,23 +30,7 @@ from vigil.siem.store.duckdb import DuckDBEventStore
 log = logging.getLogger(__name__)
 
 # Started with the app when `vigil serve` asks for receivers; stopped with it. (syslog adds one.)
-ReceiverFactory = Callable[["Siem"], "Receiver"]
-
-
-class Receiver:
-    """A network listener run beside the web server (see ``vigil.siem.receivers``)."""
-
-    name = "receiver"
-
-    def start(self) -> None:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
-
-    def status(self) -> dict[str, int | str]:
-        """Counters for the status page (address, connections, messages, bytes, dropped, errors)."""
-        return {}
+ReceiverFactory = Callable[["Siem"], Receiver]
 
 
 class Siem:

@@ -17,10 +17,10 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
@@ -34,6 +34,7 @@ from vigil.siem.models import LogSource
 from vigil.siem.parsers.registry import parsers
 from vigil.siem.parsing import SourceConfig
 from vigil.siem.pipeline import Pipeline
+from vigil.siem.receivers import Receiver
 from vigil.siem.source_stats import Held, SourceStats, Window, held
 from vigil.siem.spool import Spool
 from vigil.siem.store.base import EventStore
@@ -70,27 +71,22 @@ def check_timezone(value: str | None) -> str | None:
     return value
 
 
+# A parser name and an IANA zone, checked wherever a source's settings are given ('' means the default).
+FormatName = Annotated[Text | None, AfterValidator(check_format)]
+ZoneName = Annotated[Text | None, AfterValidator(check_timezone)]
+
+
 class SourceFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: Text = Field(default="", max_length=2000)
-    format: Text | None = Field(default=None, description="Parser name; empty: detected per record.")
-    timezone: Text | None = Field(default=None, description="IANA zone for zone-less stamps; empty: log_timezone.")
+    format: FormatName = Field(default=None, description="Parser name; empty: detected per record.")
+    timezone: ZoneName = Field(default=None, description="IANA zone for zone-less stamps; empty: log_timezone.")
     keep_original: bool = Field(default=True, description="Keep each record as received in event.original.")
     retention_days: int | None = Field(default=None, ge=1, le=36500,
                                        description="Days events are kept; empty: the platform default.")
     expected_interval_minutes: int | None = Field(default=None, ge=1, le=525600,
                                                   description="Flag the source silent after this long.")
-
-    @field_validator("format")
-    @classmethod
-    def _known_format(cls, value: str | None) -> str | None:
-        return check_format(value)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        return check_timezone(value)
 
 
 class SourceCreate(SourceFields):
@@ -105,22 +101,12 @@ class SourceUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: Text | None = Field(default=None, max_length=2000)
-    format: Text | None = None
-    timezone: Text | None = None
+    format: FormatName = None
+    timezone: ZoneName = None
     keep_original: bool | None = None
     retention_days: int | None = Field(default=None, ge=1, le=36500)
     expected_interval_minutes: int | None = Field(default=None, ge=1, le=525600)
     unit_id: int | None = Field(default=None, ge=1, le=MAX_RECORD_ID)
-
-    @field_validator("format")
-    @classmethod
-    def _known_format(cls, value: str | None) -> str | None:
-        return check_format(value)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str | None) -> str | None:
-        return check_timezone(value)
 
 
 class SourceRead(BaseModel):
@@ -422,12 +408,6 @@ BEHIND_BYTES = 64 * 1024 * 1024
 FULL_SHARE = 0.8
 
 
-class ReceiverLike(Protocol):
-    name: str
-
-    def status(self) -> dict[str, int | str]: ...
-
-
 class PipelineState(BaseModel):
     state: Literal["running", "idle", "stopped"]  # idle: nothing received yet, it starts with the first batch
     running: bool
@@ -459,7 +439,7 @@ class SiemStatus(BaseModel):
     warnings: list[str]
 
 
-def siem_status(pipeline: Pipeline, spool: Spool, receivers: Sequence[ReceiverLike]) -> SiemStatus:
+def siem_status(pipeline: Pipeline, spool: Spool, receivers: Sequence[Receiver]) -> SiemStatus:
     state = pipeline.status
     pending = spool.pending_bytes(state.position)  # read now: the pipeline updates its own copy per round
     used, quota = spool.used_bytes, spool.quota_bytes

@@ -36,8 +36,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from vigil.core.config import ConfigError, Settings
+from vigil.siem.receivers import Receiver
 from vigil.siem.receivers.framing import KEEP_BYTES, StreamFramer
-from vigil.siem.runtime import Receiver, ReceiverFactory, Siem
+from vigil.siem.runtime import ReceiverFactory, Siem
 from vigil.siem.spool import BatchMeta, SpoolFull
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def peer_address(address: Any) -> str:
     return str(parsed)
 
 
-class SyslogReceiver(Receiver):
+class SyslogReceiver:
     """One syslog listener (UDP, TCP or TLS) on ``host``:``port``; ``port`` 0 binds an ephemeral port
     (read ``.port`` after ``start``). Settings use 0 for "off": ``factories`` never builds those."""
 
