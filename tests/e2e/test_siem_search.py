@@ -9,44 +9,26 @@ search, finds it listed, opens it and deletes it; and sees the page in 简体中
 from __future__ import annotations
 
 import re
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-import uvicorn
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
+from tests.e2e.harness import Server, serve, store
 
 from vigil.accounts import service
-from vigil.accounts.bootstrap import migrate
 from vigil.accounts.schemas import GrantCreate, UserCreate
 from vigil.core import audit
 from vigil.core.auth import Role
-from vigil.core.config import load_settings
 from vigil.core.context import Context
 from vigil.core.db import Database, Scope
 from vigil.web.app import create_app
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync"]
 PASSWORD = "Correct-Horse-42!"
 RAW = "<38>Nov 28 09:12:01 web-a sshd[4242]: Failed password for root from 203.0.113.9 port 52144 ssh2"
 
-if not CHROMIUM.exists():
-    pytest.skip("Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium); "
-                ".ci/run installs it", allow_module_level=True)
-
-
-@dataclass(frozen=True)
-class Server:
-    url: str
 
 
 def seed(database: Database) -> int:
@@ -77,39 +59,14 @@ def events(now: datetime) -> list[dict[str, object]]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("e2e-siem") / "var"
-    settings = load_settings(data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'vigil.db'}",
-                             log_level="WARNING")
-    database = Database(settings.effective_database_url)
-    migrate(database)
+    settings, database = store(tmp_path_factory, "e2e-siem")
     hq = seed(database)
     app = create_app(settings, database)
     app.state.siem.store.append(events(datetime.now(UTC)), unit_id=hq, source="syslog")
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while thread.is_alive() and not uv.started:
-        time.sleep(0.05)
-    assert uv.started, "the test server did not start"
-    yield Server(f"http://127.0.0.1:{port}")
-    uv.should_exit = True
-    thread.join()
-    sock.close()
+    with serve(app) as running:
+        yield running
     app.state.siem.store.close()
     database.dispose()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def sign_in(page: Page, server: Server) -> None:
