@@ -80,6 +80,18 @@ def test_structured_data_escapes_and_no_message() -> None:
     assert event["@timestamp"] == datetime(2026, 3, 10, 3, 58, 1, tzinfo=UTC)
 
 
+def test_structured_data_mixing_plain_and_escaped_elements_keeps_every_element() -> None:
+    event = parse(b'<13>1 2026-03-10T11:58:01+08:00 h app - - [a@1 x="1"][b@1 q="say \\"hi\\""][a@1 y="2"] '
+                  b'[not sd]')
+    assert get(event, "log.syslog.structured_data") == {"a@1": {"x": "1", "y": "2"}, "b@1": {"q": 'say "hi"'}}
+    assert get(event, "message") == "[not sd]"
+
+
+def test_broken_structured_data_after_a_plain_element_is_refused() -> None:
+    with pytest.raises(ParseError, match="not closed"):
+        PARSER.parse_one(b'<13>1 2026-03-10T11:58:01+08:00 h app - - [a@1 x="1"][b@1 q="2"', CTX)
+
+
 def test_rfc3164_example_gets_the_year_that_is_not_in_the_future() -> None:
     event = parse(RFC3164)
     assert event["@timestamp"] == datetime(2025, 10, 11, 14, 14, 15, tzinfo=UTC)  # 22:14:15 in Shanghai, last year

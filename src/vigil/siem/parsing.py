@@ -7,9 +7,12 @@ the pipeline and hand back JSON text, which the store takes without building Pyt
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
@@ -51,11 +54,28 @@ def parse_records(records: list[bytes], meta: BatchMeta, config: SourceConfig) -
     return [results[index] for index in range(len(records))]
 
 
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while a batch is parsed.
+
+    A batch's events are tens of thousands of small acyclic dicts, freed by reference counting; the
+    collector, triggered every few hundred allocations, walked them again and again and took half of the
+    parse time. Cycles made meanwhile are collected once it runs again."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def parse_to_json(records: list[bytes], meta: BatchMeta, config: SourceConfig) -> tuple[list[str], int]:
     """In a worker process: the batch parsed and normalised (no enrichers), as the store's JSON documents;
     also the number of parse failures among them."""
-    events, failures = normalise(parse_records(records, meta, config), meta)
-    return [dumps_event(event) for event in events], failures
+    with collector_paused():
+        events, failures = normalise(parse_records(records, meta, config), meta)
+        return [dumps_event(event) for event in events], failures
 
 
 def watch_parent(parent: int) -> None:

@@ -30,7 +30,7 @@ from vigil.core.errors import BadInput
 from vigil.core.worker import Worker
 from vigil.siem.normalize import Enricher, normalise
 from vigil.siem.parsers.base import Event, ParseFailure
-from vigil.siem.parsing import SourceConfig, parse_records, parse_to_json, watch_parent
+from vigil.siem.parsing import SourceConfig, collector_paused, parse_records, parse_to_json, watch_parent
 from vigil.siem.spool import Spool, SpoolBatch
 from vigil.siem.store.base import EventStore, SpoolPosition
 
@@ -120,13 +120,14 @@ class Pipeline:
             return
         events: list[Event] = []
         failures = 0
-        for batch in batches:
-            normalised, failed = normalise(self._parse(batch, self.configs(batch.meta.source)), batch.meta,
-                                           self.enrichers)
-            events += normalised
-            failures += failed
-        self.store.append(events, unit_id=first.meta.unit_id, source=first.meta.source,
-                          spool_position=batches[-1].position)
+        with collector_paused():
+            for batch in batches:
+                normalised, failed = normalise(self._parse(batch, self.configs(batch.meta.source)), batch.meta,
+                                               self.enrichers)
+                events += normalised
+                failures += failed
+            self.store.append(events, unit_id=first.meta.unit_id, source=first.meta.source,
+                              spool_position=batches[-1].position)
         self._stored(batches, len(events), failures)
 
     def _store_parsed(self, batches: Sequence[SpoolBatch], parsed: Sequence[Future[tuple[list[str], int]]]) -> bool:
@@ -253,6 +254,10 @@ class Pipeline:
     def start(self) -> None:
         if not self._worker.running:
             self.status.running = True
+            pool = self._parse_pool()
+            if pool is not None:  # start the workers now: the first burst should not wait for them to boot
+                for _ in range(self.parse_workers):
+                    pool.submit(os.getpid)
             self._worker.start(self._loop)
 
     def stop(self, timeout: float = 10.0) -> None:
