@@ -1,0 +1,303 @@
+"""Sigma conditions in pySigma's style: and/or/not with their precedence, parentheses, ``1 of`` /
+``all of`` / ``any of`` over patterns and ``them``, filters, lists of maps, maps of several fields.
+
+Precedence (specification, least to most binding): or, and, not, ``x of``, parentheses; ``them`` and
+patterns leave out identifiers starting with ``_`` (pySigma ``ConditionSelector``).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+
+from vigil.detection.sigma import Engine, Rule, rule_from_yaml
+
+
+def sigma(detection: str, *, title: str = "Unit test rule",
+          rule_id: str = "3d5e7f90-1a2b-4c3d-9e8f-0a1b2c3d4e5f") -> Rule:
+    """A whole rule around a ``detection:`` block (written as in a rule file, indented or not)."""
+    body = textwrap.indent(textwrap.dedent(detection).strip("\n"), "    ")
+    return rule_from_yaml(
+        f"title: {title}\n"
+        f"id: {rule_id}\n"
+        "status: test\n"
+        "logsource:\n"
+        "    product: vigil_unit_test\n"
+        f"detection:\n{body}\n"
+        "level: medium\n"
+    )
+
+
+def hits(detection: str, events: Mapping[str, Mapping[str, Any]]) -> set[str]:
+    """The names of the events the rule matches."""
+    engine = Engine([sigma(detection)])
+    return {name for name, event in events.items() if engine.match(event)}
+
+
+# Three independent selections a, b, c; each event is named after the selections it satisfies.
+ABC_SELECTIONS = """
+    sel_a:
+        A: 'yes'
+    sel_b:
+        B: 'yes'
+    sel_c:
+        C: 'yes'
+"""
+ABC_EVENTS: dict[str, dict[str, Any]] = {
+    "none": {},
+    "a": {"A": "yes"},
+    "b": {"B": "yes"},
+    "c": {"C": "yes"},
+    "ab": {"A": "yes", "B": "yes"},
+    "ac": {"A": "yes", "C": "yes"},
+    "bc": {"B": "yes", "C": "yes"},
+    "abc": {"A": "yes", "B": "yes", "C": "yes"},
+}
+
+
+def abc_hits(condition: str) -> set[str]:
+    return hits(f"{ABC_SELECTIONS}\n    condition: {condition}", ABC_EVENTS)
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("sel_a", {"a", "ab", "ac", "abc"}),
+        ("sel_a and sel_b", {"ab", "abc"}),
+        ("sel_a or sel_b", {"a", "b", "ab", "ac", "bc", "abc"}),
+        ("not sel_a", {"none", "b", "c", "bc"}),
+        # not binds tighter than and: (not a) and b
+        ("not sel_a and sel_b", {"b", "bc"}),
+        # and binds tighter than or: a or (b and c)
+        ("sel_a or sel_b and sel_c", {"a", "ab", "ac", "bc", "abc"}),
+        ("sel_a and sel_b or sel_c", {"c", "ac", "bc", "ab", "abc"}),
+        ("(sel_a or sel_b) and sel_c", {"ac", "bc", "abc"}),
+        ("not (sel_a or sel_b)", {"none", "c"}),
+        ("not (sel_a and sel_b)", {"none", "a", "b", "c", "ac", "bc"}),
+        ("not not sel_a", {"a", "ab", "ac", "abc"}),
+        ("sel_a and not (sel_b or sel_c)", {"a"}),
+        ("((sel_a) and ((sel_b)))", {"ab", "abc"}),
+    ],
+)
+def test_boolean_operators_precedence_and_parentheses(condition: str, expected: set[str]) -> None:
+    assert abc_hits(condition) == expected
+
+
+@pytest.mark.parametrize(
+    ("condition", "expected"),
+    [
+        ("1 of sel_*", {"a", "b", "c", "ab", "ac", "bc", "abc"}),
+        ("any of sel_*", {"a", "b", "c", "ab", "ac", "bc", "abc"}),
+        ("all of sel_*", {"abc"}),
+        ("1 of them", {"a", "b", "c", "ab", "ac", "bc", "abc"}),
+        ("all of them", {"abc"}),
+        ("all of sel_* and not sel_c", set()),
+        ("1 of sel_* and not sel_c", {"a", "b", "ab"}),
+        ("not 1 of sel_*", {"none"}),
+        ("not all of sel_*", {"none", "a", "b", "c", "ab", "ac", "bc"}),
+        ("sel_a and 1 of sel_b*", {"ab", "abc"}),
+    ],
+)
+def test_quantifiers(condition: str, expected: set[str]) -> None:
+    assert abc_hits(condition) == expected
+
+
+def test_patterns_match_whole_names_with_star_anywhere() -> None:
+    detection = """
+        selection:
+            Kind: 'bare'
+        selection_img:
+            Kind: 'img'
+        proc_selection:
+            Kind: 'proc'
+        other:
+            Kind: 'other'
+        condition: 1 of selection_* or 1 of *_selection
+    """
+    events = {name: {"Kind": name} for name in ("bare", "img", "proc", "other")}
+    # "selection_*" does not take "selection" (no underscore); "*_selection" takes "proc_selection".
+    assert hits(detection, events) == {"img", "proc"}
+
+
+def test_pattern_with_star_in_the_middle() -> None:
+    detection = """
+        sel_proc_a:
+            Kind: 'a'
+        sel_net_b:
+            Kind: 'b'
+        sel_proc_c:
+            Kind: 'c'
+        condition: 1 of sel_*_c or all of sel_net*
+    """
+    events = {name: {"Kind": name} for name in ("a", "b", "c")}
+    assert hits(detection, events) == {"b", "c"}
+
+
+def test_them_leaves_out_identifiers_starting_with_underscore() -> None:
+    detection = """
+        selection:
+            A: 'yes'
+        _internal:
+            B: 'yes'
+        condition: 1 of them
+    """
+    events = {"a": {"A": "yes"}, "b": {"B": "yes"}}
+    assert hits(detection, events) == {"a"}
+
+
+def test_all_of_them_ignores_underscore_identifiers_too() -> None:
+    detection = """
+        selection:
+            A: 'yes'
+        _never:
+            B: 'impossible'
+        condition: all of them
+    """
+    assert hits(detection, {"a": {"A": "yes"}, "none": {}}) == {"a"}
+
+
+def test_selection_and_not_filter() -> None:
+    detection = r"""
+        selection:
+            Image|endswith: '\rundll32.exe'
+        filter_main_system:
+            ParentImage|startswith: 'C:\Windows\System32\'
+        filter_optional_empty:
+            CommandLine: ''
+        condition: selection and not 1 of filter_*
+    """
+    events = {
+        "suspicious": {"Image": r"C:\Windows\System32\rundll32.exe", "ParentImage": r"C:\Users\x\evil.exe",
+                       "CommandLine": "rundll32 a.dll,b"},
+        "system_parent": {"Image": r"C:\Windows\System32\rundll32.exe",
+                          "ParentImage": r"C:\Windows\System32\svchost.exe", "CommandLine": "rundll32 a.dll,b"},
+        "empty_commandline": {"Image": r"C:\Windows\System32\rundll32.exe", "ParentImage": r"C:\x\y.exe",
+                              "CommandLine": ""},
+        # A filter on a field the event lacks does not hold, so "not filter" does: the event matches.
+        "no_parent_field": {"Image": r"C:\Windows\System32\rundll32.exe", "CommandLine": "rundll32 a.dll,b"},
+        "other_image": {"Image": r"C:\Windows\System32\cmd.exe", "ParentImage": r"C:\Users\x\evil.exe"},
+    }
+    assert hits(detection, events) == {"suspicious", "no_parent_field"}
+
+
+def test_list_of_maps_is_an_or_of_ands() -> None:
+    detection = r"""
+        selection:
+            - Image|endswith: '\certutil.exe'
+              CommandLine|contains: 'urlcache'
+            - Image|endswith: '\bitsadmin.exe'
+              CommandLine|contains: '/transfer'
+        condition: selection
+    """
+    events = {
+        "certutil": {"Image": r"C:\w\certutil.exe", "CommandLine": "certutil -urlcache -f http://x a"},
+        "bitsadmin": {"Image": r"C:\w\bitsadmin.exe", "CommandLine": "bitsadmin /transfer j http://x a"},
+        "crossed": {"Image": r"C:\w\certutil.exe", "CommandLine": "bitsadmin /transfer j"},
+        "half": {"Image": r"C:\w\certutil.exe", "CommandLine": "certutil -decode a b"},
+    }
+    assert hits(detection, events) == {"certutil", "bitsadmin"}
+
+
+def test_map_with_several_fields_is_an_and() -> None:
+    detection = """
+        selection:
+            EventID: 4625
+            LogonType: 10
+            TargetUserName: 'Administrator'
+        condition: selection
+    """
+    events = {
+        "all_three": {"EventID": 4625, "LogonType": 10, "TargetUserName": "administrator"},
+        "wrong_type": {"EventID": 4625, "LogonType": 3, "TargetUserName": "administrator"},
+        "missing_user": {"EventID": 4625, "LogonType": 10},
+    }
+    assert hits(detection, events) == {"all_three"}
+
+
+def test_several_values_with_all_and_a_second_field() -> None:
+    detection = r"""
+        selection:
+            Image|endswith: '\powershell.exe'
+            CommandLine|contains|all:
+                - 'Net.WebClient'
+                - 'DownloadFile'
+                - 'Start-Process'
+        condition: selection
+    """
+    events = {
+        "all": {"Image": r"C:\p\powershell.exe",
+                "CommandLine": "(New-Object Net.WebClient).DownloadFile('u','f'); Start-Process f"},
+        "two": {"Image": r"C:\p\powershell.exe", "CommandLine": "(New-Object Net.WebClient).DownloadFile('u','f')"},
+        "other_image": {"Image": r"C:\p\pwsh.exe",
+                        "CommandLine": "(New-Object Net.WebClient).DownloadFile('u','f'); Start-Process f"},
+    }
+    assert hits(detection, events) == {"all"}
+
+
+def test_condition_list_is_an_or() -> None:
+    detection = """
+        sel_a:
+            A: 'yes'
+        sel_b:
+            B: 'yes'
+        condition:
+            - sel_a
+            - sel_b
+    """
+    assert hits(detection, {"a": {"A": "yes"}, "b": {"B": "yes"}, "none": {"C": "yes"}}) == {"a", "b"}
+
+
+def test_selection_names_with_dashes_and_digits() -> None:
+    detection = """
+        selection-1:
+            A: 'yes'
+        selection-2:
+            B: 'yes'
+        condition: selection-1 and not selection-2
+    """
+    assert hits(detection, {"a": {"A": "yes"}, "ab": {"A": "yes", "B": "yes"}}) == {"a"}
+
+
+def test_keywords_combined_with_a_filter() -> None:
+    detection = """
+        keywords:
+            - 'segfault'
+        filter:
+            program: 'chrome'
+        condition: keywords and not filter
+    """
+    events = {
+        "kernel": {"program": "kernel", "message": "app[1]: segfault at 0 ip 0"},
+        "chrome": {"program": "chrome", "message": "segfault at 0"},
+        "quiet": {"program": "kernel", "message": "eth0 up"},
+    }
+    assert hits(detection, events) == {"kernel"}
+
+
+def test_several_rules_are_told_apart() -> None:
+    first = sigma("""
+        selection:
+            A: 'yes'
+        condition: selection
+    """, title="First", rule_id="11111111-1111-4111-8111-111111111111")
+    second = sigma("""
+        selection:
+            B: 'yes'
+        condition: selection
+    """, title="Second", rule_id="22222222-2222-4222-8222-222222222222")
+    engine = Engine([first, second])
+    assert [rule.title for rule in engine.match({"A": "yes"})] == ["First"]
+    assert sorted(rule.title for rule in engine.match({"A": "yes", "B": "yes"})) == ["First", "Second"]
+    assert engine.match({"C": "yes"}) == []
+
+
+def test_match_many_agrees_with_match() -> None:
+    rule = sigma(f"{ABC_SELECTIONS}\n    condition: sel_a and not sel_c")
+    engine = Engine([rule])
+    events = list(ABC_EVENTS.values())
+    batched = engine.match_many(events)
+    assert [[r.title for r in matched] for matched in batched] == [[r.title for r in engine.match(e)] for e in events]
+    assert [bool(matched) for matched in batched] == [name in {"a", "ab"} for name in ABC_EVENTS]
