@@ -1,0 +1,280 @@
+"""Log files read for a hunt: ``.evtx``, JSON and NDJSON (each also gzip-compressed), as the events rules see.
+
+Windows events, from EVTX or from evtx_dump-style JSON (``{"Event": {"System": ...}}``), become the flat
+native event of ``vigil.siem.parsers.windows`` (``Channel``, ``EventID`` as an int, ``EventRecordID``,
+``Computer``, ``TimeCreated_SystemTime``, every ``EventData`` field by name, ...), without the ECS fields
+and ``event.original`` that ingestion adds: a hunt only matches, and those would cost as much as the
+flattening itself. Any other JSON object is matched as it is.
+
+Folders are searched recursively for the suffixes in ``SUFFIXES``; a file named on the command line is
+read whatever its name, by its content (the EVTX magic, else JSON). What cannot be read (a file that is
+not EVTX, a truncated one, a damaged chunk, a line that is not a JSON object) is a ``Problem`` naming the
+file, the line or record, and the reason; the reading goes on with the rest.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from evtx import PyEvtxParser
+
+from vigil.core.errors import NotFound
+from vigil.siem.parsers.base import ParseError
+from vigil.siem.parsers.evtx import MAGIC, MAX_ERRORS_IN_ROW
+from vigil.siem.parsers.windows import payload_fields, system_fields
+from vigil.siem.parsers.windows_ecs import RESERVED
+
+Event = dict[str, Any]
+
+SUFFIXES = frozenset({".evtx", ".json", ".jsonl", ".ndjson", ".log"})
+GZIP_MAGIC = b"\x1f\x8b"
+# The EVTX file header: its first 4 KiB, then 64 KiB chunks; the chunk count is a uint16 at offset 42.
+HEADER_BLOCK = 4096
+CHUNK_SIZE = 65536
+_NOISE = "An error occurred while trying to deserialize evtx stream.: "
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+# EventData key sets already checked to hold no attribute or ``Data`` entries (shapes repeat: one per
+# provider and event ID), bounded so a hostile file cannot grow it without end.
+_PLAIN_SHAPES: dict[tuple[str, ...], bool] = {}
+_MAX_SHAPES = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """A part of an input that could not be read; ``line`` for JSON lines, else ``None``."""
+
+    path: str
+    reason: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.reason}"
+
+
+# --- which files -----------------------------------------------------------------------------------
+
+
+def hunted_suffix(path: Path) -> bool:
+    """Whether a file found in a folder is hunted: a known suffix, possibly followed by ``.gz``."""
+    name = path.name.lower()
+    name = name.removesuffix(".gz")
+    return any(name.endswith(suffix) for suffix in SUFFIXES)
+
+
+def find_files(paths: Sequence[str | Path]) -> list[Path]:
+    """The files to hunt, in the order given (folders: their hunted files, sorted), each once.
+
+    Raises ``NotFound`` naming every path that does not exist.
+    """
+    missing = [str(path) for path in paths if not Path(path).exists()]
+    if missing:
+        raise NotFound("no such file or folder: " + ", ".join(missing))
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for given in map(Path, paths):
+        found = sorted(p for p in given.rglob("*") if p.is_file() and hunted_suffix(p)) if given.is_dir() else [given]
+        for file in found:
+            key = file.resolve()
+            if key not in seen:
+                seen.add(key)
+                files.append(file)
+    return files
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+def read_events(path: str, *, threads: int = 1) -> Iterator[Event | Problem]:
+    """The events of one file, with a ``Problem`` for each part that cannot be read; never raises.
+
+    ``threads`` is the EVTX reader's thread count (1 in hunt workers, which are one process per core).
+    """
+    try:
+        with Path(path).open("rb") as handle:
+            head = handle.read(HEADER_BLOCK)
+            size = os.fstat(handle.fileno()).st_size
+            data = None if head[:8] == MAGIC else head + handle.read()
+        if data is not None and data[:2] == GZIP_MAGIC:
+            data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as exc:  # gzip: BadGzipFile (an OSError), EOFError, zlib.error
+        yield Problem(path, f"cannot read the file: {getattr(exc, 'strerror', None) or exc}")
+        return
+    if data is None:  # the reader opens the file itself: no copy in Python
+        yield from _evtx_events(path, path, head, size, threads)
+    elif data[:8] == MAGIC:  # a gzip-compressed .evtx
+        yield from _evtx_events(path, io.BytesIO(data), data[:HEADER_BLOCK], len(data), threads)
+    else:
+        yield from _json_events(path, data)
+
+
+def _evtx_events(
+    path: str, source: str | io.BytesIO, header: bytes, size: int, threads: int
+) -> Iterator[Event | Problem]:
+    declared = struct.unpack_from("<H", header, 42)[0] if len(header) >= 44 else 1
+    if size < HEADER_BLOCK + declared * CHUNK_SIZE:
+        yield Problem(path, f"truncated: the header declares {declared} chunk(s) "
+                            f"({HEADER_BLOCK + declared * CHUNK_SIZE} bytes) but the file has {size} bytes; "
+                            "records in the missing part are lost")
+    try:
+        records = PyEvtxParser(source, number_of_threads=threads).records_json()
+    except Exception as exc:  # the native reader raises RuntimeError/OSError/ValueError; none may escape
+        yield Problem(path, f"not a readable EVTX file: {_reason(exc)}")
+        return
+    loads = orjson.loads
+    errors_in_row = 0
+    while True:
+        try:
+            record = next(records)
+        except StopIteration:
+            return
+        except Exception as exc:  # a damaged chunk: report it and go on with the next one
+            yield Problem(path, _reason(exc))
+            errors_in_row += 1
+            if errors_in_row >= MAX_ERRORS_IN_ROW:
+                yield Problem(path, f"gave up after {errors_in_row} errors in a row")
+                return
+            continue
+        errors_in_row = 0
+        try:
+            yield native_event(loads(record["data"]))  # type: ignore[index]  # records are dicts
+        except (orjson.JSONDecodeError, ParseError, KeyError, TypeError) as exc:
+            record_id = record.get("event_record_id") if isinstance(record, dict) else None
+            yield Problem(path, f"record {record_id}: {exc}")
+
+
+def _json_events(path: str, data: bytes) -> Iterator[Event | Problem]:
+    """One JSON object, an array of objects, or one object per line (NDJSON; blank lines skipped)."""
+    if data.lstrip()[:1] in (b"{", b"["):
+        try:
+            whole = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass  # more than one value: NDJSON, read line by line below
+        else:
+            if isinstance(whole, list):
+                for number, item in enumerate(whole, 1):
+                    yield _event_or_problem(path, item, f"item {number} of the array: ")
+            else:
+                yield _event_or_problem(path, whole, "")
+            return
+    loads = orjson.loads
+    for number, line in enumerate(data.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            item = loads(line)
+        except orjson.JSONDecodeError as exc:
+            yield Problem(path, f"not JSON: {exc}", number)
+            continue
+        yield _event_or_problem(path, item, "", number)
+
+
+def _event_or_problem(path: str, item: Any, where: str, line: int | None = None) -> Event | Problem:
+    """An object as its event: a Windows event flattened, any other object as it is."""
+    if type(item) is not dict:
+        return Problem(path, f"{where}expected a JSON object, got {_json_type(item)}", line)
+    root = item.get("Event")
+    if type(root) is not dict or type(root.get("System")) is not dict:
+        return item
+    try:
+        return native_event(item)
+    except ParseError as exc:
+        return Problem(path, f"{where}{exc}", line)
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(value), "a number")
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc).replace(_NOISE, "").strip() or type(exc).__name__
+
+
+# --- Windows events --------------------------------------------------------------------------------
+
+
+def native_event(document: dict[str, Any]) -> Event:
+    """A Windows event document (evtx_dump's shape) as the flat native fields Sigma rules name.
+
+    The same fields and names as ``WindowsJsonParser`` gives (its ECS fields aside). The common shapes
+    take a fast path; anything unusual goes through the parser's own ``system_fields`` and
+    ``payload_fields``. Raises ``ParseError`` for a document without ``Event.System`` or a numeric
+    ``EventID``.
+    """
+    root = document.get("Event")
+    system = root.get("System") if isinstance(root, dict) else None
+    if not isinstance(root, dict) or not isinstance(system, dict):
+        raise ParseError("not a Windows event: no Event.System object")
+    fields = _system(system)
+    if fields is None:
+        fields = system_fields(system)
+    for section in ("EventData", "UserData", "ProcessingErrorData"):
+        body = root.get(section)
+        if body is None:
+            continue
+        if section != "UserData" and type(body) is dict and _plain(body):
+            extracted: Event = body
+        elif section == "UserData" and isinstance(body, dict):
+            # UserData holds one element (e.g. LogFileCleared) whose children are the fields.
+            extracted = {}
+            for name, child in body.items():
+                if not name.startswith("#"):
+                    extracted.update(payload_fields(child))
+        else:
+            extracted = payload_fields(body)
+        if fields.keys() & extracted.keys():
+            for key, value in extracted.items():
+                fields[f"EventData_{key}" if key in fields else key] = value
+        else:
+            fields.update(extracted)
+    if fields.keys() & RESERVED:  # as the parser: a native name that is an ECS root is kept aside
+        fields = {f"EventData_{key}" if key in RESERVED else key: value for key, value in fields.items()}
+    return fields
+
+
+def _system(system: dict[str, Any]) -> Event | None:
+    """``system_fields`` for the shape the ``evtx`` package writes; None for any other (let it decide)."""
+    native: Event = {}
+    for name, value in system.items():
+        kind = type(value)
+        if kind is dict:
+            if name[:1] == "#" or name.endswith("_attributes"):
+                return None
+            attributes = value.get("#attributes")
+            if attributes is not None:
+                if type(attributes) is not dict:
+                    return None
+                for attribute, item in attributes.items():
+                    native[f"{name}_{attribute}"] = item
+            value = value.get("#text")
+            kind = type(value)
+        if value is None:
+            continue
+        if kind is dict or kind is list or name[:1] == "#" or name.endswith("_attributes"):
+            return None
+        native[name] = value
+    if type(native.get("EventID")) is not int or type(native.get("EventRecordID", 0)) is not int:
+        return None
+    native.setdefault("Channel", None)
+    return native
+
+
+def _plain(body: dict[str, Any]) -> bool:
+    """Whether an EventData object is already flat: named scalar fields, no attributes, no ``Data``."""
+    keys = tuple(body)
+    plain = _PLAIN_SHAPES.get(keys)
+    if plain is None:
+        plain = "Data" not in body and not any(k[:1] == "#" or k.endswith("_attributes") for k in keys)
+        if len(_PLAIN_SHAPES) >= _MAX_SHAPES:
+            _PLAIN_SHAPES.clear()
+        _PLAIN_SHAPES[keys] = plain
+    return plain and set(map(type, body.values())) <= _SCALARS
