@@ -1,0 +1,209 @@
+"""pySigma's rule model to the engine's predicates: one condition tree per log-source variant.
+
+pySigma parses the YAML, applies the modifiers (contains, base64offset, windash, cidr, ...) and the
+log-source pipelines (``logsources.py``); its post-processed condition tree has one leaf per field and
+value. Each leaf becomes a ``Predicate``; and/or/not stay as they are.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import regex
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionItem,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.exceptions import SigmaError
+from sigma.processing.pipeline import ProcessingPipeline
+from sigma.rule import SigmaRule
+from sigma.types import (
+    CompareOperators,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SigmaType,
+    SpecialChars,
+)
+
+from vigil.detection.sigma.logsources import variant_pipelines
+from vigil.detection.sigma.predicates import And, Condition, Not, Or, Predicate, as_text
+from vigil.detection.sigma.rules import Rule, RuleError
+
+_REGEX_FLAGS = {
+    SigmaRegularExpressionFlag.IGNORECASE: regex.IGNORECASE,
+    SigmaRegularExpressionFlag.MULTILINE: regex.MULTILINE,
+    SigmaRegularExpressionFlag.DOTALL: regex.DOTALL,
+}
+_COMPARE = {CompareOperators.LT: "lt", CompareOperators.LTE: "lte", CompareOperators.GT: "gt",
+            CompareOperators.GTE: "gte", CompareOperators.NEQ: "neq"}
+_ID_NAMESPACE = uuid.UUID("6f9d8a4e-2b7c-4f1e-9a3d-5c8b7e6f4a21")
+
+
+class Unsupported(Exception):
+    """A construct the engine cannot evaluate (the rule is refused with this reason)."""
+
+
+def string_predicate(field: str | None, value: SigmaString) -> Predicate:
+    """A Sigma string (wildcards already placed by the modifiers) as the cheapest predicate that means it."""
+    cased = isinstance(value, SigmaCasedString)
+    parts = list(value.s)
+    if any(not isinstance(part, str | SpecialChars) for part in parts):
+        raise Unsupported(f"placeholder in {value.original!r} has no value (expand modifier without a mapping)")
+    lead = bool(parts) and parts[0] is SpecialChars.WILDCARD_MULTI
+    trail = len(parts) > int(lead) and parts[-1] is SpecialChars.WILDCARD_MULTI
+    middle = parts[int(lead): len(parts) - int(trail)]
+    if all(isinstance(part, str) for part in middle):
+        text = "".join(str(part) for part in middle)
+        kind = {(False, False): "exact", (False, True): "prefix", (True, False): "suffix",
+                (True, True): "contains"}[(lead, trail)]
+        if text or kind == "exact":
+            return Predicate(field, kind, text if cased else text.lower(), cased=cased, needle=text.lower())
+    pattern = "".join(regex.escape(part) if isinstance(part, str)
+                      else ".*" if part is SpecialChars.WILDCARD_MULTI else "." for part in parts)
+    literals = [part for part in parts if isinstance(part, str)]
+    needle = max(literals, key=len).lower() if literals else ""
+    flags = regex.DOTALL | (0 if cased else regex.IGNORECASE)
+    return Predicate(field, "glob", pattern, cased=cased, flags=flags, needle=needle)
+
+
+def value_predicate(field: str | None, value: SigmaType) -> Condition:
+    if isinstance(value, SigmaString):
+        if field is None:  # a keyword is searched for inside the values (full-text), as Chainsaw and Hayabusa do
+            value = _anywhere(value)
+        return string_predicate(field, value)
+    if isinstance(value, SigmaExpansion):
+        return _either([value_predicate(field, item) for item in value.values])
+    if isinstance(value, SigmaBool):
+        return Predicate(field, "exact", "true" if value.boolean else "false", needle="true" if value.boolean
+                         else "false")
+    if isinstance(value, SigmaNumber):
+        text = as_text(value.number) or str(value.number)
+        return Predicate(field, "exact", text, needle=text)
+    if isinstance(value, SigmaRegularExpression):
+        flags = 0
+        for flag in value.flags:
+            flags |= _REGEX_FLAGS[flag]
+        return Predicate(field, "regex", str(value.regexp), flags=flags)
+    if field is None:
+        raise Unsupported(f"{type(value).__name__} needs a field")
+    if isinstance(value, SigmaNull):
+        return Predicate(field, "null", None)
+    if isinstance(value, SigmaExists):
+        return Predicate(field, "exists", bool(value.exists))
+    if isinstance(value, SigmaCIDRExpression):
+        return Predicate(field, "cidr", str(value.network))
+    if isinstance(value, SigmaCompareExpression):
+        return Predicate(field, "compare", float(value.number.number), op=_COMPARE[value.op])
+    if isinstance(value, SigmaFieldReference):
+        op = "startswith" if value.starts_with else "endswith" if value.ends_with else ""
+        return Predicate(field, "fieldref", value.field, op=op)
+    raise Unsupported(f"value type {type(value).__name__} is not supported")
+
+
+def _anywhere(value: SigmaString) -> SigmaString:
+    """``value`` with a ``*`` at each end (where it has none)."""
+    parts = list(value.s)
+    if not parts or parts[0] is not SpecialChars.WILDCARD_MULTI:
+        parts.insert(0, SpecialChars.WILDCARD_MULTI)
+    if parts[-1] is not SpecialChars.WILDCARD_MULTI or len(parts) == 1:
+        parts.append(SpecialChars.WILDCARD_MULTI)
+    widened = copy.copy(value)
+    widened.s = parts
+    return widened
+
+
+def _either(items: Sequence[Condition]) -> Condition:
+    return items[0] if len(items) == 1 else Or(tuple(items))
+
+
+def condition_tree(node: Any) -> Condition:
+    """pySigma's post-processed condition tree as the engine's (nested and/or of one kind flattened)."""
+    if isinstance(node, ConditionFieldEqualsValueExpression):
+        return value_predicate(node.field, node.value)
+    if isinstance(node, ConditionValueExpression):
+        return value_predicate(None, node.value)
+    if isinstance(node, ConditionNOT):
+        return Not(condition_tree(node.args[0]))
+    if isinstance(node, ConditionAND | ConditionOR):
+        kind = And if isinstance(node, ConditionAND) else Or
+        items: list[Condition] = []
+        for arg in node.args:
+            item = condition_tree(arg)
+            items.extend(item.items if isinstance(item, kind) else [item])
+        if not items:
+            raise Unsupported("a condition with nothing to match")
+        return items[0] if len(items) == 1 else kind(tuple(items))
+    if isinstance(node, ConditionItem):
+        raise Unsupported(f"condition element {type(node).__name__} is not supported")
+    raise Unsupported(f"unexpected condition element {node!r}")
+
+
+def variants(rule: SigmaRule) -> tuple[Condition, ...]:
+    """The rule's condition under each log-source pipeline that applies to it."""
+    found: list[Condition] = []
+    for pipeline in variant_pipelines(rule.logsource.product, rule.logsource.category, rule.logsource.service):
+        mapped = _processed(rule, pipeline)
+        if mapped is None:
+            continue
+        trees = [condition_tree(condition.parsed) for condition in mapped.detection.parsed_condition]
+        found.append(_either(trees))
+    if not found:
+        raise Unsupported("no log-source variant of this rule can be evaluated")
+    return tuple(dict.fromkeys(found))
+
+
+def _processed(rule: SigmaRule, pipeline: ProcessingPipeline) -> SigmaRule | None:
+    """The rule after the pipeline; None when the pipeline refuses it (e.g. a field 4688 lacks)."""
+    copied = copy.deepcopy(rule)
+    try:
+        pipeline.apply(copied)
+    except SigmaError:
+        return None
+    return copied
+
+
+def to_rule(rule: SigmaRule, *, path: str, pack: str, yaml_text: str) -> Rule:
+    """The engine's rule: metadata and compiled variants; ``RuleError`` when it cannot be evaluated."""
+    rule_id = str(rule.id) if rule.id else str(uuid.uuid5(_ID_NAMESPACE, f"{path}\0{rule.title}"))
+    try:
+        compiled = variants(rule)
+    except (Unsupported, SigmaError) as exc:
+        raise RuleError(str(exc), path=path, rule_id=rule_id) from None
+    logsource = rule.logsource
+    return Rule(
+        id=rule_id,
+        title=rule.title or rule_id,
+        level=rule.level.name.lower() if rule.level else "medium",
+        status=rule.status.name.lower() if rule.status else None,
+        description=rule.description or "",
+        author=rule.author or "",
+        references=tuple(rule.references or ()),
+        tags=tuple(str(tag) for tag in rule.tags or ()),
+        product=logsource.product,
+        category=logsource.category,
+        service=logsource.service,
+        falsepositives=tuple(str(item) for item in rule.falsepositives or ()),
+        date=rule.date.isoformat() if rule.date else None,
+        modified=rule.modified.isoformat() if rule.modified else None,
+        path=path,
+        pack=pack,
+        yaml=yaml_text,
+        variants=compiled,
+    )

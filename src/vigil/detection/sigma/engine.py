@@ -1,0 +1,415 @@
+"""The Sigma engine: which rules match an event, without trying every rule on every event.
+
+Three steps per event, each cheap:
+
+1. Bucket: rules are indexed by the Channel and EventID their log-source mapping requires, so a Sysmon
+   process creation meets the ~1,000 process-creation rules, not all 2,400 Windows rules.
+2. Prefilter: for each rule the compiler finds a set of literal predicates at least one of which must
+   hold for the rule to match (its "needles": ``Image|endswith: \\cmd.exe`` gives ``\\cmd.exe``). The
+   event's values are scanned once per field with one Aho-Corasick automaton (and a dict for exact
+   values); only rules with a needle found, or without needles at all, are candidates.
+3. Evaluate: each candidate's condition runs as compiled Python (``t(12) and not t(40)``), every
+   predicate computed at most once per event; literal ones are read off the scan.
+
+Scans are memoised per field value (logs repeat values: the same Image, the same ParentImage), in a
+bounded cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ahocorasick
+
+from vigil.detection.sigma.predicates import (
+    And,
+    Condition,
+    Not,
+    Or,
+    Predicate,
+    as_text,
+    every_text,
+    field_value,
+    holds,
+    is_missing,
+    predicates_of,
+    scalars,
+)
+from vigil.detection.sigma.rules import Rule
+
+GATE_FIELDS = ("Channel", "EventID")
+# The pseudo-field under which keyword (field-less) predicates are indexed: every value of the event.
+KEYWORDS = "\0keywords"
+# Scanned values remembered per field before the memo starts again (bounded memory).
+MEMO_ENTRIES = 50_000
+_SURE, _VERIFY = 0, 1
+_FIXED_KINDS = {"exact": 0, "prefix": 1, "suffix": 2, "contains": 3}
+
+Scan = tuple[frozenset[int], frozenset[int]]  # predicates that hold for a value, and those to verify
+_NO_HITS: Scan = (frozenset(), frozenset())
+
+
+@dataclass
+class _Group:
+    """Variants evaluated together, and how to find which of them are candidates for an event."""
+
+    variants: list[int]
+    always: list[int]  # variants without needles: candidates for every event
+    by_needle: dict[int, list[int]]
+    plain_fields: frozenset[str]  # needle fields read as one top-level key
+    other_fields: list[str]  # dotted paths and keywords
+
+
+@dataclass
+class _Bucket:
+    """The variants that apply to events of one (Channel, EventID).
+
+    ``fielded`` variants read named fields only: their result is remembered by the values of those
+    fields (``read_fields``); ``keyword`` variants search every value and are evaluated each time."""
+
+    fielded: _Group
+    keyword: _Group
+    read_plain: tuple[str, ...]  # top-level keys
+    read_dotted: tuple[str, ...]
+    results: dict[tuple[Any, ...], tuple[int, ...]] = field(default_factory=dict)
+
+
+@dataclass
+class _FieldIndex:
+    exact: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # value -> (pid, sure/verify)
+    automaton: Any = None  # ahocorasick.Automaton over the other needles
+    memo: dict[str, Scan] = field(default_factory=dict)
+
+
+class Engine:
+    """Compiled rules, ready to match events (``match``, ``match_many``)."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.rules = list(rules)
+        self._predicates: list[Predicate] = []
+        self._pid: dict[Predicate, int] = {}
+        self._variant_rule: list[int] = []
+        self._variant_gate: list[tuple[str | None, str | None]] = []
+        self._variant_needles: list[frozenset[int] | None] = []
+        self._variant_predicates: list[tuple[Predicate, ...]] = []
+        sources: list[str] = []
+        for rule_index, rule in enumerate(self.rules):
+            for variant in rule.variants:
+                gate = _gate(variant)
+                # The bucket an event is looked up in already guarantees the gate: not tested again.
+                remaining = _without_gate(variant, gate)
+                sources.append("True" if remaining is None else self._expression(remaining))
+                self._variant_rule.append(rule_index)
+                self._variant_gate.append(gate)
+                self._variant_needles.append(self._needles(variant))
+                self._variant_predicates.append(tuple(dict.fromkeys(predicates_of(variant))))
+        self._conditions = _compile(sources)
+        self._indexed = [self._is_indexed(p) for p in self._predicates]
+        self._fields: dict[str, _FieldIndex] = {}
+        self._build_field_indexes()
+        # Fields read as one top-level key (no dotted path to walk).
+        self._plain_fields = frozenset(name for name in self._fields if "." not in name and name != KEYWORDS)
+        self._buckets: dict[tuple[str | None, str | None], _Bucket] = {}
+
+    # --- compiling ----------------------------------------------------------------------------
+
+    def _id(self, predicate: Predicate) -> int:
+        pid = self._pid.get(predicate)
+        if pid is None:
+            pid = self._pid[predicate] = len(self._predicates)
+            self._predicates.append(predicate)
+        return pid
+
+    def _expression(self, condition: Condition) -> str:
+        if isinstance(condition, Predicate):
+            return f"t({self._id(condition)})"
+        if isinstance(condition, Not):
+            return f"(not {self._expression(condition.item)})"
+        joiner = " and " if isinstance(condition, And) else " or "
+        return "(" + joiner.join(self._expression(item) for item in condition.items) + ")"
+
+    @staticmethod
+    def _is_indexed(predicate: Predicate) -> bool:
+        return bool(predicate.needle) and (predicate.kind in _FIXED_KINDS or predicate.kind == "glob")
+
+    def _needles(self, condition: Condition) -> frozenset[int] | None:
+        """Predicates at least one of which holds whenever the condition does; None if none such is known."""
+        if isinstance(condition, Predicate):
+            return frozenset({self._id(condition)}) if self._is_indexed(condition) else None
+        if isinstance(condition, Not):
+            return None
+        found = [self._needles(item) for item in condition.items]
+        if isinstance(condition, Or):
+            if any(needles is None for needles in found):
+                return None
+            return frozenset().union(*(n for n in found if n is not None))
+        options = [n for n in found if n is not None]
+        useful = [n for n in options if not self._all_gates(n)]
+        if not useful:
+            return None
+        return min(useful, key=lambda n: (len(n), -min(len(self._predicates[p].needle) for p in n)))
+
+    def _all_gates(self, needles: frozenset[int]) -> bool:
+        return all(self._predicates[p].field in GATE_FIELDS and self._predicates[p].kind == "exact" for p in needles)
+
+    def _build_field_indexes(self) -> None:
+        words: dict[str, dict[str, list[tuple[int, int, int]]]] = {}
+        for pid, predicate in enumerate(self._predicates):
+            if not self._indexed[pid]:
+                continue
+            name = _field_key(predicate)
+            index = self._fields.setdefault(name, _FieldIndex())
+            verify = _VERIFY if predicate.cased or predicate.kind == "glob" else _SURE
+            if predicate.kind == "exact":
+                index.exact.setdefault(predicate.needle, []).append((pid, verify))
+            else:
+                kind = _FIXED_KINDS.get(predicate.kind, 3)  # a glob's needle may be anywhere
+                words.setdefault(name, {}).setdefault(predicate.needle, []).append((pid, kind, verify))
+        for name, needles in words.items():
+            automaton = ahocorasick.Automaton()
+            for needle, entries in needles.items():
+                automaton.add_word(needle, (len(needle), tuple(entries)))
+            automaton.make_automaton()
+            self._fields[name].automaton = automaton
+
+    # --- buckets --------------------------------------------------------------------------------
+
+    def _bucket(self, channel: str | None, event_id: str | None) -> _Bucket:
+        key = (channel, event_id)
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            variants = [v for v, (want_channel, want_id) in enumerate(self._variant_gate)
+                        if want_channel in (None, channel) and want_id in (None, event_id)]
+            keyword = [v for v in variants if any(p.field is None for p in self._variant_predicates[v])]
+            keyword_set = frozenset(keyword)
+            fielded = [v for v in variants if v not in keyword_set]
+            read: dict[str, None] = {}
+            for variant in fielded:
+                for predicate in self._variant_predicates[variant]:
+                    read[str(predicate.field)] = None
+                    if predicate.kind == "fieldref":
+                        read[str(predicate.value)] = None
+            bucket = self._buckets[key] = _Bucket(
+                self._group(fielded), self._group(keyword),
+                tuple(name for name in read if "." not in name), tuple(name for name in read if "." in name))
+        return bucket
+
+    def _group(self, variants: list[int]) -> _Group:
+        always: list[int] = []
+        by_needle: dict[int, list[int]] = {}
+        fields: dict[str, None] = {}
+        for variant in variants:
+            needles = self._variant_needles[variant]
+            if needles is None:
+                always.append(variant)
+                continue
+            for pid in needles:
+                by_needle.setdefault(pid, []).append(variant)
+                fields[_field_key(self._predicates[pid])] = None
+        plain = frozenset(name for name in fields if name in self._plain_fields)
+        return _Group(variants, always, by_needle, plain, [name for name in fields if name not in plain])
+
+    # --- matching -------------------------------------------------------------------------------
+
+    def match(self, event: Mapping[str, Any]) -> list[Rule]:
+        """The rules whose detection matches the event, in the order they were given."""
+        channel = as_text(event.get("Channel"))
+        event_id = as_text(event.get("EventID"))
+        bucket = self._bucket(channel.lower() if channel is not None else None, event_id)
+        scans: dict[str, Scan] = {}
+        matched: Sequence[int] = self._fielded(event, bucket, scans)
+        if bucket.keyword.variants:
+            found = self._evaluate(event, bucket.keyword, scans)
+            if found:
+                matched = sorted({*matched, *found})
+        return [self.rules[index] for index in matched]
+
+    def _fielded(self, event: Mapping[str, Any], bucket: _Bucket, scans: dict[str, Scan]) -> tuple[int, ...]:
+        """The fielded rules that match; remembered by the values of the fields they read.
+
+        Logs repeat themselves (the same process, the same logon): an event whose every field these rules
+        read equals an earlier one's has the earlier result. (True == 1 in Python: a field holding a
+        boolean in one event and the number 1 in another of the same Channel and EventID would share
+        a result; no Windows event does that.)"""
+        if not bucket.fielded.variants:
+            return ()
+        values = tuple(map(event.get, bucket.read_plain))
+        if bucket.read_dotted:
+            values += tuple(field_value(event, name) for name in bucket.read_dotted)
+        signature: tuple[Any, ...] | None = values
+        results = bucket.results
+        try:
+            known = results.get(signature)  # type: ignore[arg-type]
+        except TypeError:  # a list or object value is not hashable: evaluated each time
+            signature = None
+        else:
+            if known is not None:
+                return known
+        matched = tuple(self._evaluate(event, bucket.fielded, scans))
+        if signature is not None:
+            if len(results) >= MEMO_ENTRIES:
+                results.clear()
+            results[signature] = matched
+        return matched
+
+    def _evaluate(self, event: Mapping[str, Any], group: _Group, scans: dict[str, Scan]) -> list[int]:
+        """Indexes of the group's rules that match: the prefilter's candidates, then their conditions."""
+        candidates: set[int] = set(group.always)
+        by_needle = group.by_needle
+        # Only the fields the event has (a set intersection in C), then the dotted and keyword ones.
+        for name in [*(event.keys() & group.plain_fields), *group.other_fields]:
+            sure, verify = self._scan(event, name, scans)
+            for pid in sure:
+                candidates.update(by_needle.get(pid, ()))
+            for pid in verify:
+                candidates.update(by_needle.get(pid, ()))
+        if not candidates:
+            return []
+        test = self._tester(event, scans)
+        matched: dict[int, None] = {}
+        for variant in sorted(candidates):
+            rule = self._variant_rule[variant]
+            if rule not in matched and self._conditions[variant](test):
+                matched[rule] = None
+        return sorted(matched)
+
+    def match_many(self, events: Iterable[Mapping[str, Any]]) -> list[list[Rule]]:
+        return [self.match(event) for event in events]
+
+    def _scan(self, event: Mapping[str, Any], name: str, scans: dict[str, Scan]) -> Scan:
+        """The indexed predicates of one field that hold (or may hold) for the event's value."""
+        found = scans.get(name)
+        if found is not None:
+            return found
+        index = self._fields[name]
+        if name == KEYWORDS:
+            found = scans[name] = self._scan_keywords(index, event)
+            return found
+        value = event.get(name) if name in self._plain_fields else field_value(event, name)
+        if value.__class__ is str:  # the common case first: one string, most often seen before
+            found = index.memo.get(value)
+            if found is None:
+                found = self._scan_text(index, value)
+        elif value is None or is_missing(value):
+            found = _NO_HITS
+        elif isinstance(value, list):
+            sure: set[int] = set()
+            verify: set[int] = set()
+            for item in scalars(value):
+                text = as_text(item)
+                if text is not None:
+                    item_sure, item_verify = index.memo.get(text) or self._scan_text(index, text)
+                    sure |= item_sure
+                    verify |= item_verify
+            found = (frozenset(sure), frozenset(verify))
+        else:
+            text = as_text(value)
+            found = _NO_HITS if text is None else (index.memo.get(text) or self._scan_text(index, text))
+        scans[name] = found
+        return found
+
+    @staticmethod
+    def _scan_keywords(index: _FieldIndex, event: Mapping[str, Any]) -> Scan:
+        """Keyword needles anywhere in any value: one pass over all the values joined (keywords are
+        substrings, so a hit cannot straddle two values: no needle holds the separator)."""
+        joined = "\0".join(every_text(event)).lower()
+        sure: set[int] = set()
+        verify: set[int] = set()
+        if index.automaton is not None:
+            for _end, (_length, entries) in index.automaton.iter(joined):
+                for pid, _kind, check in entries:
+                    (verify if check else sure).add(pid)
+        return (frozenset(sure), frozenset(verify)) if sure or verify else _NO_HITS
+
+    @staticmethod
+    def _scan_text(index: _FieldIndex, text: str) -> Scan:
+        """Scan one value (and remember it: the memo is keyed by the value as written)."""
+        lowered = text.lower()
+        sure: set[int] = set()
+        verify: set[int] = set()
+        for pid, check in index.exact.get(lowered, ()):
+            (verify if check else sure).add(pid)
+        if index.automaton is not None:
+            last = len(lowered) - 1
+            for end, (length, entries) in index.automaton.iter(lowered):
+                start = end - length + 1
+                for pid, kind, check in entries:
+                    if kind == 3 or (kind == 1 and start == 0) or (kind == 2 and end == last):
+                        (verify if check else sure).add(pid)
+        found = (frozenset(sure), frozenset(verify)) if sure or verify else _NO_HITS
+        if len(index.memo) >= MEMO_ENTRIES:
+            index.memo.clear()
+        index.memo[text] = found
+        return found
+
+    def _tester(self, event: Mapping[str, Any], scans: dict[str, Scan]) -> Callable[[int], bool]:
+        """``t(pid)`` for one event: each predicate computed once, literal ones read off the field scans."""
+        known: dict[int, bool] = {}
+        predicates = self._predicates
+        indexed = self._indexed
+
+        def test(pid: int) -> bool:
+            result = known.get(pid)
+            if result is None:
+                predicate = predicates[pid]
+                if indexed[pid]:
+                    sure, verify = self._scan(event, _field_key(predicate), scans)
+                    result = pid in sure or (pid in verify and holds(predicate, event))
+                else:
+                    result = holds(predicate, event)
+                known[pid] = result
+            return result
+
+        return test
+
+    # --- introspection (rule pages, tests) ------------------------------------------------------
+
+    def predicates_of(self, rule: Rule) -> list[Predicate]:
+        return [p for variant in rule.variants for p in predicates_of(variant)]
+
+
+def _field_key(predicate: Predicate) -> str:
+    return KEYWORDS if predicate.field is None else predicate.field
+
+
+def _gate(condition: Condition) -> tuple[str | None, str | None]:
+    """The Channel and EventID a variant requires (top-level equality conditions), lower-cased."""
+    items = condition.items if isinstance(condition, And) else (condition,)
+    channel: str | None = None
+    event_id: str | None = None
+    for item in items:
+        if isinstance(item, Predicate) and item.kind == "exact" and not item.cased:
+            if item.field == "Channel" and channel is None:
+                channel = item.value
+            elif item.field == "EventID" and event_id is None:
+                event_id = item.value
+    return channel, event_id
+
+
+def _is_gate(item: Condition, gate: tuple[str | None, str | None]) -> bool:
+    if not isinstance(item, Predicate) or item.kind != "exact" or item.cased:
+        return False
+    return (item.field, item.value) in (("Channel", gate[0]), ("EventID", gate[1]))
+
+
+def _without_gate(condition: Condition, gate: tuple[str | None, str | None]) -> Condition | None:
+    """The condition less its gate predicates; None when nothing else is left (the gate is all it asks)."""
+    if not isinstance(condition, And):
+        return None if _is_gate(condition, gate) else condition
+    rest = tuple(item for item in condition.items if not _is_gate(item, gate))
+    if not rest:
+        return None
+    return rest[0] if len(rest) == 1 else And(rest)
+
+
+def _compile(expressions: list[str]) -> list[Callable[[Callable[[int], bool]], bool]]:
+    """Each variant's condition as a Python function of ``t`` (the per-event predicate test).
+
+    The source is generated from predicate numbers and the words and/or/not only (no rule text), so
+    compiling it runs nothing a rule author wrote."""
+    source = "\n".join(f"def v{index}(t):\n    return {expression}" for index, expression in enumerate(expressions))
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<sigma conditions>", "exec"), namespace)  # noqa: S102
+    return [namespace[f"v{index}"] for index in range(len(expressions))]
