@@ -22,10 +22,12 @@ from sigma.conditions import (
     ConditionValueExpression,
 )
 from sigma.exceptions import SigmaError
+from sigma.modifiers import SigmaWideModifier, modifier_mapping, reverse_modifier_mapping
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 from sigma.types import (
     CompareOperators,
+    Placeholder,
     SigmaBool,
     SigmaCasedString,
     SigmaCIDRExpression,
@@ -54,6 +56,9 @@ _REGEX_FLAGS = {
 _COMPARE = {CompareOperators.LT: "lt", CompareOperators.LTE: "lte", CompareOperators.GT: "gt",
             CompareOperators.GTE: "gte", CompareOperators.NEQ: "neq"}
 _ID_NAMESPACE = uuid.UUID("6f9d8a4e-2b7c-4f1e-9a3d-5c8b7e6f4a21")
+# The Sigma specification names UTF-16LE both ``wide`` and ``utf16le``; pySigma 1.5.1 knows only the first.
+modifier_mapping.setdefault("utf16le", SigmaWideModifier)
+reverse_modifier_mapping.setdefault(SigmaWideModifier.__name__, "wide")
 
 
 class Unsupported(Exception):
@@ -65,7 +70,9 @@ def string_predicate(field: str | None, value: SigmaString) -> Predicate:
     cased = isinstance(value, SigmaCasedString)
     parts = list(value.s)
     if any(not isinstance(part, str | SpecialChars) for part in parts):
-        raise Unsupported(f"placeholder in {value.original!r} has no value (expand modifier without a mapping)")
+        names = ", ".join(f"%{part.name}%" for part in parts if isinstance(part, Placeholder))
+        raise Unsupported(f"placeholder {names} has no values: Vigil does not expand placeholders yet "
+                          "(the Sigma specification asks to reject such a rule)")
     lead = bool(parts) and parts[0] is SpecialChars.WILDCARD_MULTI
     trail = len(parts) > int(lead) and parts[-1] is SpecialChars.WILDCARD_MULTI
     middle = parts[int(lead): len(parts) - int(trail)]
@@ -112,7 +119,8 @@ def value_predicate(field: str | None, value: SigmaType) -> Condition:
     if isinstance(value, SigmaCompareExpression):
         return Predicate(field, "compare", float(value.number.number), op=_COMPARE[value.op])
     if isinstance(value, SigmaFieldReference):
-        op = "startswith" if value.starts_with else "endswith" if value.ends_with else ""
+        op = {(True, True): "contains", (True, False): "startswith", (False, True): "endswith",
+              (False, False): ""}[(value.starts_with, value.ends_with)]
         return Predicate(field, "fieldref", value.field, op=op)
     raise Unsupported(f"value type {type(value).__name__} is not supported")
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 import ahocorasick
 
 from vigil.detection.sigma.predicates import (
+    MISSING,
     And,
     Condition,
     Not,
@@ -235,7 +237,7 @@ class Engine:
         a result; no Windows event does that.)"""
         if not bucket.fielded.variants:
             return ()
-        values = tuple(map(event.get, bucket.read_plain))
+        values = tuple(map(event.get, bucket.read_plain, repeat(MISSING)))  # absent differs from null
         if bucket.read_dotted:
             values += tuple(field_value(event, name) for name in bucket.read_dotted)
         signature: tuple[Any, ...] | None = values

@@ -197,10 +197,13 @@ def _error_line(text: str, exc: BaseException) -> int | None:
     line = getattr(source, "line", None)
     if isinstance(line, int):
         return line
-    for token in _QUOTED.findall(str(exc)):
+    message = str(exc)
+    for token in _QUOTED.findall(message):
         found = _line_of(text, token)
         if found is not None:
             return found
+    if "condition" in message.lower():
+        return _line_of(text, "condition:") or _line_of(text, "detection:")
     return _line_of(text, "detection:")
 
 

@@ -5,7 +5,7 @@ categories become their Channel and EventID (``process_creation``: Sysmon EventI
 Channel (``security``: ``Security``); ``process_creation`` and the registry categories get a second
 variant on the Security log (4688, 4657, with their field names). Other products (Linux, web servers,
 Zeek, Suricata) are mapped by the declarative table in ``mappings.py`` onto Vigil's ECS events. A rule
-no mapping covers is evaluated as written. Placeholders (``|expand``) without values become wildcards.
+no mapping covers is evaluated as written.
 """
 
 from __future__ import annotations
@@ -16,11 +16,7 @@ from sigma.pipelines.sysmon.sysmon import sysmon_pipeline
 from sigma.pipelines.windows.windows import windows_audit_pipeline, windows_logsource_pipeline
 from sigma.processing.conditions import LogsourceCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
-from sigma.processing.transformations import (
-    AddConditionTransformation,
-    FieldMappingTransformation,
-    WildcardPlaceholderTransformation,
-)
+from sigma.processing.transformations import AddConditionTransformation, FieldMappingTransformation
 
 from vigil.detection.sigma.mappings import SOURCE_MAPPINGS, SourceMapping
 
@@ -28,47 +24,41 @@ from vigil.detection.sigma.mappings import SOURCE_MAPPINGS, SourceMapping
 AUDIT_CATEGORIES = frozenset({"process_creation", "registry_event", "registry_set", "registry_add"})
 
 
-def _placeholders() -> ProcessingPipeline:
-    return ProcessingPipeline(name="Placeholders without values match anything", priority=100, items=[
-        ProcessingItem(identifier="vigil_placeholders_wildcard", transformation=WildcardPlaceholderTransformation()),
-    ])
-
-
 @cache
 def _windows_sysmon() -> ProcessingPipeline:
-    pipeline: ProcessingPipeline = sysmon_pipeline() + windows_logsource_pipeline() + _placeholders()
+    pipeline: ProcessingPipeline = sysmon_pipeline() + windows_logsource_pipeline()
     return pipeline
 
 
 @cache
 def _windows_audit() -> ProcessingPipeline:
-    pipeline: ProcessingPipeline = windows_audit_pipeline() + windows_logsource_pipeline() + _placeholders()
+    pipeline: ProcessingPipeline = windows_audit_pipeline() + windows_logsource_pipeline()
     return pipeline
 
 
 @cache
 def _as_written() -> ProcessingPipeline:
-    return _placeholders()
+    return ProcessingPipeline(name="As written", items=[])
 
 
 def _mapping_pipeline(mapping: SourceMapping) -> ProcessingPipeline:
-    condition = LogsourceCondition(category=mapping.category, product=mapping.product, service=mapping.service)
+    def condition() -> LogsourceCondition:  # one per item: pySigma ties a condition to its pipeline
+        return LogsourceCondition(category=mapping.category, product=mapping.product, service=mapping.service)
+
     items: list[ProcessingItem] = []
     if mapping.fields:
         items.append(ProcessingItem(identifier=f"vigil_{mapping.name}_fields",
                                     transformation=FieldMappingTransformation(
                                         {name: target for name, target in mapping.fields.items()}),
-                                    rule_conditions=[condition]))
+                                    rule_conditions=[condition()]))
     if mapping.conditions:
         required: dict[str, int | str | list[str]] = {
             name: [str(item) for item in value] if isinstance(value, tuple) else value
             for name, value in mapping.conditions.items()}
         items.append(ProcessingItem(identifier=f"vigil_{mapping.name}_conditions",
                                     transformation=AddConditionTransformation(required),
-                                    rule_conditions=[condition]))
-    pipeline: ProcessingPipeline = ProcessingPipeline(name=f"Vigil log source {mapping.name}", priority=20,
-                                                      items=items) + _placeholders()
-    return pipeline
+                                    rule_conditions=[condition()]))
+    return ProcessingPipeline(name=f"Vigil log source {mapping.name}", priority=20, items=items)
 
 
 def _applies(mapping: SourceMapping, product: str | None, category: str | None, service: str | None) -> bool:

@@ -66,7 +66,8 @@ class Not:
 
 Condition = And | Or | Not | Predicate
 
-_MISSING = object()
+MISSING = object()  # a field the event does not have (unlike one that is null)
+_MISSING = MISSING
 
 
 def field_value(event: Mapping[str, Any], name: str) -> Any:
@@ -95,7 +96,10 @@ def as_text(value: Any) -> str | None:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
-        return str(value)
+        try:
+            return str(value)
+        except ValueError:  # beyond Python's 4,300-digit limit: no string value is that number
+            return None
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() and abs(value) < 1e18 else repr(value)
     if isinstance(value, bytes):
@@ -149,7 +153,8 @@ def every_text(event: Mapping[str, Any]) -> list[str]:
             if kind is str:
                 texts.append(value)
             elif kind is int:
-                texts.append(str(value))
+                if (text := as_text(value)) is not None:
+                    texts.append(text)
             elif kind is dict:
                 pending.append(value)
             elif value is not None:
@@ -207,8 +212,12 @@ def _compare(text: str, op: str, number: float) -> bool:
         value = float(text)
     except ValueError:
         return False
-    if math.isnan(value):
-        return False
+    return not math.isnan(value) and _ordered(value, op, number)
+
+
+def _ordered(value: float, op: str, number: float) -> bool:
+    if op == "neq":
+        return value != number
     if op == "lt":
         return value < number
     if op == "lte":
@@ -221,6 +230,10 @@ def _compare(text: str, op: str, number: float) -> bool:
 def value_matches(predicate: Predicate, value: Any) -> bool:
     """Whether a field's value (a scalar or a list) satisfies a value predicate."""
     for item in scalars(value):
+        if predicate.kind == "compare" and isinstance(item, int | float) and not isinstance(item, bool):
+            if not (isinstance(item, float) and math.isnan(item)) and _ordered(item, predicate.op, predicate.value):
+                return True
+            continue
         text = as_text(item)
         if text is not None:
             try:
@@ -239,8 +252,8 @@ def holds(predicate: Predicate, event: Mapping[str, Any]) -> bool:
     value = field_value(event, predicate.field)
     if kind == "null":
         return value is _MISSING or value is None or value == []
-    if kind == "exists":
-        return (value is not _MISSING and value is not None) is bool(predicate.value)
+    if kind == "exists":  # presence only, "be it empty or null" (Sigma specification)
+        return (value is not _MISSING) is bool(predicate.value)
     if value is _MISSING or value is None:
         return False
     if kind == "fieldref":
@@ -265,6 +278,8 @@ def _fieldref(predicate: Predicate, value: Any, other: Any) -> bool:
             continue
         subject = text.lower()
         for reference in references:
+            if predicate.op == "contains" and reference in subject:
+                return True
             if predicate.op == "startswith" and subject.startswith(reference):
                 return True
             if predicate.op == "endswith" and subject.endswith(reference):

@@ -8,7 +8,8 @@ Both keep the native fields at the top level as SigmaHQ rules name them, and add
   ``Opcode``, ``Keywords``, ``Version``, ``TimeCreated_SystemTime``, ``Execution_ProcessID``,
   ``Execution_ThreadID``, ``Security_UserID``, ``Correlation_ActivityID`` (an element's attributes are
   ``<Element>_<Attribute>``, as Zircolite flattens them);
-- every ``EventData`` field by its name (``Image``, ``CommandLine``, ``TargetUserName``, ...);
+- every ``EventData`` field by its name (``Image``, ``CommandLine``, ``TargetUserName``, ...); a name
+  with spaces (Defender's ``Threat Name``) also without them (``ThreatName``), as rules write it;
   unnamed ``<Data>``: one value is ``Data``; several are ``Data1``..``DataN`` and ``Data`` holds the
   list (a Sigma ``Data|contains`` then matches any element, as Hayabusa and Chainsaw do);
 - ``UserData`` and ``ProcessingErrorData`` payloads flattened the same way (nested elements as
@@ -97,6 +98,10 @@ def payload_fields(payload: Any, prefix: str = "", depth: int = 0) -> Event:
             fields.update(payload_fields(value, f"{key}_", depth + 1))
         else:
             fields[key] = value
+    if depth == 0:
+        # Defender writes "Threat Name"; SigmaHQ rules (as Hayabusa and Chainsaw read them) say ThreatName.
+        for key in [key for key in fields if " " in key]:
+            fields.setdefault(key.replace(" ", ""), fields[key])
     return fields
 
 
