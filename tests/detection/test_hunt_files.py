@@ -71,7 +71,7 @@ def test_a_sysmon_event_becomes_its_flat_native_fields() -> None:
 
 @pytest.mark.parametrize("shape", [
     "qualifiers", "string ids", "unnamed data", "one unnamed data", "user data", "ecs root name", "system name",
-    "separate attributes", "no event data", "nested event data",
+    "separate attributes", "no event data", "nested event data", "names with spaces",
 ])
 def test_unusual_shapes_give_what_the_ingestion_parser_gives(shape: str) -> None:
     document = windows_document(TargetUserName="alice")
@@ -98,6 +98,8 @@ def test_unusual_shapes_give_what_the_ingestion_parser_gives(shape: str) -> None
         del root["EventData"]
     elif shape == "nested event data":
         root["EventData"] = {"Binary": {"Inner": {"#text": "v"}}, "Plain": 3}
+    elif shape == "names with spaces":  # Defender's "Threat Name"
+        root["EventData"] = {"Threat Name": "EICAR", "Path": "C:\\x"}
     assert native_event(document) == parser_native(document)
     assert list(native_event(document)) == list(parser_native(document))
 
@@ -234,8 +236,8 @@ def test_folders_are_searched_recursively_for_log_suffixes(tmp_path: Path) -> No
     explicit = tmp_path / "events.txt"
     explicit.write_text("{}", encoding="utf-8")
     found = find_files([tmp_path / "a", explicit, tmp_path / "a" / "w.jsonl"])
-    assert [p.relative_to(tmp_path).as_posix() for p in found] == [
-        "a/b/x.evtx", "a/b/z.ndjson.gz", "a/v.log", "a/w.jsonl", "a/y.JSON", "events.txt"]
+    assert [p.relative_to(tmp_path).as_posix() for p in found] == [  # a folder's files, then its subfolders
+        "a/v.log", "a/w.jsonl", "a/y.JSON", "a/b/x.evtx", "a/b/z.ndjson.gz", "events.txt"]
 
 
 def test_missing_paths_are_all_named(tmp_path: Path) -> None:

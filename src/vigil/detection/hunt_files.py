@@ -80,15 +80,22 @@ def find_files(paths: Sequence[str | Path]) -> list[Path]:
     if missing:
         raise NotFound("no such file or folder: " + ", ".join(missing))
     files: list[Path] = []
-    seen: set[Path] = set()
+    seen: set[str] = set()
     for given in map(Path, paths):
-        found = sorted(p for p in given.rglob("*") if p.is_file() and hunted_suffix(p)) if given.is_dir() else [given]
-        for file in found:
-            key = file.resolve()
+        for file in _walk(given) if given.is_dir() else [given]:
+            key = str(file.absolute())  # not resolve(): a syscall per path part, for thousands of files
             if key not in seen:
                 seen.add(key)
                 files.append(file)
     return files
+
+
+def _walk(folder: Path) -> list[Path]:
+    found: list[Path] = []
+    for root, folders, names in os.walk(folder):
+        folders.sort()
+        found.extend(Path(root, name) for name in sorted(names) if hunted_suffix(Path(name)))
+    return found
 
 
 # --- reading ---------------------------------------------------------------------------------------
@@ -269,11 +276,12 @@ def _system(system: dict[str, Any]) -> Event | None:
 
 
 def _plain(body: dict[str, Any]) -> bool:
-    """Whether an EventData object is already flat: named scalar fields, no attributes, no ``Data``."""
+    """Whether ``payload_fields`` would give an EventData object back as it is: named scalar fields only."""
     keys = tuple(body)
     plain = _PLAIN_SHAPES.get(keys)
     if plain is None:
-        plain = "Data" not in body and not any(k[:1] == "#" or k.endswith("_attributes") for k in keys)
+        # What payload_fields would change: attributes, <Data>, names with spaces (also kept without them).
+        plain = "Data" not in body and not any(k[:1] == "#" or k.endswith("_attributes") or " " in k for k in keys)
         if len(_PLAIN_SHAPES) >= _MAX_SHAPES:
             _PLAIN_SHAPES.clear()
         _PLAIN_SHAPES[keys] = plain

@@ -1,0 +1,199 @@
+"""Detection commands: `vigil hunt` runs Sigma rules over log files, with no server running.
+
+This module imports only what a hunt needs (not the web stack, not the records store), so that
+``python -m vigil.detection.cli hunt ...`` starts fast; it keeps the exit codes of ``vigil.cli.main``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from collections.abc import Iterator
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, BinaryIO, NoReturn
+
+import orjson
+import typer
+
+from vigil.core.errors import VigilError
+from vigil.detection.hunt import (
+    CSV_COLUMNS,
+    HuntStats,
+    Match,
+    RuleSource,
+    default_cache_dir,
+    hunt,
+)
+from vigil.detection.hunt_files import Problem, find_files
+from vigil.detection.sigma import LEVELS
+
+EXIT_FAILED = 1  # as vigil.cli.runtime, which is not imported here: it loads the records store
+EXIT_CODES_HELP = "Exit codes: 0 the hunt ran (with or without matches); 1 it could not run (the reason on stderr)."
+HELP = (
+    "Look for Sigma rule matches in .evtx, JSON and NDJSON files (also .gz) and folders of them, with no server "
+    "running. Matches go to stdout (or --out) as a table, JSON lines or CSV; rules that do not load and input "
+    "that cannot be read are reported on stderr while the hunt goes on, then a summary. Rules are compiled "
+    "once into a cache ($XDG_CACHE_HOME/vigil/rules, by default ~/.cache/vigil/rules)."
+)
+TABLE_COLUMNS = ("TIME", "LEVEL", "RULE", "COMPUTER", "CHANNEL/EVENTID", "FILE")
+
+app = typer.Typer(help="Threat detection: hunts with Sigma rules.", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_show_locals=False)
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    jsonl = "jsonl"
+    csv = "csv"
+
+
+class Level(StrEnum):  # the Sigma levels (sigma.LEVELS), lowest first
+    informational = "informational"
+    low = "low"
+    medium = "medium"
+    high = "high"
+    critical = "critical"
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_FAILED)
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def hunt_command(
+    paths: Annotated[list[Path], typer.Argument(
+        help=".evtx, JSON and NDJSON files (.json, .jsonl, .ndjson, .log; also .gz), or folders of them.",
+        show_default=False)],
+    rules: Annotated[list[Path], typer.Option(
+        "--rules", "-r", help="Sigma rules: a YAML file, a folder or a zip; repeat for more.", show_default=False)],
+    output: Annotated[OutputFormat, typer.Option(help="table for people, jsonl or csv for tools.")]
+        = OutputFormat.table,
+    min_level: Annotated[Level, typer.Option(help="Use only the rules of this level or above.")]
+        = Level.informational,
+    out: Annotated[Path | None, typer.Option(help="Write the matches to this file instead of stdout.",
+                                             show_default=False)] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes; default: one per CPU.", min=1,
+                                                show_default=False)] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Compile the rules from their YAML, "
+                                           "ignoring the compiled cache.")] = False,
+) -> None:
+    """Look for Sigma rule matches in log files: no server needed."""
+    started = time.perf_counter()
+    try:
+        files = find_files(paths)
+    except VigilError as exc:
+        _fail(exc.detail)
+    source = RuleSource(tuple(str(path) for path in rules), None if no_cache else default_cache_dir(),
+                        min_level.value)
+    loaded = source.load()
+    for error in loaded.errors:
+        typer.echo(str(error), err=True)
+    if not loaded.loaded:
+        _fail("no rule loaded from " + ", ".join(source.paths))
+    if not loaded.rules:
+        typer.echo(f"no rule at level {source.min_level} or above: nothing can match", err=True)
+    try:
+        stream: BinaryIO = out.open("wb") if out is not None else typer.get_binary_stream("stdout")
+    except OSError as exc:
+        _fail(f"cannot write {out}: {exc.strerror or exc}")
+    stats = HuntStats(rule_errors=len(loaded.errors))
+    try:
+        results = hunt(files, loaded.rules, source, workers=workers or _cpus(), stats=stats)
+        _write(results, output, stream)
+    except OSError as exc:
+        _fail(f"cannot write {out or 'the output'}: {exc.strerror or exc}")
+    finally:
+        if out is not None:
+            stream.close()
+        else:
+            stream.flush()
+    typer.echo(_summary(stats, time.perf_counter() - started), err=True)
+
+
+def _write(results: Iterator[Match | Problem], output: OutputFormat, stream: BinaryIO) -> None:
+    """Matches to ``stream`` as they come (a table once all are in); problems to stderr."""
+    if output is OutputFormat.jsonl:
+        for item in results:
+            if isinstance(item, Problem):
+                typer.echo(str(item), err=True)
+            else:
+                stream.write(orjson.dumps(item.record(), option=orjson.OPT_APPEND_NEWLINE | _JSON_OPTIONS,
+                                          default=str))
+        return
+    if output is OutputFormat.csv:
+        text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=True)
+        try:
+            writer = csv.writer(text)
+            writer.writerow(CSV_COLUMNS)
+            for item in results:
+                if isinstance(item, Problem):
+                    typer.echo(str(item), err=True)
+                else:
+                    writer.writerow(item.row())
+        finally:
+            text.detach()  # leave the stream open: stdout stays usable, --out is closed by the caller
+        return
+    rows: list[list[str]] = []
+    for item in results:
+        if isinstance(item, Problem):
+            typer.echo(str(item), err=True)
+        else:
+            rows.append(_table_row(item))
+    if rows:
+        rows.sort(key=lambda row: row[0])
+        stream.write(_table(TABLE_COLUMNS, rows).encode())
+
+
+_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+def _table_row(match: Match) -> list[str]:
+    event = match.event
+    stamp = match.timestamp
+    shown = stamp[:19].replace("T", " ") if isinstance(stamp, str) else ("-" if stamp is None else str(stamp))
+    channel, event_id = event.get("Channel"), event.get("EventID")
+    where = "-" if channel is None and event_id is None else f"{channel or '-'}/{'-' if event_id is None else event_id}"
+    computer = event.get("Computer")
+    return [shown, match.rule.level, match.rule.title, "-" if computer is None else str(computer), where, match.file]
+
+
+def _table(headers: tuple[str, ...], rows: list[list[str]]) -> str:
+    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=False)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+             for row in [list(headers), *rows]]
+    return "\n".join(lines) + "\n"
+
+
+def _summary(stats: HuntStats, elapsed: float) -> str:
+    levels = ", ".join(f"{stats.by_level[level]:,} {level}" for level in reversed(LEVELS) if level in stats.by_level)
+    parts = [f"{stats.files:,} files", f"{stats.events:,} events", f"{stats.rules:,} rules",
+             f"{stats.matches:,} matches" + (f" ({levels})" if levels else "")]
+    if stats.rule_errors:
+        parts.append(f"{stats.rule_errors:,} rules not loaded")
+    if stats.problems:
+        parts.append(f"{stats.problems:,} unreadable parts")
+    return f"hunt: {', '.join(parts)} in {elapsed:.2f} s"
+
+
+def register(main: typer.Typer) -> None:
+    """Add `vigil hunt` to the `vigil` app."""
+    main.command("hunt", help=HELP, epilog=EXIT_CODES_HELP)(hunt_command)
+
+
+app.command("hunt", help=HELP, epilog=EXIT_CODES_HELP)(hunt_command)
+
+
+@app.callback()
+def _detection() -> None:
+    """Threat detection: hunts with Sigma rules."""
+
+
+if __name__ == "__main__":
+    app()
