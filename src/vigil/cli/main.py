@@ -43,6 +43,7 @@ from vigil.core.config import ConfigError, Settings, config_file_path
 from vigil.core.context import Context
 from vigil.core.db import Database
 from vigil.core.errors import VigilError
+from vigil.detection import cli as detection_cli
 from vigil.siem import cli as siem_cli
 from vigil.siem import demo as siem_demo
 from vigil.siem.receivers import syslog as syslog_receivers
@@ -63,6 +64,7 @@ app.add_typer(accounts_cli.units, name="unit")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(config_app, name="config")
 siem_cli.register(app)
+detection_cli.register(app)
 
 # Every finished domain's demo data, loaded in this order. A loader adds what is missing and returns how
 # many records of each kind it added (empty: nothing to do). Records-store loaders run in a transaction
