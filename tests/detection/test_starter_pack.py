@@ -32,6 +32,7 @@ from vigil.siem.parsers.base import ParseFailure
 from vigil.siem.parsing import SourceConfig, parse_records
 from vigil.siem.spool import BatchMeta
 
+SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 STARTER = Path(vigil.__file__).resolve().parent / "detection" / "rules" / "starter"
 EVENTS = Path(__file__).resolve().parent / "starter_events"
 AREAS = ("windows", "linux", "web", "network")
@@ -150,6 +151,12 @@ def test_every_rule_has_test_events_and_every_test_a_rule() -> None:
     assert thin == [], f"rules without a trigger and a near miss: {thin}"
 
 
+def test_the_readme_lists_every_rule() -> None:
+    readme = (STARTER / "README.md").read_text(encoding="utf-8")
+    assert [path.name for path in RULE_FILES if f"({path.parent.name}/{path.name})" not in readme] == []
+    assert "Apache" in readme
+
+
 def _cases() -> list[Any]:
     return [pytest.param(load_case(path), id=f"{path.parent.name}/{path.stem}")
             for path in RULE_FILES if case_path(path).is_file()]
@@ -235,6 +242,70 @@ def test_a_demo_alert_points_at_the_attack(tmp_path: Path, engine: Engine) -> No
                      for rule in engine.match(event))]
     assert [(event["user"]["name"], event["source"]["ip"], event["host"]["hostname"]) for event in logins] == \
         [("deploy", demo.SSH_ATTACKER, demo.JUMP_HOST[0])]
+
+
+# --- SigmaHQ rules on Vigil's events, through the log-source mappings ---------------------------------
+
+SIGMAHQ = SHARED_DATA / "sigma"
+NO_SIGMAHQ = f"the SigmaHQ rule set is not at {SIGMAHQ}"
+SYSLOG = "<86>Nov 28 16:48:42 jump01 "
+# (SigmaHQ rule file, format, an input it must fire on, one it must not): one rule per mapped log source.
+SIGMAHQ_CASES = [
+    ("rules/web/webserver_generic/web_susp_useragents.yml", "web_access",
+     '198.51.100.23 - - [28/Nov/2026:19:15:02 +0800] "GET /.env HTTP/1.1" 404 162 "-" "Mozilla/5.00 (Nikto/2.5.0)"',
+     '192.0.2.14 - - [28/Nov/2026:10:00:00 +0800] "GET /.env HTTP/1.1" 404 162 "-" "Mozilla/5.0 (X11; Linux x86_64)"'),
+    ("rules/web/webserver_generic/web_path_traversal_exploitation_attempt.yml", "web_access",
+     '198.51.100.23 - - [28/Nov/2026:19:15:22 +0800] "GET /../../../../etc/passwd HTTP/1.1" 404 162 "-" "curl/8.5.0"',
+     '192.0.2.14 - - [28/Nov/2026:10:00:00 +0800] "GET /etc/index.html HTTP/1.1" 200 162 "-" "curl/8.5.0"'),
+    ("rules/web/webserver_generic/web_sql_injection_in_access_logs.yml", "web_access",
+     '198.51.100.23 - - [28/Nov/2026:19:21:05 +0800] "GET /p?id=1%20UNION%20SELECT%20NULL HTTP/1.1" 200 9 "-" "x"',
+     '198.51.100.23 - - [28/Nov/2026:19:21:05 +0800] "GET /p?id=1%20UNION%20SELECT%20NULL HTTP/1.1" 404 9 "-" "x"'),
+    ("rules/network/zeek/zeek_dns_torproxy.yml", "zeek",
+     {"ts": 1764330000.1, "uid": "C1", "id.orig_h": "10.20.3.47", "id.resp_h": "10.10.0.53", "query": "abc.onion",
+      "qtype_name": "A", "_path": "dns"},
+     {"ts": 1764330000.1, "uid": "C2", "id.orig_h": "10.20.3.47", "id.resp_h": "10.10.0.53", "query": "github.com",
+      "qtype_name": "A", "_path": "dns"}),
+    ("rules/network/zeek/zeek_rdp_public_listener.yml", "zeek",
+     {"ts": 1764330000.1, "uid": "C3", "id.orig_h": "198.51.100.77", "id.resp_h": "10.20.3.47", "id.resp_p": 3389,
+      "cookie": "admin", "_path": "rdp"},
+     # a DNS record is not an RDP connection, whoever sent it
+     {"ts": 1764330000.1, "uid": "C4", "id.orig_h": "198.51.100.77", "id.resp_h": "10.10.0.53", "query": "a.example",
+      "_path": "dns"}),
+    ("rules/network/zeek/zeek_http_webdav_put_request.yml", "zeek",
+     {"ts": 1764330000.1, "uid": "C5", "id.orig_h": "10.20.3.47", "id.resp_h": "192.0.2.5", "id.resp_p": 80,
+      "method": "PUT", "host": "x", "uri": "/a", "user_agent": "Microsoft-WebDAV-MiniRedir/10.0", "_path": "http"},
+     {"ts": 1764330000.1, "uid": "C6", "id.orig_h": "10.20.3.47", "id.resp_h": "10.1.2.3", "id.resp_p": 80,
+      "method": "PUT", "host": "x", "uri": "/a", "user_agent": "Microsoft-WebDAV-MiniRedir/10.0", "_path": "http"}),
+    ("rules/network/dns/net_dns_susp_b64_queries.yml", "suricata",
+     {"timestamp": "2026-11-28T12:00:00+00:00", "event_type": "dns", "src_ip": "10.20.3.47", "dest_ip": "10.10.0.53",
+      "dns": {"type": "query", "rrname": "aGVsbG8==.evil.example", "rrtype": "A"}},
+     {"timestamp": "2026-11-28T12:00:00+00:00", "event_type": "dns", "src_ip": "10.20.3.47", "dest_ip": "10.10.0.53",
+      "dns": {"type": "query", "rrname": "www.example.com", "rrtype": "A"}}),
+    ("rules-emerging-threats/2019/Exploits/CVE-2019-14287/lnx_sudo_exploit_cve_2019_14287.yml", "syslog",
+     "<85>Nov 28 16:48:07 jump01 sudo:   deploy : TTY=pts/1 ; PWD=/home/deploy ; USER=#-1 ; COMMAND=/bin/bash",
+     "<85>Nov 28 16:48:07 jump01 sudo:   deploy : TTY=pts/1 ; PWD=/home/deploy ; USER=root ; COMMAND=/bin/bash"),
+    ("rules/linux/builtin/lnx_privileged_user_creation.yml", "syslog",
+     SYSLOG + "useradd[4133]: new user: name=john, UID=0, GID=0, home=/home/john, shell=/bin/bash",
+     SYSLOG + "useradd[4133]: new user: name=john, UID=1006, GID=1006, home=/home/john, shell=/bin/bash"),
+    ("rules/linux/builtin/sshd/lnx_sshd_susp_ssh.yml", "syslog",
+     SYSLOG + "sshd[4133]: error: Corrupted MAC on input. [preauth]",
+     SYSLOG + "haproxy[4133]: backend ssl: Corrupted MAC on input."),
+    ("rules/linux/builtin/cron/lnx_cron_crontab_file_modification.yml", "syslog",
+     "<78>Nov 28 16:48:42 jump01 CRON[4133]: (root) REPLACE (root)",
+     "<13>Nov 28 16:48:42 app01 java[4133]: SQL: REPLACE INTO sessions VALUES (1)"),
+]
+
+
+@pytest.mark.skipif(not SIGMAHQ.is_dir(), reason=NO_SIGMAHQ)
+@pytest.mark.parametrize(("rule_file", "format_name", "trigger", "near_miss"), SIGMAHQ_CASES,
+                         ids=[Path(case[0]).stem for case in SIGMAHQ_CASES])
+def test_sigmahq_rule_finds_vigils_events_through_the_mapping(
+        rule_file: str, format_name: str, trigger: Any, near_miss: Any) -> None:
+    loaded = load_rules([SIGMAHQ / rule_file], pack="sigmahq")
+    assert loaded.errors == [] and len(loaded.rules) == 1
+    engine = Engine(loaded.rules)
+    assert engine.match(parse(trigger, format_name)), f"missed {trigger!r}"
+    assert engine.match(parse(near_miss, format_name)) == [], f"fired on {near_miss!r}"
 
 
 def test_parse_failures_are_not_silently_skipped() -> None:
