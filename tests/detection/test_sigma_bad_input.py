@@ -285,6 +285,14 @@ EVERY_KIND_OF_PREDICATE = """
 """
 
 
+def deeply_nested_list(depth: int) -> Any:
+    """A list in a list ... around "mimikatz": valid JSON up to orjson's 1,024 levels."""
+    value: Any = "mimikatz needle"
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def deeply_nested(depth: int) -> dict[str, Any]:
     event: dict[str, Any] = {"message": "needle"}
     for _ in range(depth):
@@ -319,7 +327,8 @@ ODD_FIELDS = ("CommandLine", "Image", "DestinationIp", "Count", "User", "ParentI
 
 
 def odd_events() -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = [{}, {"unrelated": "x"}, deeply_nested(1000)]
+    events: list[dict[str, Any]] = [{}, {"unrelated": "x"}, deeply_nested(1000),
+                                    {"CommandLine": deeply_nested_list(1000)}, {"other": deeply_nested_list(1000)}]
     for value in ODD_VALUES.values():
         events.append({field: value for field in ODD_FIELDS})
         events.extend({field: value} for field in ODD_FIELDS)
@@ -349,7 +358,14 @@ def test_odd_values_still_match_what_they_should() -> None:
     assert engine.match({"Count": 10**400})
     assert engine.match({"url": {"original": ["/", "/admin/x"]}})
     assert engine.match(deeply_nested(200))  # the keyword is found deep down
+    assert engine.match({"CommandLine": deeply_nested_list(50)})  # any element, however deep
     assert not engine.match({"Count": float("nan"), "CommandLine": 1.5, "DestinationIp": b"\xff", "ParentImage": "x"})
+
+
+def test_a_list_nested_a_thousand_deep_does_not_raise() -> None:
+    engine = engine_of_every_kind()
+    for event in ({"CommandLine": deeply_nested_list(1000)}, {"other": deeply_nested_list(1000)}):
+        assert isinstance(engine.match(event), list)
 
 
 def test_huge_integers_compare_as_numbers() -> None:

@@ -617,6 +617,21 @@ def test_numeric_comparison_with_a_fraction() -> None:
     assert hits(detection, events) == {"high", "equal_text"}
 
 
+def test_numeric_comparison_is_exact_for_big_integers() -> None:
+    # 2**53 + 1 is not a float: comparing through floats would make 2**53 "not less" than it.
+    detection = """
+        selection:
+            LogonId|lt: 9007199254740993
+        condition: selection
+    """
+    events = {
+        "one_less_int": {"LogonId": 9007199254740992},
+        "one_less_text": {"LogonId": "9007199254740992"},
+        "equal": {"LogonId": 9007199254740993},
+    }
+    assert hits(detection, events) == {"one_less_int", "one_less_text"}
+
+
 # --- cased -----------------------------------------------------------------------------------------
 
 

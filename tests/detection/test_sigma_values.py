@@ -91,6 +91,17 @@ def test_chinese_values_match_exactly_and_by_contains() -> None:
     assert hits(detection, events) == {"exact", "inside"}
 
 
+def test_text_event_id_ignores_case() -> None:
+    # EventID is no special field to Sigma: a text value compares case-insensitively like any other.
+    detection = """
+        selection:
+            EventID: 'LoginFailed'
+        condition: selection
+    """
+    events = {"same": {"EventID": "LoginFailed"}, "lower": {"EventID": "loginfailed"}, "other": {"EventID": "Login"}}
+    assert hits(detection, events) == {"same", "lower"}
+
+
 # --- wildcards and escapes -------------------------------------------------------------------------
 
 
@@ -336,6 +347,21 @@ def test_boolean_value() -> None:
     assert hits(detection, events) == {"true", "true_text"}
 
 
+def test_boolean_and_number_are_not_confused_whatever_came_before() -> None:
+    # True == 1 in Python; in Sigma the boolean true is not the number 1. The answer for one event must
+    # not depend on which events the engine saw before it.
+    detection = """
+        selection:
+            Elevated: true
+        condition: selection
+    """
+    for order in (["bool", "number"], ["number", "bool"]):
+        engine = Engine([sigma(detection)])
+        events = {"bool": {"Elevated": True}, "number": {"Elevated": 1}}
+        matched = {name for name in order if engine.match(events[name])}
+        assert matched == {"bool"}, order
+
+
 def test_boolean_false_value() -> None:
     detection = """
         selection:
@@ -374,6 +400,16 @@ def test_list_value_in_the_event_matches_when_any_element_does() -> None:
         "empty_list": {"Tags": [], "Ports": [445]},
     }
     assert hits(detection, events) == {"both_in_lists"}
+
+
+def test_event_id_list_in_the_event() -> None:
+    detection = """
+        selection:
+            EventID: 4625
+        condition: selection
+    """
+    events = {"list": {"EventID": [4625, 1]}, "other_list": {"EventID": [4624, 1]}}
+    assert hits(detection, events) == {"list"}
 
 
 def test_list_event_value_with_contains() -> None:
@@ -493,6 +529,16 @@ def test_keyword_searches_nested_values() -> None:
         "nested_other": {"log": {"syslog": {"message": "kernel: eth0 up"}}},
     }
     assert hits(detection, events) == {"nested"}
+
+
+def test_numeric_keyword() -> None:
+    detection = """
+        keywords:
+            - 4688
+        condition: keywords
+    """
+    events = {"int": {"EventID": 4688}, "text": {"EventID": "4688"}, "other": {"EventID": 4624}}
+    assert hits(detection, events) == {"int", "text"}
 
 
 def test_keyword_and_field_selection_together() -> None:
