@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from tests.detection.evtx_events import evtx_events
 
 import vigil
 from vigil.core.config import Settings, load_settings
@@ -306,6 +307,40 @@ def test_sigmahq_rule_finds_vigils_events_through_the_mapping(
     engine = Engine(loaded.rules)
     assert engine.match(parse(trigger, format_name)), f"missed {trigger!r}"
     assert engine.match(parse(near_miss, format_name)) == [], f"fired on {near_miss!r}"
+
+
+# --- real attack recordings ------------------------------------------------------------------------------
+
+EVTX_SET = SHARED_DATA / "evtx" / "EVTX-ATTACK-SAMPLES"
+# Recordings of real attacks (EVTX-ATTACK-SAMPLES) and the starter rule each must raise.
+EVTX_DETECTIONS = [
+    ("Credential Access/sysmon_10_11_lsass_memdump.evtx", "proc_access_win_lsass_memory_read"),
+    ("Credential Access/sysmon_10_lsass_mimikatz_sekurlsa_logonpasswords.evtx", "proc_access_win_lsass_memory_read"),
+    ("Execution/exec_sysmon_lobin_regsvr32_sct.evtx", "proc_creation_win_regsvr32_remote_scriptlet"),
+    ("Execution/exec_persist_rundll32_mshta_scheduledtask_sysmon_1_3_11.evtx",
+     "proc_creation_win_rundll32_script_or_url"),
+    ("Execution/exec_persist_rundll32_mshta_scheduledtask_sysmon_1_3_11.evtx",
+     "proc_creation_win_schtasks_create_suspicious"),
+    ("Lateral Movement/LM_wmiexec_impacket_sysmon_whoami.evtx", "proc_creation_win_whoami_discovery"),
+    ("AutomatedTestingTools/PanacheSysmon_vs_AtomicRedTeam01.evtx", "proc_creation_win_shadow_copy_deletion"),
+    ("AutomatedTestingTools/Malware/sideloading_uacbypass_rundll32_injection_c2.evtx",
+     "proc_creation_win_office_spawns_shell"),
+    ("Defense Evasion/DE_1102_security_log_cleared.evtx", "win_security_audit_log_cleared"),
+    ("Defense Evasion/DE_Fake_ComputerAccount_4720.evtx", "win_security_user_account_created"),
+    ("Persistence/Network_Service_Guest_added_to_admins_4732.evtx", "win_security_member_added_to_admins"),
+    ("Privilege Escalation/System_7045_namedpipe_privesc.evtx", "win_system_service_install_suspicious"),
+]
+
+
+@pytest.mark.skipif(not EVTX_SET.is_dir(), reason=f"the EVTX attack samples are not at {EVTX_SET}")
+@pytest.mark.parametrize(("recording", "rule_name"), EVTX_DETECTIONS,
+                         ids=[f"{Path(file).stem}-{rule}" for file, rule in EVTX_DETECTIONS])
+def test_starter_rule_detects_a_recorded_attack(engine: Engine, recording: str, rule_name: str) -> None:
+    path = EVTX_SET / recording
+    if not path.is_file():
+        pytest.skip(f"{path} is not in this copy of the samples")
+    fired = {Path(rule.path).stem for matches in engine.match_many(list(evtx_events(path))) for rule in matches}
+    assert rule_name in fired
 
 
 def test_parse_failures_are_not_silently_skipped() -> None:

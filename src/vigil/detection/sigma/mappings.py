@@ -48,7 +48,7 @@ def _native(prefix: str, names: Iterable[str]) -> dict[str, str]:
 # --- Linux: auth.log / secure and syslog (parsers linux_auth and syslog) -------------------------------
 
 # Programs that write the authentication log (auth.log on Debian, secure on Red Hat).
-AUTH_PROGRAMS = (
+AUTH_LOG_PROGRAMS = (
     "sshd", "sshd-session", "sudo", "su", "login", "systemd-logind", "useradd", "userdel", "usermod", "groupadd",
     "groupdel", "groupmod", "gpasswd", "passwd", "chpasswd", "chage", "chsh", "chfn", "newgrp", "unix_chkpwd",
     "pkexec", "polkitd", "gdm-password", "CRON", "cron", "crond", "doas",
@@ -66,7 +66,7 @@ LINUX = (
     SourceMapping("linux", product="linux", conditions=_LINUX),
     SourceMapping("linux-syslog", product="linux", service="syslog", conditions=_LINUX),
     SourceMapping("linux-auth", product="linux", service="auth",
-                  conditions={**_LINUX, "process.name": AUTH_PROGRAMS}, fields=_SUDO_FIELDS),
+                  conditions={**_LINUX, "process.name": AUTH_LOG_PROGRAMS}, fields=_SUDO_FIELDS),
     SourceMapping("linux-sshd", product="linux", service="sshd",
                   conditions={**_LINUX, "process.name": ("sshd", "sshd-session")}),
     SourceMapping("linux-sudo", product="linux", service="sudo",
