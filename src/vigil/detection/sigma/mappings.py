@@ -11,7 +11,9 @@ Matching a rule's log source works like pySigma's ``LogsourceCondition``: a mapp
 category or service matches any value of the rule's. The table is written so that every mapping
 matching a rule agrees with the more specific ones: a ``service: sshd`` rule meets both ``linux`` and
 ``linux-sshd``, whose conditions hold together for sshd's events, and whose field names do not
-collide. A compiler may therefore AND every matching mapping or use the most specific one.
+collide. A compiler may therefore AND every matching mapping (as one pySigma pipeline holding all their
+items would) or use the most specific ones; it must not OR them as alternatives, or a product-wide
+mapping (``linux``, ``zeek``) would widen every service's rules to the whole product.
 
 Fields a mapping does not name are looked up as the rule writes them (a top-level key, then a dotted
 path), so rules may name ECS fields directly (``source.ip``, ``url.original``, ``process.command_line``).
