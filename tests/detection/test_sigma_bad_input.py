@@ -228,6 +228,35 @@ def test_load_rules_folder_keeps_the_good_rules_and_names_the_broken_file(tmp_pa
     assert error.line == 7
 
 
+# Rules that parse as YAML but whose shapes pySigma's own code trips over (TypeError, ValueError).
+ODD_SHAPED_RULES = {
+    "condition_number": "detection:\n    selection:\n        Image: 'a.exe'\n    condition: 5\n",
+    "condition_empty": "detection:\n    selection:\n        Image: 'a.exe'\n    condition:\n",
+    "giant_integer_value": "detection:\n    selection:\n        Count: " + "9" * 5000 + "\n    condition: selection\n",
+    "condition_matching_nothing": "detection:\n    selection:\n        Image: 'a.exe'\n    condition: 1 of nothing*\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_SHAPED_RULES))
+def test_odd_shaped_rule_is_a_rule_error(name: str) -> None:
+    text = "title: Odd\nlogsource:\n    product: windows\n" + ODD_SHAPED_RULES[name]
+    error = rule_error(text, path=f"rules/{name}.yml")
+    assert str(error).startswith(f"rules/{name}.yml")
+
+
+@pytest.mark.parametrize("name", sorted(ODD_SHAPED_RULES))
+def test_load_rules_survives_an_odd_shaped_rule(tmp_path: Path, name: str) -> None:
+    (tmp_path / "good_1.yml").write_text(GOOD_RULE.format(n=1), encoding="utf-8")
+    (tmp_path / "good_2.yml").write_text(GOOD_RULE.format(n=2), encoding="utf-8")
+    (tmp_path / f"{name}.yml").write_text("title: Odd\nlogsource:\n    product: windows\n" + ODD_SHAPED_RULES[name],
+                                          encoding="utf-8")
+
+    result = load_rules([tmp_path])
+
+    assert sorted(rule.title for rule in result.rules) == ["Good rule 1", "Good rule 2"]
+    assert [Path(error.path).name for error in result.errors] == [f"{name}.yml"]
+
+
 def test_load_rules_zip_with_a_broken_member(tmp_path: Path) -> None:
     archive = tmp_path / "rules.zip"
     with zipfile.ZipFile(archive, "w") as zipped:

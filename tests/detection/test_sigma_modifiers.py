@@ -665,12 +665,16 @@ def test_cased_with_contains(modifiers: str) -> None:
 # --- expand ----------------------------------------------------------------------------------------
 
 
-def test_expand_placeholder_without_values_is_rejected() -> None:
+@pytest.mark.parametrize(
+    ("modifiers", "value"),
+    [("|expand", "%Administrators%"), ("|expand|contains", "%Administrators%"), ("|re|expand", "^%Administrators%$")],
+)
+def test_expand_placeholder_without_values_is_rejected(modifiers: str, value: str) -> None:
     # Specification: "If the tool isn't able to handle placeholders, it must reject the rule." pySigma
-    # keeps a Placeholder and refuses to convert it ("unhandled placeholder 'Administrators'").
-    detection = """
+    # keeps a Placeholder (in a string or a regular expression) and refuses to convert it.
+    detection = f"""
         selection:
-            SubjectUserName|expand: '%Administrators%'
+            SubjectUserName{modifiers}: '{value}'
         condition: selection
     """
     with pytest.raises(RuleError) as caught:
