@@ -420,36 +420,46 @@ CATASTROPHIC = r"""
 import sys
 from vigil.detection.sigma import Engine, rule_from_yaml
 
-rule = rule_from_yaml('''
+pattern, runaway_value = sys.argv[1], sys.argv[2]
+rule = rule_from_yaml(f'''
 title: Catastrophic backtracking
 id: 7c6b5a4f-3e2d-4c1b-9a0f-8e7d6c5b4a39
 logsource:
     product: vigil_unit_test
 detection:
     selection:
-        Payload|re: '(a+)+$'
+        Payload|re: '{pattern}'
     other:
         Other: 'x'
     condition: selection or other
 level: low
 ''')
 engine = Engine([rule])
-runaway = engine.match({"Payload": "a" * 50 + "b"})
+runaway = engine.match({"Payload": runaway_value})
 # The engine is still usable afterwards, and a benign value still matches the same regex.
 benign = engine.match({"Payload": "aaa"})
-other = engine.match({"Payload": "a" * 50 + "b", "Other": "x"})
+other = engine.match({"Payload": runaway_value, "Other": "x"})
 print(len(runaway), len(benign), len(other))
 """
 
 
-def test_catastrophic_regex_returns() -> None:
-    # Without protection '(a+)+$' on 50 a's and a b backtracks 2**50 times: the child would run for
-    # days, and the timeout below turns that into a failure instead of a hung test run.
+@pytest.mark.parametrize(
+    ("pattern", "value"),
+    [
+        # The issue's example: 2**50 paths for a backtracking engine such as CPython's re.
+        ("(a+)+$", "a" * 50 + "b"),
+        # The same blow-up in a form the third-party "regex" module does not optimise away either.
+        ("(a|aa)+$", "a" * 60 + "b"),
+    ],
+)
+def test_catastrophic_regex_returns(pattern: str, value: str) -> None:
+    # Without protection the child runs for days; the timeout turns that into a failure instead of a
+    # hung test run (a thread could not do it: re keeps the GIL while it backtracks).
     try:
-        done = subprocess.run([sys.executable, "-c", CATASTROPHIC], capture_output=True, text=True, timeout=60,
-                              check=False)
+        done = subprocess.run([sys.executable, "-c", CATASTROPHIC, pattern, value], capture_output=True, text=True,
+                              timeout=120, check=False)
     except subprocess.TimeoutExpired:
-        pytest.fail("matching '(a+)+$' against 'a' * 50 + 'b' did not return within 60 s")
+        pytest.fail(f"matching {pattern!r} against {value[:8]!r}... did not return within 120 s")
     assert done.returncode == 0, done.stderr
     runaway, benign, other = (int(n) for n in done.stdout.split())
     assert benign == 1
