@@ -356,8 +356,8 @@ ODD_FIELDS = ("CommandLine", "Image", "DestinationIp", "Count", "User", "ParentI
 
 
 def odd_events() -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = [{}, {"unrelated": "x"}, deeply_nested(1000),
-                                    {"CommandLine": deeply_nested_list(1000)}, {"other": deeply_nested_list(1000)}]
+    # (Lists nested a thousand deep have their own test below, so that one failure does not hide another.)
+    events: list[dict[str, Any]] = [{}, {"unrelated": "x"}, deeply_nested(1000)]
     for value in ODD_VALUES.values():
         events.append({field: value for field in ODD_FIELDS})
         events.extend({field: value} for field in ODD_FIELDS)
