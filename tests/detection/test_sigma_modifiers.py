@@ -432,10 +432,11 @@ def test_utf16_puts_the_byte_order_mark_first() -> None:
     ["-", "/", "\u2013", "\u2014", "\u2015"],
     ids=["hyphen", "slash", "en_dash", "em_dash", "horizontal_bar"],
 )
-def test_windash_accepts_every_dash_variant(dash: str) -> None:
-    detection = """
+@pytest.mark.parametrize("modifiers", ["|windash|contains", "|contains|windash"])
+def test_windash_accepts_every_dash_variant(modifiers: str, dash: str) -> None:
+    detection = f"""
         selection:
-            CommandLine|windash|contains: ' -exec bypass'
+            CommandLine{modifiers}: ' -exec bypass'
         condition: selection
     """
     events = {
