@@ -1,14 +1,21 @@
 """Differential test: Vigil's engine against pySigma's SQLite backend, rule by rule and event by event.
 
-For every rule of SigmaHQ ``rules/windows`` over every record of ``../shared/data/evtx``, the set of
-(rule id, file, EventRecordID) pairs Vigil reports must equal the set pySigma's SQLite backend finds
-when its queries run in SQLite over the same events (``sqlite_reference`` says how the table is built).
-Files are named by their path under the EVTX folder: two files of the set share a name.
+For every rule of SigmaHQ ``rules/windows``, the set of (rule id, file, EventRecordID) pairs Vigil
+reports must equal the set pySigma's SQLite backend finds when its queries run in SQLite over the same
+events (``sqlite_reference`` says how the table is built). Three event sets:
 
-The only pairs allowed to differ are listed in ``KNOWN_DIFFERENCES``, each with its reason; they are
-limits of the SQLite reference, not of the engine, and ``docs/detection-differences.md`` explains each
-kind. An entry that stops differing fails too, so the list cannot go stale. Rules pySigma cannot
-convert (keyword rules: SQLite has no full-text search here) have no reference and are not compared.
+- ``evtx``: every record of ``../shared/data/evtx`` (EVTX-ATTACK-SAMPLES), the set the issue names;
+- ``regression``: every record of SigmaHQ's ``regression_data`` files, made to trigger Windows rules;
+- ``security-twins``: the Sysmon process-creation and registry events of ``evtx`` rewritten as the
+  Security 4688 / 4657 events Windows writes for the same activity (with those events' field names),
+  so that the Security variants of ``process_creation`` and ``registry_*`` rules meet more than the
+  42 real 4688 records of the sample set.
+
+Files are named by their path under their folder (two sample files share a name). The only pairs
+allowed to differ are in ``KNOWN_DIFFERENCES``, each with its reason: limits of the SQLite reference,
+not of the engine (``docs/detection-differences.md`` explains each kind). An entry that stops differing
+fails too, so the list cannot go stale. Rules pySigma cannot convert (keyword rules: SQLite has no
+full-text search here) have no reference and are not compared.
 """
 
 from __future__ import annotations
@@ -21,14 +28,20 @@ from typing import Any
 
 import pytest
 from tests.detection import sqlite_reference
+from tests.detection.conftest import REGRESSION_DIR, absent_reason
 from tests.detection.evtx_events import evtx_events
-from tests.detection.sqlite_reference import Conversion, Pair, ReferenceMatches
+from tests.detection.sqlite_reference import Conversion, Pair
 
 from vigil.detection.sigma import Engine, LoadResult, load_rules
 
 # The architecture notes (§4) and this set: 2,407 Windows rules, 2,395 convert to SQLite, 12 keyword rules.
 WINDOWS_RULES = 2407
 KEYWORD_RULES = 12
+SYSMON = "Microsoft-Windows-Sysmon/Operational"
+# pysigma-pipeline-windows' field names for the Security events of the same activity.
+PROCESS_CREATION_TWIN = {"Image": "NewProcessName", "ParentImage": "ParentProcessName", "LogonId": "SubjectLogonId"}
+REGISTRY_TWIN = {"Image": "ProcessName", "TargetObject": "ObjectName", "Details": "NewValue"}
+REGISTRY_OPERATION = {12: "New registry value created", 13: "Existing registry value modified"}
 
 
 @dataclass(frozen=True)
@@ -59,94 +72,145 @@ KNOWN_DIFFERENCES: dict[Pair, KnownDifference] = {
 @dataclass(frozen=True)
 class Samples:
     events: list[Mapping[str, Any]]
-    keys: list[tuple[str, int]]  # (file under the EVTX folder, EventRecordID), one per event
+    keys: list[tuple[str, int]]  # (file under its folder, EventRecordID), one per event
 
 
 @dataclass(frozen=True)
-class Reference:
-    conversion: Conversion
-    matches: ReferenceMatches
+class Outcome:
+    """Both sides' pairs for one event set."""
+
+    expected: set[Pair]  # pySigma's SQLite backend
+    found: set[Pair]  # Vigil, restricted to the rules pySigma converts
+    query_errors: dict[str, str]
 
 
-@dataclass(frozen=True)
-class Vigil:
-    loaded: LoadResult
-    pairs: set[Pair]
-
-
-@pytest.fixture(scope="module")
-def samples(evtx_dir: Path) -> Samples:
+def read_samples(folder: Path, prefix: str = "") -> Samples:
     events: list[Mapping[str, Any]] = []
     keys: list[tuple[str, int]] = []
-    for path in sorted(evtx_dir.rglob("*.evtx")):
-        name = path.relative_to(evtx_dir).as_posix()
+    for path in sorted(folder.rglob("*.evtx")):
+        name = prefix + path.relative_to(folder).as_posix()
         for event in evtx_events(path):
             events.append(event)
             keys.append((name, int(event["EventRecordID"])))
     return Samples(events, keys)
 
 
+def security_twin(event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The Security 4688 / 4657 event for a Sysmon process creation / registry event (None for others)."""
+    if event.get("Channel") != SYSMON or event.get("EventID") not in (1, 12, 13):
+        return None
+    native = sqlite_reference.native_fields(event)
+    if event["EventID"] == 1:
+        twin = {PROCESS_CREATION_TWIN.get(name, name): value for name, value in native.items()}
+        twin["EventID"] = 4688
+    else:
+        twin = {REGISTRY_TWIN.get(name, name): value for name, value in native.items()}
+        twin["EventID"] = 4657
+        twin["OperationType"] = REGISTRY_OPERATION[event["EventID"]]
+    twin["Channel"] = "Security"
+    return twin
+
+
 @pytest.fixture(scope="module")
-def reference(windows_rules_dir: Path, samples: Samples) -> Reference:
-    conversion = sqlite_reference.convert_rules(windows_rules_dir)
+def evtx_samples(evtx_dir: Path) -> Samples:
+    return read_samples(evtx_dir)
+
+
+@pytest.fixture(scope="module")
+def conversion(windows_rules_dir: Path) -> Conversion:
+    return sqlite_reference.convert_rules(windows_rules_dir)
+
+
+@pytest.fixture(scope="module")
+def vigil_rules(windows_rules_dir: Path) -> LoadResult:
+    return load_rules([windows_rules_dir])
+
+
+@pytest.fixture(scope="module")
+def engine(vigil_rules: LoadResult) -> Engine:
+    return Engine(vigil_rules.rules)
+
+
+def compare(samples: Samples, conversion: Conversion, engine: Engine) -> Outcome:
     connection = sqlite_reference.events_table(samples.events)
     try:
-        matches = sqlite_reference.run_rules(connection, conversion.rules, samples.keys)
+        reference = sqlite_reference.run_rules(connection, conversion.rules, samples.keys)
     finally:
         connection.close()
-    return Reference(conversion, matches)
+    compared = {rule.id for rule in conversion.rules}
+    found: set[Pair] = set()
+    for key, rules in zip(samples.keys, engine.match_many(samples.events), strict=True):
+        found.update((rule.id, *key) for rule in rules if rule.id in compared)
+    return Outcome(reference.pairs, found, reference.query_errors)
 
 
-@pytest.fixture(scope="module")
-def vigil(windows_rules_dir: Path, samples: Samples) -> Vigil:
-    loaded = load_rules([windows_rules_dir])
-    pairs: set[Pair] = set()
-    for key, rules in zip(samples.keys, Engine(loaded.rules).match_many(samples.events), strict=True):
-        pairs.update((rule.id, *key) for rule in rules)
-    return Vigil(loaded, pairs)
-
-
-def test_pysigma_converts_every_windows_rule_but_the_keyword_rules(reference: Reference) -> None:
-    conversion = reference.conversion
+def test_pysigma_converts_every_windows_rule_but_the_keyword_rules(conversion: Conversion) -> None:
     assert len(conversion.rules) + len(conversion.failures) == WINDOWS_RULES
     assert [failure for failure in conversion.failures if "Value-only" not in failure.reason] == []
     assert len(conversion.failures) == KEYWORD_RULES
-    assert reference.matches.query_errors == {}
 
 
-def test_vigil_loads_every_windows_rule(vigil: Vigil) -> None:
-    assert [str(error) for error in vigil.loaded.errors] == []
-    assert len(vigil.loaded.rules) == WINDOWS_RULES
+def test_vigil_loads_every_windows_rule(vigil_rules: LoadResult) -> None:
+    assert [str(error) for error in vigil_rules.errors] == []
+    assert len(vigil_rules.rules) == WINDOWS_RULES
 
 
-def test_vigil_matches_the_same_events_as_pysigma(reference: Reference, vigil: Vigil) -> None:
-    compared = {rule.id for rule in reference.conversion.rules}
-    expected = reference.matches.pairs
-    found = {pair for pair in vigil.pairs if pair[0] in compared}
-    only_reference = expected - found
-    only_vigil = found - expected
-    unexplained_reference = {p for p in only_reference if _allowed(p, "reference") is None}
-    unexplained_vigil = {p for p in only_vigil if _allowed(p, "vigil") is None}
-    stale = {
+def test_vigil_matches_pysigma_on_the_evtx_samples(
+    evtx_samples: Samples, conversion: Conversion, engine: Engine
+) -> None:
+    outcome = compare(evtx_samples, conversion, engine)
+    assert_same_pairs(outcome, conversion, known=KNOWN_DIFFERENCES)
+    # A broken harness would agree on nothing; this set gives over a thousand pairs.
+    assert len(outcome.expected) > 1000
+
+
+def test_vigil_matches_pysigma_on_the_regression_files(conversion: Conversion, engine: Engine) -> None:
+    reason = absent_reason(REGRESSION_DIR, "SigmaHQ's regression data")
+    if reason is not None:
+        pytest.skip(reason)
+    outcome = compare(read_samples(REGRESSION_DIR, "regression_data/"), conversion, engine)
+    assert_same_pairs(outcome, conversion, known={})
+    assert len(outcome.expected) > 200
+
+
+def test_vigil_matches_pysigma_on_security_twins_of_sysmon_events(
+    evtx_samples: Samples, conversion: Conversion, engine: Engine
+) -> None:
+    twins = Samples([], [])
+    for event, key in zip(evtx_samples.events, evtx_samples.keys, strict=True):
+        twin = security_twin(event)
+        if twin is not None:
+            twins.events.append(twin)
+            twins.keys.append(key)
+    outcome = compare(twins, conversion, engine)
+    assert_same_pairs(outcome, conversion, known={})
+    assert len(outcome.expected) > 500
+
+
+def assert_same_pairs(outcome: Outcome, conversion: Conversion, *, known: Mapping[Pair, KnownDifference]) -> None:
+    assert outcome.query_errors == {}, "SQLite refused some converted queries"
+    only_reference = outcome.expected - outcome.found
+    only_vigil = outcome.found - outcome.expected
+    unexplained_reference = {pair for pair in only_reference if _side(known, pair) != "reference"}
+    unexplained_vigil = {pair for pair in only_vigil if _side(known, pair) != "vigil"}
+    stale = sorted(
         pair
-        for pair, known in KNOWN_DIFFERENCES.items()
-        if pair not in (only_reference if known.side == "reference" else only_vigil)
-    }
-    titles = {rule.id: rule.title for rule in reference.conversion.rules}
-    summary = _summary(expected & found, only_reference, only_vigil, unexplained_reference, unexplained_vigil, titles)
+        for pair, entry in known.items()
+        if pair not in (only_reference if entry.side == "reference" else only_vigil)
+    )
+    titles = {rule.id: rule.title for rule in conversion.rules}
+    summary = _summary(outcome, only_reference, only_vigil, unexplained_reference, unexplained_vigil, titles)
     assert not unexplained_reference and not unexplained_vigil, summary
-    assert not stale, f"KNOWN_DIFFERENCES entries that no longer differ (remove them): {sorted(stale)}"
-    # The comparison must have had something to compare (a broken harness would agree on nothing).
-    assert len(expected) > 1000
+    assert not stale, f"KNOWN_DIFFERENCES entries that no longer differ (remove them): {stale}"
 
 
-def _allowed(pair: Pair, side: str) -> KnownDifference | None:
-    known = KNOWN_DIFFERENCES.get(pair)
-    return known if known is not None and known.side == side else None
+def _side(known: Mapping[Pair, KnownDifference], pair: Pair) -> str | None:
+    entry = known.get(pair)
+    return entry.side if entry is not None else None
 
 
 def _summary(
-    both: set[Pair],
+    outcome: Outcome,
     only_reference: set[Pair],
     only_vigil: set[Pair],
     unexplained_reference: set[Pair],
@@ -154,7 +218,7 @@ def _summary(
     titles: Mapping[str, str],
 ) -> str:
     lines = [
-        f"pairs in both: {len(both)}; only pySigma/SQLite: {len(only_reference)}"
+        f"pairs in both: {len(outcome.expected & outcome.found)}; only pySigma/SQLite: {len(only_reference)}"
         f" ({len(unexplained_reference)} unexplained); only Vigil: {len(only_vigil)}"
         f" ({len(unexplained_vigil)} unexplained)",
     ]
