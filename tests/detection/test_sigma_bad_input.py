@@ -13,6 +13,7 @@ import textwrap
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -352,7 +353,7 @@ ODD_VALUES: dict[str, Any] = {
     "set": {"mimikatz"},
 }
 ODD_FIELDS = ("CommandLine", "Image", "DestinationIp", "Count", "User", "ParentImage", "TargetUserName",
-              "SubjectUserName", "url", "EventID", "Elevated")
+              "SubjectUserName", "url", "EventID", "Elevated", "Channel")
 
 
 def odd_events() -> list[dict[str, Any]]:
@@ -389,6 +390,14 @@ def test_odd_values_still_match_what_they_should() -> None:
     assert engine.match(deeply_nested(200))  # the keyword is found deep down
     assert engine.match({"CommandLine": deeply_nested_list(50)})  # any element, however deep
     assert not engine.match({"Count": float("nan"), "CommandLine": 1.5, "DestinationIp": b"\xff", "ParentImage": "x"})
+
+
+def test_read_only_mappings_are_events_too() -> None:
+    engine = engine_of_every_kind()
+    event = MappingProxyType({"CommandLine": "x mimikatz", "url": MappingProxyType({"original": "/admin/"})})
+    assert engine.match(event)
+    assert engine.match(MappingProxyType({"deep": MappingProxyType({"message": "needle"})}))
+    assert not engine.match(MappingProxyType({"CommandLine": "calc.exe", "ParentImage": "x"}))  # null: absent
 
 
 def test_a_list_nested_a_thousand_deep_does_not_raise() -> None:
