@@ -17,6 +17,8 @@ from vigil.audit import api as audit_api
 from vigil.audit import views as audit_views
 from vigil.core.config import Settings, get_settings
 from vigil.core.db import Database
+from vigil.detection import api as detection_api
+from vigil.detection import views as detection_views
 from vigil.siem import api as siem_api
 from vigil.siem import views as siem_views
 from vigil.siem.runtime import ReceiverFactory, Siem
@@ -55,14 +57,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(system_api.router)
     app.include_router(accounts_api.router)
     app.include_router(audit_api.router)
-    for router in siem_api.routers:
+    for router in [*siem_api.routers, *detection_api.routers]:
         app.include_router(router)
     app.state.render_error = templating.render_error
     app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")
     app.include_router(views.router)
     app.include_router(accounts_views.router)
     app.include_router(audit_views.router)
-    for router in siem_views.routers:
+    for router in [*siem_views.routers, *detection_views.routers]:
         app.include_router(router)
     app.add_middleware(SecurityHeadersAndMetrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, ingest_limit=settings.ingest_max_body_bytes)

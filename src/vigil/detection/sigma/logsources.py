@@ -75,9 +75,17 @@ def variant_pipelines(product: str | None, category: str | None, service: str | 
         if category in AUDIT_CATEGORIES:
             pipelines.append(_windows_audit())
         return tuple(pipelines)
-    mapped = [pipeline for mapping, pipeline in zip(SOURCE_MAPPINGS, _mapping_pipelines(), strict=True)
-              if _applies(mapping, product, category, service)]
+    matching = [(mapping, pipeline) for mapping, pipeline in zip(SOURCE_MAPPINGS, _mapping_pipelines(), strict=True)
+                if _applies(mapping, product, category, service)]
+    # Only the most specific mappings: a `service: rdp` Zeek rule must not also run on every Zeek log
+    # through the product-wide `zeek` mapping (one variant each would OR them).
+    best = max((_specificity(mapping) for mapping, _ in matching), default=0)
+    mapped = [pipeline for mapping, pipeline in matching if _specificity(mapping) == best]
     return tuple(mapped) or (_as_written(),)
+
+
+def _specificity(mapping: SourceMapping) -> int:
+    return sum(part is not None for part in (mapping.product, mapping.category, mapping.service))
 
 
 @cache

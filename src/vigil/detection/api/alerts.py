@@ -1,0 +1,5 @@
+"""alerts api (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

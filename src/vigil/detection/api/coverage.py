@@ -1,0 +1,5 @@
+"""coverage api (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

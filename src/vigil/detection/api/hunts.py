@@ -1,0 +1,5 @@
+"""hunts api (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""rules api (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""alerts views (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

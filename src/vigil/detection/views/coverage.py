@@ -1,0 +1,5 @@
+"""coverage views (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""hunts views (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""rules views (being built)."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
