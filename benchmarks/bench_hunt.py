@@ -22,6 +22,7 @@ import argparse
 import multiprocessing
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,29 +64,40 @@ def parse_file(path: str) -> int:
     return count
 
 
-def parse_only(files: Sequence[Path], processes: int) -> tuple[float, int]:
+def cpu_seconds() -> float:
+    """CPU time of this process and of its children that ended (a pool's workers, a hunt and its workers)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def parse_only(files: Sequence[Path], processes: int) -> tuple[float, float, int]:
+    """Wall and CPU seconds of reading every record, and the number of records."""
     paths = [str(path) for path in sorted(files, key=lambda p: -p.stat().st_size)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     if processes == 1:
         records = sum(map(parse_file, paths))
     else:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
             records = sum(pool.imap_unordered(parse_file, paths, chunksize=16))
-    return time.perf_counter() - started, records
+            pool.close()
+            pool.join()
+    return time.perf_counter() - started, cpu_seconds() - cpu, records
 
 
-def run_hunt(command: list[str], env: dict[str, str], runs: int) -> tuple[float, str]:
-    """Median wall seconds of the whole process, start to exit, and the last run's summary line."""
+def run_hunt(command: list[str], env: dict[str, str], runs: int) -> tuple[float, float, str]:
+    """Median wall and CPU seconds of the whole process, start to exit, and the last run's summary line."""
     walls: list[float] = []
+    cpus: list[float] = []
     summary = ""
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         walls.append(time.perf_counter() - started)
+        cpus.append(cpu_seconds() - cpu)
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr[-2000:]}")
-        summary = done.stderr.strip().splitlines()[-1]
-    return statistics.median(walls), summary
+        summary = (done.stderr.strip().splitlines() or [""])[-1]
+    return statistics.median(walls), statistics.median(cpus), summary
 
 
 def main() -> None:
@@ -119,13 +131,13 @@ def main() -> None:
         data = work / "evtx"
         files = copies_of(EVTX_SET, data, args.copies)
         workers = args.workers
-        one_core, records = parse_only(files, 1)
-        parallel, _ = parse_only(files, workers) if workers > 1 else (one_core, records)
+        one_core, one_cpu, records = parse_only(files, 1)
+        parallel, parallel_cpu, _ = parse_only(files, workers) if workers > 1 else (one_core, one_cpu, records)
         conditions = f"{len(files):,} files, {records:,} records, {machine()}"
         report("hunt: parse-only (evtx + orjson), 1 process", records / one_core, "events/s",
-               f"{one_core:.2f} s; {conditions}")
+               f"{one_core:.2f} s wall, {one_cpu:.2f} s CPU; {conditions}")
         report(f"hunt: parse-only (evtx + orjson), {workers} processes", records / parallel, "events/s",
-               f"{parallel:.2f} s; {conditions}")
+               f"{parallel:.2f} s wall, {parallel_cpu:.2f} s CPU; {conditions}")
 
         out = work / "matches.jsonl"
         arguments = ["hunt", str(data), "--rules", str(WINDOWS_RULES), "--output", "jsonl", "--out", str(out),
@@ -133,22 +145,23 @@ def main() -> None:
         for label, command in (("vigil hunt", [str(VIGIL), *arguments]),
                                ("python -m vigil.detection.cli hunt",
                                 [sys.executable, "-m", "vigil.detection.cli", *arguments])):
-            wall, summary = run_hunt(command, env, args.runs)
+            wall, cpu, summary = run_hunt(command, env, args.runs)
             found = _SUMMARY.search(summary)
             if found is None or int(found.group(2).replace(",", "")) != records:
                 raise SystemExit(f"{label}: unexpected summary {summary!r} (expected {records:,} events)")
             hunted = (f"{rules:,} rules, {found.group(4)} matches, {workers} workers, median of {args.runs}; "
                       f"{conditions}")
             report(f"hunt: {label}, whole process wall", wall, "s", hunted)
+            report(f"hunt: {label}, whole process CPU (all processes)", cpu, "s", hunted)
             report(f"hunt: {label}, events/s (whole process)", records / wall, "events/s", hunted)
             report(f"hunt: {label} vs parse-only ({workers} processes)", wall / parallel, "x parse time", hunted)
             report(f"hunt: {label} vs parse-only (1 process)", wall / one_core, "x parse time", hunted)
 
-        started = time.perf_counter()
-        help_done = subprocess.run([str(VIGIL), "--help"], env=env, capture_output=True, check=False)
-        if help_done.returncode == 0:
-            report("hunt: vigil --help (the start-up cost of the vigil command)", time.perf_counter() - started, "s",
-                   "imports of every command group")
+        for label, command in (("vigil --help", [str(VIGIL), "--help"]),
+                               ("python -m vigil.detection.cli --help",
+                                [sys.executable, "-m", "vigil.detection.cli", "--help"])):
+            wall, cpu, _ = run_hunt(command, env, args.runs)
+            report(f"hunt: start-up, {label}", wall, "s", f"{cpu:.2f} s CPU; median of {args.runs}")
 
     if EMERGING.is_dir():
         started = time.perf_counter()

@@ -107,6 +107,8 @@ def hunt_command(
     try:
         results = hunt(files, loaded.rules, source, workers=workers or _cpus(), stats=stats)
         _write(results, output, stream)
+    except VigilError as exc:
+        _fail(exc.detail)
     except OSError as exc:
         _fail(f"cannot write {out or 'the output'}: {exc.strerror or exc}")
     finally:

@@ -19,10 +19,13 @@ import multiprocessing
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from vigil.core.errors import VigilError
 from vigil.detection.hunt_files import Event, Problem, read_events
 from vigil.detection.sigma import LEVELS, Engine, Rule, RuleError, load_cached, load_rules
 
@@ -37,6 +40,10 @@ TIME_FIELDS = ("TimeCreated_SystemTime", "@timestamp", "timestamp")
 
 Found = tuple[str, int, Event]  # file, position of the rule in the rule list, matched event
 TaskResult = tuple[int, int, list[Found | Problem]]  # task number, events read, findings in file order
+
+
+class HuntFailed(VigilError):
+    """The hunt could not finish (a worker process died)."""
 
 
 def default_cache_dir() -> Path:
@@ -144,22 +151,27 @@ def hunt(
 def _in_workers(
     tasks: list[tuple[str, ...]], rules: Sequence[Rule], source: RuleSource, workers: int, stats: HuntStats
 ) -> Iterator[Match | Problem]:
-    if "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin":
+    forking = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
+    if forking:
         _use(rules)
-        gc.freeze()  # the inherited engine is not walked by the children's collector: pages stay shared
-        context: multiprocessing.context.BaseContext = multiprocessing.get_context("fork")
-        initargs: tuple[Any, ...] = (None, ())
-    else:
-        context = multiprocessing.get_context("spawn")
-        initargs = (source, tuple(rule.id for rule in rules))
+        gc.freeze()  # the inherited engine is not walked by the children's collector: its pages stay shared
+    context = multiprocessing.get_context("fork" if forking else "spawn")
+    initargs = (None, ()) if forking else (source, tuple(rule.id for rule in rules))
     sizes = [sum(_size(path) for path in paths) for paths in tasks]
     order = sorted(range(len(tasks)), key=lambda number: -sizes[number])  # biggest first
+    # A process pool that notices a dead worker (a crash in the native EVTX reader) instead of waiting on it.
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs)
+    finished = False
     try:
-        with context.Pool(workers, initializer=_start_worker, initargs=initargs) as pool:
-            unordered = pool.imap_unordered(_run_task, [(number, tasks[number], 1) for number in order])
-            yield from _emit(_in_order(unordered), rules, stats)
+        futures = [pool.submit(_run_task, (number, tasks[number], 1)) for number in order]
+        yield from _emit(_in_order(future.result() for future in as_completed(futures)), rules, stats)
+        finished = True
+    except BrokenProcessPool as exc:
+        raise HuntFailed(f"a hunt worker process died ({exc}); try --workers 1 to find the file") from None
     finally:
-        gc.unfreeze()
+        pool.shutdown(wait=finished, cancel_futures=True)
+        if forking:
+            gc.unfreeze()
 
 
 def _in_order(results: Iterator[TaskResult]) -> Iterator[TaskResult]:

@@ -42,8 +42,9 @@ HEADER_BLOCK = 4096
 CHUNK_SIZE = 65536
 _NOISE = "An error occurred while trying to deserialize evtx stream.: "
 _SCALARS = frozenset({str, int, float, bool, type(None)})
-# EventData key sets already checked to hold no attribute or ``Data`` entries (shapes repeat: one per
-# provider and event ID), bounded so a hostile file cannot grow it without end.
+# System and EventData key sets already checked for names the fast path leaves to the parser's functions
+# (shapes repeat: one per provider and event ID, so each is checked once).
+_USUAL_SYSTEMS: dict[tuple[str, ...], bool] = {}
 _PLAIN_SHAPES: dict[tuple[str, ...], bool] = {}
 _MAX_SHAPES = 4096
 
@@ -134,7 +135,9 @@ def _evtx_events(
                             "records in the missing part are lost")
     try:
         records = PyEvtxParser(source, number_of_threads=threads).records_json()
-    except Exception as exc:  # the native reader raises RuntimeError/OSError/ValueError; none may escape
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # RuntimeError/OSError/ValueError, or a panic (pyo3's PanicException)
         yield Problem(path, f"not a readable EVTX file: {_reason(exc)}")
         return
     loads = orjson.loads
@@ -144,7 +147,9 @@ def _evtx_events(
             record = next(records)
         except StopIteration:
             return
-        except Exception as exc:  # a damaged chunk: report it and go on with the next one
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:  # a damaged chunk (also a panic of the native reader): report it, go on
             yield Problem(path, _reason(exc))
             errors_in_row += 1
             if errors_in_row >= MAX_ERRORS_IN_ROW:
@@ -238,40 +243,46 @@ def native_event(document: dict[str, Any]) -> Event:
                     extracted.update(payload_fields(child))
         else:
             extracted = payload_fields(body)
-        if fields.keys() & extracted.keys():
+        if fields.keys().isdisjoint(extracted):
+            fields.update(extracted)
+        else:
             for key, value in extracted.items():
                 fields[f"EventData_{key}" if key in fields else key] = value
-        else:
-            fields.update(extracted)
-    if fields.keys() & RESERVED:  # as the parser: a native name that is an ECS root is kept aside
+    if not RESERVED.isdisjoint(fields):  # as the parser: a native name that is an ECS root is kept aside
         fields = {f"EventData_{key}" if key in RESERVED else key: value for key, value in fields.items()}
     return fields
 
 
 def _system(system: dict[str, Any]) -> Event | None:
     """``system_fields`` for the shape the ``evtx`` package writes; None for any other (let it decide)."""
+    keys = tuple(system)
+    usual = _USUAL_SYSTEMS.get(keys)
+    if usual is None:
+        usual = not any(name[:1] == "#" or name.endswith("_attributes") for name in keys)
+        _remember(_USUAL_SYSTEMS, keys, usual)
+    if not usual:
+        return None
     native: Event = {}
     for name, value in system.items():
-        kind = type(value)
-        if kind is dict:
-            if name[:1] == "#" or name.endswith("_attributes"):
-                return None
+        if type(value) is dict:
             attributes = value.get("#attributes")
-            if attributes is not None:
-                if type(attributes) is not dict:
-                    return None
+            if type(attributes) is dict:
                 for attribute, item in attributes.items():
-                    native[f"{name}_{attribute}"] = item
+                    native[name + "_" + attribute] = item
+            elif attributes is not None:
+                return None
             value = value.get("#text")
-            kind = type(value)
-        if value is None:
+            if value is None:
+                continue
+        elif value is None:
             continue
-        if kind is dict or kind is list or name[:1] == "#" or name.endswith("_attributes"):
-            return None
         native[name] = value
-    if type(native.get("EventID")) is not int or type(native.get("EventRecordID", 0)) is not int:
+    # Nested values, a text EventID: system_fields knows what to keep and what to refuse.
+    if not set(map(type, native.values())) <= _SCALARS or type(native.get("EventID")) is not int \
+            or type(native.get("EventRecordID", 0)) is not int:
         return None
-    native.setdefault("Channel", None)
+    if "Channel" not in native:
+        native["Channel"] = None
     return native
 
 
@@ -282,7 +293,11 @@ def _plain(body: dict[str, Any]) -> bool:
     if plain is None:
         # What payload_fields would change: attributes, <Data>, names with spaces (also kept without them).
         plain = "Data" not in body and not any(k[:1] == "#" or k.endswith("_attributes") or " " in k for k in keys)
-        if len(_PLAIN_SHAPES) >= _MAX_SHAPES:
-            _PLAIN_SHAPES.clear()
-        _PLAIN_SHAPES[keys] = plain
+        _remember(_PLAIN_SHAPES, keys, plain)
     return plain and set(map(type, body.values())) <= _SCALARS
+
+
+def _remember(shapes: dict[tuple[str, ...], bool], keys: tuple[str, ...], verdict: bool) -> None:
+    if len(shapes) >= _MAX_SHAPES:  # a hostile file cannot grow it without end
+        shapes.clear()
+    shapes[keys] = verdict
