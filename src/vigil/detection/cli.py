@@ -15,18 +15,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, BinaryIO, NoReturn
 
-import orjson
 import typer
 
 from vigil.core.errors import VigilError
-from vigil.detection.hunt import (
-    CSV_COLUMNS,
-    HuntStats,
-    Match,
-    RuleSource,
-    default_cache_dir,
-    hunt,
-)
+from vigil.detection.hunt import CSV_COLUMNS, TABLE_COLUMNS, Hit, HuntStats, RuleSource, default_cache_dir, hunt
 from vigil.detection.hunt_files import Problem, find_files
 from vigil.detection.sigma import LEVELS
 
@@ -38,7 +30,6 @@ HELP = (
     "that cannot be read are reported on stderr while the hunt goes on, then a summary. Rules are compiled "
     "once into a cache ($XDG_CACHE_HOME/vigil/rules, by default ~/.cache/vigil/rules)."
 )
-TABLE_COLUMNS = ("TIME", "LEVEL", "RULE", "COMPUTER", "CHANNEL/EVENTID", "FILE")
 
 app = typer.Typer(help="Threat detection: hunts with Sigma rules.", no_args_is_help=True, add_completion=False,
                   pretty_exceptions_show_locals=False)
@@ -105,7 +96,7 @@ def hunt_command(
         _fail(f"cannot write {out}: {exc.strerror or exc}")
     stats = HuntStats(rule_errors=len(loaded.errors))
     try:
-        results = hunt(files, loaded.rules, source, workers=workers or _cpus(), stats=stats)
+        results = hunt(files, loaded.rules, source, output=output.value, workers=workers or _cpus(), stats=stats)
         _write(results, output, stream)
     except VigilError as exc:
         _fail(exc.detail)
@@ -119,15 +110,14 @@ def hunt_command(
     typer.echo(_summary(stats, time.perf_counter() - started), err=True)
 
 
-def _write(results: Iterator[Match | Problem], output: OutputFormat, stream: BinaryIO) -> None:
-    """Matches to ``stream`` as they come (a table once all are in); problems to stderr."""
+def _write(results: Iterator[Hit | Problem], output: OutputFormat, stream: BinaryIO) -> None:
+    """Matches to ``stream`` as they come (a table once all are in, sorted by time); problems to stderr."""
     if output is OutputFormat.jsonl:
         for item in results:
             if isinstance(item, Problem):
                 typer.echo(str(item), err=True)
             else:
-                stream.write(orjson.dumps(item.record(), option=orjson.OPT_APPEND_NEWLINE | _JSON_OPTIONS,
-                                          default=str))
+                stream.write(item.line)
         return
     if output is OutputFormat.csv:
         text = io.TextIOWrapper(stream, encoding="utf-8", newline="", write_through=True)
@@ -138,38 +128,25 @@ def _write(results: Iterator[Match | Problem], output: OutputFormat, stream: Bin
                 if isinstance(item, Problem):
                     typer.echo(str(item), err=True)
                 else:
-                    writer.writerow(item.row())
+                    writer.writerow(item.cells)
         finally:
             text.detach()  # leave the stream open: stdout stays usable, --out is closed by the caller
         return
-    rows: list[list[str]] = []
+    rows: list[tuple[str, ...]] = []
     for item in results:
         if isinstance(item, Problem):
             typer.echo(str(item), err=True)
         else:
-            rows.append(_table_row(item))
+            rows.append(item.cells)
     if rows:
         rows.sort(key=lambda row: row[0])
         stream.write(_table(TABLE_COLUMNS, rows).encode())
 
 
-_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS
-
-
-def _table_row(match: Match) -> list[str]:
-    event = match.event
-    stamp = match.timestamp
-    shown = stamp[:19].replace("T", " ") if isinstance(stamp, str) else ("-" if stamp is None else str(stamp))
-    channel, event_id = event.get("Channel"), event.get("EventID")
-    where = "-" if channel is None and event_id is None else f"{channel or '-'}/{'-' if event_id is None else event_id}"
-    computer = event.get("Computer")
-    return [shown, match.rule.level, match.rule.title, "-" if computer is None else str(computer), where, match.file]
-
-
-def _table(headers: tuple[str, ...], rows: list[list[str]]) -> str:
+def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=False)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-             for row in [list(headers), *rows]]
+             for row in [headers, *rows]]
     return "\n".join(lines) + "\n"
 
 

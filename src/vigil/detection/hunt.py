@@ -5,11 +5,12 @@ it and inherit the engine; where processes can only be spawned, each worker load
 No engine is ever pickled. Files are grouped into tasks of about ``TASK_BYTES``, in the order given; the
 biggest tasks are handed out first (no worker is left alone with a big file at the end) and results are
 put back in file order, so the output does not depend on the number of workers. A worker sends back only
-what matched (file, rule position, event) and what it could not read.
+its matches, already in the output format (a JSON line, a CSV row, table cells), and what it could not read:
+the parent has nothing left to do but write them.
 
-A match is written as a record (``Match.record``): ``@timestamp``, ``rule`` (id, title, level, author and
-references: the Detection Rule License asks for attribution), ``file`` and, when the event has them,
-``Channel``, ``EventID``, ``EventRecordID`` and ``Computer``, then the matched ``event`` itself.
+A match's JSON record (``Match.record``): ``@timestamp``, ``rule`` (id, title, level, author and
+references: the Detection Rule License asks for attribution; tags), ``file`` and, when the event has
+them, ``Channel``, ``EventID``, ``EventRecordID`` and ``Computer``, then the matched ``event`` itself.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from vigil.core.errors import VigilError
 from vigil.detection.hunt_files import Event, Problem, read_events
 from vigil.detection.sigma import LEVELS, Engine, Rule, RuleError, load_cached, load_rules
@@ -38,8 +41,21 @@ BATCH = 1000
 WINDOWS_FIELDS = ("Channel", "EventID", "EventRecordID", "Computer")
 TIME_FIELDS = ("TimeCreated_SystemTime", "@timestamp", "timestamp")
 
-Found = tuple[str, int, Event]  # file, position of the rule in the rule list, matched event
-TaskResult = tuple[int, int, list[Found | Problem]]  # task number, events read, findings in file order
+CSV_COLUMNS = ("@timestamp", "rule.id", "rule.title", "rule.level", "rule.author", "rule.references", "file",
+               *WINDOWS_FIELDS)
+TABLE_COLUMNS = ("TIME", "LEVEL", "RULE", "COMPUTER", "CHANNEL/EVENTID", "FILE")
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A match as the output format has it: a JSON line (jsonl), or the cells of its row (csv, table)."""
+
+    level: str
+    line: bytes = b""
+    cells: tuple[str, ...] = ()
+
+
+TaskResult = tuple[int, int, list[Hit | Problem]]  # task number, events read, findings in file order
 
 
 class HuntFailed(VigilError):
@@ -102,17 +118,27 @@ class Match:
         record["event"] = self.event
         return record
 
-
-    def row(self) -> list[str]:
+    def row(self) -> tuple[str, ...]:
         """The CSV row of this match, under ``CSV_COLUMNS``."""
         rule, event = self.rule, self.event
-        windows = [_text(event.get(name)) for name in WINDOWS_FIELDS]
-        return [_text(self.timestamp), rule.id, rule.title, rule.level, rule.author, " ".join(rule.references),
-                self.file, *windows]
+        windows = (_text(event.get(name)) for name in WINDOWS_FIELDS)
+        return (_text(self.timestamp), rule.id, rule.title, rule.level, rule.author, " ".join(rule.references),
+                self.file, *windows)
 
+    def cells(self) -> tuple[str, ...]:
+        """The table row of this match, under ``TABLE_COLUMNS`` (time to the second)."""
+        stamp, event = self.timestamp, self.event
+        shown = stamp[:19].replace("T", " ") if isinstance(stamp, str) else _text(stamp) or "-"
+        channel, event_id = event.get("Channel"), event.get("EventID")
+        where = "-" if channel is None and event_id is None else f"{channel or '-'}/{_text(event_id) or '-'}"
+        return (shown, self.rule.level, self.rule.title, _text(event.get("Computer")) or "-", where, self.file)
 
-CSV_COLUMNS = ("@timestamp", "rule.id", "rule.title", "rule.level", "rule.author", "rule.references", "file",
-               *WINDOWS_FIELDS)
+    def hit(self, output: str) -> Hit:
+        """This match as ``output`` (``jsonl``, ``csv`` or ``table``) writes it."""
+        if output == "jsonl":
+            return Hit(self.rule.level, line=orjson.dumps(
+                self.record(), option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS, default=str))
+        return Hit(self.rule.level, cells=self.row() if output == "csv" else self.cells())
 
 
 def _text(value: Any) -> str:
@@ -131,40 +157,43 @@ class HuntStats:
 
 
 def hunt(
-    files: Sequence[Path], rules: Sequence[Rule], source: RuleSource, *, workers: int, stats: HuntStats
-) -> Iterator[Match | Problem]:
-    """Matches and read problems of every file, in file order; ``stats`` is filled in as they come.
+    files: Sequence[Path], rules: Sequence[Rule], source: RuleSource, *, output: str, workers: int,
+    stats: HuntStats,
+) -> Iterator[Hit | Problem]:
+    """Matches (rendered for ``output``) and read problems of every file, in file order.
 
-    ``rules`` is what ``source.load()`` gave (spawned workers load it again from ``source``).
+    ``rules`` is what ``source.load()`` gave (spawned workers load it again from ``source``); ``stats`` is
+    filled in as results come.
     """
     stats.files, stats.rules = len(files), len(rules)
     tasks = _tasks(files)
     workers = max(1, min(workers, len(tasks)))
     if workers == 1:
         _use(rules)
-        results: Iterator[TaskResult] = (_run_task((number, paths, 0)) for number, paths in enumerate(tasks))
-        yield from _emit(results, rules, stats)
+        results = (_run_task((number, paths, 0, output)) for number, paths in enumerate(tasks))
+        yield from _emit(results, stats)
         return
-    yield from _in_workers(tasks, rules, source, workers, stats)
+    yield from _in_workers(tasks, rules, source, output, workers, stats)
 
 
 def _in_workers(
-    tasks: list[tuple[str, ...]], rules: Sequence[Rule], source: RuleSource, workers: int, stats: HuntStats
-) -> Iterator[Match | Problem]:
+    tasks: list[tuple[str, ...]], rules: Sequence[Rule], source: RuleSource, output: str, workers: int,
+    stats: HuntStats,
+) -> Iterator[Hit | Problem]:
     forking = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
     if forking:
         _use(rules)
         gc.freeze()  # the inherited engine is not walked by the children's collector: its pages stay shared
     context = multiprocessing.get_context("fork" if forking else "spawn")
-    initargs = (None, ()) if forking else (source, tuple(rule.id for rule in rules))
+    initargs = () if forking else (source,)
     sizes = [sum(_size(path) for path in paths) for paths in tasks]
     order = sorted(range(len(tasks)), key=lambda number: -sizes[number])  # biggest first
     # A process pool that notices a dead worker (a crash in the native EVTX reader) instead of waiting on it.
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs)
     finished = False
     try:
-        futures = [pool.submit(_run_task, (number, tasks[number], 1)) for number in order]
-        yield from _emit(_in_order(future.result() for future in as_completed(futures)), rules, stats)
+        futures = [pool.submit(_run_task, (number, tasks[number], 1, output)) for number in order]
+        yield from _emit(_in_order(future.result() for future in as_completed(futures)), stats)
         finished = True
     except BrokenProcessPool as exc:
         raise HuntFailed(f"a hunt worker process died ({exc}); try --workers 1 to find the file") from None
@@ -185,19 +214,16 @@ def _in_order(results: Iterator[TaskResult]) -> Iterator[TaskResult]:
             following += 1
 
 
-def _emit(results: Iterator[TaskResult], rules: Sequence[Rule], stats: HuntStats) -> Iterator[Match | Problem]:
+def _emit(results: Iterator[TaskResult], stats: HuntStats) -> Iterator[Hit | Problem]:
     for _, events, findings in results:
         stats.events += events
         for finding in findings:
             if isinstance(finding, Problem):
                 stats.problems += 1
-                yield finding
-                continue
-            path, position, event = finding
-            rule = rules[position]
-            stats.matches += 1
-            stats.by_level[rule.level] = stats.by_level.get(rule.level, 0) + 1
-            yield Match(rule, event, path)
+            else:
+                stats.matches += 1
+                stats.by_level[finding.level] = stats.by_level.get(finding.level, 0) + 1
+            yield finding
 
 
 def _tasks(files: Sequence[Path]) -> list[tuple[str, ...]]:
@@ -226,32 +252,26 @@ def _size(path: str) -> int:
 # --- in the worker ---------------------------------------------------------------------------------
 
 _engine: Engine | None = None
-_positions: dict[int, int] = {}  # id(rule) -> its position in the rule list
 
 
 def _use(rules: Sequence[Rule]) -> None:
-    global _engine, _positions
+    global _engine
     _engine = Engine(rules)
-    _positions = {id(rule): position for position, rule in enumerate(rules)}
 
 
-def _start_worker(source: RuleSource | None, rule_ids: tuple[str, ...]) -> None:
+def _start_worker(source: RuleSource | None = None) -> None:
     """A spawned worker loads the rules itself (a forked one has them already)."""
-    if _engine is not None or source is None:
-        return
-    rules = source.load().rules
-    if tuple(rule.id for rule in rules) != rule_ids:
-        raise RuntimeError("the rules changed on disk while the hunt started; run it again")
-    _use(rules)
+    if _engine is None and source is not None:
+        _use(source.load().rules)
 
 
-def _run_task(task: tuple[int, tuple[str, ...], int]) -> TaskResult:
+def _run_task(task: tuple[int, tuple[str, ...], int, str]) -> TaskResult:
     """Read a task's files and match their events; ``threads`` 0 lets the EVTX reader use every core."""
-    number, paths, threads = task
+    number, paths, threads, output = task
     engine = _engine
     if engine is None:
         raise RuntimeError("hunt worker started without rules")
-    findings: list[Found | Problem] = []
+    findings: list[Hit | Problem] = []
     events = 0
     for path in paths:
         batch: list[Event] = []
@@ -259,20 +279,19 @@ def _run_task(task: tuple[int, tuple[str, ...], int]) -> TaskResult:
             if type(item) is dict:
                 batch.append(item)
                 if len(batch) >= BATCH:
-                    _match(engine, path, batch, findings)
+                    _match(engine, path, batch, output, findings)
                     events += len(batch)
                     batch = []
             else:
                 findings.append(item)  # type: ignore[arg-type]  # a Problem
-        _match(engine, path, batch, findings)
+        _match(engine, path, batch, output, findings)
         events += len(batch)
     return number, events, findings
 
 
-def _match(engine: Engine, path: str, batch: list[Event], findings: list[Found | Problem]) -> None:
+def _match(engine: Engine, path: str, batch: list[Event], output: str, findings: list[Hit | Problem]) -> None:
     if not batch:
         return
-    positions = _positions
     for event, matched in zip(batch, engine.match_many(batch), strict=True):
         for rule in matched:
-            findings.append((path, positions[id(rule)], event))
+            findings.append(Match(rule, event, path).hit(output))
