@@ -104,6 +104,11 @@ class Settings(BaseSettings):
         default=180, ge=1, le=36500,
         description="Days events are kept unless a source sets its own (Cybersecurity Law Art. 21: >= 180).",
     )
+    alert_dedup_minutes: int = Field(
+        default=60, ge=0, le=10080,
+        description="Matches of a rule with the same host, user and source IP within this many minutes of an "
+                    "open alert raise its count instead of a new alert; 0 raises one alert per match.",
+    )
 
     @field_validator("timezone", "log_timezone")
     @classmethod

@@ -30,6 +30,19 @@ class Enricher(Protocol):
         ...
 
 
+class EventConsumer(Protocol):
+    """Sees the events of each batch just before they are stored: threat detection, IOC matching.
+
+    Called in the pipeline's thread, before the store's commit, so that a crash in between replays the
+    batch to it (at least once; consumers deduplicate). It must not raise for bad events; if it does,
+    the pipeline logs it and stores the batch anyway (ingestion never waits on detection)."""
+
+    name: str
+
+    def consume(self, events: Sequence[Event], *, source: str, unit_id: int) -> None:
+        ...
+
+
 def failure_event(failure: ParseFailure, meta: BatchMeta) -> Event:
     """A record no parser could read: the raw bytes (losslessly), the parser and the reason."""
     text, valid = decode_text(failure.raw)

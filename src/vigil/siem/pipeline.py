@@ -26,9 +26,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import orjson
+
 from vigil.core.errors import BadInput
 from vigil.core.worker import Worker
-from vigil.siem.normalize import Enricher, normalise
+from vigil.siem.normalize import Enricher, EventConsumer, normalise
 from vigil.siem.parsers.base import Event, ParseFailure
 from vigil.siem.parsing import SourceConfig, collector_paused, parse_records, parse_to_json, watch_parent
 from vigil.siem.spool import Spool, SpoolBatch
@@ -63,12 +65,14 @@ class PipelineStatus:
 
 class Pipeline:
     def __init__(self, spool: Spool, store: EventStore, *, configs: SourceConfigs,
-                 enrichers: Sequence[Enricher] = (), max_records: int = MAX_RECORDS, parse_workers: int = 0) -> None:
+                 enrichers: Sequence[Enricher] = (), consumers: Sequence[EventConsumer] = (),
+                 max_records: int = MAX_RECORDS, parse_workers: int = 0) -> None:
         """``parse_workers``: processes that parse batches beside this thread (0: parse in it)."""
         self.spool = spool
         self.store = store
         self.configs = configs
         self.enrichers = list(enrichers)
+        self.consumers = list(consumers)
         self.max_records = max_records
         self.status = PipelineStatus(position=store.last_position())
         self._worker = Worker("vigil-pipeline")
@@ -105,6 +109,7 @@ class Pipeline:
         first = batches[0]
         if self._fast(first):
             records = first.records if len(batches) == 1 else [r for batch in batches for r in batch.records]
+            self._consume_json(records, first)
             try:
                 self.store.append_json(records, unit_id=first.meta.unit_id, source=first.meta.source,
                                        spool_position=batches[-1].position)
@@ -126,6 +131,7 @@ class Pipeline:
                                                self.enrichers)
                 events += normalised
                 failures += failed
+            self._consume(events, first)
             self.store.append(events, unit_id=first.meta.unit_id, source=first.meta.source,
                               spool_position=batches[-1].position)
         self._stored(batches, len(events), failures)
@@ -144,10 +150,35 @@ class Pipeline:
             self._close_pool()
             return False
         first = batches[0]
+        self._consume_json(documents, first)
         self.store.append_json(documents, unit_id=first.meta.unit_id, source=first.meta.source,
                                spool_position=batches[-1].position)
         self._stored(batches, len(documents), failures)
         return True
+
+    def _consume_json(self, documents: Sequence[str | bytes], first: SpoolBatch) -> None:
+        """Hand JSON documents to the consumers as events (a line that is not an object is left out:
+        the store refuses its batch and it comes back parsed)."""
+        if not self.consumers:
+            return
+        events: list[Event] = []
+        for document in documents:
+            try:
+                event = orjson.loads(document)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+        self._consume(events, first)
+
+    def _consume(self, events: Sequence[Event], first: SpoolBatch) -> None:
+        for consumer in self.consumers:
+            try:
+                consumer.consume(events, source=first.meta.source, unit_id=first.meta.unit_id)
+            except Exception as exc:  # detection must never stop ingestion; the status page shows it
+                self.status.errors += 1
+                self.status.last_error = f"{consumer.name}: {type(exc).__name__}: {exc}"
+                log.exception("pipeline: consumer %s failed on a batch of %d events", consumer.name, len(events))
 
     def _parse_pool(self) -> ProcessPoolExecutor | None:
         if self.parse_workers <= 0 or self.enrichers:  # enrichers need the events in this process

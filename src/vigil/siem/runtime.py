@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from vigil.accounts.service import root_unit_id
 from vigil.core.config import Settings
 from vigil.core.db import Database, Scope
-from vigil.siem.normalize import Enricher
+from vigil.siem.normalize import Enricher, EventConsumer
 from vigil.siem.parsing import SourceConfig
 from vigil.siem.pipeline import Pipeline
 from vigil.siem.receivers import Receiver
@@ -35,10 +35,12 @@ ReceiverFactory = Callable[["Siem"], Receiver]
 
 class Siem:
     def __init__(self, settings: Settings, database: Database | None = None, *,
-                 enrichers: Sequence[Enricher] = ()) -> None:
+                 enrichers: Sequence[Enricher] = (), consumers: Sequence[EventConsumer] = ()) -> None:
+        """``consumers`` see every batch's events before it is stored (threat detection, IOC matching)."""
         self.settings = settings
         self.database = database
         self.enrichers = list(enrichers)
+        self.consumers = list(consumers)
         self._lock = threading.Lock()
         self._store: EventStore | None = None
         self._spool: Spool | None = None
@@ -102,7 +104,8 @@ class Siem:
         with self._lock:
             if self._pipeline is None:
                 self._pipeline = Pipeline(spool, store, configs=lambda name: self.source_configs(name),
-                                          enrichers=self.enrichers, parse_workers=self.settings.pipeline_workers)
+                                          enrichers=self.enrichers, consumers=self.consumers,
+                                          parse_workers=self.settings.pipeline_workers)
             return self._pipeline
 
     def submit(self, records: Sequence[bytes], meta: BatchMeta) -> SpoolPosition:
