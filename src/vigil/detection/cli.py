@@ -9,8 +9,10 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, BinaryIO, NoReturn
@@ -98,15 +100,21 @@ def hunt_command(
     try:
         results = hunt(files, loaded.rules, source, output=output.value, workers=workers or _cpus(), stats=stats)
         _write(results, output, stream)
+        stream.flush()
     except VigilError as exc:
         _fail(exc.detail)
+    except BrokenPipeError:
+        if out is not None:
+            raise
+        # The reader of stdout stopped (`vigil hunt ... | head`): not a failure; nothing more to say.
+        with suppress(OSError, ValueError):  # no flush error at exit either (stdout may have no descriptor)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
     except OSError as exc:
         _fail(f"cannot write {out or 'the output'}: {exc.strerror or exc}")
     finally:
         if out is not None:
             stream.close()
-        else:
-            stream.flush()
     typer.echo(_summary(stats, time.perf_counter() - started), err=True)
 
 
