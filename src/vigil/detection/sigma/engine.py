@@ -109,6 +109,9 @@ class Engine:
                 self._variant_predicates.append(tuple(dict.fromkeys(predicates_of(variant))))
         self._conditions = _compile(sources)
         self._indexed = [self._is_indexed(p) for p in self._predicates]
+        # The field scan an indexed predicate is read from; None: evaluated on its own.
+        self._scan_keys = [_field_key(p) if indexed else None for p, indexed in zip(self._predicates, self._indexed,
+                                                                                        strict=True)]
         self._fields: dict[str, _FieldIndex] = {}
         self._build_field_indexes()
         # Fields read as one top-level key (no dotted path to walk).
@@ -350,17 +353,18 @@ class Engine:
         """``t(pid)`` for one event: each predicate computed once, literal ones read off the field scans."""
         known: dict[int, bool] = {}
         predicates = self._predicates
-        indexed = self._indexed
+        scan_keys = self._scan_keys
+        scan = self._scan
 
         def test(pid: int) -> bool:
             result = known.get(pid)
             if result is None:
-                predicate = predicates[pid]
-                if indexed[pid]:
-                    sure, verify = self._scan(event, _field_key(predicate), scans)
-                    result = pid in sure or (pid in verify and holds(predicate, event))
+                key = scan_keys[pid]
+                if key is None:
+                    result = holds(predicates[pid], event)
                 else:
-                    result = holds(predicate, event)
+                    found = scans.get(key) or scan(event, key, scans)
+                    result = pid in found[0] or (pid in found[1] and holds(predicates[pid], event))
                 known[pid] = result
             return result
 
