@@ -47,7 +47,7 @@ from sigma.rule import SigmaRule
 from vigil.siem.parsers.windows_ecs import RESERVED
 
 Event = Mapping[str, Any]
-# (rule id, file path relative to the EVTX folder, EventRecordID)
+# (rule id, file path relative to its folder, EventRecordID)
 Pair = tuple[str, str, int]
 
 TABLE = "logs"
