@@ -277,10 +277,10 @@ def test_a_worker_that_dies_ends_the_hunt_with_exit_1_instead_of_hanging(
 ) -> None:
     read = hunt_module.read_events
 
-    def crashing(path: str, *, threads: int = 1) -> Iterator[Any]:
+    def crashing(path: str, **options: Any) -> Iterator[Any]:
         if path.endswith("app.ndjson"):
             os._exit(3)  # as a crash of the native reader would end the process
-        return read(path, threads=threads)
+        return read(path, **options)
 
     monkeypatch.setattr(hunt_module, "read_events", crashing)  # the forked workers inherit it
     monkeypatch.setattr(hunt_module, "TASK_BYTES", 1)
@@ -316,6 +316,24 @@ def test_a_rule_fires_on_real_evtx_files_with_windows_fields(hunter: Hunt, monke
     assert all(isinstance(r["EventRecordID"], int) and r["Computer"] and r["@timestamp"] for r in records)
     files = sum(1 for _ in folder.rglob("*.evtx"))
     assert f"hunt: {files} files, " in result.stderr
+
+
+@needs_samples
+def test_a_big_evtx_read_in_pieces_by_several_workers_gives_the_same_output(
+    hunter: Hunt, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hunter.rule("dsrm.yml", DSRM_RULE)
+    rules = hunter.rules
+    files = [str(next(EVTX_DIR.rglob(name))) for name in ("bits_openvpn.evtx", "4794_DSRM_password_change_t1098.evtx")]
+    whole = hunter(*files, "--rules", str(rules), "--output", "jsonl", "--workers", "1")
+    monkeypatch.setattr(hunt_module, "TASK_BYTES", 4 * 65536)  # bits_openvpn.evtx: 1 MiB, so 5 pieces
+    pieces = hunter(*files, "--rules", str(rules), "--output", "jsonl", "--workers", "3")
+    assert whole.exit_code == pieces.exit_code == 0, pieces.output
+    assert jsonl(whole)
+    assert pieces.stdout == whole.stdout
+    counts = whole.stderr.strip().splitlines()[-1].split(" matches")[0]
+    assert counts.startswith("hunt: 2 files, 1,")  # bits_openvpn.evtx alone holds 1,537 records
+    assert pieces.stderr.strip().splitlines()[-1].split(" matches")[0] == counts
 
 
 @needs_samples

@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from vigil.core.errors import NotFound
-from vigil.detection.hunt_files import Problem, find_files, native_event, read_events
+from vigil.detection.hunt_files import Problem, evtx_pieces, find_files, native_event, read_events
 from vigil.siem.parsers.base import ParseContext, ParseError
 from vigil.siem.parsers.evtx import read_evtx
 from vigil.siem.parsers.windows import WindowsJsonParser
@@ -208,6 +208,32 @@ def test_a_truncated_evtx_is_reported_and_its_readable_records_kept(tmp_path: Pa
     assert problems and problems[0].path == str(cut) and problems[0].reason.startswith("truncated")
     assert 0 < len(events) < len(whole)
     assert events == whole[: len(events)]
+
+
+@needs_samples
+def test_an_evtx_read_in_chunk_ranges_gives_every_record_once_in_order() -> None:
+    path = sample("bits_openvpn.evtx")  # 16 chunks of records in a 1 MiB file
+    whole, _ = events_and_problems(path)
+    pieces = evtx_pieces(str(path), path.stat().st_size, 3 * 65536)
+    assert pieces[:2] == [(0, 3), (3, 3)] and sum(count for _, count in pieces) == 17
+    read = [item for first, count in pieces for item in read_events(str(path), chunks=(first, count))]
+    assert read == whole
+    assert len(whole) == 1537
+    assert evtx_pieces(str(EVTX_DIR / "README.md"), 10**7, 65536) == []  # not an .evtx file
+
+
+@needs_samples
+def test_only_the_first_piece_of_a_truncated_evtx_says_so(tmp_path: Path) -> None:
+    original = sample("bits_openvpn.evtx")
+    whole, _ = events_and_problems(original)
+    cut = tmp_path / "cut.evtx"
+    cut.write_bytes(original.read_bytes()[: 4096 + 5 * 65536])
+    first = list(read_events(str(cut), chunks=(0, 2)))
+    second = list(read_events(str(cut), chunks=(2, 3)))
+    assert [p.reason.split(":")[0] for p in first if isinstance(p, Problem)] == ["truncated"]
+    assert [e for e in first if isinstance(e, dict)] == whole[:196]  # 98 records in each of the first chunks
+    assert second == whole[196 : 196 + len(second)]
+    assert len(second) > 200
 
 
 def test_a_file_that_is_not_evtx_nor_json_is_reported(tmp_path: Path) -> None:

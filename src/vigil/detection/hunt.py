@@ -2,11 +2,11 @@
 
 The parent loads the rules (from the compiled cache) and builds the engine once. Workers are forked from
 it and inherit the engine; where processes can only be spawned, each worker loads the same cache itself.
-No engine is ever pickled. Files are grouped into tasks of about ``TASK_BYTES``, in the order given; the
-biggest tasks are handed out first (no worker is left alone with a big file at the end) and results are
-put back in file order, so the output does not depend on the number of workers. A worker sends back only
-its matches, already in the output format (a JSON line, a CSV row, table cells), and what it could not read:
-the parent has nothing left to do but write them.
+No engine is ever pickled. Files are grouped into tasks of about ``TASK_BYTES`` in the order given, and a
+bigger .evtx file is cut into chunk ranges of that size, read in parallel. The biggest tasks go first (no
+worker is left alone with a big file at the end) and results are put back in file order, so the output
+does not depend on the number of workers. A worker sends back only its matches, already in the output
+format (a JSON line, a CSV row, table cells), and what it could not read: the parent only writes them.
 
 A match's JSON record (``Match.record``): ``@timestamp``, ``rule`` (id, title, level, author and
 references: the Detection Rule License asks for attribution; tags), ``file`` and, when the event has
@@ -29,7 +29,7 @@ from typing import Any
 import orjson
 
 from vigil.core.errors import VigilError
-from vigil.detection.hunt_files import Event, Problem, read_events
+from vigil.detection.hunt_files import CHUNK_SIZE, Event, Problem, evtx_pieces, read_events
 from vigil.detection.sigma import LEVELS, Engine, Rule, RuleError, load_cached, load_rules
 
 # About this many bytes of input per task: small enough to balance two to a few dozen workers, big
@@ -55,6 +55,8 @@ class Hit:
     cells: tuple[str, ...] = ()
 
 
+Piece = tuple[str, int, int]  # a file, and the first EVTX chunk and chunk count to read (0, 0: all of it)
+Task = tuple[Piece, ...]
 TaskResult = tuple[int, int, list[Hit | Problem]]  # task number, events read, findings in file order
 
 
@@ -166,18 +168,18 @@ def hunt(
     filled in as results come.
     """
     stats.files, stats.rules = len(files), len(rules)
-    tasks = _tasks(files)
+    tasks, sizes = _tasks(files)
     workers = max(1, min(workers, len(tasks)))
     if workers == 1:
         _use(rules)
-        results = (_run_task((number, paths, 0, output)) for number, paths in enumerate(tasks))
+        results = (_run_task((number, task, 0, output)) for number, task in enumerate(tasks))
         yield from _emit(results, stats)
         return
-    yield from _in_workers(tasks, rules, source, output, workers, stats)
+    yield from _in_workers(tasks, sizes, rules, source, output, workers, stats)
 
 
 def _in_workers(
-    tasks: list[tuple[str, ...]], rules: Sequence[Rule], source: RuleSource, output: str, workers: int,
+    tasks: list[Task], sizes: list[int], rules: Sequence[Rule], source: RuleSource, output: str, workers: int,
     stats: HuntStats,
 ) -> Iterator[Hit | Problem]:
     forking = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
@@ -186,7 +188,6 @@ def _in_workers(
         gc.freeze()  # the inherited engine is not walked by the children's collector: its pages stay shared
     context = multiprocessing.get_context("fork" if forking else "spawn")
     initargs = () if forking else (source,)
-    sizes = [sum(_size(path) for path in paths) for paths in tasks]
     order = sorted(range(len(tasks)), key=lambda number: -sizes[number])  # biggest first
     # A process pool that notices a dead worker (a crash in the native EVTX reader) instead of waiting on it.
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs)
@@ -226,20 +227,37 @@ def _emit(results: Iterator[TaskResult], stats: HuntStats) -> Iterator[Hit | Pro
             yield finding
 
 
-def _tasks(files: Sequence[Path]) -> list[tuple[str, ...]]:
-    """Consecutive files grouped into tasks of about ``TASK_BYTES`` (a bigger file is a task alone)."""
-    tasks: list[tuple[str, ...]] = []
-    current: list[str] = []
+def _tasks(files: Sequence[Path]) -> tuple[list[Task], list[int]]:
+    """Consecutive files grouped into tasks of about ``TASK_BYTES``, and the tasks' sizes in bytes.
+
+    A bigger .evtx file is cut into pieces of that size (chunk ranges), each a task of its own.
+    """
+    tasks: list[Task] = []
+    sizes: list[int] = []
+    current: list[Piece] = []
     size = 0
     for file in files:
-        current.append(str(file))
-        size += _size(str(file))
+        path = str(file)
+        file_size = _size(path)
+        pieces = evtx_pieces(path, file_size, TASK_BYTES) if file_size > TASK_BYTES else []
+        if len(pieces) > 1:
+            if current:
+                tasks.append(tuple(current))
+                sizes.append(size)
+                current, size = [], 0
+            tasks.extend(((path, first, count),) for first, count in pieces)
+            sizes.extend(count * CHUNK_SIZE for _, count in pieces)
+            continue
+        current.append((path, 0, 0))
+        size += file_size
         if size >= TASK_BYTES:
             tasks.append(tuple(current))
+            sizes.append(size)
             current, size = [], 0
     if current:
         tasks.append(tuple(current))
-    return tasks
+        sizes.append(size)
+    return tasks, sizes
 
 
 def _size(path: str) -> int:
@@ -265,17 +283,17 @@ def _start_worker(source: RuleSource | None = None) -> None:
         _use(source.load().rules)
 
 
-def _run_task(task: tuple[int, tuple[str, ...], int, str]) -> TaskResult:
+def _run_task(task: tuple[int, Task, int, str]) -> TaskResult:
     """Read a task's files and match their events; ``threads`` 0 lets the EVTX reader use every core."""
-    number, paths, threads, output = task
+    number, pieces, threads, output = task
     engine = _engine
     if engine is None:
         raise RuntimeError("hunt worker started without rules")
     findings: list[Hit | Problem] = []
     events = 0
-    for path in paths:
+    for path, first, count in pieces:
         batch: list[Event] = []
-        for item in read_events(path, threads=threads):
+        for item in read_events(path, threads=threads, chunks=(first, count) if count else None):
             if type(item) is dict:
                 batch.append(item)
                 if len(batch) >= BATCH:

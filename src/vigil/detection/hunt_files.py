@@ -102,11 +102,15 @@ def _walk(folder: Path) -> list[Path]:
 # --- reading ---------------------------------------------------------------------------------------
 
 
-def read_events(path: str, *, threads: int = 1) -> Iterator[Event | Problem]:
+def read_events(path: str, *, threads: int = 1, chunks: tuple[int, int] | None = None) -> Iterator[Event | Problem]:
     """The events of one file, with a ``Problem`` for each part that cannot be read; never raises.
 
-    ``threads`` is the EVTX reader's thread count (1 in hunt workers, which are one process per core).
+    ``threads`` is the EVTX reader's thread count (1 in hunt workers, which are one process per core);
+    ``chunks`` (first, count) reads only those chunks of an .evtx file (see ``evtx_pieces``).
     """
+    if chunks is not None:
+        yield from _evtx_piece(path, *chunks, threads)
+        return
     try:
         with Path(path).open("rb") as handle:
             head = handle.read(HEADER_BLOCK)
@@ -125,11 +129,42 @@ def read_events(path: str, *, threads: int = 1) -> Iterator[Event | Problem]:
         yield from _json_events(path, data)
 
 
+def evtx_pieces(path: str, size: int, piece_bytes: int) -> list[tuple[int, int]]:
+    """Chunk ranges (first, count) of about ``piece_bytes`` that cover an .evtx file; [] for another file.
+
+    The ``evtx`` reader takes a file-like object: the file's header followed by some of its chunks reads
+    as a file of those chunks (records are self-contained per chunk), so a big file is read in parallel.
+    """
+    try:
+        with Path(path).open("rb") as handle:
+            if handle.read(8) != MAGIC:
+                return []
+    except OSError:
+        return []  # reported when it is read
+    chunks = -(-(size - HEADER_BLOCK) // CHUNK_SIZE)  # a partial chunk at the end too
+    step = max(1, piece_bytes // CHUNK_SIZE)
+    return [(first, min(step, chunks - first)) for first in range(0, chunks, step)]
+
+
+def _evtx_piece(path: str, first: int, count: int, threads: int) -> Iterator[Event | Problem]:
+    try:
+        with Path(path).open("rb") as handle:
+            header = handle.read(HEADER_BLOCK)
+            size = os.fstat(handle.fileno()).st_size
+            handle.seek(HEADER_BLOCK + first * CHUNK_SIZE)
+            body = handle.read(count * CHUNK_SIZE)
+    except OSError as exc:
+        yield Problem(path, f"cannot read the file: {exc.strerror or exc}")
+        return
+    # Only the first piece says whether the whole file is truncated.
+    yield from _evtx_events(path, io.BytesIO(header + body), header, size if first == 0 else None, threads)
+
+
 def _evtx_events(
-    path: str, source: str | io.BytesIO, header: bytes, size: int, threads: int
+    path: str, source: str | io.BytesIO, header: bytes, size: int | None, threads: int
 ) -> Iterator[Event | Problem]:
     declared = struct.unpack_from("<H", header, 42)[0] if len(header) >= 44 else 1
-    if size < HEADER_BLOCK + declared * CHUNK_SIZE:
+    if size is not None and size < HEADER_BLOCK + declared * CHUNK_SIZE:
         yield Problem(path, f"truncated: the header declares {declared} chunk(s) "
                             f"({HEADER_BLOCK + declared * CHUNK_SIZE} bytes) but the file has {size} bytes; "
                             "records in the missing part are lost")
