@@ -40,6 +40,7 @@ from sigma.types import (
     SigmaRegularExpression,
     SigmaRegularExpressionFlag,
     SigmaString,
+    SigmaTimestampPart,
     SigmaType,
     SpecialChars,
 )
@@ -97,13 +98,19 @@ def value_predicate(field: str | None, value: SigmaType) -> Condition:
         return string_predicate(field, value)
     if isinstance(value, SigmaExpansion):
         return _either([value_predicate(field, item) for item in value.values])
-    if isinstance(value, SigmaBool):
-        return Predicate(field, "exact", "true" if value.boolean else "false", needle="true" if value.boolean
-                         else "false")
-    if isinstance(value, SigmaNumber):
-        text = as_text(value.number) or str(value.number)
-        return Predicate(field, "exact", text, needle=text)
+    if isinstance(value, SigmaTimestampPart):
+        if field is None:
+            raise Unsupported("a timestamp part needs a field")
+        return Predicate(field, "timepart", int(value.number), op=value.timestamp_part.name.lower())
+    if isinstance(value, SigmaBool | SigmaNumber):
+        text = ("true" if value.boolean else "false") if isinstance(value, SigmaBool) \
+            else as_text(value.number) or str(value.number)
+        # A keyword is searched for inside the values; a field's value must be this one.
+        return Predicate(field, "contains" if field is None else "exact", text, needle=text)
     if isinstance(value, SigmaRegularExpression):
+        if value.regexp.contains_placeholder():
+            raise Unsupported(f"placeholder in the regular expression {str(value.regexp)!r} has no values: Vigil "
+                              "does not expand placeholders yet (the Sigma specification asks to reject such a rule)")
         flags = 0
         for flag in value.flags:
             flags |= _REGEX_FLAGS[flag]
@@ -117,7 +124,7 @@ def value_predicate(field: str | None, value: SigmaType) -> Condition:
     if isinstance(value, SigmaCIDRExpression):
         return Predicate(field, "cidr", str(value.network))
     if isinstance(value, SigmaCompareExpression):
-        return Predicate(field, "compare", float(value.number.number), op=_COMPARE[value.op])
+        return Predicate(field, "compare", value.number.number, op=_COMPARE[value.op])  # an int stays exact
     if isinstance(value, SigmaFieldReference):
         op = {(True, True): "contains", (True, False): "startswith", (False, True): "endswith",
               (False, False): ""}[(value.starts_with, value.ends_with)]
@@ -194,6 +201,8 @@ def to_rule(rule: SigmaRule, *, path: str, pack: str, yaml_text: str) -> Rule:
         compiled = variants(rule)
     except (Unsupported, SigmaError) as exc:
         raise RuleError(str(exc), path=path, rule_id=rule_id) from None
+    except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:  # pySigma on odd shapes
+        raise RuleError(f"invalid rule: {type(exc).__name__}: {exc}", path=path, rule_id=rule_id) from None
     logsource = rule.logsource
     return Rule(
         id=rule_id,

@@ -220,9 +220,14 @@ class Engine:
 
     def match(self, event: Mapping[str, Any]) -> list[Rule]:
         """The rules whose detection matches the event, in the order they were given."""
-        channel = as_text(event.get("Channel"))
-        event_id = as_text(event.get("EventID"))
-        bucket = self._bucket(channel.lower() if channel is not None else None, event_id)
+        channel = event.get("Channel")
+        event_id = event.get("EventID")
+        if isinstance(channel, list | tuple | dict) or isinstance(event_id, list | tuple | dict):
+            return self._match_unbucketed(event)
+        channel_text = as_text(channel)
+        event_id_text = as_text(event_id)
+        bucket = self._bucket(channel_text.lower() if channel_text is not None else None,
+                              event_id_text.lower() if event_id_text is not None else None)
         scans: dict[str, Scan] = {}
         matched: Sequence[int] = self._fielded(event, bucket, scans)
         if bucket.keyword.variants:
@@ -243,7 +248,8 @@ class Engine:
         values = tuple(map(event.get, bucket.read_plain, repeat(MISSING)))  # absent differs from null
         if bucket.read_dotted:
             values += tuple(field_value(event, name) for name in bucket.read_dotted)
-        signature: tuple[Any, ...] | None = values
+        # With the values' types: True == 1 in Python, but the boolean true is not the number 1 in Sigma.
+        signature: tuple[Any, ...] | None = (*values, *map(type, values))
         results = bucket.results
         try:
             known = results.get(signature)  # type: ignore[arg-type]
@@ -279,6 +285,18 @@ class Engine:
             if rule not in matched and self._conditions[variant](test):
                 matched[rule] = None
         return sorted(matched)
+
+    def _match_unbucketed(self, event: Mapping[str, Any]) -> list[Rule]:
+        """An event whose Channel or EventID is a list (or an object): no bucket fits, so every variant
+        whose gate one of its values meets is evaluated (rare: real events have one of each)."""
+        channels = {text.lower() for item in scalars(event.get("Channel")) if (text := as_text(item)) is not None}
+        event_ids = {text.lower() for item in scalars(event.get("EventID")) if (text := as_text(item)) is not None}
+        variants = [v for v, (channel, event_id) in enumerate(self._variant_gate)
+                    if (channel is None or channel in channels) and (event_id is None or event_id in event_ids)]
+        scans: dict[str, Scan] = {}
+        test = self._tester(event, scans)
+        matched = sorted({self._variant_rule[v] for v in variants if self._conditions[v](test)})
+        return [self.rules[index] for index in matched]
 
     def match_many(self, events: Iterable[Mapping[str, Any]]) -> list[list[Rule]]:
         return [self.match(event) for event in events]

@@ -149,6 +149,9 @@ def _zip_sources(file: Path, result: LoadResult) -> Iterator[_Source]:
 def _load_text(text: str, path: str, pack: str, result: LoadResult) -> None:
     try:
         documents = [doc for doc in yaml.load_all(text, Loader=_Loader) if doc is not None]
+    except (ValueError, RecursionError) as exc:  # a 5,000-digit number, nesting beyond Python's stack
+        result.errors.append(RuleError(f"unreadable YAML value: {exc}"[:300], path=path))
+        return
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]

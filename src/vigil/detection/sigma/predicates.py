@@ -15,6 +15,7 @@ import ipaddress
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -108,15 +109,19 @@ def as_text(value: Any) -> str | None:
 
 
 def scalars(value: Any) -> list[Any]:
-    """The value itself, or each element of a list (nested lists flattened)."""
+    """The value itself, or each element of a list (nested lists flattened, however deep)."""
     if not isinstance(value, list | tuple):
         return [value]
     flat: list[Any] = []
-    for item in value:
-        if isinstance(item, list | tuple):
-            flat.extend(scalars(item))
-        else:
+    pending: list[Any] = [iter(value)]
+    while pending:
+        for item in pending[-1]:
+            if isinstance(item, list | tuple):
+                pending.append(iter(item))
+                break
             flat.append(item)
+        else:
+            pending.pop()
     return flat
 
 
@@ -204,15 +209,36 @@ def text_matches(predicate: Predicate, text: str) -> bool:
             return False
     if kind == "compare":
         return _compare(text, predicate.op, predicate.value)
+    if kind == "timepart":
+        return _time_part(text, predicate.op) == int(predicate.value)
     return False
 
 
 def _compare(text: str, op: str, number: float) -> bool:
+    value: float
     try:
-        value = float(text)
+        value = int(text.strip())  # exact: 2**53 + 1 is no float
     except ValueError:
-        return False
+        try:
+            value = float(text)
+        except ValueError:
+            return False
     return not math.isnan(value) and _ordered(value, op, number)
+
+
+def _time_part(text: str, part: str) -> int | None:
+    """A part of a timestamp written as ISO 8601 or ``2026-01-02 03:04:05.678`` (Sysmon's UtcTime)."""
+    try:
+        stamp = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return _part_of(stamp, part)
+
+
+def _part_of(stamp: datetime, part: str) -> int:
+    if part == "week":
+        return stamp.isocalendar().week
+    return int(getattr(stamp, part, -1))
 
 
 def _ordered(value: float, op: str, number: float) -> bool:
@@ -234,6 +260,10 @@ def value_matches(predicate: Predicate, value: Any) -> bool:
             if not (isinstance(item, float) and math.isnan(item)) and _ordered(item, predicate.op, predicate.value):
                 return True
             continue
+        if predicate.kind == "timepart" and isinstance(item, datetime):
+            if _part_of(item, predicate.op) == predicate.value:
+                return True
+            continue
         text = as_text(item)
         if text is not None:
             try:
@@ -248,7 +278,7 @@ def holds(predicate: Predicate, event: Mapping[str, Any]) -> bool:
     """Whether the predicate holds for the event (the slow path: no index, no prefilter)."""
     kind = predicate.kind
     if predicate.field is None:
-        return any((text := as_text(item)) is not None and _keyword(predicate, text) for item in every_value(event))
+        return any(_keyword(predicate, text) for text in every_text(event))
     value = field_value(event, predicate.field)
     if kind == "null":
         return value is _MISSING or value is None or value == []
