@@ -272,6 +272,19 @@ def test_workers_give_the_same_output_in_the_same_order(
     assert shared.stdout == alone.stdout
 
 
+def test_spawned_workers_load_the_rules_themselves_and_give_the_same_output(
+    hunter: Hunt, logs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hunt_module, "TASK_BYTES", 1)
+    forked = hunter(str(logs), "--rules", str(hunter.rules), "--output", "jsonl", "--workers", "2")
+    # As on macOS and Windows: no fork, so each worker starts afresh and reads the rule cache.
+    monkeypatch.setattr(hunt_module.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    spawned = hunter(str(logs), "--rules", str(hunter.rules), "--output", "jsonl", "--workers", "2")
+    assert forked.exit_code == spawned.exit_code == 0, spawned.output
+    assert len(jsonl(spawned)) == 3
+    assert spawned.stdout == forked.stdout
+
+
 def test_a_worker_that_dies_ends_the_hunt_with_exit_1_instead_of_hanging(
     hunter: Hunt, logs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
