@@ -226,6 +226,25 @@ def test_one_broken_correlation_does_not_stop_the_others() -> None:
     assert all(error.line is not None and error.line > 13 for error in errors)  # inside their own documents
 
 
+def test_what_vigil_cannot_evaluate_yet_is_refused_with_a_reason() -> None:
+    condition = "    timespan: 1m\n    condition: recon_whoami and recon_net_user\n"
+    boolean = temporal("temporal").replace("    timespan: 1m\n", condition)
+    correlations, errors = load_correlations([boolean], base(RECON))
+    assert correlations == [] and "boolean correlation conditions" in errors[0].reason
+
+
+def test_two_correlations_with_one_id_are_an_error_for_the_second(tmp_path: Path) -> None:
+    correlations, errors = load_correlations([BRUTE_FORCE, (str(tmp_path / "copy.yml"), SPRAY)], base(FAILED_LOGON))
+    assert [rule.type for rule in correlations] == ["event_count"]
+    assert errors[0].path == str(tmp_path / "copy.yml")
+    assert "another correlation rule has the id" in errors[0].reason and "<inline 1>" in errors[0].reason
+
+
+def test_a_missing_path_is_an_error() -> None:
+    correlations, errors = load_correlations(["no/such/rules.yml"], [])
+    assert correlations == [] and errors[0].reason == "no such file or folder"
+
+
 def test_broken_yaml_is_an_error_with_its_line() -> None:
     correlations, errors = load_correlations(["correlation:\n  type: [event_count\n"], [])
     assert correlations == []
@@ -263,6 +282,12 @@ def test_event_count_fires_once_per_window_then_counts_again() -> None:
     engine = CorrelationEngine([load_one(BRUTE_FORCE)])
     six = [(second, logon_failure()) for second in range(0, 60, 10)]
     assert feed(engine, FAILED_ID, six) == [2, 5]
+
+
+def test_observe_many_gives_the_hits_of_a_batch() -> None:
+    engine = CorrelationEngine([load_one(BRUTE_FORCE)])
+    batch = [(FAILED_ID, logon_failure(), at(second)) for second in range(7)]
+    assert [hit.last for hit in engine.observe_many(batch)] == [at(2), at(5)]
 
 
 def test_gt_needs_one_more_than_gte() -> None:

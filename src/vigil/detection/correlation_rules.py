@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -142,7 +141,7 @@ def load_correlations(sources: Sequence[Source], base_rules: Sequence[Rule], *,
     """The correlation rules in ``sources``, resolved against ``base_rules``; one ``RuleError`` per
     correlation that cannot be used (the others load).
 
-    A source is YAML text, a file or folder (``Path``, or a one-line ``str`` naming one), or a pair
+    A source is YAML text, a file or folder (``Path``, or a one-line ``str``: a path), or a pair
     (path shown in errors, YAML text). Documents without ``correlation`` are base rules: they serve to
     resolve references (as in SigmaHQ's multi-document files) but are loaded by ``load_rules``, so a
     correlation is usable only when the rule it refers to is among ``base_rules``.
@@ -161,7 +160,13 @@ def load_correlations(sources: Sequence[Source], base_rules: Sequence[Rule], *,
                                  resolve_references=False)
     ids = {id(p.rule): p.id for p in parsed}
     correlations: list[CorrelationRule] = []
+    first_path: dict[str, str] = {}
     for item in parsed:
+        if item.id in first_path:  # their saved windows would be confused
+            errors.append(RuleError(f"another correlation rule has the id '{item.id}' ({first_path[item.id]})",
+                                    path=item.path, line=item.line, rule_id=item.id))
+            continue
+        first_path[item.id] = item.path
         try:
             item.rule.resolve_rule_references(collection)
             item.rule.aliases.resolve_rule_references(collection)
@@ -254,8 +259,8 @@ def _texts(sources: Sequence[Source], errors: list[RuleError]) -> Iterator[tuple
     for number, source in enumerate(sources, 1):
         if isinstance(source, tuple):
             yield source
-        elif isinstance(source, Path) or ("\n" not in source and os.path.exists(source)):  # noqa: PTH110
-            yield from _files(Path(source), errors)
+        elif isinstance(source, Path) or ("\n" not in source and not source.lstrip().startswith("{")):
+            yield from _files(Path(source), errors)  # one line that is no YAML mapping: a path
         else:
             yield (f"<inline {number}>" if len(sources) > 1 else "<inline>"), source
 

@@ -168,7 +168,7 @@ class CorrelationEngine:
         hits: list[CorrelationHit] = []
         for number, index in targets:
             hits.extend(self._add(self._states[number], index, event, at, ref))
-        self.stats.hits += len(hits)
+        self.stats.hits += len(hits)  # before the chained ones: their own call counts them
         if depth < MAX_CHAIN:
             for hit in list(hits):  # correlations of correlations see a hit as an event of its group
                 hits.extend(self._observe(hit.correlation.id, dict(hit.group), _seconds(hit.last), None, depth + 1))
