@@ -13,7 +13,7 @@ from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-GROUPS = ("vigil.parsers", "vigil.notifiers", "vigil.importers", "vigil.actions", "vigil.feeds")
+GROUPS = ("vigil.parsers", "vigil.consumers", "vigil.notifiers", "vigil.importers", "vigil.actions", "vigil.feeds")
 
 
 @dataclass(frozen=True)

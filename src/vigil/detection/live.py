@@ -14,8 +14,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from vigil.core.config import Settings
 from vigil.core.db import Database
 from vigil.detection.alerts import Match, record_matches
+from vigil.detection.rules_service import enabled_rules
 from vigil.detection.sigma import Engine, Rule
 from vigil.siem.parsers.base import Event
 
@@ -92,3 +94,8 @@ class LiveDetection:
         status.deduplicated += result.deduplicated
         status.suppressed += result.suppressed
         status.seconds += time.perf_counter() - started
+
+
+def consumer(settings: Settings, database: Database) -> LiveDetection:
+    """The ``vigil.consumers`` entry point: live detection with the enabled rules of the records store."""
+    return LiveDetection(database, lambda: enabled_rules(database), dedup_minutes=settings.alert_dedup_minutes)

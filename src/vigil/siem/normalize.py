@@ -11,8 +11,10 @@ import base64
 import logging
 from collections.abc import Sequence
 from datetime import UTC
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from vigil.core.config import Settings
+from vigil.core.db import Database
 from vigil.siem.parsers.base import Event, ParseFailure, decode_text, get, put
 from vigil.siem.spool import BatchMeta
 
@@ -40,6 +42,14 @@ class EventConsumer(Protocol):
     name: str
 
     def consume(self, events: Sequence[Event], *, source: str, unit_id: int) -> None:
+        ...
+
+
+@runtime_checkable
+class ConsumerFactory(Protocol):
+    """A ``vigil.consumers`` entry point: makes the consumer for a SIEM (threat detection registers one)."""
+
+    def __call__(self, settings: Settings, database: Database) -> EventConsumer:
         ...
 
 

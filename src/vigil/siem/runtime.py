@@ -16,7 +16,8 @@ from zoneinfo import ZoneInfo
 from vigil.accounts.service import root_unit_id
 from vigil.core.config import Settings
 from vigil.core.db import Database, Scope
-from vigil.siem.normalize import Enricher, EventConsumer
+from vigil.core.plugins import load_group
+from vigil.siem.normalize import ConsumerFactory, Enricher, EventConsumer
 from vigil.siem.parsing import SourceConfig
 from vigil.siem.pipeline import Pipeline
 from vigil.siem.receivers import Receiver
@@ -33,14 +34,25 @@ log = logging.getLogger(__name__)
 ReceiverFactory = Callable[["Siem"], Receiver]
 
 
+def plugin_consumers(settings: Settings, database: Database | None) -> list[EventConsumer]:
+    """The event consumers of the installed ``vigil.consumers`` plugins (threat detection...)."""
+    if database is None:
+        return []
+    loaded = load_group("vigil.consumers", ConsumerFactory, instantiate=False)  # type: ignore[type-abstract]
+    for broken in loaded.broken:
+        log.error("event consumer plugin %s (%s) not loaded: %s", broken.name, broken.target, broken.reason)
+    return [factory(settings, database) for factory in loaded.plugins.values()]
+
+
 class Siem:
     def __init__(self, settings: Settings, database: Database | None = None, *,
-                 enrichers: Sequence[Enricher] = (), consumers: Sequence[EventConsumer] = ()) -> None:
-        """``consumers`` see every batch's events before it is stored (threat detection, IOC matching)."""
+                 enrichers: Sequence[Enricher] = (), consumers: Sequence[EventConsumer] | None = None) -> None:
+        """``consumers`` see every batch's events before it is stored (threat detection, IOC matching);
+        None: those the ``vigil.consumers`` plugins make (none without a records store)."""
         self.settings = settings
         self.database = database
         self.enrichers = list(enrichers)
-        self.consumers = list(consumers)
+        self.consumers = list(consumers) if consumers is not None else plugin_consumers(settings, database)
         self._lock = threading.Lock()
         self._store: EventStore | None = None
         self._spool: Spool | None = None

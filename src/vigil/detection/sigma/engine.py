@@ -311,6 +311,8 @@ class Engine:
             found = scans[name] = self._scan_keywords(index, event)
             return found
         value = event.get(name) if name in self._plain_fields else field_value(event, name)
+        if value.__class__ is dict:  # OpenSSH's "process" beside the ECS object: see field_value
+            value = field_value(event, name)
         if value.__class__ is str:  # the common case first: one string, most often seen before
             found = index.memo.get(value)
             if found is None:

@@ -72,8 +72,13 @@ _MISSING = MISSING
 
 
 def field_value(event: Mapping[str, Any], name: str) -> Any:
-    """The event's value for a Sigma field name: the top-level key, else a dotted path; ``_MISSING``."""
+    """The event's value for a Sigma field name: the top-level key, else a dotted path; ``_MISSING``.
+
+    A Windows field named like an ECS object (OpenSSH's ``process``) is kept as ``EventData_<name>``
+    beside that object: a rule's plain ``process`` means it."""
     value = event.get(name, _MISSING)
+    if isinstance(value, Mapping) and "." not in name:
+        return event.get(f"EventData_{name}", value)
     if value is not _MISSING or "." not in name:
         return value
     node: Any = event
@@ -148,8 +153,12 @@ def every_value(event: Mapping[str, Any]) -> list[Any]:
 
 
 def every_text(event: Mapping[str, Any]) -> list[str]:
-    """The text of every scalar anywhere in the event (what keywords search), the common types first."""
+    """The text of every scalar anywhere in the event (what keywords search), the common types first;
+    not ``event.original``, the raw record (its JSON keys are no values)."""
     texts: list[str] = []
+    meta = event.get("event")
+    if isinstance(meta, Mapping) and "original" in meta:
+        event = {**event, "event": {key: value for key, value in meta.items() if key != "original"}}
     pending: list[Any] = [event]
     while pending:
         node = pending.pop()
@@ -281,7 +290,7 @@ def holds(predicate: Predicate, event: Mapping[str, Any]) -> bool:
         return any(_keyword(predicate, text) for text in every_text(event))
     value = field_value(event, predicate.field)
     if kind == "null":
-        return value is _MISSING or value is None or value == []
+        return value is _MISSING or value is None
     if kind == "exists":  # presence only, "be it empty or null" (Sigma specification)
         return (value is not _MISSING) is bool(predicate.value)
     if value is _MISSING or value is None:
