@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.detection.evtx_events import evtx_events
 
 from vigil.detection.correlation import (
     CorrelationEngine,
@@ -566,3 +567,73 @@ def test_naive_times_are_taken_as_utc() -> None:
     naive = T0.replace(tzinfo=None)
     hits = [engine.observe(FAILED_ID, logon_failure(), naive + timedelta(seconds=s)) for s in range(3)]
     assert hits[2][0].first == T0
+
+
+# Real events ----------------------------------------------------------------------------------------------
+
+KERBEROS_RULES = """\
+title: Kerberos TGT request for an unknown account
+id: 8d0c8e6e-1f0a-4c1e-9a52-0b4f3c2d1e01
+name: kerberos_unknown_account
+status: test
+logsource:
+    product: windows
+    service: security
+detection:
+    selection:
+        EventID: 4768
+        Status: '0x6'
+    condition: selection
+level: low
+---
+title: Kerberos pre-authentication failed
+id: 8d0c8e6e-1f0a-4c1e-9a52-0b4f3c2d1e02
+name: kerberos_bad_password
+status: test
+logsource:
+    product: windows
+    service: security
+detection:
+    selection:
+        EventID: 4771
+        Status: '0x18'
+    condition: selection
+level: low
+"""
+KERBEROS_SPRAY = """\
+title: Kerberos password spray from one address
+id: 8d0c8e6e-1f0a-4c1e-9a52-0b4f3c2d1e03
+status: test
+correlation:
+    type: value_count
+    rules:
+        - kerberos_unknown_account
+        - kerberos_bad_password
+    group-by:
+        - IpAddress
+    timespan: 1m
+    condition:
+        gte: 5
+        field: TargetUserName
+level: high
+"""
+
+
+def test_a_kerberos_password_spray_recorded_by_a_domain_controller(evtx_dir: Path) -> None:
+    """EVTX-ATTACK-SAMPLES' spray: seven unknown accounts (4768, 0x6) and two bad passwords (4771, 0x18)
+    from 172.16.66.1 within 11 ms. The fifth account completes the window; the four after it do not
+    make five again."""
+    path = evtx_dir / "EVTX-ATTACK-SAMPLES" / "Credential Access" / "kerberos_pwd_spray_4771.evtx"
+    if not path.is_file():
+        pytest.skip(f"{path} is not in the shared EVTX sample set")
+    rules = base(KERBEROS_RULES)
+    correlations, errors = load_correlations([KERBEROS_RULES + "---\n" + KERBEROS_SPRAY], rules)
+    assert errors == []
+    engine, correlator = Engine(rules), CorrelationEngine(correlations)
+    hits = [hit for event in evtx_events(path) for rule in engine.match(event)
+            for hit in correlator.observe(rule.id, event, event["@timestamp"])]
+    [hit] = hits
+    assert hit.group == (("IpAddress", "172.16.66.1"),)
+    assert hit.values == ("HD01", "admin", "svc-02", "HD02", "svc-01")
+    assert [event.ref for event in hit.events] == ["887107", "887108", "887109", "887110", "887111"]
+    assert correlator.stats.observed == 9
