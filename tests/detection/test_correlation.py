@@ -21,7 +21,7 @@ from vigil.detection.correlation import (
     load_correlations,
     silenced_rules,
 )
-from vigil.detection.sigma import Engine, Rule, RuleError, rule_from_yaml
+from vigil.detection.sigma import Engine, Rule, RuleError, load_rules, rule_from_yaml
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 
@@ -179,6 +179,19 @@ def test_references_by_id_and_by_name_to_rules_of_other_files() -> None:
         assert rule.rules[0].id == FAILED_ID
 
 
+def test_names_of_rules_without_ids_in_a_multi_document_file(tmp_path: Path) -> None:
+    without_ids = "".join(line + "\n" for line in RECON.splitlines() if not line.startswith("id:"))
+    path = tmp_path / "recon.yml"
+    path.write_text(without_ids)
+    loaded = load_rules([path])
+    assert loaded.errors == [] and len(loaded.rules) == 2
+    correlations, errors = load_correlations([temporal("temporal_ordered")], loaded.rules)
+    assert errors == []
+    by_title = {rule.title: rule.id for rule in loaded.rules}
+    assert [(ref.id, ref.name) for ref in correlations[0].rules] == [
+        (by_title["Whoami"], "recon_whoami"), (by_title["Net user"], "recon_net_user")]
+
+
 def test_files_and_folders_load_and_rule_files_without_correlations_are_passed_over(tmp_path: Path) -> None:
     folder = tmp_path / "rules"
     (folder / "nested").mkdir(parents=True)
@@ -257,6 +270,10 @@ def test_generate_false_silences_the_base_rules_as_pysigma_does() -> None:
     loud = load_one(BRUTE_FORCE.replace("correlation:\n", "correlation:\n    generate: true\n"))
     assert silenced_rules([quiet]) == {FAILED_ID}
     assert silenced_rules([loud]) == frozenset()
+    inner = BRUTE_FORCE.replace("status: test", "name: brute_force\nstatus: test")
+    outer = BRUTE_FORCE.replace("- failed_logon", "- brute_force").replace("c0ffee00", "c0ffee05")
+    correlations, _ = load_correlations([inner, outer], base(FAILED_LOGON))
+    assert silenced_rules(correlations) == {FAILED_ID, correlations[0].id}  # the inner correlation too
 
 
 # event_count --------------------------------------------------------------------------------------------

@@ -130,10 +130,9 @@ class CorrelationRule:
 
 
 def silenced_rules(correlations: Iterable[CorrelationRule]) -> frozenset[str]:
-    """Ids of rules that should raise no alert of their own: referenced by a correlation with
-    ``generate: false`` (the default), as pySigma disables their output."""
-    return frozenset(ref.id for rule in correlations if not rule.generate for ref in rule.rules
-                     if not ref.correlation)
+    """Ids of rules (and correlations) that should raise no alert of their own: referenced by a
+    correlation with ``generate: false`` (the default), as pySigma disables their output."""
+    return frozenset(ref.id for rule in correlations if not rule.generate for ref in rule.rules)
 
 
 def load_correlations(sources: Sequence[Source], base_rules: Sequence[Rule], *,
@@ -230,7 +229,8 @@ def _name_of(rule: Rule) -> str | None:
         return None
     mappings = [doc for doc in documents if isinstance(doc, dict) and "correlation" not in doc]
     for doc in mappings:
-        if str(doc.get("id", "")).lower() == rule.id.lower() or len(mappings) == 1:
+        same_id = str(doc.get("id", "")).lower() == rule.id.lower()
+        if same_id or len(mappings) == 1 or ("id" not in doc and doc.get("title") == rule.title):
             value = doc.get("name")
             return str(value) if value is not None else None
     return None
