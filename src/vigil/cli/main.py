@@ -44,6 +44,9 @@ from vigil.core.context import Context
 from vigil.core.db import Database
 from vigil.core.errors import VigilError
 from vigil.detection import cli as detection_cli
+from vigil.detection import cli_rules
+from vigil.detection.alerts import alert_count
+from vigil.detection.rules_import import install_starter_pack
 from vigil.siem import cli as siem_cli
 from vigil.siem import demo as siem_demo
 from vigil.siem.receivers import syslog as syslog_receivers
@@ -65,6 +68,7 @@ app.add_typer(audit_cli.app, name="audit")
 app.add_typer(config_app, name="config")
 siem_cli.register(app)
 detection_cli.register(app)
+app.add_typer(cli_rules.app, name="rules")
 
 # Every finished domain's demo data, loaded in this order. A loader adds what is missing and returns how
 # many records of each kind it added (empty: nothing to do). Records-store loaders run in a transaction
@@ -79,8 +83,18 @@ def in_transaction(loader: Callable[[Context], Mapping[str, int]]) -> DemoLoader
     return run
 
 
+def load_detection_demo(op: Operation) -> Mapping[str, int]:
+    """The starter rules (before the SIEM's demo day, so that its events raise alerts as they load)."""
+    result = install_starter_pack(op.database)
+    return {"starter rules": len(result.added) + len(result.updated)} if result.added or result.updated else {}
+
+
 def load_siem_demo(op: Operation) -> Mapping[str, int]:
+    """The demo day's events; the starter rules raise alerts on them as they load."""
+    alerts_before = alert_count(op.database)
     added = dict(siem_demo.load(op.settings, op.database))
+    if raised := alert_count(op.database) - alerts_before:
+        added["alerts raised by the starter rules"] = raised
     with op.transaction() as ctx:
         if siem_demo.configure_sources(ctx):
             added["EVTX source kept past retention"] = 1
@@ -92,6 +106,7 @@ def load_siem_demo(op: Operation) -> Mapping[str, int]:
 
 DEMO_LOADERS: tuple[tuple[str, DemoLoader], ...] = (
     ("accounts", in_transaction(accounts_demo.load)),
+    ("detection", load_detection_demo),
     ("siem", load_siem_demo),
 )
 
@@ -118,6 +133,7 @@ def init() -> None:
             before = runtime.current_revision(database)
             migrate(database)
             after = runtime.current_revision(database)
+            starter = install_starter_pack(database)
     except CommandError as exc:
         fail(f"cannot migrate the records store at {runtime.store_label(settings)}: {exc}")
     finally:
@@ -135,6 +151,8 @@ def init() -> None:
         typer.echo(f"schema: migrated from revision {before} to {after}")
     else:
         typer.echo(f"schema: already at revision {after}; nothing to migrate")
+    typer.echo(f"detection rules: starter pack {starter.summary}" if starter.added or starter.updated
+               else "detection rules: starter pack up to date")
     if settings.secret_key is not None:
         typer.echo("secret key: from the settings (VIGIL_SECRET_KEY)")
     else:

@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from vigil.core.db import Database, Scope
 from vigil.detection.models import Alert, DetectionRule, Suppression
@@ -107,6 +107,12 @@ def record_matches(db: Database, matches: Sequence[Match], *, dedup_minutes: int
                 row.last_hit_at = now
             raised += 1
     return RecordResult(raised=raised, deduplicated=deduplicated, suppressed=suppressed)
+
+
+def alert_count(db: Database) -> int:
+    """Every alert in the records store (all units): for the demo's summary."""
+    with db.transaction(Scope.system()) as session:
+        return int(session.scalar(select(func.count()).select_from(Alert)) or 0)
 
 
 def _active_suppressions(session: Any, units: set[int], now: datetime) -> list[Suppression]:
