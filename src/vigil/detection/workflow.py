@@ -71,7 +71,7 @@ def plan(status: str, action: AlertAction, resolution: Resolution | None = None)
     if target is None:
         offered = ", ".join(allowed_actions(source)) or "none"
         raise InvalidTransition(f"an alert that is {source} cannot be {_past(action)} (allowed: {offered})",
-                                status=str(source), action=str(action))
+                                alert_status=str(source), alert_action=str(action))
     if action is AlertAction.CLOSE and resolution is None:
         raise BadInput("closing an alert needs a resolution: true_positive or false_positive",
                        errors=[{"field": "resolution", "message": "required to close"}])

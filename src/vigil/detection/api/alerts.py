@@ -1,5 +1,175 @@
-"""alerts api (being built)."""
+"""/api/v1/alerts and /api/v1/suppressions: the alert queue, its workflow, and the tuning loop.
 
-from fastapi import APIRouter
+Reading needs ``alerts:read`` and covers the units where the caller holds it; changing an alert or a
+suppression needs ``alerts:write`` on its unit. Another unit's alert or suppression answers 404, like one
+that does not exist. Every change is on the audit trail.
+"""
 
-router = APIRouter()
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+from pydantic import AwareDatetime
+from sqlalchemy.orm import Session
+
+from vigil.core.auth import Permission, Principal
+from vigil.core.db import MAX_RECORD_ID
+from vigil.core.pagination import PageParams, page_params
+from vigil.detection import alerts_service as service
+from vigil.detection.models import Alert, Suppression
+from vigil.detection.schemas_alerts import (
+    AlertAssign,
+    AlertBulk,
+    AlertFilter,
+    AlertPage,
+    AlertRead,
+    AlertSummary,
+    AlertTransition,
+    BulkResult,
+    Level,
+    NoisyRule,
+    Origin,
+    RuleAttribution,
+    RuleStats,
+    SuppressionCreate,
+    SuppressionPage,
+    SuppressionProposal,
+    SuppressionRead,
+    SuppressionUpdate,
+)
+from vigil.detection.workflow import AlertStatus, allowed_actions
+from vigil.web.deps import SessionDep, context, require
+
+router = APIRouter(tags=["alerts"])
+AlertsReader = Annotated[Principal, Depends(require(Permission.ALERTS_READ))]
+AlertsWriter = Annotated[Principal, Depends(require(Permission.ALERTS_WRITE))]
+AlertId = Annotated[int, Path(ge=1, le=MAX_RECORD_ID, description="An alert's id.")]
+SuppressionId = Annotated[int, Path(ge=1, le=MAX_RECORD_ID, description="A suppression's id.")]
+Pages = Annotated[PageParams, Depends(page_params)]
+Short = Annotated[str, Query(max_length=255)]
+
+
+def alert_read(session: Session, alert: Alert) -> AlertRead:
+    """The alert with its rule's attribution and the transitions its state allows."""
+    rule = service.rule_of(session, alert)
+    return AlertRead.model_validate({
+        **AlertSummary.model_validate(alert).model_dump(),
+        "dedup_key": alert.dedup_key, "group_key": alert.group_key, "event": alert.event,
+        "closed_at": alert.closed_at, "closed_by": alert.closed_by, "created_at": alert.created_at,
+        "updated_at": alert.updated_at,
+        "rule": RuleAttribution.model_validate(rule) if rule is not None else None,
+        "actions": allowed_actions(alert.status),
+    })
+
+
+def suppression_read(row: Suppression) -> SuppressionRead:
+    return SuppressionRead.model_validate({**SuppressionRead.model_validate(row).model_dump(),
+                                           "active": service.is_active(row)})
+
+
+@router.get("/api/v1/alerts")
+def list_alerts(
+    principal: AlertsReader,
+    session: SessionDep,
+    pages: Pages,
+    status: Annotated[list[AlertStatus], Query(description="Any of these states (repeat the parameter).")] = [],  # noqa: B006 - FastAPI copies defaults
+    level: Annotated[list[Level], Query(description="Any of these levels (repeat the parameter).")] = [],  # noqa: B006
+    rule: Short = "",
+    host: Short = "",
+    user: Short = "",
+    origin: Origin | None = None,
+    assignee_id: Annotated[int | None, Query(ge=1, le=MAX_RECORD_ID)] = None,
+    since: AwareDatetime | None = None,
+    until: AwareDatetime | None = None,
+    q: Annotated[str, Query(max_length=200, description="Text in the title, rule id, host, user or address.")] = "",
+) -> AlertPage:
+    """The queue, newest activity first; every filter narrows it."""
+    filters = AlertFilter(status=status, level=level, rule=rule, host=host, user=user, origin=origin,
+                          assignee_id=assignee_id, since=since, until=until, q=q)
+    items, total = service.list_alerts(session, filters=filters, params=pages)
+    return AlertPage(items=[AlertSummary.model_validate(item) for item in items], total=total, **pages.model_dump())
+
+
+@router.get("/api/v1/alerts/stats/rules")
+def rule_statistics(principal: AlertsReader, session: SessionDep,
+                    rule: Annotated[str | None, Query(max_length=200, description="Only this rule.")] = None,
+                    ) -> list[RuleStats]:
+    """Per rule: hits, alerts, true and false positives, false-positive rate, last hit."""
+    return service.rule_stats(session, rule_uid=rule)
+
+
+@router.get("/api/v1/alerts/stats/noisiest")
+def noisiest_rules(principal: AlertsReader, session: SessionDep,
+                   days: Annotated[int, Query(ge=1, le=366)] = 7,
+                   limit: Annotated[int, Query(ge=1, le=100)] = 10) -> list[NoisyRule]:
+    """The rules with the most alerts in the last ``days`` days, with their false-positive rate."""
+    return service.noisiest_rules(session, days=days, limit=limit)
+
+
+@router.post("/api/v1/alerts/bulk")
+def bulk_transition(data: AlertBulk, request: Request, principal: AlertsWriter, session: SessionDep) -> BulkResult:
+    """One step for many alerts, all or none (409 naming each alert whose state refuses it)."""
+    return service.bulk_transition(context(request, session, principal), data=data)
+
+
+@router.get("/api/v1/alerts/{alert_id}")
+def read_alert(alert_id: AlertId, principal: AlertsReader, session: SessionDep) -> AlertRead:
+    return alert_read(session, service.get_alert(session, alert_id))
+
+
+@router.post("/api/v1/alerts/{alert_id}/transition")
+def transition_alert(alert_id: AlertId, data: AlertTransition, request: Request, principal: AlertsWriter,
+                     session: SessionDep) -> AlertRead:
+    """acknowledge, escalate, close (with a resolution) or reopen; 409 when the alert's state refuses it."""
+    alert = service.transition(context(request, session, principal), alert_id=alert_id, data=data)
+    return alert_read(session, alert)
+
+
+@router.post("/api/v1/alerts/{alert_id}/assign")
+def assign_alert(alert_id: AlertId, data: AlertAssign, request: Request, principal: AlertsWriter,
+                 session: SessionDep) -> AlertRead:
+    alert = service.assign(context(request, session, principal), alert_id=alert_id, data=data)
+    return alert_read(session, alert)
+
+
+@router.get("/api/v1/alerts/{alert_id}/suppression")
+def propose_suppression(
+    alert_id: AlertId, principal: AlertsReader, session: SessionDep,
+    field: Annotated[list[str], Query(description="Event fields to match (repeat); "
+                                      "default: its host, user and process.")] = [],  # noqa: B006
+) -> SuppressionProposal:
+    """A draft suppression for matches like this alert, to review and send to POST /api/v1/suppressions."""
+    return service.suppression_from_alert(service.get_alert(session, alert_id), field)
+
+
+@router.get("/api/v1/suppressions")
+def list_suppressions(principal: AlertsReader, session: SessionDep, pages: Pages,
+                      rule: Annotated[str | None, Query(max_length=200)] = None) -> SuppressionPage:
+    items, total = service.list_suppressions(session, params=pages, rule_uid=rule)
+    return SuppressionPage(items=[suppression_read(item) for item in items], total=total, **pages.model_dump())
+
+
+@router.post("/api/v1/suppressions", status_code=status.HTTP_201_CREATED)
+def create_suppression(data: SuppressionCreate, request: Request, principal: AlertsWriter,
+                       session: SessionDep) -> SuppressionRead:
+    return suppression_read(service.create_suppression(context(request, session, principal), data=data))
+
+
+@router.get("/api/v1/suppressions/{suppression_id}")
+def read_suppression(suppression_id: SuppressionId, principal: AlertsReader, session: SessionDep) -> SuppressionRead:
+    return suppression_read(service.get_suppression(session, suppression_id))
+
+
+@router.patch("/api/v1/suppressions/{suppression_id}")
+def update_suppression(suppression_id: SuppressionId, data: SuppressionUpdate, request: Request,
+                       principal: AlertsWriter, session: SessionDep) -> SuppressionRead:
+    row = service.update_suppression(context(request, session, principal), suppression_id=suppression_id, data=data)
+    return suppression_read(row)
+
+
+@router.delete("/api/v1/suppressions/{suppression_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_suppression(suppression_id: SuppressionId, request: Request, principal: AlertsWriter,
+                       session: SessionDep) -> None:
+    service.delete_suppression(context(request, session, principal), suppression_id=suppression_id)
+
