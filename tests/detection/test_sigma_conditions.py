@@ -21,7 +21,7 @@ def sigma(detection: str, *, title: str = "Unit test rule",
     """A whole rule around a ``detection:`` block (written as in a rule file, indented or not)."""
     body = textwrap.indent(textwrap.dedent(detection).strip("\n"), "    ")
     return rule_from_yaml(
-        f"title: {title}\n"
+        f"title: '{title}'\n"
         f"id: {rule_id}\n"
         "status: test\n"
         "logsource:\n"
@@ -320,3 +320,82 @@ def test_rules_with_the_same_detection_both_match() -> None:
 def test_empty_engine_and_empty_batch() -> None:
     assert Engine([]).match({"A": "yes"}) == []
     assert Engine([sigma(f"{ABC_SELECTIONS}\n    condition: sel_a")]).match_many([]) == []
+
+
+def test_rules_come_back_in_the_order_given() -> None:
+    keyword_rule = sigma("""
+        keywords:
+            - 'mimikatz'
+        condition: keywords
+    """, title="Keyword", rule_id="55555555-5555-4555-8555-555555555555")
+    field_rule = sigma("""
+        selection:
+            Image|endswith: '.exe'
+        condition: selection
+    """, title="Field", rule_id="66666666-6666-4666-8666-666666666666")
+    negated_rule = sigma("""
+        selection:
+            Image|contains: 'calc'
+        condition: not selection
+    """, title="Negated", rule_id="77777777-7777-4777-8777-777777777777")
+    event = {"Image": r"C:\t\mimikatz.exe"}
+    assert [r.title for r in Engine([keyword_rule, field_rule, negated_rule]).match(event)] == [
+        "Keyword", "Field", "Negated"]
+    assert [r.title for r in Engine([negated_rule, field_rule, keyword_rule]).match(event)] == [
+        "Negated", "Field", "Keyword"]
+
+
+# A rule per kind of predicate, and events that look alike (same values, other types, one field more or
+# less): whatever an engine remembers between events must not change any answer.
+STATEFUL_RULES = {
+    "bool": "selection:\n    Flag: true",
+    "number": "selection:\n    Flag: 1",
+    "gt": "selection:\n    Flag|gt: 0",
+    "null": "selection:\n    Flag: null",
+    "exists": "selection:\n    Flag|exists: true",
+    "text": "selection:\n    Flag: 'yes'",
+    "fieldref": "selection:\n    Flag|fieldref: Other",
+    "nested": "selection:\n    obj.Flag: 1",
+    "keyword": "keywords:\n    - 'yes'",
+    "not": "selection:\n    Flag: 'yes'\ncondition: not selection",
+}
+STATEFUL_EVENTS: list[dict[str, Any]] = [
+    {"Flag": True}, {"Flag": 1}, {"Flag": 1.0}, {"Flag": "1"}, {"Flag": "true"}, {"Flag": False}, {"Flag": 0},
+    {"Flag": None}, {}, {"Flag": "yes"}, {"Flag": "YES"}, {"Flag": ["yes"]}, {"Flag": "yes", "Other": "YES"},
+    {"Flag": 1, "Other": True}, {"Flag": True, "Other": 1}, {"obj": {"Flag": 1}}, {"obj": {"Flag": True}},
+    {"obj.Flag": 1}, {"Flag": "no", "x": "yes"}, {"Flag": ""},
+]
+
+
+def stateful_engine() -> Engine:
+    rules = []
+    for number, (name, detection) in enumerate(STATEFUL_RULES.items()):
+        if "condition:" not in detection:
+            detection += f"\ncondition: {detection.split(':')[0]}"
+        rules.append(sigma(detection, title=name, rule_id=f"88888888-8888-4888-8888-{number:012d}"))
+    return Engine(rules)
+
+
+def test_results_do_not_depend_on_earlier_events() -> None:
+    alone = [sorted(r.title for r in stateful_engine().match(event)) for event in STATEFUL_EVENTS]
+    shared = stateful_engine()
+    for order in (list(range(len(STATEFUL_EVENTS))), list(reversed(range(len(STATEFUL_EVENTS)))),
+                  [i for i in range(len(STATEFUL_EVENTS)) for _ in range(2)]):
+        for index in order:
+            assert sorted(r.title for r in shared.match(STATEFUL_EVENTS[index])) == alone[index], STATEFUL_EVENTS[index]
+    batched = shared.match_many(STATEFUL_EVENTS[::-1])
+    assert [sorted(r.title for r in found) for found in batched] == alone[::-1]
+
+
+def test_booleans_and_numbers_in_the_stateful_set() -> None:
+    # What the test above compares against, checked once by hand.
+    engine = stateful_engine()
+
+    def titles(event: dict[str, Any]) -> set[str]:
+        return {r.title for r in engine.match(event)}
+
+    assert titles({"Flag": True}) == {"bool", "exists", "not"}
+    assert titles({"Flag": 1}) == {"number", "gt", "exists", "not"}
+    assert titles({"Flag": "yes", "Other": "YES"}) == {"text", "exists", "fieldref", "keyword"}
+    assert titles({}) == {"null", "not"}
+    assert titles({"obj": {"Flag": 1}}) == {"nested", "null", "not"}

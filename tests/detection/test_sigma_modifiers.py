@@ -12,6 +12,7 @@ from __future__ import annotations
 import textwrap
 from base64 import b64encode
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -871,7 +872,11 @@ def test_time_modifiers_read_a_part_of_a_timestamp(modifier: str, value: int) ->
     """
     events = {
         "match": {"UtcTime": "2026-01-02 03:04:05.678"},
+        "iso": {"UtcTime": "2026-01-02T03:04:05Z"},
+        "datetime": {"UtcTime": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)},  # as Vigil's parsers store @timestamp
         "other": {"UtcTime": "2027-11-12 13:14:15.678"},
+        "other_datetime": {"UtcTime": datetime(2027, 11, 12, 13, 14, 15, tzinfo=UTC)},
         "not_a_date": {"UtcTime": "yesterday"},
+        "bare_number": {"UtcTime": value},
     }
-    assert hits(detection, events) == {"match"}
+    assert hits(detection, events) == {"match", "iso", "datetime"}
