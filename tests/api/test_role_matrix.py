@@ -393,6 +393,11 @@ ROUTES: dict[tuple[str, str], Row] = {
         "/logs/_bulk", json={"create": {}}), reads_only=True),
     ("PUT", "/{index}/_bulk"): Row(Needs(P.EVENTS_INGEST), lambda c: Req(
         "/logs/_bulk", json={"create": {}}), reads_only=True),
+    # --- ATT&CK coverage (rules are platform-wide; alerts counted in the caller's alerts:read units) ------
+    ("GET", "/api/v1/coverage"): Row(Needs(P.RULES_READ), lambda c: Req("/api/v1/coverage", params={"days": 30})),
+    ("GET", "/api/v1/coverage/navigator"): Row(Needs(P.RULES_READ), lambda c: Req(
+        "/api/v1/coverage/navigator", params={"days": 30})),
+    ("GET", "/detection/coverage"): Row(Needs(P.RULES_READ), lambda c: Req("/detection/coverage", params={"days": 7})),
 }
 
 
