@@ -1,5 +1,182 @@
-"""rules views (being built)."""
+"""The detection rules pages: the filterable rules table (with an enabled switch for security
+administrators), one rule (YAML, metadata with author and references for the Detection Rule License's
+attribution, hit figures, its settings form), and the packs page with the import form and the diff of
+the last import."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+from starlette.datastructures import UploadFile
+
+from vigil.core.auth import Permission, Principal
+from vigil.core.db import MAX_RECORD_ID
+from vigil.core.errors import BadInput, Conflict, NotFound, PayloadTooLarge
+from vigil.core.pagination import PageParams
+from vigil.detection import rules_import, rules_service
+from vigil.detection.schemas_rules import EnablePolicy, ImportResult, RuleFilters, RuleUpdate
+from vigil.detection.sigma import LEVELS
+from vigil.web.deps import SessionDep, context, settings_of
+from vigil.web.templating import (
+    FormDep,
+    Pager,
+    PageRoute,
+    Translator,
+    describe_error,
+    local_path,
+    page_guard,
+    redirect,
+    render,
+    translator,
+    validate,
+    wants_fragment,
+)
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+RulesReader = Annotated[Principal, Depends(page_guard(Permission.RULES_READ))]
+RulesWriter = Annotated[Principal, Depends(page_guard(Permission.RULES_WRITE, everywhere=True))]
+RuleId = Annotated[int, Path(ge=1, le=MAX_RECORD_ID)]
+PAGE_SIZE = 50
+FILTER_KEYS = ("level", "status", "tactic", "technique", "product", "category", "service", "pack", "enabled", "q")
+REFUSED = (BadInput, Conflict, NotFound, PayloadTooLarge)
+# Confirmations after a redirect (``?done=key``): fixed texts in the template, never the URL's.
+DONE = frozenset({"saved"})
+
+
+def _filter_values(request: Request) -> dict[str, str]:
+    return {key: request.query_params.get(key, "")[:200] for key in FILTER_KEYS}
+
+
+def rules_table_context(request: Request, session: Session, filters: RuleFilters, offset: int) -> dict[str, Any]:
+    page = rules_service.list_rules(session, filters=filters, page=PageParams(limit=PAGE_SIZE, offset=offset))
+    values = _filter_values(request)
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    options = {name: [(value, value) for value in found] for name, found in rules_service.facets(session).items()}
+    options["levels"] = [(level, level) for level in LEVELS]
+    return {"page": page, "filters": values, "options": options,
+            "pager": Pager("/detection/rules", page.total, PAGE_SIZE, offset, params=values), "back": here}
+
+
+def page_filters(request: Request) -> RuleFilters:
+    """The filter form's fields; an empty field (the "any" choice) filters nothing."""
+    given = {key: value for key, value in _filter_values(request).items() if value.strip()}
+    try:
+        return RuleFilters.model_validate(given)
+    except ValidationError as exc:
+        raise BadInput("invalid filter: " + "; ".join(f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+                                                   for error in exc.errors())) from None
+
+
+@router.get("/detection/rules")
+def rules_page(request: Request, principal: RulesReader, session: SessionDep,
+               filters: Annotated[RuleFilters, Depends(page_filters)],
+               offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> HTMLResponse:
+    return render(request, "detection/rules.html", rules_table_context(request, session, filters, offset))
+
+
+@router.post("/detection/rules/{rule_id}/enabled")
+def switch_rule(rule_id: RuleId, request: Request, principal: RulesWriter, session: SessionDep,
+                form: FormDep) -> Response:
+    """The enabled switch of a table row: the new row for HTMX, else back to the table."""
+    enabled = form.get("enabled") in ("true", "on", "1")
+    rules_service.set_enabled(context(request, session, principal), ids=[rule_id], enabled=enabled)
+    if wants_fragment(request):
+        rule = rules_service.read_rule(session, rule_id)
+        return render(request, "detection/rules_row.html", {"rule": rule, "back": ""})
+    back = form.get("next")
+    return redirect(local_path(back if isinstance(back, str) else None, "/detection/rules"))
+
+
+@router.get("/detection/rules/packs")
+def packs_page(request: Request, principal: RulesReader, session: SessionDep) -> HTMLResponse:
+    return _packs(request, session)
+
+
+def _packs(request: Request, session: Session, *, result: ImportResult | None = None, error: str = "",
+           values: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
+    packs = [rules_service.pack_read(pack) for pack in rules_service.list_packs(session)]
+    return render(request, "detection/rules_packs.html", {
+        "packs": packs, "result": result, "error": error, "values": values or {},
+        "max_bytes": settings_of(request).max_body_bytes,
+    }, status=status)
+
+
+@router.post("/detection/rules/packs/import")
+def import_pack(request: Request, principal: RulesWriter, session: SessionDep, form: FormDep) -> HTMLResponse:
+    """An uploaded zip or rule file (or a pasted rule) imported; the page shows what changed."""
+    _ = translator(request)
+    values = {key: value.strip() if isinstance(value := form.get(key), str) else ""
+              for key in ("pack", "enable", "yaml")}
+    upload = form.get("file")
+    has_file = isinstance(upload, UploadFile) and bool(upload.filename)
+    try:
+        policy = EnablePolicy(values["enable"] or EnablePolicy.stable_test)
+    except ValueError:
+        return _packs(request, session, error=_("Choose one of the offered values."), values=values, status=422)
+    ctx = context(request, session, principal)
+    try:
+        with session.begin_nested():
+            if has_file and isinstance(upload, UploadFile):
+                limit = settings_of(request).max_body_bytes
+                try:
+                    content = upload.file.read(limit + 1)
+                finally:
+                    upload.file.close()
+                if len(content) > limit:
+                    raise PayloadTooLarge(f"the upload is larger than {limit:,} bytes")
+                result = rules_import.import_upload(ctx, filename=upload.filename or "", content=content,
+                                                    name=values["pack"] or None, enable=policy)
+            elif values["yaml"]:
+                result = rules_import.add_rule_text(ctx, text=str(form.get("yaml")), pack=values["pack"] or "local",
+                                                    enable=policy)
+            else:
+                return _packs(request, session, error=_("Choose a file to upload, or paste a rule."), values=values,
+                              status=422)
+    except REFUSED as exc:
+        return _packs(request, session, error=describe_error(exc, _), values=values, status=422)
+    return _packs(request, session, result=result)
+
+
+@router.get("/detection/rules/{rule_id}")
+def rule_page(rule_id: RuleId, request: Request, principal: RulesReader, session: SessionDep) -> HTMLResponse:
+    return _rule(request, session, rule_id)
+
+
+def _rule(request: Request, session: Session, rule_id: int, *, errors: dict[str, str] | None = None,
+          error: str = "", values: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:
+    rule = rules_service.read_rule(session, rule_id)
+    row = rules_service.get_rule(session, rule_id)
+    done = request.query_params.get("done", "")
+    rate = rule.false_positives / rule.hits if rule.hits else None
+    return render(request, "detection/rule.html", {
+        "rule": rule, "yaml": row.yaml, "level_options": [(level, level) for level in LEVELS],
+        "errors": errors or {}, "error": error,
+        "values": values if values is not None else {"enabled": rule.enabled, "level_override": rule.level_override
+                                                     or "", "notes": rule.notes},
+        "fp_rate": rate, "done": done if done in DONE else "",
+    }, status=status)
+
+
+@router.post("/detection/rules/{rule_id}")
+def save_rule(rule_id: RuleId, request: Request, principal: RulesWriter, session: SessionDep,
+              form: FormDep) -> Response:
+    _: Translator = translator(request)
+    notes = form.get("notes")
+    level = form.get("level_override")
+    values: dict[str, Any] = {"enabled": form.get("enabled") in ("on", "true", "1"),
+                              "level_override": level.strip() if isinstance(level, str) else "",
+                              "notes": notes.replace("\r\n", "\n") if isinstance(notes, str) else ""}
+    data, errors = validate(RuleUpdate, {**values, "level_override": values["level_override"] or None}, _)
+    if data is None:
+        return _rule(request, session, rule_id, errors=errors, error=_("Check the marked fields."), values=values,
+                     status=422)
+    try:
+        with session.begin_nested():
+            rules_service.update_rule(context(request, session, principal), rule_id=rule_id, data=data)
+    except REFUSED as exc:
+        return _rule(request, session, rule_id, error=describe_error(exc, _), values=values, status=422)
+    return redirect(f"/detection/rules/{rule_id}?done=saved")
