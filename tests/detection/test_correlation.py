@@ -569,6 +569,16 @@ correlation:
     assert [hit.correlation.title for hit in hits] == ["Test correlation", "Test correlation", "Repeated brute force"]
 
 
+def test_a_correlation_of_a_correlation_that_did_not_load_is_an_error_too() -> None:
+    inner = BRUTE_FORCE.replace("status: test", "name: brute_force\nstatus: test").replace("failed_logon", "gone")
+    outer = BRUTE_FORCE.replace("- failed_logon", "- brute_force").replace("c0ffee00", "c0ffee05")
+    correlations, errors = load_correlations([inner, outer], base(FAILED_LOGON))
+    assert correlations == []
+    assert "refers to rule 'gone'" in errors[0].reason
+    assert "refers to correlation 'brute_force', which did not load" in errors[1].reason
+    assert (errors[1].path, errors[1].line) == ("<inline 2>", 7)
+
+
 # State across a restart, bounded memory -----------------------------------------------------------------
 
 

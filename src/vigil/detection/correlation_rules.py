@@ -178,7 +178,23 @@ def load_correlations(sources: Sequence[Source], base_rules: Sequence[Rule], *,
                                     "(no rule has that id or name)", path=item.path, line=line, rule_id=item.id))
         except RuleError as exc:
             errors.append(exc)
-    return correlations, errors
+    return _without_broken_inner(correlations, errors), errors
+
+
+def _without_broken_inner(correlations: list[CorrelationRule], errors: list[RuleError]) -> list[CorrelationRule]:
+    """Correlations of a correlation that did not load could never fire: errors too."""
+    while True:
+        loaded = {rule.id for rule in correlations}
+        broken = [(rule, ref) for rule in correlations for ref in rule.rules
+                  if ref.correlation and ref.id not in loaded]
+        if not broken:
+            return correlations
+        for rule, ref in broken:
+            errors.append(RuleError(f"correlation '{rule.title}' refers to correlation '{ref.name or ref.id}', "
+                                    "which did not load", path=rule.path,
+                                    line=_line_of(rule.yaml, ref.name or ref.id), rule_id=rule.id))
+        dropped = {rule.id for rule, _ in broken}
+        correlations = [rule for rule in correlations if rule.id not in dropped]
 
 
 @dataclass
