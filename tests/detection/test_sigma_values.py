@@ -74,6 +74,23 @@ def test_case_is_ignored_beyond_ascii() -> None:
     assert hits(detection, events) == {"accented_lower", "accented_same", "cyrillic_upper"}
 
 
+def test_a_value_found_verbatim_always_matches() -> None:
+    # Greek capital sigma lower-cases to final "ς" at the end of a word and to "σ" inside one: folding the
+    # rule value and the event value separately must not make a verbatim occurrence miss.
+    detection = """
+        selection:
+            Description|contains: 'ΟΔΟΣ'
+        condition: selection
+    """
+    events = {
+        "word": {"Description": "ΟΔΟΣ"},
+        "inside_a_longer_word": {"Description": "ΟΔΟΣΤΡΩΤΗΡΑΣ"},
+        "lower_inside": {"Description": "οδοστρωτηρας"},
+        "other": {"Description": "ΔΡΟΜΟΣ"},
+    }
+    assert hits(detection, events) == {"word", "inside_a_longer_word", "lower_inside"}
+
+
 def test_chinese_values_match_exactly_and_by_contains() -> None:
     detection = """
         exact:
