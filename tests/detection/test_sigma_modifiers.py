@@ -286,12 +286,13 @@ def test_cidr_ipv6() -> None:
     events = {
         "inside": {"DestinationIp": "2001:db8::1"},
         "inside_upper": {"DestinationIp": "2001:DB8:FFFF::1"},
+        "inside_uncompressed": {"DestinationIp": "2001:0db8:0000:0000:0000:0000:0000:0001"},
         "outside": {"DestinationIp": "2001:db9::1"},
         "link_local": {"DestinationIp": "fe80::1"},
         "ipv4": {"DestinationIp": "10.0.0.1"},
         "not_an_ip": {"DestinationIp": "2001:db8:zz::1"},
     }
-    assert hits(detection, events) == {"inside", "inside_upper"}
+    assert hits(detection, events) == {"inside", "inside_upper", "inside_uncompressed"}
 
 
 def test_cidr_list_matches_any_network() -> None:
