@@ -517,6 +517,15 @@ def test_one_event_matching_both_rules_completes_an_unordered_temporal_correlati
     assert len(run_recon(temporal("temporal"), [(0, "whoami & net user", "ws01")])) == 1
 
 
+def test_one_event_matching_two_listed_rules_counts_once_for_event_count() -> None:
+    """As a backend's ``rule_a OR rule_b | count`` would count it."""
+    condition = "    timespan: 1m\n    condition:\n        gte: 2\n"
+    counting = temporal("event_count").replace("    timespan: 1m\n", condition)
+    assert run_recon(counting, [(0, "whoami & net user", "ws01")]) == []
+    assert len(run_recon(counting, [(0, "whoami & net user", "ws01"), (0, "whoami & net user", "ws01")])) == 1
+    assert len(run_recon(counting, [(0, "whoami", "ws01"), (0, "net user", "ws01")])) == 1
+
+
 # aliases and names --------------------------------------------------------------------------------------
 
 ALIASED = correlation("""

@@ -46,6 +46,7 @@ MAX_CHAIN = 4  # correlations of correlations: how deep hits are fed on
 # Fields that identify an event, looked up for the summaries in a hit (first one present).
 REF_FIELDS = ("_id", "event.id", "EventRecordID", "id")
 
+_COUNTING = frozenset({"event_count", "value_count"})
 # One match in a window: (time, arrival number, index of the rule in correlation.rules, value, event ref).
 # Tuples sort by time, then arrival: matches at the same second keep the order they came in.
 _Entry = tuple[float, int, int, str | None, str | None]
@@ -95,6 +96,10 @@ class _State:
     cap: int
     lateness: float
     groups: OrderedDict[tuple[str, ...], _Group] = field(default_factory=OrderedDict)
+    # The event last counted, held (not its id(), which a new event could reuse): an event that
+    # matches two of the listed rules is one event for event_count and value_count.
+    last_event: Mapping[str, Any] | None = None
+    last_at: float = math.nan
 
 
 class CorrelationEngine:
@@ -110,7 +115,7 @@ class CorrelationEngine:
         self._states: list[_State] = []
         self._by_key: dict[str, list[tuple[int, int]]] = {}  # rule id or name -> (state, rule index)
         for number, rule in enumerate(self.correlations):
-            counting = rule.type in ("event_count", "value_count")
+            counting = rule.type in _COUNTING
             cap = max(max_events, rule.threshold.count + 1) if counting else max(max_events, 2 * len(rule.rules))
             late = float(rule.timespan) if lateness is None else lateness.total_seconds()
             self._states.append(_State(rule, cap, max(0.0, late)))
@@ -177,6 +182,10 @@ class CorrelationEngine:
     def _add(self, state: _State, index: int, event: Mapping[str, Any], at: float,
              ref: str | None) -> list[CorrelationHit]:
         rule = state.rule
+        if rule.type in _COUNTING:
+            if state.last_event is event and state.last_at == at:
+                return []
+            state.last_event, state.last_at = event, at
         rule_id = rule.rules[index].id
         key = _group_key(rule, rule_id, event)
         value = _text(field_value(event, rule.field_for(rule.field, rule_id))) if rule.field else None
