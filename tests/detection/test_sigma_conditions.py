@@ -399,3 +399,28 @@ def test_booleans_and_numbers_in_the_stateful_set() -> None:
     assert titles({"Flag": "yes", "Other": "YES"}) == {"text", "exists", "fieldref", "keyword"}
     assert titles({}) == {"null", "not"}
     assert titles({"obj": {"Flag": 1}}) == {"nested", "null", "not"}
+
+
+def test_underscore_pattern_takes_underscore_identifiers() -> None:
+    # pySigma: a pattern that itself starts with "_" may name the "_" identifiers "them" leaves out.
+    detection = """
+        selection:
+            A: 'yes'
+        _internal_a:
+            B: 'yes'
+        condition: 1 of _internal*
+    """
+    assert hits(detection, {"a": {"A": "yes"}, "b": {"B": "yes"}}) == {"b"}
+
+
+@pytest.mark.parametrize("name", ["notepad", "order", "android", "nothing_else"])
+def test_identifiers_may_start_with_an_operator_word(name: str) -> None:
+    # "notepad" is one identifier, not "not epad" (pySigma 1.5.1's grammar reads the prefix as the operator).
+    detection = f"""
+        selection:
+            A: 'yes'
+        {name}:
+            B: 'yes'
+        condition: selection and not {name}
+    """
+    assert hits(detection, {"a": {"A": "yes"}, "ab": {"A": "yes", "B": "yes"}}) == {"a"}
