@@ -365,8 +365,9 @@ def test_boolean_value() -> None:
 
 
 def test_boolean_and_number_are_not_confused_whatever_came_before() -> None:
-    # True == 1 in Python; in Sigma the boolean true is not the number 1. The answer for one event must
-    # not depend on which events the engine saw before it.
+    # Values compare by their text: true is "true", 1 is "1" (pySigma's SQLite backend also takes 1 for
+    # true, for tables that store booleans as 1/0; Vigil's events keep booleans as booleans). And since
+    # True == 1 in Python, the answer for one event must not depend on the events seen before it.
     detection = """
         selection:
             Elevated: true
