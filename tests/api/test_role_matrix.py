@@ -25,6 +25,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, select
 from starlette.routing import Mount
+from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
 
 from vigil.accounts.models import RoleGrant, User
 from vigil.core.auth import ROLE_PERMISSIONS, Permission, Role
@@ -398,6 +399,48 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/coverage/navigator"): Row(Needs(P.RULES_READ), lambda c: Req(
         "/api/v1/coverage/navigator", params={"days": 30})),
     ("GET", "/detection/coverage"): Row(Needs(P.RULES_READ), lambda c: Req("/detection/coverage", params={"days": 7})),
+    # --- alerts and suppressions (records of line_a, below branch_a) ----------------------------------------
+    ("GET", "/api/v1/alerts"): Row(Needs(P.ALERTS_READ), lambda c: Req("/api/v1/alerts", params={"status": "new"})),
+    ("GET", "/api/v1/alerts/stats/rules"): Row(Needs(P.ALERTS_READ), fixed("/api/v1/alerts/stats/rules")),
+    ("GET", "/api/v1/alerts/stats/noisiest"): Row(Needs(P.ALERTS_READ), fixed("/api/v1/alerts/stats/noisiest")),
+    ("POST", "/api/v1/alerts/bulk"): Row(Needs(P.ALERTS_WRITE), lambda c: Req("/api/v1/alerts/bulk", json={
+        "ids": [fresh_alert_id(c.world)], "action": "acknowledge"})),
+    ("GET", "/api/v1/alerts/{alert_id}"): Row(Needs(P.ALERTS_READ), lambda c: Req(
+        f"/api/v1/alerts/{fresh_alert_id(c.world)}")),
+    ("POST", "/api/v1/alerts/{alert_id}/transition"): Row(Needs(P.ALERTS_WRITE), lambda c: Req(
+        f"/api/v1/alerts/{fresh_alert_id(c.world)}/transition", json={"action": "close",
+                                                                      "resolution": "false_positive"})),
+    ("POST", "/api/v1/alerts/{alert_id}/assign"): Row(Needs(P.ALERTS_WRITE), lambda c: Req(
+        f"/api/v1/alerts/{fresh_alert_id(c.world)}/assign", json={"assignee_id": c.world.users["analyst"]})),
+    ("GET", "/api/v1/alerts/{alert_id}/suppression"): Row(Needs(P.ALERTS_READ), lambda c: Req(
+        f"/api/v1/alerts/{fresh_alert_id(c.world)}/suppression")),
+    ("GET", "/api/v1/suppressions"): Row(Needs(P.ALERTS_READ), fixed("/api/v1/suppressions")),
+    ("POST", "/api/v1/suppressions"): Row(Needs(P.ALERTS_WRITE), lambda c: Req("/api/v1/suppressions", json={
+        "conditions": [{"field": "Computer", "value": "WS01"}], "reason": "matrix", "unit_id": c.world.line_a})),
+    ("GET", "/api/v1/suppressions/{suppression_id}"): Row(Needs(P.ALERTS_READ), lambda c: Req(
+        f"/api/v1/suppressions/{fresh_suppression_id(c.world)}")),
+    ("PATCH", "/api/v1/suppressions/{suppression_id}"): Row(Needs(P.ALERTS_WRITE), lambda c: Req(
+        f"/api/v1/suppressions/{fresh_suppression_id(c.world)}", json={"enabled": False})),
+    ("DELETE", "/api/v1/suppressions/{suppression_id}"): Row(Needs(P.ALERTS_WRITE), lambda c: Req(
+        f"/api/v1/suppressions/{fresh_suppression_id(c.world)}")),
+    ("GET", "/detection/alerts"): Row(Needs(P.ALERTS_READ), lambda c: Req("/detection/alerts", params={"q": "x"})),
+    ("POST", "/detection/alerts/bulk"): Row(Needs(P.ALERTS_WRITE), lambda c: Req("/detection/alerts/bulk", data={
+        "ids": str(fresh_alert_id(c.world)), "action": "escalate"})),
+    ("GET", "/detection/alerts/{alert_id}"): Row(Needs(P.ALERTS_READ), lambda c: Req(
+        f"/detection/alerts/{fresh_alert_id(c.world)}")),
+    ("POST", "/detection/alerts/{alert_id}/transition"): Row(Needs(P.ALERTS_WRITE), lambda c: Req(
+        f"/detection/alerts/{fresh_alert_id(c.world)}/transition", data={"action": "acknowledge"})),
+    ("POST", "/detection/alerts/{alert_id}/assign"): Row(Needs(P.ALERTS_WRITE), lambda c: Req(
+        f"/detection/alerts/{fresh_alert_id(c.world)}/assign", data={"assignee": "me"})),
+    ("POST", "/detection/alerts/{alert_id}/suppress"): Row(Needs(P.ALERTS_WRITE), lambda c: Req(
+        f"/detection/alerts/{fresh_alert_id(c.world)}/suppress", data={
+            "field_0": "Computer", "op_0": "equals", "value_0": "WS01", "on_0": "on", "scope": "all",
+            "reason": "matrix", "expires_days": "7"})),
+    ("GET", "/detection/suppressions"): Row(Needs(P.ALERTS_READ), fixed("/detection/suppressions")),
+    ("POST", "/detection/suppressions/{suppression_id}"): Row(Needs(P.ALERTS_WRITE), lambda c: Req(
+        f"/detection/suppressions/{fresh_suppression_id(c.world)}", data={"enabled": "false"})),
+    ("POST", "/detection/suppressions/{suppression_id}/delete"): Row(Needs(P.ALERTS_WRITE), lambda c: Req(
+        f"/detection/suppressions/{fresh_suppression_id(c.world)}/delete", data={})),
 }
 
 

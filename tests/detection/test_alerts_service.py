@@ -9,6 +9,7 @@ by ``record_matches``. The helpers at the top are shared with the API, page and 
 from __future__ import annotations
 
 import typing
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -154,6 +155,27 @@ def with_branch_analysts(world: Any) -> None:
     """An analyst in each branch: analyst_a (Shanghai, with Payments below it) and analyst_b (Beijing)."""
     world.add_user("analyst_a", Role.ANALYST, world.branch_a)
     world.add_user("analyst_b", Role.ANALYST, world.branch_b)
+
+
+def fresh_alert_id(world: Any) -> int:
+    """A new alert of Payments (line_a, below branch_a), stored directly (the role matrix uses it)."""
+    with world.database.transaction(Scope.system()) as session:
+        now = datetime.now(UTC)
+        row = Alert(unit_id=world.line_a, rule_uid="matrix-rule", title="Matrix alert", level="low",
+                    dedup_key=uuid.uuid4().hex, first_seen=now, last_seen=now, event={"Computer": "WS01"})
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def fresh_suppression_id(world: Any) -> int:
+    """A new suppression of Payments for every rule, stored directly (the role matrix uses it)."""
+    with world.database.transaction(Scope.system()) as session:
+        row = Suppression(unit_id=world.line_a, rule_uid=None, reason="matrix", author="tests",
+                          conditions=[{"field": "Computer", "op": "equals", "value": "WS01"}])
+        session.add(row)
+        session.flush()
+        return row.id
 
 
 def step(action: AlertAction, resolution: Resolution | None = None, comment: str = "") -> AlertTransition:
