@@ -172,13 +172,17 @@ def test_csv_has_a_header_and_a_row_per_match(hunter: Hunt, logs: Path) -> None:
 def test_the_table_shows_time_level_rule_computer_channel_and_file(hunter: Hunt, logs: Path) -> None:
     result = hunter(str(logs), "--rules", str(hunter.rules))
     assert result.exit_code == 0, result.output
-    lines = result.stdout.splitlines()
+    matches, rules = result.stdout.split("\n\n")
+    lines = matches.splitlines()
     assert lines[0].split() == ["TIME", "LEVEL", "RULE", "COMPUTER", "CHANNEL/EVENTID", "FILE"]
     assert len(lines) == 4
     assert lines[1].startswith("2024-05-01 10:00:07  high")  # sorted by time
     assert "Whoami Run" in lines[1] and "WS01" in lines[1] and "Microsoft-Windows-Sysmon/Operational/1" in lines[1]
     assert lines[1].endswith(str(logs / "windows.json"))
     assert lines[3].startswith("2024-05-01 11:00:00  low") and "Failed Login Message" in lines[3]
+    # Each rule once, with its id and author (the Detection Rule License's attribution).
+    assert [line.split("  ")[0] for line in rules.splitlines()] == ["RULE", "Failed Login Message", "Whoami Run"]
+    assert "0c3e4b2a-1f51-4d8e-9a7b-111111111111" in rules and "Test Author" in rules and "Other Author" in rules
 
 
 def test_min_level_leaves_out_the_lower_rules(hunter: Hunt, logs: Path) -> None:

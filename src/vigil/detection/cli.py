@@ -11,7 +11,7 @@ import io
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from enum import StrEnum
 from pathlib import Path
@@ -24,6 +24,7 @@ from vigil.detection.hunt import CSV_COLUMNS, TABLE_COLUMNS, Hit, HuntStats, Rul
 from vigil.detection.hunt_files import Problem, find_files
 from vigil.detection.sigma import LEVELS
 
+RULE_COLUMNS = ("RULE", "ID", "AUTHOR")
 EXIT_FAILED = 1  # as vigil.cli.runtime, which is not imported here: it loads the records store
 EXIT_CODES_HELP = "Exit codes: 0 the hunt ran (with or without matches); 1 it could not run (the reason on stderr)."
 HELP = (
@@ -141,17 +142,21 @@ def _write(results: Iterator[Hit | Problem], output: OutputFormat, stream: Binar
             text.detach()  # leave the stream open: stdout stays usable, --out is closed by the caller
         return
     rows: list[tuple[str, ...]] = []
+    rules: dict[tuple[str, str, str], None] = {}
     for item in results:
         if isinstance(item, Problem):
             typer.echo(str(item), err=True)
         else:
             rows.append(item.cells)
+            rules[item.attribution] = None
     if rows:
         rows.sort(key=lambda row: row[0])
-        stream.write(_table(TABLE_COLUMNS, rows).encode())
+        # Each rule that matched, with its id and author: the attribution the Detection Rule License asks for.
+        credits = [(title, rule_id, author or "-") for title, rule_id, author in sorted(rules)]
+        stream.write((_table(TABLE_COLUMNS, rows) + "\n" + _table(RULE_COLUMNS, credits)).encode())
 
 
-def _table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def _table(headers: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(cell) for cell in column) for column in zip(headers, *rows, strict=False)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
              for row in [headers, *rows]]

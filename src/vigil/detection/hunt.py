@@ -53,6 +53,7 @@ class Hit:
     level: str
     line: bytes = b""
     cells: tuple[str, ...] = ()
+    attribution: tuple[str, str, str] = ("", "", "")  # table: the rule's title, id and author
 
 
 Piece = tuple[str, int, int]  # a file, and the first EVTX chunk and chunk count to read (0, 0: all of it)
@@ -140,7 +141,9 @@ class Match:
         if output == "jsonl":
             return Hit(self.rule.level, line=orjson.dumps(
                 self.record(), option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS, default=str))
-        return Hit(self.rule.level, cells=self.row() if output == "csv" else self.cells())
+        if output == "csv":
+            return Hit(self.rule.level, cells=self.row())
+        return Hit(self.rule.level, cells=self.cells(), attribution=(self.rule.title, self.rule.id, self.rule.author))
 
 
 def _text(value: Any) -> str:
