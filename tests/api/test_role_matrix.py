@@ -26,6 +26,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select
 from starlette.routing import Mount
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
+from tests.detection.test_rules_api import matrix_rule_id
+from tests.detection.test_rules_service import sigma_rule
 
 from vigil.accounts.models import RoleGrant, User
 from vigil.core.auth import ROLE_PERMISSIONS, Permission, Role
@@ -441,6 +443,30 @@ ROUTES: dict[tuple[str, str], Row] = {
         f"/detection/suppressions/{fresh_suppression_id(c.world)}", data={"enabled": "false"})),
     ("POST", "/detection/suppressions/{suppression_id}/delete"): Row(Needs(P.ALERTS_WRITE), lambda c: Req(
         f"/detection/suppressions/{fresh_suppression_id(c.world)}/delete", data={})),
+    # --- detection rules and packs (platform-wide: changes need rules:write at headquarters) ---------------
+    ("GET", "/api/v1/rules"): Row(Needs(P.RULES_READ), lambda c: Req("/api/v1/rules", params={"enabled": "true"})),
+    ("POST", "/api/v1/rules/bulk"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/rules/bulk", json={"ids": [matrix_rule_id(c.world.database)], "enabled": False})),
+    ("GET", "/api/v1/rules/{rule_id}"): Row(Needs(P.RULES_READ), lambda c: Req(
+        f"/api/v1/rules/{matrix_rule_id(c.world.database)}")),
+    ("GET", "/api/v1/rules/{rule_id}/yaml"): Row(Needs(P.RULES_READ), lambda c: Req(
+        f"/api/v1/rules/{matrix_rule_id(c.world.database)}/yaml")),
+    ("PATCH", "/api/v1/rules/{rule_id}"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
+        f"/api/v1/rules/{matrix_rule_id(c.world.database)}", json={"level_override": "low", "notes": c.name})),
+    ("GET", "/api/v1/rule-packs"): Row(Needs(P.RULES_READ), fixed("/api/v1/rule-packs")),
+    ("POST", "/api/v1/rule-packs/import"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/rule-packs/import", data={"pack": "matrix", "yaml": sigma_rule(f"API {uuid.uuid4().hex}")})),
+    ("GET", "/detection/rules"): Row(Needs(P.RULES_READ), lambda c: Req("/detection/rules", params={"level": "high"})),
+    ("GET", "/detection/rules/packs"): Row(Needs(P.RULES_READ), fixed("/detection/rules/packs")),
+    ("POST", "/detection/rules/packs/import"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
+        "/detection/rules/packs/import", data={"pack": "matrix", "yaml": sigma_rule(f"Page {uuid.uuid4().hex}")})),
+    ("GET", "/detection/rules/{rule_id}"): Row(Needs(P.RULES_READ), lambda c: Req(
+        f"/detection/rules/{matrix_rule_id(c.world.database)}")),
+    ("POST", "/detection/rules/{rule_id}"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
+        f"/detection/rules/{matrix_rule_id(c.world.database)}", data={"enabled": "on", "level_override": "medium",
+                                                                      "notes": f"page {c.name}"})),
+    ("POST", "/detection/rules/{rule_id}/enabled"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
+        f"/detection/rules/{matrix_rule_id(c.world.database)}/enabled", data={"enabled": "false"})),
 }
 
 
