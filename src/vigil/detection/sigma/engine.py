@@ -253,11 +253,11 @@ class Engine:
         results = bucket.results
         try:
             known = results.get(signature)  # type: ignore[arg-type]
-        except TypeError:  # a list or object value is not hashable: evaluated each time
-            signature = None
-        else:
-            if known is not None:
-                return known
+        except TypeError:  # a list (EventData's unnamed Data) or an object: made hashable, or not remembered
+            signature = _hashable(signature)
+            known = results.get(signature) if signature is not None else None
+        if known is not None:
+            return known
         matched = tuple(self._evaluate(event, bucket.fielded, scans))
         if signature is not None:
             if len(results) >= MEMO_ENTRIES:
@@ -394,6 +394,24 @@ class Engine:
 
     def predicates_of(self, rule: Rule) -> list[Predicate]:
         return [p for variant in rule.variants for p in predicates_of(variant)]
+
+
+def _hashable(signature: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    """The signature with lists as tuples (of their elements and types); None when it holds an object."""
+    if signature is None:
+        return None
+    items: list[Any] = []
+    for value in signature:
+        if isinstance(value, list):
+            flat = scalars(value)
+            if any(isinstance(item, Mapping) for item in flat):
+                return None
+            items.append((tuple(flat), tuple(map(type, flat))))
+        elif isinstance(value, Mapping):
+            return None
+        else:
+            items.append(value)
+    return tuple(items)
 
 
 def _field_key(predicate: Predicate) -> str:

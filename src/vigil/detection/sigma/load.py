@@ -39,6 +39,9 @@ class LoadResult:
     rules: list[Rule] = field(default_factory=list)
     errors: list[RuleError] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # YAML files that are not rules
+    # Files holding correlation rules, as (path, YAML text): ``vigil.detection.correlation_rules``
+    # resolves them against ``rules`` (their other documents, base rules, are loaded here).
+    correlation_sources: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -168,9 +171,10 @@ def _load_text(text: str, path: str, pack: str, result: LoadResult) -> None:
         result.skipped.append(path)
         return
     if any("correlation" in doc for doc in documents):
-        result.errors.append(RuleError("Sigma correlation rules are not supported yet", path=path,
-                                       line=_line_of(text, "correlation:")))
-        return
+        result.correlation_sources.append((path, text))
+        documents = [doc for doc in documents if "correlation" not in doc]
+        if not documents:
+            return
     try:
         rules = [SigmaRule.from_dict(documents[0])] if len(documents) == 1 \
             else list(SigmaCollection.from_dicts(documents).rules)
