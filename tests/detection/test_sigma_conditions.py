@@ -7,11 +7,16 @@ patterns leave out identifiers starting with ``_`` (pySigma ``ConditionSelector`
 
 from __future__ import annotations
 
+import random
+import re
+import sqlite3
 import textwrap
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from sigma.backends.sqlite import sqliteBackend
+from sigma.collection import SigmaCollection
 
 from vigil.detection.sigma import Engine, Rule, rule_from_yaml
 
@@ -424,3 +429,131 @@ def test_identifiers_may_start_with_an_operator_word(name: str) -> None:
         condition: selection and not {name}
     """
     assert hits(detection, {"a": {"A": "yes"}, "ab": {"A": "yes", "B": "yes"}}) == {"a"}
+
+
+# --- random rules against pySigma's SQLite backend -------------------------------------------------
+# Rules drawn at random from the forms above (maps, lists of maps, value lists, most string modifiers,
+# exists, null, fieldref, neq, and/or/not/parentheses/quantifiers), converted by pySigma's SQLite
+# backend and run in SQLite on the same events: Vigil must pick the same events. The values stay where
+# the two agree by design: ASCII text (SQLite's NOCASE folds ASCII only), no numbers (SQLite compares by
+# column affinity), no null values (``exists`` counts a null field as present in Vigil, per the spec),
+# no keywords (the backend has none).
+
+RANDOM_FIELDS = ("a", "b", "c")
+RANDOM_WORDS = ("foo", "bar", "baz", "x", "-foo", "/bar", "FOO", "Bar")
+
+
+def _quoted(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _random_value(draw: random.Random) -> str:
+    word = draw.choice([*RANDOM_WORDS, "foo bar", "ba"])
+    roll = draw.random()
+    if roll < 0.15:
+        return word + "*"
+    if roll < 0.25:
+        return "*" + word
+    if roll < 0.3 and len(word) > 2:
+        return word[0] + "?" + word[2:]
+    return word
+
+
+def _random_item(draw: random.Random) -> str:
+    name = draw.choice(RANDOM_FIELDS)
+    other = draw.choice([field for field in RANDOM_FIELDS if field != name])
+    word = _quoted(draw.choice(RANDOM_WORDS))
+    pair = "".join(f"\n    - {_quoted(_random_value(draw))}" for _ in range(2))
+    return draw.choice([
+        f"{name}: {_quoted(_random_value(draw))}",
+        f"{name}:{pair}",
+        f"{name}|{draw.choice(['contains', 'startswith', 'endswith'])}: {_quoted(_random_value(draw))}",
+        f"{name}|contains|all:\n    - {word}\n    - {_quoted(draw.choice(RANDOM_WORDS))}",
+        f"{name}|re: {_quoted(draw.choice(['^foo', 'ba.', 'o+$', 'bar$', '^x', 'z|x']))}",
+        f"{name}|re|i: {_quoted(draw.choice(['^foo', 'BA.', 'o+$']))}",
+        f"{name}|windash|contains: {_quoted(draw.choice(['-foo', '/bar', ' -foo']))}",
+        f"{name}|exists: {draw.choice(['true', 'false'])}",
+        f"{name}: null",
+        f"{name}|fieldref{draw.choice(['', '|startswith', '|endswith', '|contains'])}: {other}",
+        f"{name}|contains|cased: {word}",
+        f"{name}|neq: {_quoted(_random_value(draw))}",
+        f"{name}|neq:{pair}",
+    ])
+
+
+def _random_map(draw: random.Random) -> list[str]:
+    items: dict[str, str] = {}
+    for _ in range(draw.randint(1, 2)):
+        item = _random_item(draw)
+        items.setdefault(item.split(":")[0], item)  # a YAML map has each key once
+    return list(items.values())
+
+
+def _random_selection(draw: random.Random) -> str:
+    if draw.random() < 0.2:  # a list of maps
+        blocks = []
+        for _ in range(2):
+            lines = "\n".join(_random_map(draw)).split("\n")
+            blocks.append("\n".join(("- " if i == 0 else "  ") + line for i, line in enumerate(lines)))
+        return "\n".join(blocks)
+    return "\n".join(_random_map(draw))
+
+
+def _random_condition(draw: random.Random, names: list[str], depth: int = 0) -> str:
+    roll = draw.random()
+    if depth > 2 or roll < 0.3:
+        return draw.choice(names)
+    if roll < 0.4:
+        return draw.choice(["1 of sel_*", "all of sel_*", "1 of them", "any of filter_*", "all of them"])
+    if roll < 0.55:
+        return "not " + _random_condition(draw, names, depth + 1)
+    joined = _random_condition(draw, names, depth + 1) + draw.choice([" and ", " or "]) + \
+        _random_condition(draw, names, depth + 1)
+    return f"({joined})" if draw.random() < 0.5 else joined
+
+
+def _random_rule(draw: random.Random, number: int) -> str:
+    names = [f"sel_{k}" for k in range(draw.randint(1, 3))] + [f"filter_{k}" for k in range(draw.randint(1, 2))]
+    detection = "".join(f"    {name}:\n" + textwrap.indent(_random_selection(draw), " " * 8) + "\n" for name in names)
+    return (f"title: 'random {number}'\nid: 00000000-0000-4000-8000-{number:012d}\nlogsource:\n    product: random\n"
+            f"detection:\n{detection}    condition: {_random_condition(draw, names)}\n")
+
+
+def _regexp(pattern: str, value: object) -> int:
+    return 0 if value is None else int(re.search(pattern, str(value)) is not None)
+
+
+def test_random_rules_agree_with_pysigma_sqlite_backend() -> None:
+    draw = random.Random(20261128)
+    events: list[dict[str, Any]] = [
+        {name: draw.choice([" ", "-", ""]).join(draw.choice(RANDOM_WORDS) for _ in range(draw.randint(1, 3)))
+         if draw.random() > 0.1 else "" for name in RANDOM_FIELDS if draw.random() < 0.75}
+        for _ in range(60)
+    ]
+    database = sqlite3.connect(":memory:")
+    database.create_function("regexp", 2, _regexp)
+    database.execute("CREATE TABLE logs (row INTEGER PRIMARY KEY, "
+                     "a COLLATE NOCASE, b COLLATE NOCASE, c COLLATE NOCASE)")
+    database.executemany("INSERT INTO logs VALUES (?, ?, ?, ?)",
+                         [(row, *(event.get(name) for name in RANDOM_FIELDS)) for row, event in enumerate(events)])
+
+    rules: list[Rule] = []
+    expected: list[set[int]] = []
+    for number in range(200):
+        text = _random_rule(draw, number)
+        collection = SigmaCollection.from_yaml(text)
+        queries = sqliteBackend().convert(collection)
+        rules.append(rule_from_yaml(text))
+        expected.append({row for query in queries
+                         for (row,) in database.execute(query.replace("SELECT *", "SELECT row", 1))})
+
+    engine = Engine(rules)
+    found: list[set[int]] = [set() for _ in rules]
+    position = {rule.id: index for index, rule in enumerate(rules)}
+    for row, event in enumerate(events):
+        for rule in engine.match(event):
+            found[position[rule.id]].add(row)
+
+    assert sum(1 for rows in expected if 0 < len(rows) < len(events)) > 100  # most rules tell events apart
+    differing = [rules[index].yaml for index in range(len(rules)) if found[index] != expected[index]]
+    assert differing == []
