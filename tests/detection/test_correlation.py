@@ -180,6 +180,21 @@ def test_references_by_id_and_by_name_to_rules_of_other_files() -> None:
         assert rule.rules[0].id == FAILED_ID
 
 
+def test_load_rules_hands_over_the_correlations_of_the_files_it_loads(tmp_path: Path) -> None:
+    """The way Vigil loads a rule folder: base rules by ``load_rules``, correlations from the files it
+    names in ``correlation_sources``, resolved against those base rules."""
+    (tmp_path / "brute_force.yml").write_text(FAILED_LOGON + "---\n" + BRUTE_FORCE)
+    (tmp_path / "recon.yml").write_text(RECON)
+    (tmp_path / "recon_sequence.yml").write_text(temporal("temporal_ordered").replace("c0ffee00", "c0ffee07"))
+    loaded = load_rules([tmp_path])
+    assert loaded.errors == [] and len(loaded.rules) == 3
+    correlations, errors = load_correlations(loaded.correlation_sources, loaded.rules)
+    assert errors == []
+    assert sorted(rule.type for rule in correlations) == ["event_count", "temporal_ordered"]
+    assert {rule.path for rule in correlations} == {str(tmp_path / "brute_force.yml"),
+                                                     str(tmp_path / "recon_sequence.yml")}
+
+
 def test_names_of_rules_without_ids_in_a_multi_document_file(tmp_path: Path) -> None:
     without_ids = "".join(line + "\n" for line in RECON.splitlines() if not line.startswith("id:"))
     path = tmp_path / "recon.yml"
