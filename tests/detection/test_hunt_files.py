@@ -147,6 +147,30 @@ def test_one_json_object_an_array_and_ndjson(tmp_path: Path) -> None:
     assert [e["message"] for e in events_and_problems(lines)[0]] == ["x", "y"]
 
 
+def test_pretty_printed_documents_one_after_another_as_evtx_dump_writes_them(tmp_path: Path) -> None:
+    documents = [windows_document(Image=f"{n}.exe") for n in range(3)]
+    pretty = [orjson.dumps(d, option=orjson.OPT_INDENT_2).decode() for d in documents]
+    plain = tmp_path / "concatenated.json"
+    plain.write_text("\n".join(pretty) + "\n", encoding="utf-8")
+    dumped = tmp_path / "evtx_dump.json"
+    dumped.write_text("".join(f"Record {n}\n{text}\n" for n, text in enumerate(pretty, 1)), encoding="utf-8")
+    for path in (plain, dumped):
+        events, problems = events_and_problems(path)
+        assert problems == []
+        assert [e["Image"] for e in events] == ["0.exe", "1.exe", "2.exe"]
+
+
+def test_a_broken_pretty_printed_document_is_reported_and_the_next_ones_read(tmp_path: Path) -> None:
+    good = orjson.dumps(windows_document(Image="ok.exe"), option=orjson.OPT_INDENT_2).decode()
+    path = tmp_path / "events.json"
+    path.write_text(f'{good}\n{{\n  "Event": {{\n    "System": oops\n}}\n{good}\n[1]\n', encoding="utf-8")
+    events, problems = events_and_problems(path)
+    assert [e["Image"] for e in events] == ["ok.exe", "ok.exe"]
+    lines = good.count("\n") + 1
+    assert [(p.line, p.reason.split(":")[0]) for p in problems] == [
+        (lines + 3, "not JSON"), (2 * lines + 5, "expected a JSON object, got an array")]
+
+
 def test_a_bad_ndjson_line_is_reported_with_its_line_and_the_rest_is_read(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text('{"n": 1}\n{"n": 2,\n[1, 2]\n{"n": 4}\n', encoding="utf-8")

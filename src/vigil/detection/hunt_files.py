@@ -6,7 +6,9 @@ native event of ``vigil.siem.parsers.windows`` (``Channel``, ``EventID`` as an i
 and ``event.original`` that ingestion adds: a hunt only matches, and those would cost as much as the
 flattening itself. Any other JSON object is matched as it is.
 
-Folders are searched recursively for the suffixes in ``SUFFIXES``; a file named on the command line is
+JSON files hold one object, an array of objects, one object per line (NDJSON), or pretty-printed
+objects one after another (evtx_dump's output). Folders are searched recursively for the suffixes in
+``SUFFIXES``; a file named on the command line is
 read whatever its name, by its content (the EVTX magic, else JSON). What cannot be read (a file that is
 not EVTX, a truncated one, a damaged chunk, a line that is not a JSON object) is a ``Problem`` naming the
 file, the line or record, and the reason; the reading goes on with the rest.
@@ -16,7 +18,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import os
+import re
 import struct
 import zlib
 from collections.abc import Iterator, Sequence
@@ -41,6 +45,8 @@ GZIP_MAGIC = b"\x1f\x8b"
 HEADER_BLOCK = 4096
 CHUNK_SIZE = 65536
 _NOISE = "An error occurred while trying to deserialize evtx stream.: "
+# Between concatenated JSON documents: blank space, and evtx_dump's "Record 12" lines.
+_GAP = re.compile(r"(?:\s+|Record \d+[^\S\n]*(?:\n|$))*")
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 # System and EventData key sets already checked for names the fast path leaves to the parser's functions
 # (shapes repeat: one per provider and event ID, so each is checked once).
@@ -200,12 +206,15 @@ def _evtx_events(
 
 
 def _json_events(path: str, data: bytes) -> Iterator[Event | Problem]:
-    """One JSON object, an array of objects, or one object per line (NDJSON; blank lines skipped)."""
-    if data.lstrip()[:1] in (b"{", b"["):
+    """One JSON object, an array of objects, one object per line (NDJSON; blank lines skipped), or
+    pretty-printed objects one after the other (evtx_dump's JSON output, with or without its
+    ``Record N`` lines)."""
+    start = data.lstrip()[:7]
+    if start[:1] in (b"{", b"["):
         try:
             whole = orjson.loads(data)
         except orjson.JSONDecodeError:
-            pass  # more than one value: NDJSON, read line by line below
+            pass  # more than one value
         else:
             if isinstance(whole, list):
                 for number, item in enumerate(whole, 1):
@@ -213,6 +222,15 @@ def _json_events(path: str, data: bytes) -> Iterator[Event | Problem]:
             else:
                 yield _event_or_problem(path, whole, "")
             return
+        first_line = data.lstrip().split(b"\n", 1)[0]
+        try:
+            orjson.loads(first_line)
+        except orjson.JSONDecodeError:
+            yield from _concatenated_events(path, data.decode("utf-8", errors="replace"))
+            return
+    elif start == b"Record ":
+        yield from _concatenated_events(path, data.decode("utf-8", errors="replace"))
+        return
     loads = orjson.loads
     for number, line in enumerate(data.split(b"\n"), 1):
         if not line.strip():
@@ -223,6 +241,31 @@ def _json_events(path: str, data: bytes) -> Iterator[Event | Problem]:
             yield Problem(path, f"not JSON: {exc}", number)
             continue
         yield _event_or_problem(path, item, "", number)
+
+
+def _concatenated_events(path: str, text: str) -> Iterator[Event | Problem]:
+    """JSON values one after the other, each over many lines; after a broken one, the next ``{`` line."""
+    decoder = json.JSONDecoder()
+    position = 0
+    while True:
+        gap = _GAP.match(text, position)
+        position = gap.end() if gap else position
+        if position >= len(text):
+            return
+        try:
+            item, end = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            yield Problem(path, f"not JSON: {exc.msg}", exc.lineno)
+            following = text.find("\n{", exc.pos)
+            if following < 0:
+                return
+            position = following + 1
+            continue
+        event = _event_or_problem(path, item, "")
+        if isinstance(event, Problem):
+            event = Problem(path, event.reason, text.count("\n", 0, position) + 1)
+        yield event
+        position = end
 
 
 def _event_or_problem(path: str, item: Any, where: str, line: int | None = None) -> Event | Problem:
