@@ -75,3 +75,14 @@ def test_the_page_in_chinese_and_for_a_reader_of_rules_only(world: Any, app: Fas
 def test_the_page_is_refused_to_a_viewer(world: Any, app: FastAPI) -> None:
     browser = signed_in(app, "viewer")
     assert browser.get("/detection/coverage").status_code == 403
+
+
+def test_a_technique_with_many_rules_lists_some_and_links_to_the_rest(world: Any, app: FastAPI) -> None:
+    for n in range(27):
+        add_rule(world.database, f"Discovery rule {n:02d}", ["attack.t1087.001"])
+    page = signed_in(app, "analyst").get("/detection/coverage")
+    assert 'data-rules="27"' in cell_of(page.text, "T1087")
+    detail = page.text[page.text.index('id="technique-T1087"'):]
+    detail = detail[:detail.index("</article>")]
+    assert detail.count('href="/detection/rules/') == 25
+    assert 'href="/detection/rules?technique=T1087"' in detail and "All 27 rules of T1087" in detail

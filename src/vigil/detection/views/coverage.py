@@ -18,6 +18,7 @@ from vigil.web.templating import PageRoute, page_guard, render
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 RulesReader = Annotated[Principal, Depends(page_guard(Permission.RULES_READ))]
 DAY_CHOICES = (1, 7, 30, 90, 180, 365)
+RULES_SHOWN = 25  # per technique; the rule list filtered by technique has them all
 
 
 @router.get("/detection/coverage")
@@ -44,5 +45,6 @@ def coverage_page(request: Request, principal: RulesReader, session: SessionDep,
         "gradient": coverage.GRADIENT,
         "gap_colour": coverage.GAP_COLOUR,
         "alert_colour": coverage.ALERT_COLOUR,
+        "rules_shown": RULES_SHOWN,
         "reads_alerts": bool(principal.units_for(Permission.ALERTS_READ)),
     })
