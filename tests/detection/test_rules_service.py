@@ -5,6 +5,7 @@ rules compiled for live detection with a version that follows every change."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 import stat
 import subprocess
@@ -387,3 +388,21 @@ def test_enabled_rules_compile_from_the_stored_yaml_in_a_fresh_process(database:
     event = {**SYSMON, "Image": "C:\\Windows\\System32\\net.exe"}
     assert [r.title for r in Engine(rules).match(event)] == ["Net Use"]
     assert rules_service._compiled  # cached for the next call
+
+
+def test_sigmahq_linux_rules_import_with_experimental_ones_left_off(database: Database, sigma_dir: Path) -> None:
+    folder = sigma_dir / "rules" / "linux"
+    statuses: dict[str, str] = {}
+    for file in folder.rglob("*.yml"):
+        found = re.search(r"(?m)^status:\s*(\w+)", file.read_text(encoding="utf-8"))
+        statuses[str(file.relative_to(folder))] = found.group(1) if found else ""
+    result = import_pack(database, path=folder, name="sigmahq-linux", actor=actor_of(database))
+    assert not result.errors and len(result.added) == len(statuses)
+    assert {c.path for c in result.left_disabled} == {p for p, s in statuses.items() if s == "experimental"}
+    stored = rows(database, "sigmahq-linux")
+    assert all(row.author and row.references is not None for row in stored.values())
+    version, rules = rules_service.enabled_rules(database)
+    assert len(rules) == sum(1 for s in statuses.values() if s in ("stable", "test"))
+    again = import_pack(database, path=folder, name="sigmahq-linux", actor=actor_of(database))
+    assert again.unchanged == len(statuses) and not (again.added or again.updated or again.removed)
+    assert rules_service.enabled_rules(database)[0] == version

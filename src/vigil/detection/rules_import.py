@@ -271,6 +271,7 @@ def store_pack(ctx: Context, loaded: LoadedPack, *, name: str, source: str,
     left_disabled: list[RuleChange] = []
     unchanged = 0
     seen: dict[str, Rule] = {}
+    new_rows: dict[str, DetectionRule] = {}
     now = utcnow()
     for rule in loaded.rules:
         if rule.id in seen:
@@ -285,6 +286,7 @@ def store_pack(ctx: Context, loaded: LoadedPack, *, name: str, source: str,
                                 created_at=now, updated_at=now, updated_by=ctx.actor.name)
             _set_metadata(row, rule, digest)
             session.add(row)
+            new_rows[rule.id] = row
             added.append(_change(rule))
             if not row.enabled:
                 left_disabled.append(_change(rule))
@@ -313,12 +315,8 @@ def store_pack(ctx: Context, loaded: LoadedPack, *, name: str, source: str,
     pack.imported_at = now
     pack.imported_by = ctx.actor.name
     session.flush()
-    for change in added:
-        change.id = session.scalar(select(DetectionRule.id).where(DetectionRule.pack_id == pack.id,
-                                                                 DetectionRule.rule_uid == change.rule_uid))
-    left_ids = {change.rule_uid: change.id for change in added}
-    for change in left_disabled:
-        change.id = left_ids.get(change.rule_uid)
+    for change in (*added, *left_disabled):
+        change.id = new_rows[change.rule_uid].id
     ctx.audit("detection.rule_pack.import", target_type="rule_pack", target_id=pack.id, details={
         "name": name, "source": source, "version": pack.version, "created": created, "enable": str(enable),
         "added": len(added), "updated": len(updated), "removed": len(removed), "unchanged": unchanged + kept,

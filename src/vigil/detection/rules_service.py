@@ -266,6 +266,8 @@ def enabled_rules(db: Database) -> tuple[str, list[Rule]]:
         with _compiled_lock:
             rule = _compiled.get(key)
         if rule is None:
+            if row.id not in texts:  # compiled when looked at, forgotten since: next call compiles it
+                continue
             text, path = texts[row.id]
             try:
                 rule = _compile(uid, text, path, row.name)
@@ -275,4 +277,13 @@ def enabled_rules(db: Database) -> tuple[str, list[Rule]]:
             with _compiled_lock:
                 _compiled[key] = rule
         rules.append(replace(rule, level=row.level_override) if row.level_override else rule)
+    _forget_unused({(row.digest, uid) for uid, row in chosen.items()})
     return digest.hexdigest()[:32], rules
+
+
+def _forget_unused(current: set[tuple[str, str]]) -> None:
+    """Drop compiled rules of old YAML versions and disabled rules once they outnumber the enabled ones."""
+    with _compiled_lock:
+        if len(_compiled) > 2 * len(current) + 1_000:
+            for key in [key for key in _compiled if key not in current]:
+                del _compiled[key]
