@@ -13,6 +13,7 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
+from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
 
 from vigil.accounts import service
 from vigil.accounts.models import ApiToken, OrgUnit, RoleGrant, User
@@ -20,6 +21,7 @@ from vigil.core.auth import Role
 from vigil.core.db import Scope, ScopeMissing
 from vigil.core.errors import PermissionDenied
 from vigil.core.pagination import PageParams
+from vigil.detection.models import Alert, Suppression
 from vigil.siem.models import LogSource, SavedSearch
 
 from .support import assert_problem, new_token, user_row, web_session
@@ -77,6 +79,32 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("POST", "/account/tokens/{token_id}/revoke"): lambda w, t: ("POST", f"/account/tokens/{t['token']}/revoke", {}),
     ("POST", "/admin/units/{unit_id}/rename"): lambda w, t: (
         "POST", f"/admin/units/{t['unit']}/rename", {"name": "Mine now"}),
+    # Alerts and suppressions of branch_b, asked for by an analyst of branch_a.
+    ("GET", "/api/v1/alerts/{alert_id}"): lambda w, t: ("GET", f"/api/v1/alerts/{t['alert']}", None),
+    ("POST", "/api/v1/alerts/{alert_id}/transition"): lambda w, t: (
+        "POST", f"/api/v1/alerts/{t['alert']}/transition", {"action": "close", "resolution": "false_positive"}),
+    ("POST", "/api/v1/alerts/{alert_id}/assign"): lambda w, t: (
+        "POST", f"/api/v1/alerts/{t['alert']}/assign", {"assignee_id": None}),
+    ("GET", "/api/v1/alerts/{alert_id}/suppression"): lambda w, t: (
+        "GET", f"/api/v1/alerts/{t['alert']}/suppression", None),
+    ("GET", "/api/v1/suppressions/{suppression_id}"): lambda w, t: (
+        "GET", f"/api/v1/suppressions/{t['suppression']}", None),
+    ("PATCH", "/api/v1/suppressions/{suppression_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/suppressions/{t['suppression']}", {"enabled": False}),
+    ("DELETE", "/api/v1/suppressions/{suppression_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/suppressions/{t['suppression']}", None),
+    ("GET", "/detection/alerts/{alert_id}"): lambda w, t: ("GET", f"/detection/alerts/{t['alert']}", None),
+    ("POST", "/detection/alerts/{alert_id}/transition"): lambda w, t: (
+        "POST", f"/detection/alerts/{t['alert']}/transition", {"action": "escalate"}),
+    ("POST", "/detection/alerts/{alert_id}/assign"): lambda w, t: (
+        "POST", f"/detection/alerts/{t['alert']}/assign", {"assignee": "me"}),
+    ("POST", "/detection/alerts/{alert_id}/suppress"): lambda w, t: (
+        "POST", f"/detection/alerts/{t['alert']}/suppress", {"field_0": "Computer", "value_0": "BJ01", "on_0": "on",
+                                                             "reason": "mine now"}),
+    ("POST", "/detection/suppressions/{suppression_id}"): lambda w, t: (
+        "POST", f"/detection/suppressions/{t['suppression']}", {"enabled": "false"}),
+    ("POST", "/detection/suppressions/{suppression_id}/delete"): lambda w, t: (
+        "POST", f"/detection/suppressions/{t['suppression']}/delete", {}),
 }
 
 
@@ -107,7 +135,8 @@ def test_every_route_with_an_id_is_covered(app: Any) -> None:
 
 
 # Routes of events and saved searches, asked for by an analyst of branch_a.
-ANALYST_PATHS = ("/api/v1/events/", "/api/v1/saved-searches/", "/siem/events/", "/siem/search/")
+ANALYST_PATHS = ("/api/v1/events/", "/api/v1/saved-searches/", "/siem/events/", "/siem/search/", "/api/v1/alerts/",
+                 "/api/v1/suppressions/", "/detection/alerts/", "/detection/suppressions/")
 
 
 def branch_caller(path: str) -> str:
@@ -142,7 +171,8 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
         source_id = source.id
     return {"user": world.users["staff_b"], "grant": grant, "token": new_token(world.database, "staff_b")[1],
             "unit": world.branch_b, "event": event, "saved": saved_id,
-            "source": source_id}
+            "source": source_id, "alert": fresh_alert_id(world, world.branch_b),
+            "suppression": fresh_suppression_id(world, world.branch_b)}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:
@@ -156,7 +186,10 @@ def snapshot(world: Any) -> dict[str, Any]:
         name = unit.name
         source = session.scalar(select(LogSource).where(LogSource.name == "beijing-firewall"))
         source_b = (source.unit_id, source.retention_days) if source is not None else None
-    return {"staff_b": user_row(world.database, world.users["staff_b"]), "unit_b": name, "source_b": source_b}
+        alerts_b = session.execute(select(Alert.id, Alert.status, Alert.assignee_id)).all()
+        suppressions_b = session.execute(select(Suppression.id, Suppression.enabled)).all()
+    return {"staff_b": user_row(world.database, world.users["staff_b"]), "unit_b": name, "source_b": source_b,
+            "alerts_b": alerts_b, "suppressions_b": suppressions_b}
 
 
 def request_as(client: TestClient, world: Any, username: str, method: str, path: str, body: Any,

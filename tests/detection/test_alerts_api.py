@@ -161,7 +161,7 @@ def test_another_units_alerts_and_suppressions_answer_404(world: Any, client: Te
                                                                          "action": "acknowledge"}), 404)
     assert_problem(client.get(f"/api/v1/suppressions/{sid}", headers=h_a), 404)
     assert_problem(client.delete(f"/api/v1/suppressions/{sid}", headers=h_a), 404)
-    assert client.get("/api/v1/alerts/stats/rules", headers=h_a).json() == []
+    assert client.get("/api/v1/alerts/stats/rules", headers=h_a).json()["total"] == 0
     assert stored_alert(world.database, alert_id).status == "new"
     assert client.get(f"/api/v1/alerts/{alert_id}", headers=h_b).status_code == 200
 
@@ -178,11 +178,14 @@ def test_rule_statistics_and_noisiest_rules(world: Any, client: TestClient) -> N
                                                          "resolution": "false_positive"})
     client.post(f"/api/v1/alerts/{ids[2]}/transition", headers=h,
                 json={"action": "close", "resolution": "true_positive"})
-    stats = client.get("/api/v1/alerts/stats/rules", headers=world.headers("viewer")).json()
+    stats = client.get("/api/v1/alerts/stats/rules", headers=world.headers("viewer")).json()["items"]
     assert [(s["rule_uid"], s["alerts"], s["false_positives"]) for s in stats] == [(whoami.id, 3, 2), (net.id, 1, 0)]
     assert abs(stats[0]["false_positive_rate"] - 2 / 3) < 0.001 and stats[0]["hits"] == 3
     assert stats[0]["last_hit_at"] is not None
     noisy = client.get("/api/v1/alerts/stats/noisiest", headers=h, params={"days": 7}).json()
-    assert [(n["rule_uid"], n["alerts"], n["days"]) for n in noisy] == [(whoami.id, 3, 7)]
-    assert len(client.get("/api/v1/alerts/stats/noisiest", headers=h, params={"days": 30}).json()) == 2
+    assert [(n["rule_uid"], n["alerts"], n["days"]) for n in noisy["items"]] == [(whoami.id, 3, 7)]
+    month = client.get("/api/v1/alerts/stats/noisiest", headers=h, params={"days": 30, "limit": 1}).json()
+    assert month["total"] == 2 and [n["rule_uid"] for n in month["items"]] == [whoami.id]
+    one = client.get("/api/v1/alerts/stats/rules", headers=h, params={"rule": net.id}).json()
+    assert [s["rule_uid"] for s in one["items"]] == [net.id]
     assert_problem(client.get("/api/v1/alerts/stats/noisiest", headers=h, params={"days": 0}), 422)

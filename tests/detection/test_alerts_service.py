@@ -157,21 +157,22 @@ def with_branch_analysts(world: Any) -> None:
     world.add_user("analyst_b", Role.ANALYST, world.branch_b)
 
 
-def fresh_alert_id(world: Any) -> int:
-    """A new alert of Payments (line_a, below branch_a), stored directly (the role matrix uses it)."""
+def fresh_alert_id(world: Any, unit_id: int | None = None) -> int:
+    """A new alert of ``unit_id`` (default Payments, line_a, below branch_a), stored directly (for the role
+    matrix and the unit-scope test)."""
     with world.database.transaction(Scope.system()) as session:
         now = datetime.now(UTC)
-        row = Alert(unit_id=world.line_a, rule_uid="matrix-rule", title="Matrix alert", level="low",
+        row = Alert(unit_id=unit_id or world.line_a, rule_uid="matrix-rule", title="Matrix alert", level="low",
                     dedup_key=uuid.uuid4().hex, first_seen=now, last_seen=now, event={"Computer": "WS01"})
         session.add(row)
         session.flush()
         return row.id
 
 
-def fresh_suppression_id(world: Any) -> int:
-    """A new suppression of Payments for every rule, stored directly (the role matrix uses it)."""
+def fresh_suppression_id(world: Any, unit_id: int | None = None) -> int:
+    """A new suppression for every rule of ``unit_id`` (default line_a), stored directly (as fresh_alert_id)."""
     with world.database.transaction(Scope.system()) as session:
-        row = Suppression(unit_id=world.line_a, rule_uid=None, reason="matrix", author="tests",
+        row = Suppression(unit_id=unit_id or world.line_a, rule_uid=None, reason="matrix", author="tests",
                           conditions=[{"field": "Computer", "op": "equals", "value": "WS01"}])
         session.add(row)
         session.flush()

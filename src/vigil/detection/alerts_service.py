@@ -458,10 +458,10 @@ def rule_stats(session: Session, *, rule_uid: str | None = None) -> list[RuleSta
     return sorted(stats, key=lambda s: (-s.alerts, -s.events, s.rule_uid))
 
 
-def noisiest_rules(session: Session, *, days: int = 7, limit: int = 10, now: datetime | None = None,
+def noisiest_rules(session: Session, *, days: int = 7, limit: int | None = 10, now: datetime | None = None,
                    ) -> list[NoisyRule]:
     """The rules that raised the most alerts in the last ``days`` days, with their false-positive rate there."""
     since = (now or utcnow()) - timedelta(days=days)
     stats = sorted(_stats(session, _figures(session, since=since, rule_uid=None)),
                    key=lambda s: (-s.alerts, -s.events, s.rule_uid))
-    return [NoisyRule(**s.model_dump(), days=days) for s in stats[:limit]]
+    return [NoisyRule(**s.model_dump(), days=days) for s in (stats if limit is None else stats[:limit])]

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID
-from vigil.core.pagination import PageParams, page_params
+from vigil.core.pagination import Page, PageParams, page_params
 from vigil.detection import alerts_service as service
 from vigil.detection.models import Alert, Suppression
 from vigil.detection.schemas_alerts import (
@@ -92,19 +92,21 @@ def list_alerts(
 
 
 @router.get("/api/v1/alerts/stats/rules")
-def rule_statistics(principal: AlertsReader, session: SessionDep,
+def rule_statistics(principal: AlertsReader, session: SessionDep, pages: Pages,
                     rule: Annotated[str | None, Query(max_length=200, description="Only this rule.")] = None,
-                    ) -> list[RuleStats]:
-    """Per rule: hits, alerts, true and false positives, false-positive rate, last hit."""
-    return service.rule_stats(session, rule_uid=rule)
+                    ) -> Page[RuleStats]:
+    """Per rule: hits, alerts, true and false positives, false-positive rate, last hit; most alerts first."""
+    found = service.rule_stats(session, rule_uid=rule)
+    return Page(items=found[pages.offset:pages.offset + pages.limit], total=len(found), **pages.model_dump())
 
 
 @router.get("/api/v1/alerts/stats/noisiest")
-def noisiest_rules(principal: AlertsReader, session: SessionDep,
-                   days: Annotated[int, Query(ge=1, le=366)] = 7,
-                   limit: Annotated[int, Query(ge=1, le=100)] = 10) -> list[NoisyRule]:
-    """The rules with the most alerts in the last ``days`` days, with their false-positive rate."""
-    return service.noisiest_rules(session, days=days, limit=limit)
+def noisiest_rules(principal: AlertsReader, session: SessionDep, pages: Pages,
+                   days: Annotated[int, Query(ge=1, le=366, description="The last N days.")] = 7,
+                   ) -> Page[NoisyRule]:
+    """The rules with the most alerts first seen in the last ``days`` days, with their false-positive rate."""
+    found = service.noisiest_rules(session, days=days, limit=None)
+    return Page(items=found[pages.offset:pages.offset + pages.limit], total=len(found), **pages.model_dump())
 
 
 @router.post("/api/v1/alerts/bulk")
