@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import regex
+import sigma.conditions as sigma_conditions
+from pyparsing import Keyword, OpAssoc, infix_notation
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
@@ -60,6 +62,17 @@ _ID_NAMESPACE = uuid.UUID("6f9d8a4e-2b7c-4f1e-9a3d-5c8b7e6f4a21")
 # The Sigma specification names UTF-16LE both ``wide`` and ``utf16le``; pySigma 1.5.1 knows only the first.
 modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 reverse_modifier_mapping.setdefault(SigmaWideModifier.__name__, "wide")
+# pySigma 1.5.1's condition grammar takes its operators as plain strings, so "notepad" reads as
+# "not epad" and "order" as "or der"; as keywords they end at a word boundary, as the specification means.
+sigma_conditions.condition = infix_notation(  # type: ignore[no-untyped-call]
+    sigma_conditions.operand,
+    [
+        (Keyword("not"), 1, OpAssoc.RIGHT, ConditionNOT.from_parsed),
+        (Keyword("and"), 2, OpAssoc.LEFT, ConditionAND.from_parsed),
+        (Keyword("or"), 2, OpAssoc.LEFT, ConditionOR.from_parsed),
+    ],
+)
+sigma_conditions._parse_condition_string.cache_clear()
 
 
 class Unsupported(Exception):

@@ -28,7 +28,7 @@ from vigil.detection.sigma.rules import Rule, RuleError
 
 RULE_SUFFIXES = (".yml", ".yaml")
 # Bump when the compiled form changes: older caches are then ignored.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _RULE_KEYS = frozenset({"detection", "logsource", "correlation", "filter"})
 _QUOTED = re.compile(r"'([^'\n]{1,200})'")
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -57,6 +57,9 @@ def rule_from_yaml(text: str, *, path: str = "<inline>", pack: str = "local") ->
     if result.errors:
         raise result.errors[0]
     if not result.rules:
+        if result.correlation_sources:
+            raise RuleError("a Sigma correlation rule: load it with vigil.detection.correlation.load_correlations",
+                            path=path)
         raise RuleError("not a Sigma rule: no detection, logsource or correlation", path=path)
     return result.rules[0]
 
