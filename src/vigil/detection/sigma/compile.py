@@ -95,12 +95,12 @@ def string_predicate(field: str | None, value: SigmaString) -> Predicate:
         kind = {(False, False): "exact", (False, True): "prefix", (True, False): "suffix",
                 (True, True): "contains"}[(lead, trail)]
         if text or kind == "exact":
-            return Predicate(field, kind, text if cased else text.lower(), cased=cased, needle=text.lower())
+            return Predicate(field, kind, text if cased else text.casefold(), cased=cased, needle=text.casefold())
     pattern = "".join(regex.escape(part) if isinstance(part, str)
                       else ".*" if part is SpecialChars.WILDCARD_MULTI else "." for part in parts)
     literals = [part for part in parts if isinstance(part, str)]
-    needle = max(literals, key=len).lower() if literals else ""
-    flags = regex.DOTALL | (0 if cased else regex.IGNORECASE)
+    needle = max(literals, key=len).casefold() if literals else ""
+    flags = regex.DOTALL | (0 if cased else regex.IGNORECASE | regex.FULLCASE)
     return Predicate(field, "glob", pattern, cased=cased, flags=flags, needle=needle)
 
 

@@ -226,8 +226,8 @@ class Engine:
             return self._match_unbucketed(event)
         channel_text = as_text(channel)
         event_id_text = as_text(event_id)
-        bucket = self._bucket(channel_text.lower() if channel_text is not None else None,
-                              event_id_text.lower() if event_id_text is not None else None)
+        bucket = self._bucket(channel_text.casefold() if channel_text is not None else None,
+                              event_id_text.casefold() if event_id_text is not None else None)
         scans: dict[str, Scan] = {}
         matched: Sequence[int] = self._fielded(event, bucket, scans)
         if bucket.keyword.variants:
@@ -289,8 +289,8 @@ class Engine:
     def _match_unbucketed(self, event: Mapping[str, Any]) -> list[Rule]:
         """An event whose Channel or EventID is a list (or an object): no bucket fits, so every variant
         whose gate one of its values meets is evaluated (rare: real events have one of each)."""
-        channels = {text.lower() for item in scalars(event.get("Channel")) if (text := as_text(item)) is not None}
-        event_ids = {text.lower() for item in scalars(event.get("EventID")) if (text := as_text(item)) is not None}
+        channels = {text.casefold() for item in scalars(event.get("Channel")) if (text := as_text(item)) is not None}
+        event_ids = {text.casefold() for item in scalars(event.get("EventID")) if (text := as_text(item)) is not None}
         variants = [v for v, (channel, event_id) in enumerate(self._variant_gate)
                     if (channel is None or channel in channels) and (event_id is None or event_id in event_ids)]
         scans: dict[str, Scan] = {}
@@ -339,7 +339,7 @@ class Engine:
     def _scan_keywords(index: _FieldIndex, event: Mapping[str, Any]) -> Scan:
         """Keyword needles anywhere in any value: one pass over all the values joined (keywords are
         substrings, so a hit cannot straddle two values: no needle holds the separator)."""
-        joined = "\0".join(every_text(event)).lower()
+        joined = "\0".join(every_text(event)).casefold()
         sure: set[int] = set()
         verify: set[int] = set()
         if index.automaton is not None:
@@ -351,7 +351,7 @@ class Engine:
     @staticmethod
     def _scan_text(index: _FieldIndex, text: str) -> Scan:
         """Scan one value (and remember it: the memo is keyed by the value as written)."""
-        lowered = text.lower()
+        lowered = text.casefold()
         sure: set[int] = set()
         verify: set[int] = set()
         for pid, check in index.exact.get(lowered, ()):

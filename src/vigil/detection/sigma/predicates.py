@@ -4,7 +4,8 @@ Compiled once from pySigma's condition tree (``compile.py``), free of pySigma ob
 rule set pickles small and loads fast (the compiled cache, hunt workers). Identical predicates of
 different rules are equal and hashable: the engine evaluates each one once per event.
 
-Matching follows pySigma: strings compare case-insensitively unless ``cased``; ``*`` and ``?`` are
+Matching follows pySigma: strings compare case-insensitively unless ``cased`` (by Unicode case folding,
+so that a Greek final sigma or a German sharp s finds its other forms); ``*`` and ``?`` are
 wildcards; a list value in the event matches when any element does; numbers and booleans compare by
 their text (``EventID: 4688`` matches 4688 and "4688").
 """
@@ -197,7 +198,7 @@ def text_matches(predicate: Predicate, text: str) -> bool:
         if kind == "glob":
             return compiled(predicate.value, predicate.flags).fullmatch(text, timeout=REGEX_TIMEOUT_SECONDS) \
                 is not None
-        subject = text if predicate.cased else text.lower()
+        subject = text if predicate.cased else text.casefold()
         value: str = predicate.value
         if kind == "exact":
             return subject == value
@@ -310,12 +311,12 @@ def _keyword(predicate: Predicate, text: str) -> bool:
 def _fieldref(predicate: Predicate, value: Any, other: Any) -> bool:
     if other is _MISSING or other is None:
         return False
-    references = [text.lower() for item in scalars(other) if (text := as_text(item)) is not None]
+    references = [text.casefold() for item in scalars(other) if (text := as_text(item)) is not None]
     for item in scalars(value):
         text = as_text(item)
         if text is None:
             continue
-        subject = text.lower()
+        subject = text.casefold()
         for reference in references:
             if predicate.op == "contains" and reference in subject:
                 return True
