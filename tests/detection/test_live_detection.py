@@ -16,9 +16,11 @@ from vigil.accounts.models import OrgUnit
 from vigil.core.config import Settings
 from vigil.core.db import Database, Scope
 from vigil.detection.alerts import Match, RecordResult, dedup_key, record_matches, suppression_holds
+from vigil.detection.correlation import load_correlations
 from vigil.detection.live import LiveDetection
+from vigil.detection.live_correlation import LiveCorrelation
 from vigil.detection.models import Alert, Suppression
-from vigil.detection.sigma import Rule, rule_from_yaml
+from vigil.detection.sigma import Rule, load_rules, rule_from_yaml
 from vigil.siem.runtime import Siem
 from vigil.siem.spool import BatchMeta
 
@@ -221,3 +223,92 @@ def test_huge_events_are_kept_in_part(database: Database, tmp_path: Path) -> Non
     with database.transaction(Scope.system()) as session:
         alert = session.scalars(select(Alert)).one()
     assert alert.event["Computer"] == "WS01" and "CommandLine" not in alert.event and alert.event["vigil_truncated"]
+
+
+FAILED_LOGON = """
+title: Failed logon
+id: 5d1bd5a6-9a6f-4e0c-8f5e-1c3f0c1b7a01
+name: failed_logon
+status: test
+logsource: {product: windows, service: security}
+detection:
+    selection: {EventID: 4625}
+    condition: selection
+level: low
+---
+title: Password guessing from one address
+id: 7a9b1c2d-3e4f-4a5b-8c6d-7e8f9a0b1c02
+status: test
+correlation:
+    type: event_count
+    rules: [failed_logon]
+    group-by: [IpAddress]
+    timespan: 5m
+    condition: {gte: 3}
+tags: [attack.credential-access, attack.t1110]
+level: high
+"""
+
+
+def failed_logon(address: str, second: int) -> bytes:
+    return orjson.dumps({"@timestamp": f"2026-11-28T10:00:{second:02d}Z", "Channel": "Security", "EventID": 4625,
+                         "Computer": "DC01", "IpAddress": address, "TargetUserName": "administrator"})
+
+
+def correlated(settings: Settings, database: Database, state: Path) -> tuple[Siem, LiveDetection]:
+    loaded = load_rules_text(FAILED_LOGON, state.parent)
+    correlations, errors = load_correlations([("rules.yml", FAILED_LOGON)], loaded)
+    assert not errors
+    detection = LiveDetection(database, lambda: ("v1", loaded), refresh_seconds=0,
+                              correlations=LiveCorrelation(lambda base: ("c1", correlations), state_path=state))
+    return Siem(settings, database, consumers=[detection]), detection
+
+
+def load_rules_text(text: str, tmp: Path) -> list[Rule]:
+    (tmp / "rules.yml").write_text(text)
+    result = load_rules([tmp / "rules.yml"])
+    assert not result.errors and result.correlation_sources
+    return result.rules
+
+
+def test_a_correlation_raises_its_alert_and_its_base_rule_stays_silent(settings: Settings, database: Database,
+                                                                       tmp_path: Path) -> None:
+    siem, _ = correlated(settings, database, tmp_path / "state.json")
+    try:
+        unit = siem.unit_for("winlogbeat")
+        siem.submit([failed_logon("198.51.100.7", n) for n in range(2)] + [failed_logon("192.0.2.1", 5)],
+                    BatchMeta("winlogbeat", unit, "json"))
+        assert siem.drain(30)
+        with database.transaction(Scope.system()) as session:
+            assert session.scalars(select(Alert)).all() == []  # two from one address: not yet; base rule silent
+        siem.submit([failed_logon("198.51.100.7", 9)], BatchMeta("winlogbeat", unit, "json"))
+        assert siem.drain(30)
+    finally:
+        siem.stop()
+    with database.transaction(Scope.system()) as session:
+        [alert] = session.scalars(select(Alert)).all()
+    assert (alert.title, alert.origin, alert.level) == ("Password guessing from one address", "correlation", "high")
+    assert alert.source_ip == "198.51.100.7" and alert.techniques == ["T1110"]
+    assert alert.event["correlation"]["value"] == 3 and len(alert.event["events"]) == 3
+
+
+def test_correlation_windows_survive_a_restart(settings: Settings, database: Database, tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    siem, detection = correlated(settings, database, state)
+    try:
+        unit = siem.unit_for("winlogbeat")
+        siem.submit([failed_logon("198.51.100.7", n) for n in range(2)], BatchMeta("winlogbeat", unit, "json"))
+        assert siem.drain(30)
+        assert detection.correlations is not None
+        detection.correlations.flush()
+    finally:
+        siem.stop()
+    assert state.is_file()
+    again, _ = correlated(settings, database, state)
+    try:
+        again.submit([failed_logon("198.51.100.7", 30)], BatchMeta("winlogbeat", unit, "json"))
+        assert again.drain(30)
+    finally:
+        again.stop()
+    with database.transaction(Scope.system()) as session:
+        assert [a.origin for a in session.scalars(select(Alert))] == ["correlation"]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from vigil.core.config import Settings
 from vigil.core.db import Database
 from vigil.detection.alerts import Match, record_matches
+from vigil.detection.live_correlation import LiveCorrelation
 from vigil.detection.rules_service import enabled_rules
 from vigil.detection.sigma import Engine, Rule
 from vigil.siem.parsers.base import Event
@@ -47,9 +48,10 @@ class LiveDetection:
     name = "detection"
 
     def __init__(self, db: Database, rules: RulesSource, *, dedup_minutes: int = 60,
-                 refresh_seconds: float = REFRESH_SECONDS) -> None:
+                 refresh_seconds: float = REFRESH_SECONDS, correlations: LiveCorrelation | None = None) -> None:
         self.db = db
         self.rules = rules
+        self.correlations = correlations
         self.dedup_minutes = dedup_minutes
         self.refresh_seconds = refresh_seconds
         self.status = DetectionStatus()
@@ -63,6 +65,8 @@ class LiveDetection:
             if time.monotonic() - self._checked >= self.refresh_seconds:
                 self._checked = time.monotonic()
                 version, rules = self.rules()
+                if self.correlations is not None:
+                    self.correlations.refresh(rules)
                 if version != self.status.version or (self._engine is None and rules):
                     self._engine = Engine(rules) if rules else None
                     self.status.version = version
@@ -86,6 +90,11 @@ class LiveDetection:
             if isinstance(kind, dict) and kind.get("kind") == _FAILURE_KIND:
                 continue
             matches.extend(Match(rule, event, unit_id, source) for rule in engine.match(event))
+        if self.correlations is not None and self.correlations.engine is not None:
+            # Base rules of a correlation with `generate: false` (the default) raise no alert of their own.
+            correlated = self.correlations.observe(matches)
+            silenced = self.correlations.silenced
+            matches = [m for m in matches if m.rule.id not in silenced] + correlated
         result = record_matches(self.db, matches, dedup_minutes=self.dedup_minutes)
         status = self.status
         status.events += len(events)
