@@ -76,7 +76,8 @@ def test_a_rule_and_its_yaml(client: TestClient, world: Any, starter: dict[str, 
     assert_problem(client.get("/api/v1/rules/999999", headers=h), 404, "not-found")
     assert_problem(client.get("/api/v1/rules/999999/yaml", headers=h), 404, "not-found")
     packs = client.get("/api/v1/rule-packs", headers=h).json()
-    assert [(p["name"], p["rule_count"], p["errors"]) for p in packs] == [("vigil-starter", 49, [])]
+    assert packs["total"] == 1
+    assert [(p["name"], p["rule_count"], p["errors"]) for p in packs["items"]] == [("vigil-starter", 49, [])]
 
 
 def test_settings_change_is_audited_and_follows_into_enabled_rules(client: TestClient, world: Any,

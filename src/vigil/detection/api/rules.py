@@ -87,9 +87,13 @@ def update_rule(rule_id: Id, data: RuleUpdate, request: Request, principal: Rule
 
 
 @router.get("/rule-packs")
-def list_packs(principal: RulesReader, session: SessionDep) -> list[RulePackRead]:
-    """Imported packs: source, version (git commit, archive or digest), rule count, rules that did not load."""
-    return [rules_service.pack_read(pack) for pack in rules_service.list_packs(session)]
+def list_packs(principal: RulesReader, session: SessionDep,
+               pages: Annotated[PageParams, Depends(page_params)]) -> Page[RulePackRead]:
+    """Imported packs by name: source, version (git commit, archive or digest), rule count, rules that did
+    not load."""
+    packs = rules_service.list_packs(session)
+    return Page(items=[rules_service.pack_read(pack) for pack in packs[pages.offset:pages.offset + pages.limit]],
+                total=len(packs), limit=pages.limit, offset=pages.offset)
 
 
 @router.post("/rule-packs/import")
