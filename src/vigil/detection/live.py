@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from vigil.core.config import Settings
 from vigil.core.db import Database
 from vigil.detection.alerts import Match, record_matches
+from vigil.detection.correlation_store import enabled_correlations
 from vigil.detection.live_correlation import LiveCorrelation
 from vigil.detection.rules_service import enabled_rules
 from vigil.detection.sigma import Engine, Rule
@@ -106,5 +107,9 @@ class LiveDetection:
 
 
 def consumer(settings: Settings, database: Database) -> LiveDetection:
-    """The ``vigil.consumers`` entry point: live detection with the enabled rules of the records store."""
-    return LiveDetection(database, lambda: enabled_rules(database), dedup_minutes=settings.alert_dedup_minutes)
+    """The ``vigil.consumers`` entry point: live detection with the enabled rules and correlations of the
+    records store; correlation state kept in ``<data_dir>/detection/correlation-state.json``."""
+    correlations = LiveCorrelation(lambda base: enabled_correlations(database, base),
+                                   state_path=settings.data_dir / "detection" / "correlation-state.json")
+    return LiveDetection(database, lambda: enabled_rules(database), dedup_minutes=settings.alert_dedup_minutes,
+                         correlations=correlations)
