@@ -199,6 +199,14 @@ def count_events(store: DuckDBEventStore, window: Window) -> int:
     return int(_execute(store, sql, params)[0][0])
 
 
+def event_units(store: DuckDBEventStore, ids: Sequence[int]) -> dict[int, int]:
+    """The unit of each of these stored events (those that still exist)."""
+    if not ids:
+        return {}
+    rows = _execute(store, "SELECT id, unit_id FROM events WHERE id = ANY(?)", [[int(i) for i in ids]])
+    return {int(event_id): int(unit) for event_id, unit in rows}
+
+
 def _execute(store: DuckDBEventStore, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
     cursor = store._reader()  # the store has no public raw-SQL reader yet
     try:
