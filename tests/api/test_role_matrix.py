@@ -467,6 +467,9 @@ ROUTES: dict[tuple[str, str], Row] = {
                                                                       "notes": f"page {c.name}"})),
     ("POST", "/detection/rules/{rule_id}/enabled"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
         f"/detection/rules/{matrix_rule_id(c.world.database)}/enabled", data={"enabled": "false"})),
+    ("POST", "/detection/rules/bulk"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: (
+        matrix_rule_id(c.world.database),  # a fresh enabled rule, so disabling the pack's enabled rules changes one
+        Req("/detection/rules/bulk", data={"pack": "matrix", "enabled": "true", "set": "off"}))[1]),
 }
 
 

@@ -162,3 +162,24 @@ def test_the_pages_speak_chinese(app: FastAPI, world: Any, starter: dict[str, An
     client.cookies.set("vigil_lang", "zh_CN")
     assert "检测规则" in client.get("/detection/rules").text
     assert "导入规则包" in client.get("/detection/rules/packs").text
+
+
+def test_the_rules_a_filter_matches_are_switched_together(secadmin: TestClient, analyst: TestClient,
+                                                          starter: dict[str, Any], world: Any) -> None:
+    linux = {uid for uid, row in starter.items() if row.product == "linux"}
+    assert 0 < len(linux) < len(starter)
+    table = secadmin.get("/detection/rules", params={"product": "linux", "pack": "vigil-starter"})
+    assert f"Disable all {len(linux)} rules matching the filters" in text_of(table)
+    refused = analyst.post("/detection/rules/bulk", data={"csrf_token": csrf_of(analyst.get("/detection/rules")),
+                                                          "product": "linux", "set": "off"})
+    assert refused.status_code == 403
+    done = secadmin.post("/detection/rules/bulk", follow_redirects=False, data={
+        "csrf_token": csrf_of(table), "product": "linux", "pack": "vigil-starter", "set": "off"})
+    assert done.status_code == 303
+    assert done.headers["location"] == "/detection/rules?product=linux&pack=vigil-starter&done=disabled"
+    assert "The rules matching the filters are disabled." in text_of(secadmin.get(done.headers["location"]))
+    after = rows(world.database, "vigil-starter")
+    assert {uid for uid, row in after.items() if not row.enabled} == linux
+    bad = secadmin.post("/detection/rules/bulk", data={"csrf_token": csrf_of(table), "technique": "x", "set": "on"})
+    assert bad.status_code == 422
+    assert {uid for uid, row in rows(world.database, "vigil-starter").items() if not row.enabled} == linux

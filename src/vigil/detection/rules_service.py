@@ -118,6 +118,12 @@ def list_rules(session: Session, *, filters: RuleFilters | None = None,
                 offset=page.offset)
 
 
+def matching_ids(session: Session, filters: RuleFilters) -> list[int]:
+    """The ids of every rule matching the filters (for a bulk change of what a listing shows)."""
+    query = _filtered(filters).with_only_columns(DetectionRule.id).order_by(DetectionRule.id)
+    return list(session.scalars(query))
+
+
 def get_rule(session: Session, rule_id: int) -> DetectionRule:
     row = session.get(DetectionRule, rule_id)
     if row is None:

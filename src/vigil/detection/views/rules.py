@@ -6,6 +6,7 @@ the last import."""
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -18,7 +19,7 @@ from vigil.core.db import MAX_RECORD_ID
 from vigil.core.errors import BadInput, Conflict, NotFound, PayloadTooLarge
 from vigil.core.pagination import PageParams
 from vigil.detection import rules_import, rules_service
-from vigil.detection.schemas_rules import EnablePolicy, ImportResult, RuleFilters, RuleUpdate
+from vigil.detection.schemas_rules import MAX_BULK, EnablePolicy, ImportResult, RuleFilters, RuleUpdate
 from vigil.detection.sigma import LEVELS
 from vigil.web.deps import SessionDep, context, settings_of
 from vigil.web.templating import (
@@ -45,6 +46,7 @@ FILTER_KEYS = ("level", "status", "tactic", "technique", "product", "category", 
 REFUSED = (BadInput, Conflict, NotFound, PayloadTooLarge)
 # Confirmations after a redirect (``?done=key``): fixed texts in the template, never the URL's.
 DONE = frozenset({"saved"})
+TABLE_DONE = frozenset({"enabled", "disabled"})
 
 
 def _filter_values(request: Request) -> dict[str, str]:
@@ -57,7 +59,8 @@ def rules_table_context(request: Request, session: Session, filters: RuleFilters
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     options = {name: [(value, value) for value in found] for name, found in rules_service.facets(session).items()}
     options["levels"] = [(level, level) for level in LEVELS]
-    return {"page": page, "filters": values, "options": options,
+    done = request.query_params.get("done", "")
+    return {"page": page, "filters": values, "options": options, "done": done if done in TABLE_DONE else "",
             "pager": Pager("/detection/rules", page.total, PAGE_SIZE, offset, params=values), "back": here}
 
 
@@ -89,6 +92,23 @@ def switch_rule(rule_id: RuleId, request: Request, principal: RulesWriter, sessi
         return render(request, "detection/rules_row.html", {"rule": rule, "back": ""})
     back = form.get("next")
     return redirect(local_path(back if isinstance(back, str) else None, "/detection/rules"))
+
+
+@router.post("/detection/rules/bulk")
+def bulk_switch(request: Request, principal: RulesWriter, session: SessionDep, form: FormDep) -> Response:
+    """Enable or disable every rule the table's filters match (all its pages), then back to the table."""
+    given = {key: value.strip() for key in FILTER_KEYS if isinstance(value := form.get(key), str) and value.strip()}
+    try:
+        filters = RuleFilters.model_validate(given)
+    except ValidationError as exc:
+        raise BadInput("invalid filter: " + "; ".join(str(error["msg"]) for error in exc.errors())) from None
+    ids = rules_service.matching_ids(session, filters)
+    if len(ids) > MAX_BULK:
+        raise BadInput(f"the filters match {len(ids):,} rules; narrow them to at most {MAX_BULK:,}")
+    enabled = form.get("set") == "on"
+    if ids:
+        rules_service.set_enabled(context(request, session, principal), ids=ids, enabled=enabled)
+    return redirect("/detection/rules?" + urlencode({**given, "done": "enabled" if enabled else "disabled"}))
 
 
 @router.get("/detection/rules/packs")
