@@ -404,6 +404,19 @@ def test_a_proposal_takes_the_fields_asked_for_and_skips_what_the_event_lacks(wo
     assert long_command.startswith(proposal.conditions[2].value) and len(proposal.conditions[2].value) == 1000
 
 
+def test_a_proposal_for_an_ecs_event_takes_its_host_user_process_and_source() -> None:
+    ssh = {"@timestamp": "2026-11-28T20:17:07+00:00", "host": {"hostname": "jump01"}, "user": {"name": "admin"},
+           "process": {"name": "sshd", "pid": 13244}, "source": {"ip": "203.0.113.229", "port": 55113},
+           "message": "Failed password for invalid user admin from 203.0.113.229 port 55113 ssh2"}
+    alert = Alert(rule_uid="af25ce65-3d3d-4388-8003-c4878bb6a96a", unit_id=3, event=ssh)
+    proposal = service.suppression_from_alert(alert)
+    assert [(c.field, c.value) for c in proposal.conditions] == [
+        ("host.hostname", "jump01"), ("user.name", "admin"), ("process.name", "sshd"), ("source.ip", "203.0.113.229")]
+    network = {"source": {"ip": "10.20.3.47"}, "destination": {"ip": "198.51.100.77"}, "host": {"os": "linux"}}
+    assert [c.field for c in service.suppression_from_alert(Alert(rule_uid="x", unit_id=3, event=network))
+            .conditions] == ["source.ip"]  # an object is no value to compare
+
+
 def test_suppressions_are_changed_and_removed_on_the_record_within_ones_units(world: Any) -> None:
     with_branch_analysts(world)
     rule = install_rule(world.database)

@@ -48,11 +48,12 @@ UNSCOPED = {"vigil_unscoped": True}
 MAX_VALUE = 1000  # a condition's value; a longer event value is proposed as its prefix (startswith)
 
 # Fields a "suppress similar" proposal takes from the event when none are named: the first present of each
-# group (host, user, process), as Windows native fields and as ECS.
+# group (host, user, process, source address: what the dedup key and the process say), native and ECS names.
 DEFAULT_FIELD_GROUPS: tuple[tuple[str, ...], ...] = (
-    ("Computer", "host.name", "hostname", "host"),
-    ("TargetUserName", "SubjectUserName", "User", "user.name", "user"),
+    ("Computer", "host.name", "host.hostname", "hostname", "host"),
+    ("TargetUserName", "SubjectUserName", "User", "user.name", "AccountName", "user"),
     ("Image", "NewProcessName", "process.executable", "process.name"),
+    ("source.ip", "IpAddress", "SourceIp", "src_ip", "id.orig_h", "c-ip"),
 )
 
 
@@ -384,8 +385,9 @@ def _default_fields(event: Mapping[str, Any]) -> list[str]:
 
 def suppression_from_alert(alert: Alert, fields: Sequence[str] = ()) -> SuppressionProposal:
     """A draft suppression for matches like this alert: its rule, its unit, and ``equals`` conditions on
-    ``fields`` of its event (by default its host, user and process, where the event has them). Fields the
-    event lacks are left out; a value too long for a condition becomes a ``startswith`` on its beginning."""
+    ``fields`` of its event (by default its host, user, process and source address, where the event has
+    them). Fields the event lacks are left out; a value too long for a condition becomes a ``startswith``
+    on its beginning."""
     conditions: list[Condition] = []
     for name in fields or _default_fields(alert.event):
         text = _as_text(field_value(alert.event, name))

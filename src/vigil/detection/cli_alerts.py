@@ -178,7 +178,7 @@ def suppress(
     alert_id: AlertIdArg,
     reason: Annotated[str, typer.Option("--reason", "-r", help="Why these alerts are noise.", show_default=False)],
     field: Annotated[list[str] | None, typer.Option("--field", "-f", help="Event field whose value must be equal "
-                                                    "(repeat); default: the host, user and process.",
+                                                    "(repeat); default: host, user, process, source address.",
                                                     show_default=False)] = None,
     days: Annotated[int | None, typer.Option("--days", min=1, max=3650, help="Expire after this many days; "
                                              "default: never.", show_default=False)] = None,

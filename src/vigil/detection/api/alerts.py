@@ -139,7 +139,7 @@ def assign_alert(alert_id: AlertId, data: AlertAssign, request: Request, princip
 def propose_suppression(
     alert_id: AlertId, principal: AlertsReader, session: SessionDep,
     field: Annotated[list[str], Query(description="Event fields to match (repeat); "
-                                      "default: its host, user and process.")] = [],  # noqa: B006
+                                      "default: its host, user, process and source address.")] = [],  # noqa: B006
 ) -> SuppressionProposal:
     """A draft suppression for matches like this alert, to review and send to POST /api/v1/suppressions."""
     return service.suppression_from_alert(service.get_alert(session, alert_id), field)
