@@ -353,6 +353,23 @@ def test_a_big_evtx_read_in_pieces_by_several_workers_gives_the_same_output(
     assert pieces.stderr.strip().splitlines()[-1].split(" matches")[0] == counts
 
 
+def test_a_big_ndjson_file_hunted_in_parts_gives_the_same_output_and_line_numbers(
+    hunter: Hunt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "app.ndjson"
+    lines = [f'{{"n": {n}, "message": "{"Failed password" if n % 7 == 0 else "ok"} for user{n}"}}' for n in range(3000)]
+    lines[1234] = '{"n": 1234, "message": '
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    whole = hunter(str(path), "--rules", str(hunter.rules), "--output", "jsonl", "--workers", "1")
+    monkeypatch.setattr(hunt_module, "TASK_BYTES", 8 * 1024)  # about a dozen parts
+    parts = hunter(str(path), "--rules", str(hunter.rules), "--output", "jsonl", "--workers", "3")
+    assert whole.exit_code == parts.exit_code == 0, parts.output
+    assert len(jsonl(whole)) == len([n for n in range(3000) if n % 7 == 0])
+    assert parts.stdout == whole.stdout
+    assert f"{path}:1235: not JSON" in parts.stderr
+    assert "1 files, 2,999 events" in parts.stderr
+
+
 @needs_samples
 def test_a_truncated_evtx_is_reported_and_the_rest_hunted(hunter: Hunt, tmp_path: Path) -> None:
     hunter.rule("dsrm.yml", DSRM_RULE)

@@ -4,6 +4,7 @@ read reported as a ``Problem`` naming the file and the line while the rest is re
 from __future__ import annotations
 
 import gzip
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import orjson
 import pytest
 
 from vigil.core.errors import NotFound
-from vigil.detection.hunt_files import Problem, evtx_pieces, find_files, native_event, read_events
+from vigil.detection.hunt_files import WHOLE, Problem, find_files, native_event, read_events, split_file
 from vigil.siem.parsers.base import ParseContext, ParseError
 from vigil.siem.parsers.evtx import read_evtx
 from vigil.siem.parsers.windows import WindowsJsonParser
@@ -238,12 +239,12 @@ def test_a_truncated_evtx_is_reported_and_its_readable_records_kept(tmp_path: Pa
 def test_an_evtx_read_in_chunk_ranges_gives_every_record_once_in_order() -> None:
     path = sample("bits_openvpn.evtx")  # 16 chunks of records in a 1 MiB file
     whole, _ = events_and_problems(path)
-    pieces = evtx_pieces(str(path), path.stat().st_size, 3 * 65536)
-    assert pieces[:2] == [(0, 3), (3, 3)] and sum(count for _, count in pieces) == 17
-    read = [item for first, count in pieces for item in read_events(str(path), chunks=(first, count))]
+    parts = split_file(str(path), path.stat().st_size, 3 * 65536)
+    assert parts[:2] == [("chunks", 0, 3, 0), ("chunks", 3, 3, 0)] and sum(part[2] for part in parts) == 17
+    read = [item for part in parts for item in read_events(str(path), part=part)]
     assert read == whole
     assert len(whole) == 1537
-    assert evtx_pieces(str(EVTX_DIR / "README.md"), 10**7, 65536) == []  # not an .evtx file
+    assert split_file(str(path), path.stat().st_size, 2 * 1024 * 1024) == [WHOLE]  # small enough
 
 
 @needs_samples
@@ -252,12 +253,38 @@ def test_only_the_first_piece_of_a_truncated_evtx_says_so(tmp_path: Path) -> Non
     whole, _ = events_and_problems(original)
     cut = tmp_path / "cut.evtx"
     cut.write_bytes(original.read_bytes()[: 4096 + 5 * 65536])
-    first = list(read_events(str(cut), chunks=(0, 2)))
-    second = list(read_events(str(cut), chunks=(2, 3)))
+    first = list(read_events(str(cut), part=("chunks", 0, 2, 0)))
+    second = list(read_events(str(cut), part=("chunks", 2, 3, 0)))
     assert [p.reason.split(":")[0] for p in first if isinstance(p, Problem)] == ["truncated"]
     assert [e for e in first if isinstance(e, dict)] == whole[:196]  # 98 records in each of the first chunks
     assert second == whole[196 : 196 + len(second)]
     assert len(second) > 200
+
+
+def test_a_big_ndjson_file_is_cut_at_line_ends_and_its_parts_number_their_lines(tmp_path: Path) -> None:
+    path = tmp_path / "big.ndjson"
+    lines = [orjson.dumps({"n": n, "pad": "x" * (n % 50)}) for n in range(1, 401)]
+    lines[250] = b'{"n": 251, broken'
+    path.write_bytes(b"\n".join(lines) + b"\n\n")
+    parts = split_file(str(path), path.stat().st_size, 2000)
+    assert len(parts) > 5
+    assert parts[0][1] == 0 and parts[-1][2] == path.stat().st_size
+    assert all(a[2] == b[1] for a, b in pairwise(parts))  # no gap, no overlap
+    read = [item for part in parts for item in read_events(str(path), part=part)]
+    assert read == list(read_events(str(path)))
+    assert [e["n"] for e in read if isinstance(e, dict)] == [n for n in range(1, 401) if n != 251]
+    assert [(p.line, p.reason.split(":")[0]) for p in read if isinstance(p, Problem)] == [(251, "not JSON")]
+
+
+def test_only_ndjson_and_evtx_files_are_cut(tmp_path: Path) -> None:
+    pretty = tmp_path / "pretty.json"
+    pretty.write_bytes(orjson.dumps([{"n": n} for n in range(500)], option=orjson.OPT_INDENT_2))
+    packed = tmp_path / "events.ndjson.gz"
+    packed.write_bytes(gzip.compress(b'{"n": 1}\n' * 5000))
+    text = tmp_path / "app.log"
+    text.write_text("plain text log line\n" * 500, encoding="utf-8")
+    for path in (pretty, packed, text):
+        assert split_file(str(path), path.stat().st_size, 100) == [WHOLE], path
 
 
 def test_a_file_that_is_not_evtx_nor_json_is_reported(tmp_path: Path) -> None:

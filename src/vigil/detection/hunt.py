@@ -3,10 +3,11 @@
 The parent loads the rules (from the compiled cache) and builds the engine once. Workers are forked from
 it and inherit the engine; where processes can only be spawned, each worker loads the same cache itself.
 No engine is ever pickled. Files are grouped into tasks of about ``TASK_BYTES`` in the order given, and a
-bigger .evtx file is cut into chunk ranges of that size, read in parallel. The biggest tasks go first (no
-worker is left alone with a big file at the end) and results are put back in file order, so the output
-does not depend on the number of workers. A worker sends back only its matches, already in the output
-format (a JSON line, a CSV row, table cells), and what it could not read: the parent only writes them.
+bigger .evtx or NDJSON file is cut into parts of that size (chunk ranges, line ranges), read in parallel.
+The biggest tasks go first (no worker is left alone with a big file at the end) and results are put back
+in file order, so the output does not depend on the number of workers. A worker sends back only its
+matches, already in the output format (a JSON line, a CSV row, table cells), and what it could not read:
+the parent only writes them.
 
 A match's JSON record (``Match.record``): ``@timestamp``, ``rule`` (id, title, level, author and
 references: the Detection Rule License asks for attribution; tags), ``file`` and, when the event has
@@ -29,7 +30,7 @@ from typing import Any
 import orjson
 
 from vigil.core.errors import VigilError
-from vigil.detection.hunt_files import CHUNK_SIZE, Event, Problem, evtx_pieces, read_events
+from vigil.detection.hunt_files import CHUNK_SIZE, WHOLE, Event, Part, Problem, read_events, split_file
 from vigil.detection.sigma import LEVELS, Engine, Rule, RuleError, load_cached, load_rules
 
 # About this many bytes of input per task: small enough to balance two to a few dozen workers, big
@@ -56,8 +57,7 @@ class Hit:
     attribution: tuple[str, str, str] = ("", "", "")  # table: the rule's title, id and author
 
 
-Piece = tuple[str, int, int]  # a file, and the first EVTX chunk and chunk count to read (0, 0: all of it)
-Task = tuple[Piece, ...]
+Task = tuple[tuple[str, Part], ...]  # files, or parts of one file
 TaskResult = tuple[int, int, list[Hit | Problem]]  # task number, events read, findings in file order
 
 
@@ -233,25 +233,25 @@ def _emit(results: Iterator[TaskResult], stats: HuntStats) -> Iterator[Hit | Pro
 def _tasks(files: Sequence[Path]) -> tuple[list[Task], list[int]]:
     """Consecutive files grouped into tasks of about ``TASK_BYTES``, and the tasks' sizes in bytes.
 
-    A bigger .evtx file is cut into pieces of that size (chunk ranges), each a task of its own.
+    A bigger .evtx or NDJSON file is cut into parts of that size, each a task of its own.
     """
     tasks: list[Task] = []
     sizes: list[int] = []
-    current: list[Piece] = []
+    current: list[tuple[str, Part]] = []
     size = 0
     for file in files:
         path = str(file)
         file_size = _size(path)
-        pieces = evtx_pieces(path, file_size, TASK_BYTES) if file_size > TASK_BYTES else []
-        if len(pieces) > 1:
+        parts = split_file(path, file_size, TASK_BYTES)
+        if len(parts) > 1:
             if current:
                 tasks.append(tuple(current))
                 sizes.append(size)
                 current, size = [], 0
-            tasks.extend(((path, first, count),) for first, count in pieces)
-            sizes.extend(count * CHUNK_SIZE for _, count in pieces)
+            tasks.extend(((path, part),) for part in parts)
+            sizes.extend(b * CHUNK_SIZE if kind == "chunks" else b - a for kind, a, b, _ in parts)
             continue
-        current.append((path, 0, 0))
+        current.append((path, WHOLE))
         size += file_size
         if size >= TASK_BYTES:
             tasks.append(tuple(current))
@@ -288,15 +288,15 @@ def _start_worker(source: RuleSource | None = None) -> None:
 
 def _run_task(task: tuple[int, Task, int, str]) -> TaskResult:
     """Read a task's files and match their events; ``threads`` 0 lets the EVTX reader use every core."""
-    number, pieces, threads, output = task
+    number, files, threads, output = task
     engine = _engine
     if engine is None:
         raise RuntimeError("hunt worker started without rules")
     findings: list[Hit | Problem] = []
     events = 0
-    for path, first, count in pieces:
+    for path, part in files:
         batch: list[Event] = []
-        for item in read_events(path, threads=threads, chunks=(first, count) if count else None):
+        for item in read_events(path, threads=threads, part=part):
             if type(item) is dict:
                 batch.append(item)
                 if len(batch) >= BATCH:

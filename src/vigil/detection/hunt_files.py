@@ -26,7 +26,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 from evtx import PyEvtxParser
@@ -38,9 +38,15 @@ from vigil.siem.parsers.windows import payload_fields, system_fields
 from vigil.siem.parsers.windows_ecs import RESERVED
 
 Event = dict[str, Any]
+# How much of a file to read: ("", 0, 0, 0) all of it; ("chunks", first, count, 0) those chunks of an
+# .evtx file; ("lines", start, stop, first line number) the NDJSON lines in that byte range.
+Part = tuple[str, int, int, int]
+WHOLE: Part = ("", 0, 0, 0)
 
 SUFFIXES = frozenset({".evtx", ".json", ".jsonl", ".ndjson", ".log"})
 GZIP_MAGIC = b"\x1f\x8b"
+# A file whose first line is a whole JSON object within this many bytes can be cut into line ranges.
+NDJSON_SNIFF = 256 * 1024
 # The EVTX file header: its first 4 KiB, then 64 KiB chunks; the chunk count is a uint16 at offset 42.
 HEADER_BLOCK = 4096
 CHUNK_SIZE = 65536
@@ -108,14 +114,18 @@ def _walk(folder: Path) -> list[Path]:
 # --- reading ---------------------------------------------------------------------------------------
 
 
-def read_events(path: str, *, threads: int = 1, chunks: tuple[int, int] | None = None) -> Iterator[Event | Problem]:
-    """The events of one file, with a ``Problem`` for each part that cannot be read; never raises.
+def read_events(path: str, *, threads: int = 1, part: Part = WHOLE) -> Iterator[Event | Problem]:
+    """The events of one file, or of one part of it (``split_file``), with a ``Problem`` for each part
+    that cannot be read; never raises.
 
-    ``threads`` is the EVTX reader's thread count (1 in hunt workers, which are one process per core);
-    ``chunks`` (first, count) reads only those chunks of an .evtx file (see ``evtx_pieces``).
+    ``threads`` is the EVTX reader's thread count (1 in hunt workers, which are one process per core).
     """
-    if chunks is not None:
-        yield from _evtx_piece(path, *chunks, threads)
+    kind, first, second, first_line = part
+    if kind == "chunks":
+        yield from _evtx_part(path, first, second, threads)
+        return
+    if kind == "lines":
+        yield from _ndjson_part(path, first, second, first_line)
         return
     try:
         with Path(path).open("rb") as handle:
@@ -135,24 +145,68 @@ def read_events(path: str, *, threads: int = 1, chunks: tuple[int, int] | None =
         yield from _json_events(path, data)
 
 
-def evtx_pieces(path: str, size: int, piece_bytes: int) -> list[tuple[int, int]]:
-    """Chunk ranges (first, count) of about ``piece_bytes`` that cover an .evtx file; [] for another file.
+def split_file(path: str, size: int, part_bytes: int) -> list[Part]:
+    """Parts of about ``part_bytes`` that cover an .evtx or NDJSON file, to read in parallel; ``[WHOLE]``
+    for a small file or one of another kind (gzip, one JSON document).
 
-    The ``evtx`` reader takes a file-like object: the file's header followed by some of its chunks reads
-    as a file of those chunks (records are self-contained per chunk), so a big file is read in parallel.
+    An .evtx file is cut into chunk ranges: the ``evtx`` reader takes a file-like object, and the file's
+    header followed by some of its chunks reads as a file of those chunks (a record never spans chunks).
+    An NDJSON file is cut at line ends, each part knowing the number of its first line; that takes one
+    pass over the file here (counting newlines, in C), none over its JSON.
     """
+    if size <= part_bytes:
+        return [WHOLE]
     try:
         with Path(path).open("rb") as handle:
-            if handle.read(8) != MAGIC:
-                return []
+            head = handle.read(HEADER_BLOCK)
+            if head[:8] == MAGIC:
+                chunks = -(-(size - HEADER_BLOCK) // CHUNK_SIZE)  # a partial chunk at the end too
+                step = max(1, part_bytes // CHUNK_SIZE)
+                return [("chunks", first, min(step, chunks - first), 0) for first in range(0, chunks, step)]
+            if not _starts_ndjson(head + handle.read(NDJSON_SNIFF - len(head))):
+                return [WHOLE]
+            handle.seek(0)
+            return _line_parts(handle, part_bytes)
     except OSError:
-        return []  # reported when it is read
-    chunks = -(-(size - HEADER_BLOCK) // CHUNK_SIZE)  # a partial chunk at the end too
-    step = max(1, piece_bytes // CHUNK_SIZE)
-    return [(first, min(step, chunks - first)) for first in range(0, chunks, step)]
+        return [WHOLE]  # reported when it is read
 
 
-def _evtx_piece(path: str, first: int, count: int, threads: int) -> Iterator[Event | Problem]:
+def _starts_ndjson(head: bytes) -> bool:
+    """Whether a file's first line is a whole JSON object (not the start of a pretty-printed document)."""
+    first, newline, _ = head.lstrip().partition(b"\n")
+    if not newline or first.lstrip()[:1] != b"{":
+        return False
+    try:
+        return isinstance(orjson.loads(first), dict)
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _line_parts(handle: BinaryIO, part_bytes: int) -> list[Part]:
+    parts: list[Part] = []
+    start, line = 0, 1
+    while True:
+        data = handle.read(part_bytes)
+        if not data:
+            return parts
+        data += handle.readline()  # to the end of the part's last line
+        parts.append(("lines", start, start + len(data), line))
+        start += len(data)
+        line += data.count(b"\n")
+
+
+def _ndjson_part(path: str, start: int, stop: int, first_line: int) -> Iterator[Event | Problem]:
+    try:
+        with Path(path).open("rb") as handle:
+            handle.seek(start)
+            data = handle.read(stop - start)
+    except OSError as exc:
+        yield Problem(path, f"cannot read the file: {exc.strerror or exc}")
+        return
+    yield from _ndjson_events(path, data, first_line)
+
+
+def _evtx_part(path: str, first: int, count: int, threads: int) -> Iterator[Event | Problem]:
     try:
         with Path(path).open("rb") as handle:
             header = handle.read(HEADER_BLOCK)
@@ -162,7 +216,7 @@ def _evtx_piece(path: str, first: int, count: int, threads: int) -> Iterator[Eve
     except OSError as exc:
         yield Problem(path, f"cannot read the file: {exc.strerror or exc}")
         return
-    # Only the first piece says whether the whole file is truncated.
+    # Only the first part says whether the whole file is truncated.
     yield from _evtx_events(path, io.BytesIO(header + body), header, size if first == 0 else None, threads)
 
 
@@ -231,8 +285,12 @@ def _json_events(path: str, data: bytes) -> Iterator[Event | Problem]:
     elif start == b"Record ":
         yield from _concatenated_events(path, data.decode("utf-8", errors="replace"))
         return
+    yield from _ndjson_events(path, data, 1)
+
+
+def _ndjson_events(path: str, data: bytes, first_line: int) -> Iterator[Event | Problem]:
     loads = orjson.loads
-    for number, line in enumerate(data.split(b"\n"), 1):
+    for number, line in enumerate(data.split(b"\n"), first_line):
         if not line.strip():
             continue
         try:
