@@ -72,13 +72,18 @@ def resolve_window(data: HuntCreate, *, now: datetime | None = None) -> search.T
     return search.TimeRange(start, end)
 
 
-def select_rules(session: Session, database: Database, uids: Sequence[str]) -> list[Rule]:
-    """The rules to hunt with: the named ones (enabled or not), or every enabled rule."""
-    _, enabled = rules_service.enabled_rules(database)
+def enabled_rules(database: Database) -> list[Rule]:
+    """Every enabled rule, compiled (cached by ``rules_service``). It takes a transaction of its own: call it
+    before the caller's session writes (on SQLite every transaction takes the write lock)."""
+    return rules_service.enabled_rules(database)[1]
+
+
+def select_rules(session: Session, enabled: Sequence[Rule], uids: Sequence[str]) -> list[Rule]:
+    """The rules to hunt with: the named ones (enabled or not), or every enabled rule (``enabled``)."""
     if not uids:
         if not enabled:
             raise BadInput("no rule is enabled: enable rules or name the ones to hunt with")
-        return enabled
+        return list(enabled)
     wanted = list(dict.fromkeys(uid.strip() for uid in uids if uid.strip()))
     by_uid = {rule.id: rule for rule in enabled}
     rules = [by_uid[uid] for uid in wanted if uid in by_uid]
@@ -105,15 +110,15 @@ def select_rules(session: Session, database: Database, uids: Sequence[str]) -> l
     return rules
 
 
-def begin_hunt(ctx: Context, *, database: Database, store: DuckDBEventStore, data: HuntCreate,
+def begin_hunt(ctx: Context, *, enabled: Sequence[Rule], store: DuckDBEventStore, data: HuntCreate,
                units: Collection[int] | None, unit_id: int, now: datetime | None = None) -> tuple[Hunt, HuntPlan]:
     """Record a hunt (status ``running``) and audit it; the plan to hand to ``launch`` once committed.
 
-    ``units``: the units whose events it reads (None: all, for the operator); ``unit_id``: the unit it is
-    recorded in."""
+    ``enabled``: ``enabled_rules()``; ``units``: the units whose events it reads (None: all, for the
+    operator); ``unit_id``: the unit it is recorded in."""
     window = resolve_window(data, now=now)
     compiled = search.compile_text(data.query, now=window.end)  # a syntax error before anything is recorded
-    rules = select_rules(ctx.session, database, data.rule_uids)
+    rules = select_rules(ctx.session, enabled, data.rule_uids)
     scope = Window(window.start, window.end, None if units is None else sorted(units), compiled.sql,
                    compiled.params)
     background = data.background

@@ -53,7 +53,9 @@ def home_unit(principal: Principal) -> int:
 @router.post("", status_code=status.HTTP_201_CREATED)
 def start_hunt(data: HuntCreate, request: Request, principal: Hunter, session: SessionDep) -> HuntRead:
     database, store = database_of(request), store_of(request)
-    hunt, plan = service.begin_hunt(context(request, session, principal), database=database, store=store,
+    session.commit()  # loading the enabled rules takes a transaction of its own (SQLite: one writer at a time)
+    enabled = service.enabled_rules(database)
+    hunt, plan = service.begin_hunt(context(request, session, principal), enabled=enabled, store=store,
                                     data=data, units=units_of(principal), unit_id=home_unit(principal))
     session.commit()  # the hunt's record must exist before it runs (maybe in another thread)
     service.launch(database, store, plan)
