@@ -94,6 +94,7 @@ class Engine:
         self._pid: dict[Predicate, int] = {}
         self._variant_rule: list[int] = []
         self._variant_gate: list[tuple[str | None, str | None]] = []
+        self._variant_windows: list[bool] = []
         self._variant_needles: list[frozenset[int] | None] = []
         self._variant_predicates: list[tuple[Predicate, ...]] = []
         sources: list[str] = []
@@ -105,6 +106,8 @@ class Engine:
                 sources.append("True" if remaining is None else self._expression(remaining))
                 self._variant_rule.append(rule_index)
                 self._variant_gate.append(gate)
+                # A Windows rule looks at Windows events only (they have a Channel), whatever else it asks.
+                self._variant_windows.append(rule.product == "windows")
                 self._variant_needles.append(self._needles(variant))
                 self._variant_predicates.append(tuple(dict.fromkeys(predicates_of(variant))))
         self._conditions = _compile(sources)
@@ -186,7 +189,8 @@ class Engine:
         bucket = self._buckets.get(key)
         if bucket is None:
             variants = [v for v, (want_channel, want_id) in enumerate(self._variant_gate)
-                        if want_channel in (None, channel) and want_id in (None, event_id)]
+                        if want_channel in (None, channel) and want_id in (None, event_id)
+                        and (channel is not None or not self._variant_windows[v])]
             keyword = [v for v in variants if any(p.field is None for p in self._variant_predicates[v])]
             keyword_set = frozenset(keyword)
             fielded = [v for v in variants if v not in keyword_set]
