@@ -44,7 +44,7 @@ from vigil.core.context import Context
 from vigil.core.db import Database
 from vigil.core.errors import VigilError
 from vigil.detection import cli as detection_cli
-from vigil.detection import cli_alerts, cli_rules
+from vigil.detection import cli_alerts, cli_hunts, cli_rules
 from vigil.detection.alerts import alert_count
 from vigil.detection.rules_import import install_starter_pack
 from vigil.siem import cli as siem_cli
@@ -70,6 +70,7 @@ siem_cli.register(app)
 detection_cli.register(app)
 app.add_typer(cli_rules.app, name="rules")
 app.add_typer(cli_alerts.app, name="alerts")
+app.add_typer(cli_hunts.app, name="hunts")
 
 # Every finished domain's demo data, loaded in this order. A loader adds what is missing and returns how
 # many records of each kind it added (empty: nothing to do). Records-store loaders run in a transaction
