@@ -37,7 +37,6 @@ from vigil.core.pagination import PageParams
 from vigil.detection import hunts_service as service
 from vigil.detection.schemas_hunts import HuntCreate, HuntRead, HuntSummary
 from vigil.siem.cli.search import StoreBusy, local_server, open_local, time_window_text
-from vigil.siem.query import QuerySyntaxError
 
 app = typer.Typer(help="Hunts over stored events: run one over a time window, list them, show one's hits.",
                   no_args_is_help=True)
@@ -154,12 +153,9 @@ def run(
             fail(f"no event store at {op.settings.events_path}: nothing was ingested yet")
         try:
             enabled = service.enabled_rules(op.database)
-            try:
-                with op.transaction() as ctx:
-                    _, plan = service.begin_hunt(ctx, enabled=enabled, store=store, data=data, units=None,
-                                                 unit_id=ctx.actor.unit_id)
-            except QuerySyntaxError as exc:
-                fail(f"the query does not parse: {exc.detail}")
+            with op.transaction() as ctx:  # a refusal (a query that does not parse, a rule unknown) exits 1
+                _, plan = service.begin_hunt(ctx, enabled=enabled, store=store, data=data, units=None,
+                                             unit_id=ctx.actor.unit_id)
             service.run_hunt(op.database, store, plan)
             with op.transaction() as ctx:
                 hunt = service.hunt_read(service.get_hunt(ctx.session, plan.hunt_id), units=None)
