@@ -26,6 +26,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, select
 from starlette.routing import Mount
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
+from tests.detection.test_hunts_api import fresh_hunt_id, hunt_rule_uid
 from tests.detection.test_rules_api import matrix_rule_id
 from tests.detection.test_rules_service import sigma_rule
 
@@ -470,6 +471,17 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("POST", "/detection/rules/bulk"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: (
         matrix_rule_id(c.world.database),  # a fresh enabled rule, so disabling the pack's enabled rules changes one
         Req("/detection/rules/bulk", data={"pack": "matrix", "enabled": "true", "set": "off"}))[1]),
+    # --- hunts over stored events (records of line_a, below branch_a; a hunt reads the caller's units) ---------
+    ("POST", "/api/v1/hunts"): Row(Needs(P.EVENTS_READ), lambda c: Req("/api/v1/hunts", json={
+        "rule_uids": [hunt_rule_uid(c.world)], "range": "1h"})),
+    ("GET", "/api/v1/hunts"): Row(Needs(P.EVENTS_READ), fixed("/api/v1/hunts")),
+    ("GET", "/api/v1/hunts/{hunt_id}"): Row(Needs(P.EVENTS_READ), lambda c: Req(
+        f"/api/v1/hunts/{fresh_hunt_id(c.world)}")),
+    ("GET", "/detection/hunts"): Row(Needs(P.EVENTS_READ), lambda c: Req("/detection/hunts", params={"rule_q": "x"})),
+    ("POST", "/detection/hunts"): Row(Needs(P.EVENTS_READ), lambda c: Req("/detection/hunts", data={
+        "rule": hunt_rule_uid(c.world), "range": "1h"})),
+    ("GET", "/detection/hunts/{hunt_id}"): Row(Needs(P.EVENTS_READ), lambda c: Req(
+        f"/detection/hunts/{fresh_hunt_id(c.world)}")),
 }
 
 

@@ -124,3 +124,28 @@ def test_bad_hunts_are_refused_with_a_reason(client: TestClient, loaded: Any) ->
     assert_problem(client.post("/api/v1/hunts", headers=h, json={"surprise": 1}), 422)
     assert_problem(client.post("/api/v1/hunts", headers=loaded.headers("viewer"), json=WINDOW), 403)
     assert client.get("/api/v1/hunts", headers=h).json()["total"] == 0  # nothing refused was recorded
+
+
+# --- for the role matrix (tests/api/test_role_matrix.py) ------------------------------------------------------
+
+
+def fresh_hunt_id(world: Any, unit_id: int | None = None) -> int:
+    """A finished hunt of ``unit_id`` (default line_a, below branch_a), stored directly."""
+    with world.database.transaction(Scope.system()) as session:
+        row = Hunt(unit_id=unit_id or world.line_a, created_by="tests", window_start=START,
+                   window_end=START + timedelta(hours=1), status="done")
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+def hunt_rule_uid(world: Any) -> str:
+    """The Sigma id of a fresh enabled rule, to hunt with."""
+    from sqlalchemy import select
+    from tests.detection.test_rules_api import matrix_rule_id
+
+    from vigil.detection.models import DetectionRule
+
+    rule_id = matrix_rule_id(world.database)
+    with world.database.transaction(Scope.system()) as session:
+        return str(session.scalar(select(DetectionRule.rule_uid).where(DetectionRule.id == rule_id)))
