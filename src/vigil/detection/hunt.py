@@ -173,22 +173,25 @@ def hunt(
     stats.files, stats.rules = len(files), len(rules)
     tasks, sizes = _tasks(files)
     workers = max(1, min(workers, len(tasks)))
-    if workers == 1:
-        _use(rules)
-        results = (_run_task((number, task, 0, output)) for number, task in enumerate(tasks))
-        yield from _emit(results, stats)
-        return
-    yield from _in_workers(tasks, sizes, rules, source, output, workers, stats)
+    forking = workers > 1 and "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
+    if workers == 1 or forking:
+        _use(rules)  # spawned workers build their own
+    # What is in memory now (the engine; the imports of the whole `vigil` command) lives to the end: the
+    # collector need not walk it again and again while events come and go (nor copy its pages, once forked).
+    gc.freeze()
+    try:
+        if workers == 1:
+            yield from _emit((_run_task((number, task, 0, output)) for number, task in enumerate(tasks)), stats)
+        else:
+            yield from _in_workers(tasks, sizes, source, output, workers, forking, stats)
+    finally:
+        gc.unfreeze()
 
 
 def _in_workers(
-    tasks: list[Task], sizes: list[int], rules: Sequence[Rule], source: RuleSource, output: str, workers: int,
+    tasks: list[Task], sizes: list[int], source: RuleSource, output: str, workers: int, forking: bool,
     stats: HuntStats,
 ) -> Iterator[Hit | Problem]:
-    forking = "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
-    if forking:
-        _use(rules)
-        gc.freeze()  # the inherited engine is not walked by the children's collector: its pages stay shared
     context = multiprocessing.get_context("fork" if forking else "spawn")
     initargs = () if forking else (source,)
     order = sorted(range(len(tasks)), key=lambda number: -sizes[number])  # biggest first
@@ -203,8 +206,6 @@ def _in_workers(
         raise HuntFailed(f"a hunt worker process died ({exc}); try --workers 1 to find the file") from None
     finally:
         pool.shutdown(wait=finished, cancel_futures=True)
-        if forking:
-            gc.unfreeze()
 
 
 def _in_order(results: Iterator[TaskResult]) -> Iterator[TaskResult]:
