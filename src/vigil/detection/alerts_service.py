@@ -27,14 +27,22 @@ from vigil.core.context import Context
 from vigil.core.db import get_scope, utcnow
 from vigil.core.errors import BadInput, InvalidTransition, NotFound
 from vigil.core.pagination import PageParams, paginate
+from vigil.detection.live import LiveDetection
 from vigil.detection.models import Alert, DetectionRule, Suppression
 from vigil.detection.schemas_alerts import (
+    LEVELS,
+    MAX_MATCHING_BULK,
     AlertAssign,
     AlertBulk,
     AlertFilter,
+    AlertGroup,
+    AlertMatchingBulk,
     AlertTransition,
     BulkResult,
     Condition,
+    DetectionStatusRead,
+    GroupBy,
+    MatchingBulkResult,
     NoisyRule,
     RuleStats,
     SuppressionCreate,
@@ -55,6 +63,12 @@ DEFAULT_FIELD_GROUPS: tuple[tuple[str, ...], ...] = (
     ("Image", "NewProcessName", "process.executable", "process.name"),
     ("source.ip", "IpAddress", "SourceIp", "src_ip", "id.orig_h", "c-ip"),
 )
+
+
+# The alert column behind each field an alert may lack, and behind each way of grouping the queue. Hosts and
+# users group case-insensitively, as the host and user filters select them.
+MISSABLE: dict[str, Any] = {"host": Alert.host, "user": Alert.user_name, "source_ip": Alert.source_ip}
+LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
 
 
 # --- reading the queue -----------------------------------------------------------------------------
@@ -84,6 +98,13 @@ def _filtered(filters: AlertFilter) -> Select[Alert]:
         like = f"%{_escape_like(filters.q.lower())}%"
         statement = statement.where(or_(*(func.lower(column).like(like, escape="\\") for column in (
             Alert.title, Alert.rule_uid, Alert.host, Alert.user_name, Alert.source_ip))))
+    if filters.source_ip:
+        statement = statement.where(Alert.source_ip == filters.source_ip)
+    for name in filters.without:
+        column = MISSABLE[name]
+        statement = statement.where(or_(column.is_(None), column == ""))
+    if filters.raised_before is not None:
+        statement = statement.where(Alert.created_at <= filters.raised_before)
     return statement
 
 
@@ -94,6 +115,53 @@ def _escape_like(text: str) -> str:
 def list_alerts(session: Session, *, filters: AlertFilter, params: PageParams) -> tuple[list[Alert], int]:
     """One page of the alerts the session may see, newest activity first."""
     return paginate(session, _filtered(filters).order_by(Alert.last_seen.desc(), Alert.id.desc()), params)
+
+
+def _group_columns(by: GroupBy) -> tuple[Any, Any]:
+    """The expression alerts are grouped on, and the value shown for a group."""
+    if by == "rule":
+        return Alert.rule_uid, func.max(Alert.title)
+    column = MISSABLE[by]
+    grouped = func.lower(func.coalesce(column, "")) if by in ("host", "user") else func.coalesce(column, "")
+    return grouped, func.min(column)
+
+
+def group_alerts(session: Session, *, filters: AlertFilter, by: GroupBy, params: PageParams,
+                 ) -> tuple[list[AlertGroup], int]:
+    """The alerts the filters select, grouped by host, user, rule or source address: per group the alerts,
+    the matches folded into them, the highest level, the newest activity and the alerts per state. Most
+    alerts first (then the newest). Alerts without a value form one group whose key is None."""
+    grouped, shown = _group_columns(by)
+    rank = case(*((Alert.level == level, number) for level, number in LEVEL_RANK.items()), else_=-1)
+    per_status = [func.coalesce(func.sum(case((Alert.status == str(state), 1), else_=0)), 0)
+                  for state in AlertStatus]
+    statement = (_filtered(filters).with_only_columns(
+        grouped, shown, func.count(Alert.id), func.coalesce(func.sum(Alert.count), 0), func.max(rank),
+        func.max(Alert.last_seen), *per_status).group_by(grouped))
+    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    rows = session.execute(statement.order_by(func.count(Alert.id).desc(), func.max(Alert.last_seen).desc(),
+                                              grouped).limit(params.limit).offset(params.offset)).all()
+    groups = []
+    for row in rows:
+        key = None if row[0] == "" else str(row[1] if by != "rule" else row[0])
+        label = str(row[1]) if by == "rule" else (key or "")
+        statuses = {str(state): int(n) for state, n in zip(AlertStatus, row[6:], strict=True) if n}
+        groups.append(AlertGroup(key=key, label=label, alerts=int(row[2]), matches=int(row[3]),
+                                 level=LEVELS[int(row[4])] if 0 <= int(row[4]) < len(LEVELS) else "informational",
+                                 last_seen=row[5], statuses=statuses, filter=group_selector(by, key)))
+    return groups, int(total)
+
+
+def group_selector(by: GroupBy, key: str | None) -> dict[str, str]:
+    """The list parameter that selects one group: its field equal to the key, or ``without`` it."""
+    if key is None:
+        return {"without": by}
+    return {by: key}
+
+
+def matching_ids(session: Session, filters: AlertFilter) -> list[int]:
+    """The ids of every alert the filters select, oldest first."""
+    return list(session.scalars(_filtered(filters).with_only_columns(Alert.id).order_by(Alert.id)))
 
 
 def get_alert(session: Session, alert_id: int) -> Alert:
@@ -204,6 +272,42 @@ def bulk_transition(ctx: Context, *, data: AlertBulk) -> BulkResult:
         _apply(ctx, alert, step, data.comment)
     ctx.session.flush()
     return BulkResult(changed=[alert.id for alert, _ in steps], unchanged=unchanged)
+
+
+def _narrows(filters: AlertFilter) -> bool:
+    return bool(filters.model_dump(exclude_defaults=True, exclude={"raised_before"}))
+
+
+def bulk_matching(ctx: Context, *, data: AlertMatchingBulk) -> MatchingBulkResult:
+    """The same step for every alert the filter selects (a group of the queue: one host's alerts...).
+    Unlike ``bulk_transition`` it does not refuse as a whole: alerts whose state refuses the step are
+    skipped and reported (closing a host's alerts as false positives leaves those already closed as true
+    positives alone). A filter selecting nothing narrower than the whole queue, or more than
+    ``MAX_MATCHING_BULK`` alerts, is refused (``BadInput``) and changes nothing."""
+    if not _narrows(data.filter):
+        raise BadInput("choose a group or a filter: a step for the whole queue at once is refused",
+                       errors=[{"field": "filter", "message": "no filter"}])
+    ids = matching_ids(ctx.session, data.filter)
+    if len(ids) > MAX_MATCHING_BULK:
+        raise BadInput(f"the filter selects {len(ids):,} alerts; narrow it to at most {MAX_MATCHING_BULK:,}",
+                       errors=[{"field": "filter", "message": "too many alerts"}])
+    step = AlertTransition(action=data.action, resolution=data.resolution, comment=data.comment)
+    if step.action is AlertAction.CLOSE and step.resolution is None:
+        plan(AlertStatus.NEW, step.action, step.resolution)  # raises the workflow's own refusal
+    result = MatchingBulkResult(changed=[], unchanged=[], skipped=[])
+    for alert in ctx.session.scalars(select(Alert).where(Alert.id.in_(ids)).order_by(Alert.id)):
+        if _already_there(alert, step):
+            result.unchanged.append(alert.id)
+            continue
+        try:
+            planned = plan(alert.status, step.action, step.resolution)
+        except InvalidTransition:
+            result.skipped.append(alert.id)
+            continue
+        _apply(ctx, alert, planned, step.comment)
+        result.changed.append(alert.id)
+    ctx.session.flush()
+    return result
 
 
 def can_read_unit(session: Session, user_id: int, unit_id: int) -> bool:
@@ -467,3 +571,24 @@ def noisiest_rules(session: Session, *, days: int = 7, limit: int | None = 10, n
     stats = sorted(_stats(session, _figures(session, since=since, rule_uid=None)),
                    key=lambda s: (-s.alerts, -s.events, s.rule_uid))
     return [NoisyRule(**s.model_dump(), days=days) for s in (stats if limit is None else stats[:limit])]
+
+
+# --- live detection --------------------------------------------------------------------------------
+
+
+def detection_status(consumers: Iterable[object]) -> DetectionStatusRead:
+    """The figures of the pipeline's live detection consumer (the one named ``detection``) since the
+    process started; ``running`` is False when the pipeline has none (no records store, plugin not loaded)."""
+    live = next((each for each in consumers if getattr(each, "name", None) == "detection"), None)
+    if not isinstance(live, LiveDetection):
+        return DetectionStatusRead(running=False)
+    figures = live.status
+    correlations = live.correlations
+    engine = correlations.engine if correlations is not None else None
+    return DetectionStatusRead(
+        running=True, rules=figures.rules, rules_version=figures.version,
+        correlation_rules=len(engine.correlations) if engine is not None else 0,
+        correlation_version=correlations.version if correlations is not None else "",
+        events=figures.events, matches=figures.matches, raised=figures.raised,
+        deduplicated=figures.deduplicated, suppressed=figures.suppressed, seconds=round(figures.seconds, 6),
+        ms_per_1000_events=round(figures.seconds * 1000 / figures.events * 1000, 3) if figures.events else None)

@@ -17,6 +17,7 @@ import typer
 
 from vigil.accounts import service as accounts
 from vigil.cli.runtime import EXIT_CODES_HELP, JsonOption, fail, local_time, operation, print_json, print_table
+from vigil.core.config import Settings
 from vigil.core.db import utcnow
 from vigil.core.pagination import PageParams
 from vigil.detection import alerts_service as service
@@ -24,6 +25,7 @@ from vigil.detection.schemas_alerts import (
     AlertAssign,
     AlertBulk,
     AlertFilter,
+    AlertGroup,
     AlertSummary,
     RuleAttribution,
     SuppressionCreate,
@@ -37,6 +39,19 @@ app = typer.Typer(help="Alerts: the queue, their workflow, suppressions and per-
 Ids = Annotated[list[int], typer.Argument(help="Alert ids.", min=1, show_default=False)]
 AlertIdArg = Annotated[int, typer.Argument(help="An alert's id.", min=1, show_default=False)]
 Comment = Annotated[str, typer.Option("--comment", "-m", help="Why; kept on the audit trail.")]
+
+
+class GroupField(StrEnum):
+    host = "host"
+    user = "user"
+    rule = "rule"
+    source_ip = "source_ip"
+
+
+class Missing(StrEnum):
+    host = "host"
+    user = "user"
+    source_ip = "source_ip"
 
 
 class Outcome(StrEnum):
@@ -73,16 +88,28 @@ def list_alerts(
     text: Annotated[str, typer.Option("--text", "-q", help="In the title, rule id, host, user or address.")] = "",
     since: Annotated[str | None, typer.Option("--since", help="ISO 8601 time or 30m, 24h, 7d.",
                                               show_default=False)] = None,
+    source_ip: Annotated[str, typer.Option("--source-ip", help="The source address, exactly.")] = "",
+    without: Annotated[list[Missing] | None, typer.Option("--without", help="Only alerts with no value in this "
+                                                          "field (repeat): the group '(none)'.",
+                                                          show_default=False)] = None,
+    group_by: Annotated[GroupField | None, typer.Option("--group-by", help="One row per host, user, rule or source "
+                                                        "address: alerts, matches, highest level, last seen, "
+                                                        "states.", show_default=False)] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=500)] = 50,
     offset: Annotated[int, typer.Option("--offset", min=0)] = 0,
     as_json: JsonOption = False,
 ) -> None:
-    """The queue, newest activity first."""
+    """The queue, newest activity first (or grouped, most alerts first)."""
+    pages = PageParams(limit=limit, offset=offset)
     with operation() as op, op.transaction() as ctx:
         filters = AlertFilter.model_validate({"status": status or [], "level": level or [], "rule": rule,
-                                              "host": host, "user": user, "q": text, "since": _since(since)})
-        found, total = service.list_alerts(ctx.session, filters=filters, params=PageParams(limit=limit,
-                                                                                           offset=offset))
+                                              "host": host, "user": user, "q": text, "since": _since(since),
+                                              "source_ip": source_ip, "without": [str(w) for w in without or []]})
+        if group_by is not None:
+            groups, total = service.group_alerts(ctx.session, filters=filters, by=group_by.value, params=pages)
+            _print_groups(op.settings, group_by, groups, total, pages, as_json=as_json)
+            return
+        found, total = service.list_alerts(ctx.session, filters=filters, params=pages)
         rows = [AlertSummary.model_validate(alert) for alert in found]
     if as_json:
         print_json({"items": [row.model_dump(mode="json") for row in rows], "total": total, "limit": limit,
@@ -92,6 +119,21 @@ def list_alerts(
                 [[str(r.id), r.level, r.status + (f" ({_short(r.resolution)})" if r.resolution else ""), r.title,
                   r.host or "", r.user_name or "", str(r.count), local_time(op.settings, r.last_seen)] for r in rows])
     typer.echo(f"{len(rows)} of {total} alerts")
+
+
+def _print_groups(settings: Settings, by: GroupField, groups: list[AlertGroup], total: int, pages: PageParams,
+                  *, as_json: bool) -> None:
+    if as_json:
+        print_json({"by": by.value, "items": [group.model_dump(mode="json") for group in groups], "total": total,
+                    "limit": pages.limit, "offset": pages.offset})
+        return
+    heading = {"source_ip": "SOURCE IP"}.get(by.value, by.value.upper())
+    print_table([heading, *(["TITLE"] if by is GroupField.rule else []), "ALERTS", "MATCHES", "LEVEL", "LAST SEEN",
+                 "STATES"],
+                [[group.key if group.key is not None else "(none)", *([group.label] if by is GroupField.rule else []),
+                  str(group.alerts), str(group.matches), group.level, local_time(settings, group.last_seen),
+                  " ".join(f"{state}:{count}" for state, count in group.statuses.items())] for group in groups])
+    typer.echo(f"{len(groups)} of {total} groups")
 
 
 def _short(resolution: str) -> str:

@@ -16,7 +16,13 @@ ORIGINS = ("sigma", "correlation", "ioc", "hunt")
 SuppressionOp = Literal["equals", "contains", "startswith", "endswith", "cidr", "exists"]
 Level = Literal["informational", "low", "medium", "high", "critical"]
 Origin = Literal["sigma", "correlation", "ioc", "hunt"]
+# What the queue groups by; "rule" is the rule's id, the others the alert's fields of that name.
+GroupBy = Literal["host", "user", "rule", "source_ip"]
+GROUP_BYS = ("host", "user", "rule", "source_ip")
+# Fields an alert may lack: a group of alerts without a host (user, source address) is selected by ``without``.
+Missable = Literal["host", "user", "source_ip"]
 MAX_BULK = 500
+MAX_MATCHING_BULK = 5000  # alerts one step over a filter (a group) may change
 MAX_CONDITIONS = 20
 
 
@@ -39,6 +45,11 @@ class AlertFilter(BaseModel):
     until: AwareDatetime | None = Field(default=None, description="Seen before (first seen).")
     q: Text = Field(default="", max_length=200,
                     description="Text in the title, rule id, host, user or source address.")
+    source_ip: Text = Field(default="", max_length=64, description="The source address, exactly.")
+    without: list[Missable] = Field(default_factory=list,
+                                    description="Alerts with no value in these fields (e.g. no host).")
+    raised_before: AwareDatetime | None = Field(
+        default=None, description="Raised (created) at or before: leaves out alerts raised after a page was shown.")
 
 
 class RuleAttribution(BaseModel):
@@ -121,6 +132,57 @@ class AlertBulk(AlertTransition):
 class BulkResult(BaseModel):
     changed: list[int] = Field(description="Alerts moved to the new state.")
     unchanged: list[int] = Field(description="Alerts already in that state (and resolution), left as they were.")
+
+
+class AlertMatchingBulk(AlertTransition):
+    """One step for every alert the filter selects (a group of the queue), at most ``MAX_MATCHING_BULK``."""
+
+    filter: AlertFilter = Field(description="The alerts, as the list selects them; at least one filter.")
+
+
+class MatchingBulkResult(BulkResult):
+    skipped: list[int] = Field(description="Alerts whose state refuses the step (e.g. closed as a true positive, "
+                                           "when closing as a false positive), left as they were.")
+
+
+class AlertGroup(BaseModel):
+    """One group of the queue: the alerts sharing a host, user, rule or source address."""
+
+    key: str | None = Field(description="The host, user, rule id or address; null: alerts without one.")
+    label: str = Field(description="What to show: the key, or the rule's title when grouped by rule.")
+    alerts: int
+    matches: int = Field(description="Matches folded into these alerts (the sum of their counts).")
+    level: str = Field(description="The highest level among them.")
+    last_seen: datetime = Field(description="The newest last seen among them.")
+    statuses: dict[str, int] = Field(description="Alerts per state (states with none left out).")
+    filter: dict[str, str] = Field(description="The list parameter that selects this group "
+                                               "(e.g. {\"host\": \"WS01\"} or {\"without\": \"host\"}).")
+
+
+class AlertGroupPage(BaseModel):
+    by: GroupBy
+    items: list[AlertGroup]
+    total: int = Field(description="Groups in all.")
+    limit: int
+    offset: int
+
+
+class DetectionStatusRead(BaseModel):
+    """Live detection in this server process, since it started (every unit's events: a pipeline figure)."""
+
+    running: bool = Field(description="Whether the pipeline has a live detection consumer.")
+    rules: int = Field(default=0, description="Rules enabled.")
+    rules_version: str = ""
+    correlation_rules: int = Field(default=0, description="Correlation rules enabled.")
+    correlation_version: str = ""
+    events: int = Field(default=0, description="Events seen.")
+    matches: int = 0
+    raised: int = Field(default=0, description="Alerts raised.")
+    deduplicated: int = Field(default=0, description="Matches folded into an open alert.")
+    suppressed: int = Field(default=0, description="Matches a suppression silenced.")
+    seconds: float = Field(default=0.0, description="Time spent matching and recording.")
+    ms_per_1000_events: float | None = Field(default=None, description="Mean milliseconds per 1,000 events; "
+                                                                        "null before the first event.")
 
 
 class AlertAssign(BaseModel):

@@ -22,12 +22,18 @@ from vigil.detection.schemas_alerts import (
     AlertAssign,
     AlertBulk,
     AlertFilter,
+    AlertGroupPage,
+    AlertMatchingBulk,
     AlertPage,
     AlertRead,
     AlertSummary,
     AlertTransition,
     BulkResult,
+    DetectionStatusRead,
+    GroupBy,
     Level,
+    MatchingBulkResult,
+    Missable,
     NoisyRule,
     Origin,
     RuleAttribution,
@@ -68,11 +74,7 @@ def suppression_read(row: Suppression) -> SuppressionRead:
                                            "active": service.is_active(row)})
 
 
-@router.get("/api/v1/alerts")
-def list_alerts(
-    principal: AlertsReader,
-    session: SessionDep,
-    pages: Pages,
+def alert_filter(
     status: Annotated[list[AlertStatus], Query(description="Any of these states (repeat the parameter).")] = [],  # noqa: B006 - FastAPI copies defaults
     level: Annotated[list[Level], Query(description="Any of these levels (repeat the parameter).")] = [],  # noqa: B006
     rule: Short = "",
@@ -83,12 +85,41 @@ def list_alerts(
     since: AwareDatetime | None = None,
     until: AwareDatetime | None = None,
     q: Annotated[str, Query(max_length=200, description="Text in the title, rule id, host, user or address.")] = "",
-) -> AlertPage:
+    source_ip: Annotated[str, Query(max_length=64, description="The source address, exactly.")] = "",
+    without: Annotated[list[Missable], Query(description="No value in these fields (repeat): "
+                                                         "the group of alerts without a host...")] = [],  # noqa: B006
+) -> AlertFilter:
+    """The queue's filters, shared by the list, its groups and the step over a filter."""
+    return AlertFilter(status=status, level=level, rule=rule, host=host, user=user, origin=origin,
+                       assignee_id=assignee_id, since=since, until=until, q=q, source_ip=source_ip,
+                       without=without)
+
+
+Filters = Annotated[AlertFilter, Depends(alert_filter)]
+
+
+@router.get("/api/v1/alerts")
+def list_alerts(principal: AlertsReader, session: SessionDep, pages: Pages, filters: Filters) -> AlertPage:
     """The queue, newest activity first; every filter narrows it."""
-    filters = AlertFilter(status=status, level=level, rule=rule, host=host, user=user, origin=origin,
-                          assignee_id=assignee_id, since=since, until=until, q=q)
     items, total = service.list_alerts(session, filters=filters, params=pages)
     return AlertPage(items=[AlertSummary.model_validate(item) for item in items], total=total, **pages.model_dump())
+
+
+@router.get("/api/v1/alerts/groups")
+def alert_groups(principal: AlertsReader, session: SessionDep, pages: Pages, filters: Filters,
+                 by: Annotated[GroupBy, Query(description="host, user, rule or source_ip.")]) -> AlertGroupPage:
+    """The alerts the filters select, grouped: per group its key, alerts, matches, highest level, newest
+    activity and alerts per state; most alerts first. A group's ``filter`` added to the list's parameters
+    selects its alerts (and POST /api/v1/alerts/bulk/matching steps them all)."""
+    items, total = service.group_alerts(session, filters=filters, by=by, params=pages)
+    return AlertGroupPage(by=by, items=items, total=total, **pages.model_dump())
+
+
+@router.get("/api/v1/alerts/status")
+def detection_status(request: Request, principal: AlertsReader) -> DetectionStatusRead:
+    """Live detection in this server since it started: rules enabled, events seen, matches, alerts raised,
+    deduplicated and suppressed, and the mean time per 1,000 events (figures of the whole pipeline)."""
+    return service.detection_status(request.app.state.siem.consumers)
 
 
 @router.get("/api/v1/alerts/stats/rules")
@@ -113,6 +144,14 @@ def noisiest_rules(principal: AlertsReader, session: SessionDep, pages: Pages,
 def bulk_transition(data: AlertBulk, request: Request, principal: AlertsWriter, session: SessionDep) -> BulkResult:
     """One step for many alerts, all or none (409 naming each alert whose state refuses it)."""
     return service.bulk_transition(context(request, session, principal), data=data)
+
+
+@router.post("/api/v1/alerts/bulk/matching")
+def bulk_matching(data: AlertMatchingBulk, request: Request, principal: AlertsWriter,
+                  session: SessionDep) -> MatchingBulkResult:
+    """One step for every alert a filter selects (a group: one host's alerts...), at most 5,000; alerts
+    whose state refuses it are skipped and listed. Only alerts of units where the caller may write."""
+    return service.bulk_matching(context(request, session, principal), data=data)
 
 
 @router.get("/api/v1/alerts/{alert_id}")

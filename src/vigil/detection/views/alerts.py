@@ -29,13 +29,17 @@ from vigil.core.errors import BadInput, Conflict, NotFound
 from vigil.core.pagination import PageParams, page_params
 from vigil.detection import alerts_service as service
 from vigil.detection.alerts import SUPPRESSION_OPS
+from vigil.detection.alerts_service import MISSABLE
 from vigil.detection.models import Alert
 from vigil.detection.schemas_alerts import (
+    GROUP_BYS,
     LEVELS,
     ORIGINS,
     AlertAssign,
     AlertBulk,
     AlertFilter,
+    AlertGroup,
+    AlertMatchingBulk,
     AlertTransition,
     Condition,
     SuppressionCreate,
@@ -67,7 +71,8 @@ LOCAL_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m
 NOISIEST_DAYS = 7
 SUPPRESS_ROWS = 6  # condition rows of the "suppress similar" form
 # Confirmations after a redirect (``?done=key``): the templates hold their fixed texts, never the URL's.
-DONE = frozenset({"acknowledge", "escalate", "close", "reopen", "assign", "bulk", "suppressed", "saved", "deleted"})
+DONE = frozenset({"acknowledge", "escalate", "close", "reopen", "assign", "bulk", "matching", "suppressed", "saved",
+                  "deleted"})
 REFUSED = (BadInput, Conflict, NotFound)
 
 
@@ -88,9 +93,25 @@ def _done(request: Request) -> str:
 
 # --- the queue -------------------------------------------------------------------------------------
 
+LIST_KEYS = ("status", "level", "without")  # filters that take several values (comma-joined in links)
+TEXT_KEYS = ("rule", "host", "user", "source_ip", "origin", "q", "since", "until")
 
-def _queue(request: Request, principal: Principal, session: Session, pages: PageParams, shown: dict[str, Any],
-           *, status: int = 200, error: str = "") -> HTMLResponse:
+
+def _query(shown: dict[str, Any], *, group: bool = True) -> dict[str, str]:
+    """The filters as URL parameters (lists comma-joined, empty ones left out), with the grouping or not."""
+    query = {key: shown[key] for key in TEXT_KEYS if shown[key]}
+    query.update({key: ",".join(shown[key]) for key in LIST_KEYS if shown[key]})
+    if group and shown["group"]:
+        query["group"] = shown["group"]
+    return query
+
+
+def _url(query: dict[str, str]) -> str:
+    return "/detection/alerts" + (f"?{urlencode(query)}" if query else "")
+
+
+def _filters(request: Request, shown: dict[str, Any]) -> tuple[AlertFilter | None, dict[str, str]]:
+    """The queue's filters from what the page shows (times in the display zone), or the fields' errors."""
     _ = translator(request)
     zone = ZoneInfo(settings_of(request).timezone)
     errors: dict[str, str] = {}
@@ -99,34 +120,58 @@ def _queue(request: Request, principal: Principal, session: Session, pages: Page
         times[name] = parse_local(shown[name], zone) if shown[name] else None
         if shown[name] and times[name] is None:
             errors[name] = _("Enter a date and time such as 2026-01-31 08:00.")
-    statuses = [value for value in shown["status"] if value in set(AlertStatus)]
-    levels = [value for value in shown["level"] if value in LEVELS]
-    origin = shown["origin"] if shown["origin"] in ORIGINS else None
+    if errors:
+        return None, errors
+    return AlertFilter.model_validate({
+        "status": [value for value in shown["status"] if value in set(AlertStatus)],
+        "level": [value for value in shown["level"] if value in LEVELS],
+        "without": [value for value in shown["without"] if value in MISSABLE], "rule": shown["rule"],
+        "host": shown["host"], "user": shown["user"], "source_ip": shown["source_ip"],
+        "origin": shown["origin"] if shown["origin"] in ORIGINS else None, "q": shown["q"], **times}), {}
+
+
+def _outcome(request: Request) -> dict[str, int]:
+    """The figures of a step over a group, after its redirect (numbers only, never the URL's text)."""
+    found = {name: request.query_params.get(name, "") for name in ("changed", "unchanged", "skipped")}
+    return {name: int(value) for name, value in found.items() if value.isdigit() and len(value) < 10}
+
+
+def _queue(request: Request, principal: Principal, session: Session, pages: PageParams, shown: dict[str, Any],
+           *, status: int = 200, error: str = "") -> HTMLResponse:
+    filters, errors = _filters(request, shown)
     alerts: list[Alert] = []
+    groups: list[AlertGroup] = []
     total = 0
-    if not errors:
-        filters = AlertFilter.model_validate({
-            "status": statuses, "level": levels, "rule": shown["rule"], "host": shown["host"],
-            "user": shown["user"], "origin": origin, "q": shown["q"], **times})
+    if filters is not None and shown["group"]:
+        groups, total = service.group_alerts(session, filters=filters, by=shown["group"], params=pages)
+    elif filters is not None:
         alerts, total = service.list_alerts(session, filters=filters, params=pages)
-    query = {key: value for key, value in shown.items() if isinstance(value, str) and value}
-    back = "/detection/alerts" + (f"?{urlencode(query)}" if query else "")
+    ungrouped = _query(shown, group=False)
     return render(request, "detection/alerts.html", {
         "alerts": alerts,
+        "groups": groups,
+        # A group's link: the filters of the page narrowed to the group, shown as alerts.
+        "group_urls": [_url({**ungrouped, **group.filter}) for group in groups],
         "filters": shown,
+        "hidden": ungrouped,
+        "narrowed": bool(ungrouped),
+        "total": total,
         "errors": errors,
-        "pager": Pager("/detection/alerts", total, pages.limit, pages.offset,
-                       {**query, **{"status": ",".join(statuses), "level": ",".join(levels)}}),
+        "pager": Pager("/detection/alerts", total, pages.limit, pages.offset, _query(shown)),
         "statuses": list(AlertStatus),
         "levels": LEVELS,
         "origins": ORIGINS,
+        "group_bys": GROUP_BYS,
         "noisiest": service.noisiest_rules(session, days=NOISIEST_DAYS, limit=5),
         "noisiest_days": NOISIEST_DAYS,
+        "live": service.detection_status(request.app.state.siem.consumers),
         "assignees": service.user_names(session, (alert.assignee_id for alert in alerts)),
         "unit_names": {unit.id: unit.name for unit in accounts.list_units(session)},
         "zone": settings_of(request).timezone,
-        "back": back,
+        "back": _url(_query(shown)),
+        "shown_at": utcnow().isoformat(),
         "done": _done(request),
+        "outcome": _outcome(request),
         "error": error,
     }, status=status)
 
@@ -141,12 +186,14 @@ def alerts_page(
     request: Request, principal: AlertsReader, session: SessionDep, pages: Pages,
     status: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006 - FastAPI copies defaults
     level: Annotated[list[str], Query(max_length=20)] = [],  # noqa: B006
-    rule: Short = "", host: Short = "", user: Short = "", origin: Short = "",
-    q: Annotated[str, Query(max_length=200)] = "", since: Short = "", until: Short = "",
+    without: Annotated[list[str], Query(max_length=40)] = [],  # noqa: B006
+    rule: Short = "", host: Short = "", user: Short = "", origin: Short = "", source_ip: Short = "",
+    q: Annotated[str, Query(max_length=200)] = "", since: Short = "", until: Short = "", group: Short = "",
 ) -> HTMLResponse:
-    shown: dict[str, Any] = {"status": _split(status), "level": _split(level), "rule": rule.strip(),
-                             "host": host.strip(), "user": user.strip(), "origin": origin, "q": q.strip(),
-                             "since": since, "until": until}
+    shown: dict[str, Any] = {"status": _split(status), "level": _split(level), "without": _split(without),
+                             "rule": rule.strip(), "host": host.strip(), "user": user.strip(), "origin": origin,
+                             "source_ip": source_ip.strip(), "q": q.strip(), "since": since, "until": until,
+                             "group": group if group in GROUP_BYS else ""}
     return _queue(request, principal, session, pages, shown)
 
 
@@ -172,9 +219,47 @@ def bulk_action(request: Request, principal: AlertsWriter, session: SessionDep, 
     return redirect(_with(back, "done", "bulk"))
 
 
+def _form_filters(form: FormDep) -> dict[str, Any]:
+    """The filters a form carries as hidden fields, as the queue shows them (without grouping)."""
+    sent = text_fields(form, *TEXT_KEYS, *LIST_KEYS)
+    shown: dict[str, Any] = {key: sent[key][:255] for key in TEXT_KEYS}
+    shown.update({key: _split([sent[key]]) for key in LIST_KEYS})
+    shown["group"] = ""
+    return shown
+
+
+@router.post("/detection/alerts/bulk-matching")
+def bulk_matching(request: Request, principal: AlertsWriter, session: SessionDep, form: FormDep) -> Response:
+    """One step for every alert of the selected group (all the filters select, on every page), raised
+    before the page was shown; alerts whose state refuses the step are skipped and counted."""
+    _ = translator(request)
+    shown = _form_filters(form)
+    fields = text_fields(form, "action", "resolution", "raised_before")
+    filters, errors = _filters(request, shown)
+    error = ""
+    if filters is None:
+        error = " ".join(errors.values())
+    else:
+        try:
+            raised_before = datetime.fromisoformat(fields["raised_before"]) if fields["raised_before"] else None
+            data = AlertMatchingBulk.model_validate({
+                "filter": filters.model_copy(update={"raised_before": raised_before}),
+                "action": fields["action"], "resolution": fields["resolution"] or None})
+            with session.begin_nested():
+                result = service.bulk_matching(context(request, session, principal), data=data)
+        except (ValidationError, ValueError):
+            error = _("Choose an action (closing needs a resolution).")
+        except REFUSED as exc:
+            error = describe_error(exc, _)
+    if error:
+        return _queue(request, principal, session, PageParams(), shown, status=422, error=error)
+    figures = {"changed": len(result.changed), "unchanged": len(result.unchanged), "skipped": len(result.skipped)}
+    return redirect(_url({**_query(shown), "done": "matching", **{k: str(v) for k, v in figures.items()}}))
+
+
 def _empty_filters() -> dict[str, Any]:
-    return {"status": [], "level": [], "rule": "", "host": "", "user": "", "origin": "", "q": "", "since": "",
-            "until": ""}
+    return {"status": [], "level": [], "without": [], "rule": "", "host": "", "user": "", "origin": "",
+            "source_ip": "", "q": "", "since": "", "until": "", "group": ""}
 
 
 def _with(path: str, key: str, value: str) -> str:
