@@ -27,6 +27,7 @@ from vigil.detection.sigma import LEVELS
 RULE_COLUMNS = ("RULE", "ID", "AUTHOR")
 EXIT_FAILED = 1  # as vigil.cli.runtime, which is not imported here: it loads the records store
 EXIT_CODES_HELP = "Exit codes: 0 the hunt ran (with or without matches); 1 it could not run (the reason on stderr)."
+SHORT_HELP = "Sigma rules over .evtx, JSON and NDJSON files and folders, with no server running."
 HELP = (
     "Look for Sigma rule matches in .evtx, JSON and NDJSON files (also .gz) and folders of them, with no server "
     "running. Matches go to stdout (or --out) as a table, JSON lines or CSV; rules that do not load and input "
@@ -176,10 +177,10 @@ def _summary(stats: HuntStats, elapsed: float) -> str:
 
 def register(main: typer.Typer) -> None:
     """Add `vigil hunt` to the `vigil` app."""
-    main.command("hunt", help=HELP, epilog=EXIT_CODES_HELP)(hunt_command)
+    main.command("hunt", help=HELP, short_help=SHORT_HELP, epilog=EXIT_CODES_HELP)(hunt_command)
 
 
-app.command("hunt", help=HELP, epilog=EXIT_CODES_HELP)(hunt_command)
+app.command("hunt", help=HELP, short_help=SHORT_HELP, epilog=EXIT_CODES_HELP)(hunt_command)
 
 
 @app.callback()
