@@ -39,6 +39,9 @@ from .test_alerts_service import (
 )
 
 
+NET_YAML_ID = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
+
+
 def raise_queue(world: Any) -> tuple[Rule, Rule]:
     """Payments (line_a, below branch_a): WS01 has three alerts (one of them two matches, one written ws01),
     WS02 one, and one has no host but a source address. Beijing (branch_b) has four alerts, three on a WS01
@@ -222,3 +225,22 @@ def test_cli_groups(world: Any, database_url: str, tmp_path: Path, monkeypatch: 
     assert [item["source_ip"] for item in orjson.loads(none.output)["items"]] == ["10.0.0.5"]
     wrong = runner.invoke(cli, ["alerts", "list", "--group-by", "colour"], env=env)
     assert wrong.exit_code == 2
+
+    # A group's alerts closed in one step: every unit's WS01 (the operator's scope), one refused and skipped.
+    net_alert = alert_ids(world.database, rule_uid=NET_YAML_ID)[0]
+    assert runner.invoke(cli, ["alerts", "close", str(net_alert), "--as", "tp"], env=env).exit_code == 0
+    closed = runner.invoke(cli, ["alerts", "close", "--where", "host=ws01", "--as", "fp", "-m", "patch test"], env=env)
+    assert closed.exit_code == 0, closed.output
+    assert f"alert {net_alert}: its state refuses close, skipped" in closed.output
+    assert "5 changed, 0 already there, 1 skipped" in closed.output
+    assert rule_row(world.database, whoami.id).false_positives == 5
+    assert stored_alert(world.database, net_alert).resolution == "true_positive"
+    assert "(none)" in runner.invoke(cli, ["alerts", "list", "--group-by", "host", "--status", "new"], env=env).output
+    acked = runner.invoke(cli, ["alerts", "ack", "-w", "without=host", "-w", "status=new"], env=env)
+    assert acked.exit_code == 0 and "1 changed" in acked.output, acked.output
+    both = runner.invoke(cli, ["alerts", "ack", "1", "--where", "host=WS02"], env=env)
+    assert both.exit_code != 0 and "not both" in both.output
+    assert runner.invoke(cli, ["alerts", "ack"], env=env).exit_code != 0
+    bad = runner.invoke(cli, ["alerts", "ack", "--where", "colour=red"], env=env)
+    assert bad.exit_code != 0 and "KEY=VALUE" in bad.output
+    assert runner.invoke(cli, ["alerts", "ack", "--where", "level=severe"], env=env).exit_code != 0

@@ -3,7 +3,8 @@
 List and show alerts, acknowledge, escalate, close (``--as fp|tp``) and reopen them, assign them, suppress
 what is noise (a suppression drafted from an alert's event), and read the per-rule statistics. The CLI acts
 as the local operator (every unit; audited as ``cli:<login>``); the exit codes are those of ``vigil.cli.main``.
-Several ids in one command are one step for all of them, or none (the refusal names each alert).
+Several ids in one command are one step for all of them, or none (the refusal names each alert); ``--where
+host=WS01`` steps every alert of a group instead, skipping those whose state refuses the step.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from vigil.accounts import service as accounts
 from vigil.cli.runtime import EXIT_CODES_HELP, JsonOption, fail, local_time, operation, print_json, print_table
@@ -26,6 +28,7 @@ from vigil.detection.schemas_alerts import (
     AlertBulk,
     AlertFilter,
     AlertGroup,
+    AlertMatchingBulk,
     AlertSummary,
     RuleAttribution,
     SuppressionCreate,
@@ -36,7 +39,12 @@ from vigil.detection.workflow import AlertAction, AlertStatus, Resolution, allow
 app = typer.Typer(help="Alerts: the queue, their workflow, suppressions and per-rule statistics.",
                   no_args_is_help=True)
 
-Ids = Annotated[list[int], typer.Argument(help="Alert ids.", min=1, show_default=False)]
+Ids = Annotated[list[int] | None, typer.Argument(help="Alert ids (or a group: --where).", min=1,
+                                                   show_default=False)]
+Where = Annotated[list[str] | None, typer.Option(
+    "--where", "-w", help="Every alert of a group instead of ids: KEY=VALUE, repeat to narrow (host, user, rule, "
+    "source_ip, without, status, level); alerts whose state refuses the step are skipped.", show_default=False)]
+WHERE_KEYS = ("host", "user", "rule", "source_ip", "without", "status", "level")
 AlertIdArg = Annotated[int, typer.Argument(help="An alert's id.", min=1, show_default=False)]
 Comment = Annotated[str, typer.Option("--comment", "-m", help="Why; kept on the audit trail.")]
 
@@ -167,41 +175,72 @@ def show_alert(alert_id: AlertIdArg, as_json: JsonOption = False) -> None:
     print_json(event)
 
 
-def _step(ids: Sequence[int], action: AlertAction, comment: str, resolution: Resolution | None = None) -> None:
+def _group(where: Sequence[str]) -> AlertFilter:
+    """``--where host=WS01`` (repeat; every one narrows): the alerts of a group, as ``--group-by`` shows it
+    (``without=host`` for its "(none)" row); also ``user``, ``rule``, ``source_ip``, ``status``, ``level``."""
+    given: dict[str, Any] = {}
+    for item in where:
+        key, sep, value = item.partition("=")
+        if not sep or key not in WHERE_KEYS or not value:
+            fail(f"--where {item!r}: give KEY=VALUE with KEY one of {', '.join(WHERE_KEYS)}")
+        if key in ("status", "level", "without"):
+            given.setdefault(key, []).append(value)
+        else:
+            given[key] = value
+    try:
+        return AlertFilter.model_validate(given)
+    except ValidationError as exc:
+        fail("--where: " + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()))
+
+
+def _step(ids: Sequence[int] | None, action: AlertAction, comment: str, resolution: Resolution | None = None,
+          where: Sequence[str] | None = None) -> None:
+    if bool(ids) == bool(where):
+        fail("give alert ids, or a group with --where (e.g. --where host=WS01), not both")
     with operation() as op, op.transaction() as ctx:
-        result = service.bulk_transition(ctx, data=AlertBulk(ids=list(ids), action=action, resolution=resolution,
-                                                             comment=comment))
+        if ids:
+            result = service.bulk_transition(ctx, data=AlertBulk(ids=list(ids), action=action,
+                                                                 resolution=resolution, comment=comment))
+            skipped: list[int] = []
+        else:
+            matched = service.bulk_matching(ctx, data=AlertMatchingBulk(
+                filter=_group(where or ()), action=action, resolution=resolution, comment=comment))
+            result, skipped = matched, matched.skipped
     for alert_id in result.changed:
         typer.echo(f"alert {alert_id}: {action} done")
     for alert_id in result.unchanged:
         typer.echo(f"alert {alert_id}: already there, left as it was")
+    for alert_id in skipped:
+        typer.echo(f"alert {alert_id}: its state refuses {action}, skipped")
+    if where:
+        typer.echo(f"{len(result.changed)} changed, {len(result.unchanged)} already there, {len(skipped)} skipped")
 
 
 @app.command("ack", epilog=EXIT_CODES_HELP)
-def acknowledge(ids: Ids, comment: Comment = "") -> None:
+def acknowledge(ids: Ids = None, comment: Comment = "", where: Where = None) -> None:
     """Acknowledge new alerts: someone is looking at them."""
-    _step(ids, AlertAction.ACKNOWLEDGE, comment)
+    _step(ids, AlertAction.ACKNOWLEDGE, comment, where=where)
 
 
 @app.command("escalate", epilog=EXIT_CODES_HELP)
-def escalate(ids: Ids, comment: Comment = "") -> None:
+def escalate(ids: Ids = None, comment: Comment = "", where: Where = None) -> None:
     """Mark alerts escalated to an incident."""
-    _step(ids, AlertAction.ESCALATE, comment)
+    _step(ids, AlertAction.ESCALATE, comment, where=where)
 
 
 @app.command("close", epilog=EXIT_CODES_HELP)
-def close(ids: Ids, outcome: Annotated[Outcome, typer.Option("--as", help="fp: a false positive (counted on the "
-                                                                          "rule); tp: a true positive.",
-                                                                 show_default=False)],
-          comment: Comment = "") -> None:
+def close(outcome: Annotated[Outcome, typer.Option("--as", help="fp: a false positive (counted on the "
+                                                                "rule); tp: a true positive.",
+                                                       show_default=False)],
+          ids: Ids = None, comment: Comment = "", where: Where = None) -> None:
     """Close alerts as a false (fp) or true (tp) positive."""
-    _step(ids, AlertAction.CLOSE, comment, OUTCOMES[outcome])
+    _step(ids, AlertAction.CLOSE, comment, OUTCOMES[outcome], where=where)
 
 
 @app.command("reopen", epilog=EXIT_CODES_HELP)
-def reopen(ids: Ids, comment: Comment = "") -> None:
+def reopen(ids: Ids = None, comment: Comment = "", where: Where = None) -> None:
     """Reopen closed alerts (they come back acknowledged)."""
-    _step(ids, AlertAction.REOPEN, comment)
+    _step(ids, AlertAction.REOPEN, comment, where=where)
 
 
 @app.command("assign", epilog=EXIT_CODES_HELP)
