@@ -14,12 +14,11 @@ differ from Python and how each case is handed to the engine instead.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import uuid
 
 import pytest
 from tests.detection.conftest import WINDOWS_RULES_DIR, absent_reason
@@ -188,13 +187,28 @@ def test_what_sql_cannot_decide_goes_to_the_engine_and_only_that(edge_store: Duc
     assert 0 < found.verified < len(EDGE_EVENTS) * len(in_python)
 
 
+def test_a_column_gate_keeps_every_row_the_engine_could_match(store: DuckDBEventStore) -> None:
+    """Rules without a Windows gate are narrowed on a typed column (event.module here): events where that
+    column cannot tell (a top-level key with a dot, a list) still reach the condition."""
+    gated = rule("  sel:\n    event.module: system\n    message|contains: sudo\n  condition: sel", name="gated")
+    store.append([{"n": 1, "event": {"module": "System"}, "message": "sudo x"},
+                  {"n": 2, "event.module": "system", "message": "sudo y"},
+                  {"n": 3, "event": {"module": ["auth", "system"]}, "message": "sudo z"},
+                  {"n": 4, "event": {"module": "nginx"}, "message": "sudo w"}], unit_id=1, source="s")
+    [(gate, column)] = plan([gated]).keys()
+    assert gate == (None, None) and column == ("event.module", "system")
+    expected = engine_pairs(store, [gated])
+    assert ids_of(store, expected, gated.id) == ["1", "2", "3"]
+    assert sql_pairs(store, [gated]) == expected
+
+
 def test_rule_text_never_becomes_sql(store: DuckDBEventStore) -> None:
     hostile = "x'); DROP TABLE events; --"
     rules = [rule(f"  sel:\n    CommandLine|contains: \"{hostile}\"\n  condition: sel", name="hostile"),
              rule("  sel:\n    \"we'ird\\\"field\": 1\n  condition: sel", name="field")]
     store.append([{"CommandLine": f"a {hostile} b", "we'ird\"field": 1}], unit_id=1, source="s")
-    for gate, variants in plan(rules).items():
-        assert hostile not in build_query(variants, gate, EVER).sql
+    for (gate, column), variants in plan(rules).items():
+        assert hostile not in build_query(variants, gate, EVER, column).sql
     assert sql_pairs(store, rules) == engine_pairs(store, rules) != set()
     assert store.count() == 1
 

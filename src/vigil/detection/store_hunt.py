@@ -24,6 +24,7 @@ import orjson
 from vigil.detection.sigma import Engine, Rule
 from vigil.detection.sigma.predicates import And, Condition, Not, Predicate, holds
 from vigil.detection.sigma_sql import Compiled, ConditionCompiler, Fields, prefilter
+from vigil.siem.fields import Kind, column_for
 from vigil.siem.store.duckdb import DuckDBEventStore
 
 # Variants compiled into one query: bigger means fewer passes over the group's rows, but a longer SQL
@@ -33,6 +34,9 @@ FETCH_ROWS = 2_000  # rows read from a result at a time (the documents of candid
 _INT32 = 2**31
 
 Gate = tuple[str | None, str | None]
+ColumnGate = tuple[str, str]  # (ECS field with a typed text column, the value it must equal, lower-cased)
+# Fields whose typed column narrows a variant without a Windows gate (most selective first).
+COLUMN_GATE_FIELDS = ("event.dataset", "event.module", "event.action", "process.name")
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,27 @@ def variant_gate(condition: Condition) -> Gate:
     return channel, event_id
 
 
+def column_gate(condition: Condition) -> ColumnGate | None:
+    """An equality on one of ``COLUMN_GATE_FIELDS`` the variant requires (top-level, uncased, a word that is not
+    a number or a boolean, whose text a typed column holds exactly as the engine compares it)."""
+    items = condition.items if isinstance(condition, And) else (condition,)
+    found: dict[str, str] = {}
+    for item in items:
+        if (isinstance(item, Predicate) and item.kind == "exact" and not item.cased and item.field in COLUMN_GATE_FIELDS
+                and isinstance(item.value, str) and item.value and item.value not in ("true", "false")
+                and not _is_number(item.value)):
+            found.setdefault(item.field, item.value)
+    return next(((name, found[name]) for name in COLUMN_GATE_FIELDS if name in found), None)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def evaluate(condition: Condition, event: Mapping[str, Any]) -> bool:
     """The engine's meaning of a condition, predicate by predicate (for the few rows SQL cannot decide)."""
     if isinstance(condition, Predicate):
@@ -98,11 +123,19 @@ def without_gate(condition: Condition, gate: Gate) -> Condition | None:
     return rest[0] if len(rest) == 1 else And(rest)
 
 
-def _gate_filter(gate: Gate) -> tuple[list[str], list[Any]]:
+def _gate_filter(gate: Gate, column: ColumnGate | None = None) -> tuple[list[str], list[Any]]:
     """The gate on the typed columns (DuckDB reads only the rows that pass): a superset of the rows the
-    engine would look at for it, made exact in the query by the same test on the document's own text."""
+    engine would look at for it, made exact in the query by the same test on the document's own text.
+
+    A column gate lets through rows whose column is empty (the field absent, or only a top-level key with a
+    dot in its name) or holds a list's JSON text: the condition itself decides those."""
     clauses: list[str] = []
     params: list[Any] = []
+    if column is not None:
+        name = column_for(column[0])
+        assert name is not None and name.kind is Kind.TEXT
+        clauses.append(f"({name.name} IS NULL OR starts_with({name.name}, '[') OR lower({name.name}) = ?)")
+        params.append(column[1])
     channel, event_id = gate
     if channel is not None:
         clauses.append("lower(win_channel) = ?")
@@ -134,7 +167,8 @@ class _Query:
     inexact: set[int]  # rules with a variant SQL cannot decide alone
 
 
-def build_query(variants: Sequence[tuple[int, Condition]], gate: Gate, window: Window) -> _Query:
+def build_query(variants: Sequence[tuple[int, Condition]], gate: Gate, window: Window,
+                column: ColumnGate | None = None) -> _Query:
     """One query evaluating ``variants`` (all of ``gate``) over the window's rows.
 
     A row comes back when some variant holds or may hold; with its document when Python must decide
@@ -159,7 +193,7 @@ def build_query(variants: Sequence[tuple[int, Condition]], gate: Gate, window: W
         fields.slot("Channel")
     values, kinds, texts, lowered = fields.levels()
     scope, scope_params = _scope(window)
-    typed_gate, typed_params = _gate_filter(gate)
+    typed_gate, typed_params = _gate_filter(gate, column)
     # m{n}: the variant surely holds; c{n}: it may (only for variants SQL cannot decide alone).
     columns = [f"coalesce({c.sure}, FALSE) AS m{n}" for n, c in enumerate(compiled)]
     columns += [f"coalesce({c.maybe}, FALSE) AS c{n}" for n, c in enumerate(compiled) if not c.exact]
@@ -184,12 +218,15 @@ def build_query(variants: Sequence[tuple[int, Condition]], gate: Gate, window: W
     return _Query(sql, params, list(variants), inexact)
 
 
-def plan(rules: Sequence[Rule]) -> dict[Gate, list[tuple[int, Condition]]]:
-    """The rules' variants grouped by gate (rule index, condition)."""
-    groups: dict[Gate, list[tuple[int, Condition]]] = defaultdict(list)
+def plan(rules: Sequence[Rule]) -> dict[tuple[Gate, ColumnGate | None], list[tuple[int, Condition]]]:
+    """The rules' variants grouped by gate, and those without a Windows gate by column gate (rule index,
+    condition)."""
+    groups: dict[tuple[Gate, ColumnGate | None], list[tuple[int, Condition]]] = defaultdict(list)
     for index, rule in enumerate(rules):
         for variant in rule.variants:
-            groups[variant_gate(variant)].append((index, variant))
+            gate = variant_gate(variant)
+            column = column_gate(variant) if gate == (None, None) else None
+            groups[(gate, column)].append((index, variant))
     return groups
 
 
@@ -238,9 +275,9 @@ def hunt_store(store: DuckDBEventStore, rules: Sequence[Rule], window: Window, *
     matched: dict[int, set[int]] = defaultdict(set)
     result = StoreHuntResult(hits={}, events_scanned=count_events(store, window))
     in_python: set[int] = set()
-    for gate, variants in plan(rules).items():
+    for (gate, column), variants in plan(rules).items():
         for first in range(0, len(variants), variants_per_query):
-            query = build_query(variants[first: first + variants_per_query], gate, window)
+            query = build_query(variants[first: first + variants_per_query], gate, window, column)
             result.queries += 1
             in_python |= query.inexact
             result.verified += _run(store, rules, query, matched)
