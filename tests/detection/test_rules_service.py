@@ -406,3 +406,15 @@ def test_sigmahq_linux_rules_import_with_experimental_ones_left_off(database: Da
     again = import_pack(database, path=folder, name="sigmahq-linux", actor=actor_of(database))
     assert again.unchanged == len(statuses) and not (again.added or again.updated or again.removed)
     assert rules_service.enabled_rules(database)[0] == version
+
+
+def test_a_file_of_several_rules_compiles_each_from_the_stored_yaml(database: Database, tmp_path: Path) -> None:
+    folder = tmp_path / "multi"
+    write(folder, "two.yml", sigma_rule("First") + "---\n" + sigma_rule("Second", image="\\second.exe"))
+    result = import_pack(database, path=folder, name="multi", actor=actor_of(database))
+    assert sorted(c.title for c in result.added) == ["First", "Second"]
+    rules_service._compiled.clear()
+    _, rules = rules_service.enabled_rules(database)
+    assert sorted((r.title, r.id) for r in rules) == [("First", uid_of("First")), ("Second", uid_of("Second"))]
+    event = {**SYSMON, "Image": "C:\\Tools\\second.exe"}
+    assert [r.title for r in Engine(rules).match(event)] == ["Second"]
