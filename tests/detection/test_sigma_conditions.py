@@ -355,6 +355,8 @@ def test_rules_come_back_in_the_order_given() -> None:
 STATEFUL_RULES = {
     "bool": "selection:\n    Flag: true",
     "number": "selection:\n    Flag: 1",
+    "false": "selection:\n    Flag: false",
+    "zero": "selection:\n    Flag: 0",
     "gt": "selection:\n    Flag|gt: 0",
     "null": "selection:\n    Flag: null",
     "exists": "selection:\n    Flag|exists: true",
@@ -403,6 +405,8 @@ def test_booleans_and_numbers_in_the_stateful_set() -> None:
     assert titles({"Flag": 1}) == {"number", "gt", "exists", "not"}
     assert titles({"Flag": "yes", "Other": "YES"}) == {"text", "exists", "fieldref", "keyword"}
     assert titles({}) == {"null", "not"}
+    assert titles({"Flag": False}) == {"false", "exists", "not"}
+    assert titles({"Flag": 0}) == {"zero", "exists", "not"}
     assert titles({"obj": {"Flag": 1}}) == {"nested", "null", "not"}
 
 
