@@ -39,9 +39,6 @@ from .test_alerts_service import (
 )
 
 
-NET_YAML_ID = "0c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"
-
-
 def raise_queue(world: Any) -> tuple[Rule, Rule]:
     """Payments (line_a, below branch_a): WS01 has three alerts (one of them two matches, one written ws01),
     WS02 one, and one has no host but a source address. Beijing (branch_b) has four alerts, three on a WS01
@@ -207,7 +204,7 @@ def test_the_page_groups_selects_a_group_and_closes_it(client: TestClient, world
 
 
 def test_cli_groups(world: Any, database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    whoami, _ = raise_queue(world)
+    whoami, net = raise_queue(world)
     monkeypatch.chdir(tmp_path)
     env = {"VIGIL_DATABASE_URL": database_url, "VIGIL_DATA_DIR": str(tmp_path / "var")}
     runner = CliRunner()
@@ -227,7 +224,7 @@ def test_cli_groups(world: Any, database_url: str, tmp_path: Path, monkeypatch: 
     assert wrong.exit_code == 2
 
     # A group's alerts closed in one step: every unit's WS01 (the operator's scope), one refused and skipped.
-    net_alert = alert_ids(world.database, rule_uid=NET_YAML_ID)[0]
+    net_alert = alert_ids(world.database, rule_uid=net.id)[0]
     assert runner.invoke(cli, ["alerts", "close", str(net_alert), "--as", "tp"], env=env).exit_code == 0
     closed = runner.invoke(cli, ["alerts", "close", "--where", "host=ws01", "--as", "fp", "-m", "patch test"], env=env)
     assert closed.exit_code == 0, closed.output
