@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, case, func, or_, select, update
+from sqlalchemy import Select, case, func, literal_column, or_, select, update
 from sqlalchemy.orm import Session
 
 from vigil.accounts import service as accounts
@@ -122,8 +122,10 @@ def _group_columns(by: GroupBy) -> tuple[Any, Any]:
     if by == "rule":
         return Alert.rule_uid, func.max(Alert.title)
     column = MISSABLE[by]
-    grouped = func.lower(func.coalesce(column, "")) if by in ("host", "user") else func.coalesce(column, "")
-    return grouped, func.min(column)
+    # The empty string inline, not a bound parameter: PostgreSQL matches the selected expression with the
+    # GROUP BY one only when they are written alike (two parameters are two expressions to it).
+    present = func.coalesce(column, literal_column("''"))
+    return (func.lower(present) if by in ("host", "user") else present), func.min(column)
 
 
 def group_alerts(session: Session, *, filters: AlertFilter, by: GroupBy, params: PageParams,
