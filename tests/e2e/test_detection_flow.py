@@ -265,8 +265,11 @@ def test_import_a_rule_see_it_fire_suppress_a_false_positive(running: Running, b
     expect(suppression).to_contain_text("svc-backup")
     expect(suppression.locator("td").nth(5)).to_have_text("0")  # "Suppressed matches": none yet
 
-    # The alert closed as a false positive.
-    page.goto(alert_url)
+    # The alert closed as a false positive: back to it through the suppression's rule (the queue, filtered).
+    suppression.get_by_role("link", name=RULE_ID).click()
+    expect(page.get_by_label("Rule id")).to_have_value(RULE_ID)
+    alert_rows(page, "fs01").get_by_role("link", name=RULE_TITLE).click()
+    assert page.url == alert_url
     page.get_by_role("button", name="Close as false positive").click()
     expect(page.get_by_role("status")).to_have_text("The alert is updated.")
     status = page.locator("#alert-status")
