@@ -30,10 +30,13 @@ from vigil.core import audit
 from vigil.core.context import Context
 from vigil.core.db import Database, Scope, utcnow
 from vigil.core.errors import BadInput
+from vigil.detection.correlation import load_correlations
+from vigil.detection.correlation_store import CORRELATION_KIND
+from vigil.detection.live_correlation import as_rule
 from vigil.detection.models import DetectionRule, RulePack
 from vigil.detection.rules_service import pack_read, remember_compiled
 from vigil.detection.schemas_rules import EnablePolicy, ImportResult, RuleChange
-from vigil.detection.sigma import Rule, RuleError, load_rules
+from vigil.detection.sigma import LoadResult, Rule, RuleError, load_rules
 
 STARTER_DIR = Path(__file__).resolve().parent / "rules" / "starter"
 STARTER_PACK = "vigil-starter"
@@ -56,6 +59,8 @@ class LoadedPack:
     rules: list[Rule] = field(default_factory=list)
     errors: list[RuleError] = field(default_factory=list)
     version: str = ""
+    # Correlation rules, stored beside the others (kind "correlation") as the rule the alert names.
+    correlations: list[Rule] = field(default_factory=list)
 
 
 def check_pack_name(name: str) -> str:
@@ -181,16 +186,19 @@ def read_pack(path: Path, *, pack: str, display: str | None = None) -> LoadedPac
             unpack_zip(path, root)
             result = load_rules([root], pack=pack)
             _collect(loaded, result.rules, result.errors, root, f"{label}!")
+            _collect_correlations(loaded, result, root, f"{label}!", pack)
         return _finish(loaded, version=f"{label} {_file_digest(path)}")
     if path.is_dir():
         result = load_rules([path], pack=pack)
         _collect(loaded, result.rules, result.errors, path, "")
+        _collect_correlations(loaded, result, path, "", pack)
         commit = _git_commit(path)
         return _finish(loaded, version=commit or "")
     if path.suffix.lower() not in RULE_SUFFIXES:
         raise BadInput(f"{path.name}: import a folder of rules, a .zip archive or a .yml/.yaml rule file")
     result = load_rules([path], pack=pack)
     _collect(loaded, result.rules, result.errors, path.parent, "")
+    _collect_correlations(loaded, result, path.parent, "", pack)
     if display:
         loaded.rules = [_stable(rule, display) for rule in loaded.rules]
         loaded.errors = [RuleError(e.reason, path=display, line=e.line, rule_id=e.rule_id) for e in loaded.errors]
@@ -200,6 +208,16 @@ def read_pack(path: Path, *, pack: str, display: str | None = None) -> LoadedPac
 def _collect(loaded: LoadedPack, rules: Iterable[Rule], errors: Iterable[RuleError], root: Path,
              prefix: str) -> None:
     loaded.rules.extend(_stable(rule, _relative(rule.path, root, prefix)) for rule in rules)
+    loaded.errors.extend(RuleError(e.reason, path=_relative(e.path, root, prefix), line=e.line, rule_id=e.rule_id)
+                         for e in errors)
+
+
+def _collect_correlations(loaded: LoadedPack, result: LoadResult, root: Path, prefix: str, pack: str) -> None:
+    """The pack's correlation rules, resolved against its own rules (a broken one is an error like any)."""
+    if not result.correlation_sources:
+        return
+    correlations, errors = load_correlations(result.correlation_sources, result.rules, pack=pack)
+    loaded.correlations.extend(replace(as_rule(c), path=_relative(c.path, root, prefix)) for c in correlations)
     loaded.errors.extend(RuleError(e.reason, path=_relative(e.path, root, prefix), line=e.line, rule_id=e.rule_id)
                          for e in errors)
 
@@ -261,6 +279,7 @@ def store_pack(ctx: Context, loaded: LoadedPack, *, name: str, source: str,
     else:
         existing = {row.rule_uid: row for row in session.scalars(
             select(DetectionRule).where(DetectionRule.pack_id == pack.id))}
+    correlation_ids = {rule.id for rule in loaded.correlations}
     if not loaded.rules and existing:
         raise BadInput(f"no rule could be loaded from {source}; the pack {name} keeps its {len(existing)} rules"
                        + (f" (first problem: {loaded.errors[0]})" if loaded.errors else ""))
@@ -273,7 +292,7 @@ def store_pack(ctx: Context, loaded: LoadedPack, *, name: str, source: str,
     seen: dict[str, Rule] = {}
     new_rows: dict[str, DetectionRule] = {}
     now = utcnow()
-    for rule in loaded.rules:
+    for rule in [*loaded.rules, *loaded.correlations]:
         if rule.id in seen:
             errors.append(f"{rule.path}: the rule id {rule.id} is also used by {seen[rule.id].path}; this copy is "
                           "left out")
@@ -283,6 +302,7 @@ def store_pack(ctx: Context, loaded: LoadedPack, *, name: str, source: str,
         row = existing.get(rule.id)
         if row is None:
             row = DetectionRule(pack_id=pack.id, rule_uid=rule.id, enabled=enabled_on_import(rule.status, enable),
+                                kind=CORRELATION_KIND if rule.id in correlation_ids else "sigma",
                                 created_at=now, updated_at=now, updated_by=ctx.actor.name)
             _set_metadata(row, rule, digest)
             session.add(row)
@@ -297,7 +317,8 @@ def store_pack(ctx: Context, loaded: LoadedPack, *, name: str, source: str,
         else:
             row.path = rule.path  # a file moved inside the pack without changing
             unchanged += 1
-        remember_compiled(digest, rule.id, rule)
+        if rule.id not in correlation_ids:
+            remember_compiled(digest, rule.id, rule)
     removed: list[RuleChange] = []
     kept = 0
     for uid, row in existing.items():

@@ -252,7 +252,8 @@ def enabled_rules(db: Database) -> tuple[str, list[Rule]]:
             select(DetectionRule.id, DetectionRule.rule_uid, DetectionRule.digest, DetectionRule.level_override,
                    RulePack.name)
             .join(RulePack, RulePack.id == DetectionRule.pack_id)
-            .where(DetectionRule.enabled.is_(True)).order_by(DetectionRule.pack_id, DetectionRule.id)).all()
+            .where(DetectionRule.enabled.is_(True), DetectionRule.kind != "correlation")
+            .order_by(DetectionRule.pack_id, DetectionRule.id)).all()
         chosen: dict[str, Any] = {}
         for row in rows:
             chosen.setdefault(row.rule_uid, row)
