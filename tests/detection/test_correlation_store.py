@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from vigil.core import audit
 from vigil.core.db import Database, Scope
+from vigil.detection import rules_service
 from vigil.detection.correlation_store import enabled_correlations
 from vigil.detection.models import DetectionRule
 from vigil.detection.rules_import import import_pack
@@ -72,3 +74,23 @@ def test_a_correlation_whose_base_rule_is_disabled_is_left_out(database: Databas
     version_after, correlations = enabled_correlations(database, enabled_rules(database)[1])
     assert version_after != version and [c.level for c in correlations] == ["critical"]
     assert version_before == version
+
+
+def test_compiled_rules_are_kept_across_restarts(database: Database, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "pack").mkdir()
+    (tmp_path / "pack" / "guessing.yml").write_text(PACK)
+    import_pack(database, path=tmp_path / "pack", name="local", actor=actor())
+    monkeypatch.setattr(rules_service, "_compiled", {})
+    monkeypatch.setattr(rules_service, "_disk_loaded", False)
+    version, rules = enabled_rules(database, cache_dir=tmp_path / "cache")
+    assert [rule.title for rule in rules] == ["Failed logon"]
+    assert (tmp_path / "cache" / rules_service.COMPILED_CACHE).is_file()
+
+    def no_compiling(*args: object) -> None:
+        raise AssertionError("compiled again although the cache holds it")
+
+    monkeypatch.setattr(rules_service, "_compiled", {})  # a new process
+    monkeypatch.setattr(rules_service, "_disk_loaded", False)
+    monkeypatch.setattr(rules_service, "_compile", no_compiling)
+    assert enabled_rules(database, cache_dir=tmp_path / "cache") == (version, rules)

@@ -111,5 +111,6 @@ def consumer(settings: Settings, database: Database) -> LiveDetection:
     records store; correlation state kept in ``<data_dir>/detection/correlation-state.json``."""
     correlations = LiveCorrelation(lambda base: enabled_correlations(database, base),
                                    state_path=settings.data_dir / "detection" / "correlation-state.json")
-    return LiveDetection(database, lambda: enabled_rules(database), dedup_minutes=settings.alert_dedup_minutes,
-                         correlations=correlations)
+    compiled = settings.data_dir / "detection"
+    return LiveDetection(database, lambda: enabled_rules(database, cache_dir=compiled),
+                         dedup_minutes=settings.alert_dedup_minutes, correlations=correlations)

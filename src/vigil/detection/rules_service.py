@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import pickle
 import re
 import tempfile
 import threading
@@ -28,6 +29,7 @@ from vigil.core.pagination import Page, PageParams
 from vigil.detection.models import DetectionRule, RulePack
 from vigil.detection.schemas_rules import RuleBulkResult, RuleFilters, RulePackRead, RuleRead, RuleUpdate
 from vigil.detection.sigma import Rule, RuleError, load_rules, rule_from_yaml
+from vigil.detection.sigma.load import CACHE_FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +224,8 @@ def set_enabled(ctx: Context, *, ids: Sequence[int], enabled: bool) -> RuleBulkR
 
 _compiled: dict[tuple[str, str], Rule] = {}  # (YAML digest, Sigma id) -> compiled rule, for this process
 _compiled_lock = threading.Lock()
+COMPILED_CACHE = f"compiled-rules-{CACHE_FORMAT}.pickle"
+_disk_loaded = False
 
 
 def remember_compiled(digest: str, uid: str, rule: Rule) -> None:
@@ -244,9 +248,44 @@ def _compile(uid: str, text: str, path: str, pack: str) -> Rule:
     raise RuleError(f"the rule {uid} is not in its stored YAML", path=path)
 
 
-def enabled_rules(db: Database) -> tuple[str, list[Rule]]:
+def _load_disk_cache(cache_dir: Path | None) -> None:
+    """Compiled rules a previous process kept (once per process): a restart does not compile SigmaHQ's
+    3,000 rules again (about 20 s) before live detection has them."""
+    global _disk_loaded
+    if cache_dir is None or _disk_loaded:
+        return
+    _disk_loaded = True
+    try:
+        with (cache_dir / COMPILED_CACHE).open("rb") as handle:
+            kept = pickle.load(handle)  # noqa: S301 - written by this module into the data folder
+        if isinstance(kept, dict):
+            with _compiled_lock:
+                for key, rule in kept.items():
+                    _compiled.setdefault(key, rule)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
+        return  # none yet, or from another version: compiled again
+
+
+def _save_disk_cache(cache_dir: Path | None, keys: set[tuple[str, str]]) -> None:
+    if cache_dir is None:
+        return
+    with _compiled_lock:
+        kept = {key: _compiled[key] for key in keys if key in _compiled}
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = cache_dir / f"{COMPILED_CACHE}.{threading.get_ident()}.tmp"
+        with partial.open("wb") as handle:
+            pickle.dump(kept, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        partial.replace(cache_dir / COMPILED_CACHE)
+    except OSError as exc:
+        log.warning("compiled rules not cached in %s: %s", cache_dir, exc)
+
+
+def enabled_rules(db: Database, *, cache_dir: Path | None = None) -> tuple[str, list[Rule]]:
     """A version of the enabled set (it changes with the set, an override or a YAML), and its rules
-    compiled with level overrides applied. A Sigma id enabled in two packs runs once (the older pack's)."""
+    compiled with level overrides applied. A Sigma id enabled in two packs runs once (the older pack's).
+    ``cache_dir``: where compiled rules are kept across restarts."""
+    _load_disk_cache(cache_dir)
     with db.transaction(Scope.system()) as session:
         rows = session.execute(
             select(DetectionRule.id, DetectionRule.rule_uid, DetectionRule.digest, DetectionRule.level_override,
@@ -284,7 +323,10 @@ def enabled_rules(db: Database) -> tuple[str, list[Rule]]:
             with _compiled_lock:
                 _compiled[key] = rule
         rules.append(replace(rule, level=row.level_override) if row.level_override else rule)
-    _forget_unused({(row.digest, uid) for uid, row in chosen.items()})
+    current = {(row.digest, uid) for uid, row in chosen.items()}
+    _forget_unused(current)
+    if wanted:
+        _save_disk_cache(cache_dir, current)
     return digest.hexdigest()[:32], rules
 
 
