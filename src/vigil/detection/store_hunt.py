@@ -12,9 +12,11 @@ those are checked in Python with the engine's own ``holds`` — only for those v
 
 from __future__ import annotations
 
+import os
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -30,6 +32,7 @@ from vigil.siem.store.duckdb import DuckDBEventStore
 # Variants compiled into one query: bigger means fewer passes over the group's rows, but a longer SQL
 # text for DuckDB to plan (measured on rules/windows: see docs/detection.md, "Hunting over stored events").
 VARIANTS_PER_QUERY = 400
+QUERY_THREADS = min(4, os.cpu_count() or 1)  # queries of one hunt run side by side
 FETCH_ROWS = 2_000  # rows read from a result at a time (the documents of candidates among them)
 _INT32 = 2**31
 
@@ -269,20 +272,32 @@ class _Verifier:
 
 
 def hunt_store(store: DuckDBEventStore, rules: Sequence[Rule], window: Window, *,
-               variants_per_query: int = VARIANTS_PER_QUERY) -> StoreHuntResult:
-    """Every (rule, stored event) match in the window, decided in the store (and in Python where SQL cannot)."""
+               variants_per_query: int = VARIANTS_PER_QUERY, threads: int = QUERY_THREADS) -> StoreHuntResult:
+    """Every (rule, stored event) match in the window, decided in the store (and in Python where SQL cannot).
+
+    Queries run ``threads`` at a time, each on its own cursor: DuckDB plans a query on one core and runs a
+    small one on few, and releases the GIL meanwhile."""
     started = time.perf_counter()
-    matched: dict[int, set[int]] = defaultdict(set)
     result = StoreHuntResult(hits={}, events_scanned=count_events(store, window))
-    in_python: set[int] = set()
-    for (gate, column), variants in plan(rules).items():
-        for first in range(0, len(variants), variants_per_query):
-            query = build_query(variants[first: first + variants_per_query], gate, window, column)
-            result.queries += 1
-            in_python |= query.inexact
-            result.verified += _run(store, rules, query, matched)
+    queries = [build_query(variants[first: first + variants_per_query], gate, window, column)
+               for (gate, column), variants in plan(rules).items()
+               for first in range(0, len(variants), variants_per_query)]
+    # The biggest first, so that no thread is left alone with one at the end.
+    queries.sort(key=lambda query: -len(query.variants))
+
+    def run_one(query: _Query) -> tuple[dict[int, set[int]], int]:
+        found: dict[int, set[int]] = defaultdict(set)
+        return found, _run(store, rules, query, found)
+
+    matched: dict[int, set[int]] = defaultdict(set)
+    with ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix="vigil-hunt-query") as pool:
+        for found, verified in pool.map(run_one, queries):
+            for index, ids in found.items():
+                matched[index] |= ids
+            result.verified += verified
+    result.queries = len(queries)
     result.hits = {rules[index].id: sorted(ids) for index, ids in sorted(matched.items()) if ids}
-    result.rules_checked_in_python = sorted({rules[index].id for index in in_python})
+    result.rules_checked_in_python = sorted({rules[index].id for query in queries for index in query.inexact})
     result.seconds = time.perf_counter() - started
     return result
 
