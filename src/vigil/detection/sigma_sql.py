@@ -8,16 +8,18 @@ paths, the paths a parameter), then evaluates the rules' conditions on those val
   else the dotted path (``coalesce`` of the two: a key present with a null value stops the lookup, as in
   ``field_value``);
 - a value is compared by its text as ``as_text`` writes it (numbers as digits, booleans ``true``/``false``,
-  a whole float without its ``.0``), case-insensitively (``lower``) unless ``cased``; a list matches when any
-  element does;
+  a whole float without its ``.0``), case-insensitively (``lower``) unless ``cased``;
 - wildcards become ``LIKE``, regular expressions ``regexp_matches`` (RE2) with the rule's i/m/s flags,
-  ``cidr`` over IPv4 a numeric range of the parsed address, comparisons ``TRY_CAST(... AS DOUBLE)``.
+  ``cidr`` over IPv4 a numeric range of the parsed address, comparisons ``TRY_CAST(... AS DOUBLE)``; literal
+  ORs on one field become one test (``list_contains``, one RE2 alternation).
 
-What SQL cannot decide exactly is approximated on the safe side and verified in Python (``holds``) on the
-rows that pass: keywords (field-less values; the query looks for the JSON-escaped needle in the document
-text), regular expressions RE2 cannot run (lookarounds, backreferences), IPv6 networks, lists nested in
-lists. An unknown predicate reads as TRUE where it counts for a match and FALSE under a ``not``, so the
-query returns every row that could match and never drops one that does (``Compiled.exact`` is False).
+What SQL cannot decide exactly is left to the engine on the rows concerned: each condition is compiled
+twice, ``sure`` (an unknown predicate reads as false where it counts for a match) and ``maybe`` (as true),
+so rows where they differ are exactly those to check. Unknown are keywords (field-less values; SQL only
+rules out documents without the JSON-escaped needle), regular expressions RE2 cannot run (lookarounds,
+backreferences) or could run differently (non-ASCII text with ``\\d \\w \\s \\b`` or case folding, a
+final newline with ``$``), IPv6 networks; and a row where a field holds a list (column ``arr``) is the
+engine's for every rule of its query.
 
 No rule text becomes SQL: values, patterns and JSON paths are all ``?`` parameters.
 """

@@ -6,8 +6,9 @@ the caller's units, the gate (on the typed ``win_channel`` / ``win_event_id`` co
 only those rows' documents) and an optional search-language filter narrow the rows; each row's document
 is parsed once for every field the group's rules read, and every variant's condition (``sigma_sql``) is
 one boolean column. Only rows where some variant holds come back. Variants SQL cannot decide exactly
-(keywords, regular expressions beyond RE2, IPv6 networks) return their candidate rows' documents, and
-those are checked in Python with the engine's own ``holds`` — only for those variants, in batches.
+(keywords, regular expressions beyond RE2, IPv6 networks, lists) return their candidate rows' documents,
+and the engine itself (``Engine.match``, over only the rules concerned) decides those rows, in batches.
+A hunt's queries run side by side, each on its own cursor.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 import orjson
 
 from vigil.detection.sigma import Engine, Rule
-from vigil.detection.sigma.predicates import And, Condition, Not, Predicate, holds
+from vigil.detection.sigma.predicates import And, Condition, Predicate
 from vigil.detection.sigma_sql import Compiled, ConditionCompiler, Fields, prefilter
 from vigil.siem.fields import Kind, column_for
 from vigil.siem.store.duckdb import DuckDBEventStore
@@ -96,17 +97,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def evaluate(condition: Condition, event: Mapping[str, Any]) -> bool:
-    """The engine's meaning of a condition, predicate by predicate (for the few rows SQL cannot decide)."""
-    if isinstance(condition, Predicate):
-        return holds(condition, event)
-    if isinstance(condition, Not):
-        return not evaluate(condition.item, event)
-    if isinstance(condition, And):
-        return all(evaluate(item, event) for item in condition.items)
-    return any(evaluate(item, event) for item in condition.items)
 
 
 def is_gate(item: Condition, gate: Gate) -> bool:
