@@ -14,13 +14,13 @@ from vigil.accounts.models import ApiToken, SecurityPolicy, User, WebSession
 from vigil.accounts.schemas import PasswordChange, TokenCreate
 from vigil.core import audit
 from vigil.core.auth import (
-    DUMMY_HASH,
     TOKEN_PREFIX,
     Grant,
     Principal,
     Role,
     UnitTree,
     digest,
+    dummy_hash,
     hash_password,
     new_secret,
     password_needs_rehash,
@@ -56,7 +56,7 @@ def authenticate(session: Session, *, username: str, password: str, source_ip: s
         return SignInResult(None, reason)
 
     if user is None:
-        verify_password(DUMMY_HASH, password)  # same cost as a real check: no user-name probing by timing
+        verify_password(dummy_hash(), password)  # same cost as a real check: no user-name probing by timing
         return refuse("unknown user")
     if user.locked:
         verify_password(user.password_hash, password)  # same cost: timing must not tell a locked account

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -192,7 +193,11 @@ def password_needs_rehash(password_hash: str) -> bool:
 
 
 # A hash that never verifies, so an unknown user name costs as much time as a wrong password.
-DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+@cache
+def dummy_hash() -> str:
+    """A hash of nothing, verified when a sign-in names no user (made at first need: hashing takes ~0.2 s,
+    which every command would otherwise pay at start)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 COMMON_PASSWORDS = frozenset(
     [
