@@ -13,8 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import regex
-import sigma.conditions as sigma_conditions
-from pyparsing import Keyword, OpAssoc, infix_notation
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
@@ -24,7 +22,6 @@ from sigma.conditions import (
     ConditionValueExpression,
 )
 from sigma.exceptions import SigmaError
-from sigma.modifiers import SigmaWideModifier, modifier_mapping, reverse_modifier_mapping
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 from sigma.types import (
@@ -47,6 +44,7 @@ from sigma.types import (
     SpecialChars,
 )
 
+from vigil.detection.sigma import compat
 from vigil.detection.sigma.logsources import variant_pipelines
 from vigil.detection.sigma.predicates import And, Condition, Not, Or, Predicate, as_text
 from vigil.detection.sigma.rules import Rule, RuleError
@@ -59,20 +57,7 @@ _REGEX_FLAGS = {
 _COMPARE = {CompareOperators.LT: "lt", CompareOperators.LTE: "lte", CompareOperators.GT: "gt",
             CompareOperators.GTE: "gte", CompareOperators.NEQ: "neq"}
 _ID_NAMESPACE = uuid.UUID("6f9d8a4e-2b7c-4f1e-9a3d-5c8b7e6f4a21")
-# The Sigma specification names UTF-16LE both ``wide`` and ``utf16le``; pySigma 1.5.1 knows only the first.
-modifier_mapping.setdefault("utf16le", SigmaWideModifier)
-reverse_modifier_mapping.setdefault(SigmaWideModifier.__name__, "wide")
-# pySigma 1.5.1's condition grammar takes its operators as plain strings, so "notepad" reads as
-# "not epad" and "order" as "or der"; as keywords they end at a word boundary, as the specification means.
-sigma_conditions.condition = infix_notation(  # type: ignore[no-untyped-call]
-    sigma_conditions.operand,
-    [
-        (Keyword("not"), 1, OpAssoc.RIGHT, ConditionNOT.from_parsed),
-        (Keyword("and"), 2, OpAssoc.LEFT, ConditionAND.from_parsed),
-        (Keyword("or"), 2, OpAssoc.LEFT, ConditionOR.from_parsed),
-    ],
-)
-sigma_conditions._parse_condition_string.cache_clear()
+compat.apply()  # pySigma 1.5.1 corrected to the specification (compat.py)
 
 
 class Unsupported(Exception):
