@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from tests.api.support import assert_problem, audit_records
 
 from vigil.core.auth import Role
-from vigil.core.db import Scope
+from vigil.core.db import Database, Scope
+from vigil.detection.hunts_service import fail_interrupted
 from vigil.detection.models import Hunt
 from vigil.detection.rules_import import install_starter_pack
 
@@ -149,3 +151,14 @@ def hunt_rule_uid(world: Any) -> str:
     rule_id = matrix_rule_id(world.database)
     with world.database.transaction(Scope.system()) as session:
         return str(session.scalar(select(DetectionRule.rule_uid).where(DetectionRule.id == rule_id)))
+
+
+def test_hunts_a_stopped_server_left_running_are_failed_at_start(database: Database) -> None:
+    with database.transaction(Scope.system()) as session:
+        session.add(Hunt(unit_id=1, created_by="alice", window_start=datetime(2026, 11, 1, tzinfo=UTC),
+                         window_end=datetime(2026, 11, 2, tzinfo=UTC), status="running"))
+    assert fail_interrupted(database) == 1
+    with database.transaction(Scope.system()) as session:
+        hunt = session.scalars(select(Hunt)).one()
+    assert hunt.status == "failed" and "stopped" in (hunt.error or "") and hunt.finished_at is not None
+    assert fail_interrupted(database) == 0

@@ -25,7 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from vigil.core.context import Context
-from vigil.core.db import Database, Scope
+from vigil.core.db import Database, Scope, utcnow
 from vigil.core.errors import BadInput, NotFound
 from vigil.core.pagination import PageParams
 from vigil.detection import rules_service
@@ -186,6 +186,15 @@ def launch(database: Database, store: DuckDBEventStore, plan: HuntPlan) -> threa
 
 
 # --- reading -----------------------------------------------------------------------------------------
+
+
+def fail_interrupted(database: Database) -> int:
+    """Mark the hunts a stopped server left running as failed (at start-up); how many there were."""
+    with database.transaction(Scope.system()) as session:
+        running = list(session.scalars(select(Hunt).where(Hunt.status == "running")))
+        for hunt in running:
+            hunt.status, hunt.error, hunt.finished_at = "failed", "the server stopped before the hunt ended", utcnow()
+    return len(running)
 
 
 def list_hunts(session: Session, *, params: PageParams) -> tuple[list[Hunt], int]:

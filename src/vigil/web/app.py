@@ -18,6 +18,7 @@ from vigil.audit import views as audit_views
 from vigil.core.config import Settings, get_settings
 from vigil.core.db import Database
 from vigil.detection import api as detection_api
+from vigil.detection import hunts_service
 from vigil.detection import views as detection_views
 from vigil.siem import api as siem_api
 from vigil.siem import views as siem_views
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         siem: Siem = app.state.siem
+        await run_in_threadpool(hunts_service.fail_interrupted, app.state.db)
         await run_in_threadpool(siem.start, receivers)
         try:
             yield
