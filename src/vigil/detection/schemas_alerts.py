@@ -159,14 +159,6 @@ class AlertGroup(BaseModel):
                                                "(e.g. {\"host\": \"WS01\"} or {\"without\": \"host\"}).")
 
 
-class AlertGroupPage(BaseModel):
-    by: GroupBy
-    items: list[AlertGroup]
-    total: int = Field(description="Groups in all.")
-    limit: int
-    offset: int
-
-
 class DetectionStatusRead(BaseModel):
     """Live detection in this server process, since it started (every unit's events: a pipeline figure)."""
 

@@ -22,7 +22,7 @@ from vigil.detection.schemas_alerts import (
     AlertAssign,
     AlertBulk,
     AlertFilter,
-    AlertGroupPage,
+    AlertGroup,
     AlertMatchingBulk,
     AlertPage,
     AlertRead,
@@ -107,12 +107,12 @@ def list_alerts(principal: AlertsReader, session: SessionDep, pages: Pages, filt
 
 @router.get("/api/v1/alerts/groups")
 def alert_groups(principal: AlertsReader, session: SessionDep, pages: Pages, filters: Filters,
-                 by: Annotated[GroupBy, Query(description="host, user, rule or source_ip.")]) -> AlertGroupPage:
+                 by: Annotated[GroupBy, Query(description="host, user, rule or source_ip.")]) -> Page[AlertGroup]:
     """The alerts the filters select, grouped: per group its key, alerts, matches, highest level, newest
     activity and alerts per state; most alerts first. A group's ``filter`` added to the list's parameters
     selects its alerts (and POST /api/v1/alerts/bulk/matching steps them all)."""
     items, total = service.group_alerts(session, filters=filters, by=by, params=pages)
-    return AlertGroupPage(by=by, items=items, total=total, **pages.model_dump())
+    return Page(items=items, total=total, **pages.model_dump())
 
 
 @router.get("/api/v1/alerts/status")
