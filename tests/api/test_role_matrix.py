@@ -482,6 +482,15 @@ ROUTES: dict[tuple[str, str], Row] = {
         "rule": hunt_rule_uid(c.world), "range": "1h"})),
     ("GET", "/detection/hunts/{hunt_id}"): Row(Needs(P.EVENTS_READ), lambda c: Req(
         f"/detection/hunts/{fresh_hunt_id(c.world)}")),
+    ("GET", "/api/v1/alerts/groups"): Row(Needs(P.ALERTS_READ), lambda c: Req(
+        "/api/v1/alerts/groups", params={"by": "host", "status": "new"})),
+    ("GET", "/api/v1/alerts/status"): Row(Needs(P.ALERTS_READ), fixed("/api/v1/alerts/status")),
+    ("POST", "/api/v1/alerts/bulk/matching"): Row(Needs(P.ALERTS_WRITE), lambda c: (
+        fresh_alert_id(c.world),  # a new alert of the matrix rule, so the step changes one
+        Req("/api/v1/alerts/bulk/matching", json={"filter": {"rule": "matrix-rule"}, "action": "acknowledge"}))[1]),
+    ("POST", "/detection/alerts/bulk-matching"): Row(Needs(P.ALERTS_WRITE), lambda c: (
+        fresh_alert_id(c.world),
+        Req("/detection/alerts/bulk-matching", data={"rule": "matrix-rule", "action": "acknowledge"}))[1]),
 }
 
 
