@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
+from tests.detection.test_hunts_api import fresh_hunt_id
 
 from vigil.accounts import service
 from vigil.accounts.models import ApiToken, OrgUnit, RoleGrant, User
@@ -94,6 +95,8 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("DELETE", "/api/v1/suppressions/{suppression_id}"): lambda w, t: (
         "DELETE", f"/api/v1/suppressions/{t['suppression']}", None),
     ("GET", "/detection/alerts/{alert_id}"): lambda w, t: ("GET", f"/detection/alerts/{t['alert']}", None),
+    ("GET", "/api/v1/hunts/{hunt_id}"): lambda w, t: ("GET", f"/api/v1/hunts/{t['hunt']}", None),
+    ("GET", "/detection/hunts/{hunt_id}"): lambda w, t: ("GET", f"/detection/hunts/{t['hunt']}", None),
     ("POST", "/detection/alerts/{alert_id}/transition"): lambda w, t: (
         "POST", f"/detection/alerts/{t['alert']}/transition", {"action": "escalate"}),
     ("POST", "/detection/alerts/{alert_id}/assign"): lambda w, t: (
@@ -116,6 +119,10 @@ NOT_RECORD_IDS = {
     ("GET", "/_template/{name}"), ("PUT", "/_template/{name}"), ("GET", "/_ilm/policy/{name}"),
     ("PUT", "/_ilm/policy/{name}"), ("GET", "/_ingest/pipeline/{name}"), ("PUT", "/_ingest/pipeline/{name}"),
     ("POST", "/{index}/_bulk"), ("PUT", "/{index}/_bulk"),
+    # Detection rules belong to the platform, not to a unit (every unit's events meet the same rules).
+    ("GET", "/api/v1/rules/{rule_id}"), ("PATCH", "/api/v1/rules/{rule_id}"), ("GET", "/api/v1/rules/{rule_id}/yaml"),
+    ("GET", "/detection/rules/{rule_id}"), ("POST", "/detection/rules/{rule_id}"),
+    ("POST", "/detection/rules/{rule_id}/enabled"),
 }
 
 
@@ -136,7 +143,8 @@ def test_every_route_with_an_id_is_covered(app: Any) -> None:
 
 # Routes of events and saved searches, asked for by an analyst of branch_a.
 ANALYST_PATHS = ("/api/v1/events/", "/api/v1/saved-searches/", "/siem/events/", "/siem/search/", "/api/v1/alerts/",
-                 "/api/v1/suppressions/", "/detection/alerts/", "/detection/suppressions/")
+                 "/api/v1/suppressions/", "/detection/alerts/", "/detection/suppressions/", "/api/v1/hunts/",
+                 "/detection/hunts/")
 
 
 def branch_caller(path: str) -> str:
@@ -172,7 +180,7 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
     return {"user": world.users["staff_b"], "grant": grant, "token": new_token(world.database, "staff_b")[1],
             "unit": world.branch_b, "event": event, "saved": saved_id,
             "source": source_id, "alert": fresh_alert_id(world, world.branch_b),
-            "suppression": fresh_suppression_id(world, world.branch_b)}
+            "suppression": fresh_suppression_id(world, world.branch_b), "hunt": fresh_hunt_id(world, world.branch_b)}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:
