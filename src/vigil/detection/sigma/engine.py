@@ -46,6 +46,9 @@ GATE_FIELDS = ("Channel", "EventID")
 KEYWORDS = "\0keywords"
 # Scanned values remembered per field before the memo starts again (bounded memory).
 MEMO_ENTRIES = 50_000
+# Values longer than this are not remembered (a 32 KiB script block seldom repeats, and 50,000 of them
+# would hold 1.6 GB): the memo stays within about MEMO_ENTRIES x MEMO_VALUE_CHARS.
+MEMO_VALUE_CHARS = 2048
 _SURE, _VERIFY = 0, 1
 _FIXED_KINDS = {"exact": 0, "prefix": 1, "suffix": 2, "contains": 3}
 
@@ -263,7 +266,7 @@ class Engine:
         if known is not None:
             return known
         matched = tuple(self._evaluate(event, bucket.fielded, scans))
-        if signature is not None:
+        if signature is not None and sum(len(v) for v in values if v.__class__ is str) <= 4 * MEMO_VALUE_CHARS:
             if len(results) >= MEMO_ENTRIES:
                 results.clear()
             results[signature] = matched
@@ -368,9 +371,10 @@ class Engine:
                     if kind == 3 or (kind == 1 and start == 0) or (kind == 2 and end == last):
                         (verify if check else sure).add(pid)
         found = (frozenset(sure), frozenset(verify)) if sure or verify else _NO_HITS
-        if len(index.memo) >= MEMO_ENTRIES:
-            index.memo.clear()
-        index.memo[text] = found
+        if len(text) <= MEMO_VALUE_CHARS:
+            if len(index.memo) >= MEMO_ENTRIES:
+                index.memo.clear()
+            index.memo[text] = found
         return found
 
     def _tester(self, event: Mapping[str, Any], scans: dict[str, Scan]) -> Callable[[int], bool]:
