@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from vigil.core.context import Context
@@ -189,11 +190,17 @@ def launch(database: Database, store: DuckDBEventStore, plan: HuntPlan) -> threa
 
 
 def fail_interrupted(database: Database) -> int:
-    """Mark the hunts a stopped server left running as failed (at start-up); how many there were."""
-    with database.transaction(Scope.system()) as session:
-        running = list(session.scalars(select(Hunt).where(Hunt.status == "running")))
-        for hunt in running:
-            hunt.status, hunt.error, hunt.finished_at = "failed", "the server stopped before the hunt ended", utcnow()
+    """Mark the hunts a stopped server left running as failed (at start-up); how many there were. An
+    unreachable records store is no reason not to start (readiness says it is down): 0 then."""
+    try:
+        with database.transaction(Scope.system()) as session:
+            running = list(session.scalars(select(Hunt).where(Hunt.status == "running")))
+            for hunt in running:
+                hunt.status, hunt.error, hunt.finished_at = ("failed", "the server stopped before the hunt ended",
+                                                             utcnow())
+    except SQLAlchemyError as exc:
+        log.warning("hunts left running by a stopped server not checked: %s", str(exc).splitlines()[0])
+        return 0
     return len(running)
 
 
