@@ -8,7 +8,8 @@ store, SQLite records store). Two figures, each on a fresh data folder:
   running): what a sender sees, since a message is acknowledged once it is on disk (also measured
   with LF framing);
 * receive + spool + parse + store: the same with the pipeline running, until every message is stored
-  (and how fast the receiver spooled while the pipeline competed with it for the interpreter).
+  (and how fast the receiver spooled while the pipeline competed with it for the interpreter);
+* the same with live detection (the starter pack of Sigma rules enabled), which runs in the pipeline.
 
 Both check that every message sent arrived (stored count == sent). Usage:
 ``.venv/bin/python benchmarks/bench_syslog_tcp.py [--messages N] [--connections K]``.
@@ -28,6 +29,7 @@ from _common import machine, report, sqlite_database
 
 from vigil.core.config import load_settings
 from vigil.core.db import Database
+from vigil.detection.rules_import import install_starter_pack
 from vigil.siem.receivers.syslog import SyslogReceiver
 from vigil.siem.runtime import Siem
 
@@ -127,6 +129,11 @@ def main() -> None:
         spooled, stored = run(database, parts, total, store_too=True)
         report("syslog TCP, receive + spool while the pipeline runs", spooled, "msgs/s", conditions)
         report("syslog TCP, receive + spool + parse + store", stored, "msgs/s", conditions)
+    with sqlite_database() as database:  # the same with live detection: Vigil's starter rules enabled
+        install_starter_pack(database)
+        _, stored = run(database, parts, total, store_too=True)
+        report("syslog TCP, receive + spool + parse + detect (starter pack) + store", stored, "msgs/s",
+               conditions)
 
 
 if __name__ == "__main__":

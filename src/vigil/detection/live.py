@@ -75,6 +75,12 @@ class LiveDetection:
                     log.info("detection: %d rules enabled (version %s)", len(rules), version[:12])
             return self._engine
 
+    def wanted(self) -> bool:
+        try:
+            return self.engine() is not None
+        except Exception:  # the rules could not be read: consume() will say why, in the pipeline status
+            return True
+
     def refresh(self) -> None:
         """Look the rules up at the next batch (after a change made in this process)."""
         with self._lock:

@@ -41,6 +41,11 @@ class EventConsumer(Protocol):
 
     name: str
 
+    def wanted(self) -> bool:
+        """Whether it has anything to do now (no enabled rule: no), so that JSON batches are not decoded
+        into events for nobody."""
+        ...
+
     def consume(self, events: Sequence[Event], *, source: str, unit_id: int) -> None:
         ...
 

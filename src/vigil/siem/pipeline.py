@@ -159,7 +159,7 @@ class Pipeline:
     def _consume_json(self, documents: Sequence[str | bytes], first: SpoolBatch) -> None:
         """Hand JSON documents to the consumers as events (a line that is not an object is left out:
         the store refuses its batch and it comes back parsed)."""
-        if not self.consumers:
+        if not any(consumer.wanted() for consumer in self.consumers):
             return
         events: list[Event] = []
         for document in documents:
@@ -174,6 +174,8 @@ class Pipeline:
     def _consume(self, events: Sequence[Event], first: SpoolBatch) -> None:
         for consumer in self.consumers:
             try:
+                if not consumer.wanted():
+                    continue
                 consumer.consume(events, source=first.meta.source, unit_id=first.meta.unit_id)
             except Exception as exc:  # detection must never stop ingestion; the status page shows it
                 self.status.errors += 1

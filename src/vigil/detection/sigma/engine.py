@@ -49,6 +49,7 @@ MEMO_ENTRIES = 50_000
 # Values longer than this are not remembered (a 32 KiB script block seldom repeats, and 50,000 of them
 # would hold 1.6 GB): the memo stays within about MEMO_ENTRIES x MEMO_VALUE_CHARS.
 MEMO_VALUE_CHARS = 2048
+MEMO_TRIAL, MEMO_PAUSE = 2_000, 50_000  # lookups judged at a time; events evaluated without the memo
 _SURE, _VERIFY = 0, 1
 _FIXED_KINDS = {"exact": 0, "prefix": 1, "suffix": 2, "contains": 3}
 
@@ -79,6 +80,11 @@ class _Bucket:
     read_plain: tuple[str, ...]  # top-level keys
     read_dotted: tuple[str, ...]
     results: dict[tuple[Any, ...], tuple[int, ...]] = field(default_factory=dict)
+    # The memo pays only where events repeat: a bucket whose lookups seldom hit stops remembering for a
+    # while (a stream of unique syslog lines would otherwise build a signature per event for nothing).
+    lookups: int = 0
+    hits: int = 0
+    memo_paused: int = 0  # events left to evaluate without the memo
 
 
 @dataclass
@@ -252,6 +258,9 @@ class Engine:
         a result; no Windows event does that.)"""
         if not bucket.fielded.variants:
             return ()
+        if bucket.memo_paused:
+            bucket.memo_paused -= 1
+            return tuple(self._evaluate(event, bucket.fielded, scans))
         values = tuple(map(event.get, bucket.read_plain, repeat(MISSING)))  # absent differs from null
         if bucket.read_dotted:
             values += tuple(field_value(event, name) for name in bucket.read_dotted)
@@ -263,8 +272,15 @@ class Engine:
         except TypeError:  # a list (EventData's unnamed Data) or an object: made hashable, or not remembered
             signature = _hashable(signature)
             known = results.get(signature) if signature is not None else None
+        bucket.lookups += 1
         if known is not None:
+            bucket.hits += 1
             return known
+        if bucket.lookups >= MEMO_TRIAL:
+            if bucket.hits * 20 < bucket.lookups:  # under 5 % hits: not worth it for the next while
+                bucket.memo_paused = MEMO_PAUSE
+                results.clear()
+            bucket.lookups = bucket.hits = 0
         matched = tuple(self._evaluate(event, bucket.fielded, scans))
         if signature is not None and sum(len(v) for v in values if v.__class__ is str) <= 4 * MEMO_VALUE_CHARS:
             if len(results) >= MEMO_ENTRIES:

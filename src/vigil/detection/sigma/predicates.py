@@ -78,13 +78,15 @@ def field_value(event: Mapping[str, Any], name: str) -> Any:
     A Windows field named like an ECS object (OpenSSH's ``process``) is kept as ``EventData_<name>``
     beside that object: a rule's plain ``process`` means it."""
     value = event.get(name, _MISSING)
-    if isinstance(value, Mapping) and "." not in name:
-        return event.get(f"EventData_{name}", value)
-    if value is not _MISSING or "." not in name:
+    if value is not _MISSING:
+        if (value.__class__ is dict or isinstance(value, Mapping)) and "." not in name:
+            return event.get(f"EventData_{name}", value)
         return value
+    if "." not in name:
+        return _MISSING
     node: Any = event
     for part in name.split("."):
-        if not isinstance(node, Mapping):
+        if node.__class__ is not dict and not isinstance(node, Mapping):  # the class test first: it is cheap
             return _MISSING
         node = node.get(part, _MISSING)
         if node is _MISSING:
