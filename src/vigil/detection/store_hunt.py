@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from vigil.detection.sigma import Engine, Rule
+from vigil.detection.sigma.gates import Gate, variant_gate, without_gate
 from vigil.detection.sigma.predicates import And, Condition, Predicate
 from vigil.detection.sigma_sql import Compiled, ConditionCompiler, Fields, prefilter
 from vigil.siem.fields import Kind, column_for
@@ -37,7 +38,6 @@ QUERY_THREADS = min(4, os.cpu_count() or 1)  # queries of one hunt run side by s
 FETCH_ROWS = 2_000  # rows read from a result at a time (the documents of candidates among them)
 _INT32 = 2**31
 
-Gate = tuple[str | None, str | None]
 ColumnGate = tuple[str, str]  # (ECS field with a typed text column, the value it must equal, lower-cased)
 # Fields whose typed column narrows a variant without a Windows gate (most selective first).
 COLUMN_GATE_FIELDS = ("event.dataset", "event.module", "event.action", "process.name")
@@ -64,20 +64,6 @@ class StoreHuntResult:
     rules_checked_in_python: list[str] = field(default_factory=list)
 
 
-def variant_gate(condition: Condition) -> Gate:
-    """The Channel and EventID a variant requires (lower-cased top-level equalities), as the engine finds them."""
-    items = condition.items if isinstance(condition, And) else (condition,)
-    channel: str | None = None
-    event_id: str | None = None
-    for item in items:
-        if isinstance(item, Predicate) and item.kind == "exact" and not item.cased:
-            if item.field == "Channel" and channel is None:
-                channel = item.value
-            elif item.field == "EventID" and event_id is None:
-                event_id = item.value
-    return channel, event_id
-
-
 def column_gate(condition: Condition) -> ColumnGate | None:
     """An equality on one of ``COLUMN_GATE_FIELDS`` the variant requires (top-level, uncased, a word that is not
     a number or a boolean, whose text a typed column holds exactly as the engine compares it)."""
@@ -97,23 +83,6 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def is_gate(item: Condition, gate: Gate) -> bool:
-    if not isinstance(item, Predicate) or item.kind != "exact" or item.cased:
-        return False
-    return (item.field, item.value) in (("Channel", gate[0]), ("EventID", gate[1]))
-
-
-def without_gate(condition: Condition, gate: Gate) -> Condition | None:
-    """The condition less its gate predicates (the query's WHERE checks the gate once for all its variants);
-    None when the gate is all it asks. As the engine strips them."""
-    if not isinstance(condition, And):
-        return None if is_gate(condition, gate) else condition
-    rest = tuple(item for item in condition.items if not is_gate(item, gate))
-    if not rest:
-        return None
-    return rest[0] if len(rest) == 1 else And(rest)
 
 
 def _gate_filter(gate: Gate, column: ColumnGate | None = None) -> tuple[list[str], list[Any]]:

@@ -24,6 +24,7 @@ from typing import Any
 
 import ahocorasick
 
+from vigil.detection.sigma.gates import variant_gate, without_gate
 from vigil.detection.sigma.predicates import (
     MISSING,
     And,
@@ -109,9 +110,9 @@ class Engine:
         sources: list[str] = []
         for rule_index, rule in enumerate(self.rules):
             for variant in rule.variants:
-                gate = _gate(variant)
+                gate = variant_gate(variant)
                 # The bucket an event is looked up in already guarantees the gate: not tested again.
-                remaining = _without_gate(variant, gate)
+                remaining = without_gate(variant, gate)
                 sources.append("True" if remaining is None else self._expression(remaining))
                 self._variant_rule.append(rule_index)
                 self._variant_gate.append(gate)
@@ -440,36 +441,6 @@ def _hashable(signature: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
 
 def _field_key(predicate: Predicate) -> str:
     return KEYWORDS if predicate.field is None else predicate.field
-
-
-def _gate(condition: Condition) -> tuple[str | None, str | None]:
-    """The Channel and EventID a variant requires (top-level equality conditions), lower-cased."""
-    items = condition.items if isinstance(condition, And) else (condition,)
-    channel: str | None = None
-    event_id: str | None = None
-    for item in items:
-        if isinstance(item, Predicate) and item.kind == "exact" and not item.cased:
-            if item.field == "Channel" and channel is None:
-                channel = item.value
-            elif item.field == "EventID" and event_id is None:
-                event_id = item.value
-    return channel, event_id
-
-
-def _is_gate(item: Condition, gate: tuple[str | None, str | None]) -> bool:
-    if not isinstance(item, Predicate) or item.kind != "exact" or item.cased:
-        return False
-    return (item.field, item.value) in (("Channel", gate[0]), ("EventID", gate[1]))
-
-
-def _without_gate(condition: Condition, gate: tuple[str | None, str | None]) -> Condition | None:
-    """The condition less its gate predicates; None when nothing else is left (the gate is all it asks)."""
-    if not isinstance(condition, And):
-        return None if _is_gate(condition, gate) else condition
-    rest = tuple(item for item in condition.items if not _is_gate(item, gate))
-    if not rest:
-        return None
-    return rest[0] if len(rest) == 1 else And(rest)
 
 
 def _compile(expressions: list[str]) -> list[Callable[[Callable[[int], bool]], bool]]:
