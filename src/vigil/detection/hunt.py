@@ -175,7 +175,7 @@ def hunt(
     workers = max(1, min(workers, len(tasks)))
     forking = workers > 1 and "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
     if workers == 1 or forking:
-        _use(rules)  # spawned workers build their own
+        _use(rules, source.cache_dir)  # spawned workers build their own
     # What is in memory now (the engine; the imports of the whole `vigil` command) lives to the end: the
     # collector need not walk it again and again while events come and go (nor copy its pages, once forked).
     gc.freeze()
@@ -276,15 +276,15 @@ def _size(path: str) -> int:
 _engine: Engine | None = None
 
 
-def _use(rules: Sequence[Rule]) -> None:
+def _use(rules: Sequence[Rule], cache_dir: Path | None = None) -> None:
     global _engine
-    _engine = Engine(rules)
+    _engine = Engine(rules, code_cache=cache_dir)
 
 
 def _start_worker(source: RuleSource | None = None) -> None:
     """A spawned worker loads the rules itself (a forked one has them already)."""
     if _engine is None and source is not None:
-        _use(source.load().rules)
+        _use(source.load().rules, source.cache_dir)
 
 
 def _run_task(task: tuple[int, Task, int, str]) -> TaskResult:
