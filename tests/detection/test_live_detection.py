@@ -312,3 +312,29 @@ def test_correlation_windows_survive_a_restart(settings: Settings, database: Dat
         again.stop()
     with database.transaction(Scope.system()) as session:
         assert [a.origin for a in session.scalars(select(Alert))] == ["correlation"]
+
+
+def test_parse_workers_match_the_events_they_parse(settings: Settings, database: Database, tmp_path: Path) -> None:
+    detection = LiveDetection(database, lambda: ("v1", [SSH_ROOT]), refresh_seconds=0, worker_dir=tmp_path)
+
+    def not_here(events: object, **where: object) -> None:
+        raise AssertionError("matched in the pipeline's thread, not in the parse workers")
+
+    detection.consume = not_here  # type: ignore[method-assign]
+    siem = Siem(settings.model_copy(update={"pipeline_workers": 1}), database, consumers=[detection])
+    try:
+        siem.start()
+        unit = siem.unit_for("syslog")
+        siem.submit([b"<38>Nov 28 10:00:01 bastion sshd[2211]: Accepted password for root from 203.0.113.66 port 1",
+                     b"<38>Nov 28 10:00:02 bastion sshd[2212]: Accepted password for bob from 10.0.0.5 port 2"],
+                    BatchMeta("syslog", unit, "syslog"))
+        assert siem.drain(60)
+        assert siem.pipeline.status.errors == 0, siem.pipeline.status.last_error
+    finally:
+        siem.stop()
+    with database.transaction(Scope.system()) as session:
+        [alert] = session.scalars(select(Alert)).all()
+    assert alert.title == "SSH login as root" and alert.host == "bastion" and alert.source_ip == "203.0.113.66"
+    assert alert.event["message"].startswith("Accepted password for root")
+    assert list(tmp_path.glob("live-rules-*.pickle"))
+    assert detection.status.matches == 1 and detection.status.events == 2

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import base64
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from vigil.core.config import Settings
 from vigil.core.db import Database
@@ -48,6 +48,21 @@ class EventConsumer(Protocol):
 
     def consume(self, events: Sequence[Event], *, source: str, unit_id: int) -> None:
         ...
+
+    def worker_job(self) -> WorkerJob | None:
+        """What to run on a batch's events in the parse worker processes, beside the parsing (None: nothing;
+        the consumer then gets the events in the pipeline's thread)."""
+        ...
+
+    def consume_found(self, found: Sequence[tuple[int, Any]], documents: Sequence[str], *, source: str,
+                      unit_id: int) -> None:
+        """What its worker job found: (index into ``documents``, the job's finding) pairs, in order."""
+        ...
+
+
+# Run in a parse worker on a batch's events: a picklable callable, (index, finding) for the events it is
+# about (detection: the events that match and their rules).
+WorkerJob = Callable[[Sequence[Event]], list[tuple[int, Any]]]
 
 
 @runtime_checkable

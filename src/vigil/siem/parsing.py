@@ -11,12 +11,13 @@ import gc
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from vigil.siem.normalize import normalise
+from vigil.siem.normalize import WorkerJob, normalise
 from vigil.siem.parsers.base import Event, ParseContext, ParseFailure, Parser, run_batch
 from vigil.siem.parsers.registry import detect_format, parser
 from vigil.siem.spool import BatchMeta
@@ -70,12 +71,14 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def parse_to_json(records: list[bytes], meta: BatchMeta, config: SourceConfig) -> tuple[list[str], int]:
+def parse_to_json(records: list[bytes], meta: BatchMeta, config: SourceConfig,
+                  jobs: Sequence[WorkerJob] = ()) -> tuple[list[str], int, list[list[tuple[int, Any]]]]:
     """In a worker process: the batch parsed and normalised (no enrichers), as the store's JSON documents;
-    also the number of parse failures among them."""
+    the number of parse failures among them; and what each consumer's job found in its events."""
     with collector_paused():
         events, failures = normalise(parse_records(records, meta, config), meta)
-        return [dumps_event(event) for event in events], failures
+        found = [job(events) for job in jobs]
+        return [dumps_event(event) for event in events], failures, found
 
 
 def watch_parent(parent: int) -> None:

@@ -25,12 +25,13 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
 from vigil.core.errors import BadInput
 from vigil.core.worker import Worker
-from vigil.siem.normalize import Enricher, EventConsumer, normalise
+from vigil.siem.normalize import Enricher, EventConsumer, WorkerJob, normalise
 from vigil.siem.parsers.base import Event, ParseFailure
 from vigil.siem.parsing import SourceConfig, collector_paused, parse_records, parse_to_json, watch_parent
 from vigil.siem.spool import Spool, SpoolBatch
@@ -63,6 +64,14 @@ class PipelineStatus:
     errors: int = 0
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """A group's parse jobs in the worker processes, and the consumers whose jobs run with them."""
+
+    futures: list[Future[tuple[list[str], int, list[list[tuple[int, Any]]]]]]
+    consumers: list[EventConsumer]
+
+
 class Pipeline:
     def __init__(self, spool: Spool, store: EventStore, *, configs: SourceConfigs,
                  enrichers: Sequence[Enricher] = (), consumers: Sequence[EventConsumer] = (),
@@ -81,7 +90,7 @@ class Pipeline:
         self._pool: ProcessPoolExecutor | None = None
         # Read but not yet stored (groups, with their parse jobs when workers parse them), and where the
         # reading got to: ahead of ``status.position`` only while those wait.
-        self._ahead: deque[tuple[list[SpoolBatch], list[Future[tuple[list[str], int]]] | None]] = deque()
+        self._ahead: deque[tuple[list[SpoolBatch], Submitted | None]] = deque()
         self._read_to: SpoolPosition | None = self.status.position
 
     # --- one batch ---------------------------------------------------------------------------------
@@ -98,8 +107,7 @@ class Pipeline:
         """Store one spool batch (exactly once, by its position)."""
         self.process_group([batch])
 
-    def process_group(self, batches: Sequence[SpoolBatch],
-                      parsed: Sequence[Future[tuple[list[str], int]]] | None = None) -> None:
+    def process_group(self, batches: Sequence[SpoolBatch], parsed: Submitted | None = None) -> None:
         """Store consecutive spool batches of one source and unit in one transaction, with the last batch's
         position (exactly once): JSON text as it is on the fast path, else parsed.
 
@@ -136,13 +144,17 @@ class Pipeline:
                               spool_position=batches[-1].position)
         self._stored(batches, len(events), failures)
 
-    def _store_parsed(self, batches: Sequence[SpoolBatch], parsed: Sequence[Future[tuple[list[str], int]]]) -> bool:
-        """Store what worker processes parsed (JSON text); False when a worker failed (parsed here instead)."""
+    def _store_parsed(self, batches: Sequence[SpoolBatch], parsed: Submitted) -> bool:
+        """Store what worker processes parsed (JSON text), and hand what the consumers' jobs found to them;
+        False when a worker failed (parsed here instead)."""
         documents: list[str] = []
         failures = 0
+        found: list[list[tuple[int, Any]]] = [[] for _ in parsed.consumers]
         try:
-            for future in parsed:
-                docs, failed = future.result()
+            for future in parsed.futures:
+                docs, failed, findings = future.result()
+                for mine, theirs in zip(found, findings, strict=True):
+                    mine.extend((len(documents) + index, finding) for index, finding in theirs)
                 documents += docs
                 failures += failed
         except Exception:  # a dead or broken worker: this thread parses the group, a new pool comes next time
@@ -150,16 +162,20 @@ class Pipeline:
             self._close_pool()
             return False
         first = batches[0]
-        self._consume_json(documents, first)
+        for consumer, its_findings in zip(parsed.consumers, found, strict=True):
+            self._guarded(consumer, lambda c=consumer, f=its_findings: c.consume_found(  # type: ignore[misc]
+                f, documents, source=first.meta.source, unit_id=first.meta.unit_id), len(documents))
+        self._consume_json(documents, first, skip=parsed.consumers)
         self.store.append_json(documents, unit_id=first.meta.unit_id, source=first.meta.source,
                                spool_position=batches[-1].position)
         self._stored(batches, len(documents), failures)
         return True
 
-    def _consume_json(self, documents: Sequence[str | bytes], first: SpoolBatch) -> None:
-        """Hand JSON documents to the consumers as events (a line that is not an object is left out:
-        the store refuses its batch and it comes back parsed)."""
-        if not any(consumer.wanted() for consumer in self.consumers):
+    def _consume_json(self, documents: Sequence[str | bytes], first: SpoolBatch,
+                      skip: Sequence[EventConsumer] = ()) -> None:
+        """Hand JSON documents to the consumers (but those in ``skip``, served by their worker jobs) as events
+        (a line that is not an object is left out: the store refuses its batch and it comes back parsed)."""
+        if not any(consumer.wanted() for consumer in self.consumers if consumer not in skip):
             return
         events: list[Event] = []
         for document in documents:
@@ -169,18 +185,22 @@ class Pipeline:
                 continue
             if isinstance(event, dict):
                 events.append(event)
-        self._consume(events, first)
+        self._consume(events, first, skip=skip)
 
-    def _consume(self, events: Sequence[Event], first: SpoolBatch) -> None:
+    def _consume(self, events: Sequence[Event], first: SpoolBatch, skip: Sequence[EventConsumer] = ()) -> None:
         for consumer in self.consumers:
-            try:
-                if not consumer.wanted():
-                    continue
-                consumer.consume(events, source=first.meta.source, unit_id=first.meta.unit_id)
-            except Exception as exc:  # detection must never stop ingestion; the status page shows it
-                self.status.errors += 1
-                self.status.last_error = f"{consumer.name}: {type(exc).__name__}: {exc}"
-                log.exception("pipeline: consumer %s failed on a batch of %d events", consumer.name, len(events))
+            if consumer not in skip:
+                self._guarded(consumer, lambda c=consumer: c.wanted() and c.consume(  # type: ignore[misc]
+                    events, source=first.meta.source, unit_id=first.meta.unit_id), len(events))
+
+    def _guarded(self, consumer: EventConsumer, call: Callable[[], object], events: int) -> None:
+        """Run a consumer's step; a failure is counted and shown, never stops ingestion."""
+        try:
+            call()
+        except Exception as exc:  # detection must never stop ingestion; the status page shows it
+            self.status.errors += 1
+            self.status.last_error = f"{consumer.name}: {type(exc).__name__}: {exc}"
+            log.exception("pipeline: consumer %s failed on a batch of %d events", consumer.name, events)
 
     def _parse_pool(self) -> ProcessPoolExecutor | None:
         if self.parse_workers <= 0 or self.enrichers:  # enrichers need the events in this process
@@ -234,14 +254,29 @@ class Pipeline:
             pool = None if self._fast(group[0]) else self._parse_pool()
             self._ahead.append((group, None if pool is None else self._submit(pool, group)))
 
-    def _submit(self, pool: ProcessPoolExecutor, group: list[SpoolBatch]) -> list[Future[tuple[list[str], int]]] | None:
-        """The group's parse jobs; None (parse here) when the pool broke, e.g. a worker was killed."""
+    def _submit(self, pool: ProcessPoolExecutor, group: list[SpoolBatch]) -> Submitted | None:
+        """The group's parse jobs (with the consumers' worker jobs); None (parse here) when the pool broke,
+        e.g. a worker was killed."""
+        consumers: list[EventConsumer] = []
+        jobs: list[WorkerJob] = []
+        for consumer in self.consumers:
+            job = self._job_of(consumer)
+            if job is not None:
+                consumers.append(consumer)
+                jobs.append(job)
         try:
-            return [pool.submit(parse_to_json, batch.records, batch.meta, self.configs(batch.meta.source))
-                    for batch in group]
+            return Submitted([pool.submit(parse_to_json, batch.records, batch.meta, self.configs(batch.meta.source),
+                                          tuple(jobs)) for batch in group], consumers)
         except (BrokenProcessPool, RuntimeError):
             log.exception("pipeline: the parse workers are gone; parsing here, new workers next time")
             self._close_pool()
+            return None
+
+    def _job_of(self, consumer: EventConsumer) -> WorkerJob | None:
+        try:
+            return consumer.worker_job() if consumer.wanted() else None
+        except Exception as exc:  # its events then come to it here, where consume() reports the failure
+            log.warning("pipeline: consumer %s has no worker job: %s", consumer.name, exc)
             return None
 
     def run_once(self) -> int:
