@@ -11,36 +11,14 @@ import random
 import re
 import sqlite3
 import textwrap
-from collections.abc import Mapping
 from typing import Any
 
 import pytest
 from sigma.backends.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
+from tests.detection.sigma_support import hits, sigma
 
 from vigil.detection.sigma import Engine, Rule, rule_from_yaml
-
-
-def sigma(detection: str, *, title: str = "Unit test rule",
-          rule_id: str = "3d5e7f90-1a2b-4c3d-9e8f-0a1b2c3d4e5f") -> Rule:
-    """A whole rule around a ``detection:`` block (written as in a rule file, indented or not)."""
-    body = textwrap.indent(textwrap.dedent(detection).strip("\n"), "    ")
-    return rule_from_yaml(
-        f"title: '{title}'\n"
-        f"id: {rule_id}\n"
-        "status: test\n"
-        "logsource:\n"
-        "    product: vigil_unit_test\n"
-        f"detection:\n{body}\n"
-        "level: medium\n"
-    )
-
-
-def hits(detection: str, events: Mapping[str, Mapping[str, Any]]) -> set[str]:
-    """The names of the events the rule matches."""
-    engine = Engine([sigma(detection)])
-    return {name for name, event in events.items() if engine.match(event)}
-
 
 # Three independent selections a, b, c; each event is named after the selections it satisfies.
 ABC_SELECTIONS = """

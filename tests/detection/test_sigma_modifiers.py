@@ -9,35 +9,14 @@ as UTF-8) the tests follow the specification and say so.
 
 from __future__ import annotations
 
-import textwrap
 from base64 import b64encode
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from tests.detection.sigma_support import hits, sigma
 
-from vigil.detection.sigma import Engine, Rule, RuleError, rule_from_yaml
-
-
-def sigma(detection: str) -> Rule:
-    """A whole rule around a ``detection:`` block (written as in a rule file, indented or not)."""
-    body = textwrap.indent(textwrap.dedent(detection).strip("\n"), "    ")
-    return rule_from_yaml(
-        "title: Unit test rule\n"
-        "id: 6f1f2a52-0c55-4f1e-9d7e-2b1d7b0c9a01\n"
-        "status: test\n"
-        "logsource:\n"
-        "    product: vigil_unit_test\n"
-        f"detection:\n{body}\n"
-        "level: medium\n"
-    )
-
-
-def hits(detection: str, events: Mapping[str, Mapping[str, Any]]) -> set[str]:
-    """The names of the events the rule matches."""
-    engine = Engine([sigma(detection)])
-    return {name for name, event in events.items() if engine.match(event)}
+from vigil.detection.sigma import Engine, RuleError
 
 
 def b64(data: bytes) -> str:

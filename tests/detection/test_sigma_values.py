@@ -9,34 +9,10 @@ matches when any value of the event contains it.
 
 from __future__ import annotations
 
-import textwrap
-from collections.abc import Mapping
-from typing import Any
-
 import pytest
+from tests.detection.sigma_support import hits, sigma
 
-from vigil.detection.sigma import Engine, Rule, rule_from_yaml
-
-
-def sigma(detection: str) -> Rule:
-    """A whole rule around a ``detection:`` block (written as in a rule file, indented or not)."""
-    body = textwrap.indent(textwrap.dedent(detection).strip("\n"), "    ")
-    return rule_from_yaml(
-        "title: Unit test rule\n"
-        "id: 0b7c1d9e-2f3a-4c5b-8e6d-7f8091a2b3c4\n"
-        "status: test\n"
-        "logsource:\n"
-        "    product: vigil_unit_test\n"
-        f"detection:\n{body}\n"
-        "level: medium\n"
-    )
-
-
-def hits(detection: str, events: Mapping[str, Mapping[str, Any]]) -> set[str]:
-    """The names of the events the rule matches."""
-    engine = Engine([sigma(detection)])
-    return {name for name, event in events.items() if engine.match(event)}
-
+from vigil.detection.sigma import Engine
 
 # --- case ------------------------------------------------------------------------------------------
 
