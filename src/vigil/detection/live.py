@@ -23,7 +23,7 @@ from vigil.core.db import Database
 from vigil.detection.alerts import Match, record_matches
 from vigil.detection.correlation_store import enabled_correlations
 from vigil.detection.live_correlation import LiveCorrelation
-from vigil.detection.live_worker import WorkerMatch, write_rules
+from vigil.detection.live_worker import WorkerMatch, detectable, write_rules
 from vigil.detection.rules_service import enabled_rules
 from vigil.detection.sigma import Engine, Rule
 from vigil.siem.parsers.base import Event
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 RulesSource = Callable[[], tuple[str, Sequence[Rule]]]
 # How often the enabled rules are looked up again (a cheap query; the engine is rebuilt only on change).
 REFRESH_SECONDS = 5.0
-_FAILURE_KIND = "pipeline_error"  # records no parser could read: not events of the monitored systems
 
 
 @dataclass
@@ -134,10 +133,7 @@ class LiveDetection:
             return
         started = time.perf_counter()
         matches: list[Match] = []
-        for event in events:
-            kind = event.get("event")
-            if isinstance(kind, dict) and kind.get("kind") == _FAILURE_KIND:
-                continue
+        for event in filter(detectable, events):
             matches.extend(Match(rule, event, unit_id, source) for rule in engine.match(event))
         self._record(matches, len(events), started)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from vigil.detection.sigma import Engine, Rule
+from vigil.siem.normalize import FAILURE_KIND
 from vigil.siem.parsers.base import Event
 
-_FAILURE_KIND = "pipeline_error"
 # (version, engine, position of each rule id in the version's list) of this worker process.
 _current: tuple[str, Engine, dict[str, int]] | None = None
 
@@ -32,13 +32,18 @@ class WorkerMatch:
         engine, positions = _engine_for(self)
         found: list[tuple[int, Any]] = []
         for index, event in enumerate(events):
-            kind = event.get("event")
-            if isinstance(kind, dict) and kind.get("kind") == _FAILURE_KIND:
+            if not detectable(event):
                 continue
             rules = engine.match(event)
             if rules:
                 found.append((index, (self.version, tuple(positions[rule.id] for rule in rules))))
         return found
+
+
+def detectable(event: Event) -> bool:
+    """Whether the event is one of the monitored systems' (not a record no parser could read)."""
+    meta = event.get("event")
+    return not (isinstance(meta, dict) and meta.get("kind") == FAILURE_KIND)
 
 
 def _engine_for(job: WorkerMatch) -> tuple[Engine, dict[str, int]]:

@@ -70,8 +70,8 @@ def string_predicate(field: str | None, value: SigmaString) -> Predicate:
     parts = list(value.s)
     if any(not isinstance(part, str | SpecialChars) for part in parts):
         names = ", ".join(f"%{part.name}%" for part in parts if isinstance(part, Placeholder))
-        raise Unsupported(f"placeholder {names} has no values: Vigil does not expand placeholders yet "
-                          "(the Sigma specification asks to reject such a rule)")
+        raise Unsupported(f"placeholder {names} has no values, so the rule is refused (the Sigma specification "
+                          "asks this of a tool that is given no values for a placeholder)")
     lead = bool(parts) and parts[0] is SpecialChars.WILDCARD_MULTI
     trail = len(parts) > int(lead) and parts[-1] is SpecialChars.WILDCARD_MULTI
     middle = parts[int(lead): len(parts) - int(trail)]
@@ -107,8 +107,8 @@ def value_predicate(field: str | None, value: SigmaType) -> Condition:
         return Predicate(field, "contains" if field is None else "exact", text, needle=text)
     if isinstance(value, SigmaRegularExpression):
         if value.regexp.contains_placeholder():
-            raise Unsupported(f"placeholder in the regular expression {str(value.regexp)!r} has no values: Vigil "
-                              "does not expand placeholders yet (the Sigma specification asks to reject such a rule)")
+            raise Unsupported(f"placeholder in the regular expression {str(value.regexp)!r} has no values, so the "
+                              "rule is refused (as the Sigma specification asks)")
         flags = 0
         for flag in value.flags:
             flags |= _REGEX_FLAGS[flag]
