@@ -83,6 +83,7 @@ def run(database: Database, parts: list[bytes], total: int, *, store_too: bool) 
 
         if store_too:
             siem.start([factory])
+            siem.pipeline.wait_ready()  # parse workers booted: a server meets traffic warm
         else:
             factory(siem).start()  # the pipeline stays off: only receive and spool are measured
         receiver = receivers[0]

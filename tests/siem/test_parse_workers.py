@@ -92,6 +92,22 @@ def test_killed_workers_lose_nothing(tmp_path: Path) -> None:
         store.close()
 
 
+def test_started_workers_boot_before_traffic(tmp_path: Path) -> None:
+    store = DuckDBEventStore(tmp_path / "events.duckdb")
+    spool = Spool(tmp_path / "spool", quota_bytes=64 * 1024**2)
+    pipeline = Pipeline(spool, store, configs=configs, parse_workers=2)
+    try:
+        assert pipeline.wait_ready(1)  # not started: nothing to wait for
+        pipeline.start()
+        assert pipeline.wait_ready(60)
+        pool = pipeline._parse_pool()
+        assert pool is not None and len(pool._processes) == 2  # both booted, before any batch arrived
+    finally:
+        pipeline.stop()
+        spool.close()
+        store.close()
+
+
 CHILD = """
 import sys, time
 from pathlib import Path
