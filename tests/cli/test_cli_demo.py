@@ -27,6 +27,8 @@ def test_demo_loads_once_and_its_logins_work(cli, accounts) -> None:
     # The EVTX samples are years old: their source is kept out of the 180-day retention.
     sources = {item["name"]: item for item in orjson.loads(cli.ok("sources", "list", "--json").stdout)["items"]}
     assert sources["file:evtx-attack-samples"]["retention_days"] == 36500
+    # The branch firewall is expected but never sends: silent, for the log-source health alert.
+    assert sources["syslog:192.0.2.1"]["silent"] and sources["syslog:192.0.2.1"]["expected_interval_minutes"] == 15
 
     logins = printed_logins(second.stdout)
     assert set(logins) == {spec.username for spec in DEMO_USERS}

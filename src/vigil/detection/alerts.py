@@ -45,6 +45,7 @@ class Match:
     unit_id: int
     source: str
     origin: str = "sigma"
+    key: str = ""  # more identity for deduplication than host, user and source IP (a silent source's name)
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ def record_matches(db: Database, matches: Sequence[Match], *, dedup_minutes: int
                 continue
             fields = alert_fields(match.event)
             seen = event_time(match.event) or now
-            key = dedup_key(match.rule.id, match.unit_id, fields)
+            key = dedup_key(match.rule.id, match.unit_id, fields, match.key)
             alert = pending.get(key)
             if alert is None and dedup_minutes > 0:
                 alert = session.scalars(
@@ -178,9 +179,11 @@ def _first(event: Mapping[str, Any], names: Sequence[str]) -> str | None:
     return None
 
 
-def dedup_key(rule_uid: str, unit_id: int, fields: Mapping[str, str | None]) -> str:
+def dedup_key(rule_uid: str, unit_id: int, fields: Mapping[str, str | None], extra: str = "") -> str:
     material = "\0".join([rule_uid, str(unit_id), *((fields.get(k) or "").lower() for k in
                                                    ("host", "user_name", "source_ip"))])
+    if extra:  # only then: the keys of open alerts without one stay as they were
+        material += "\0" + extra
     return hashlib.sha256(material.encode()).hexdigest()
 
 

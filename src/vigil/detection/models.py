@@ -81,7 +81,7 @@ class Alert(UnitScoped, Base):
     rule_uid: Mapped[str] = mapped_column(String(64), index=True)
     title: Mapped[str] = mapped_column(String(500))
     level: Mapped[str] = mapped_column(String(20), index=True)
-    origin: Mapped[str] = mapped_column(String(20), default="sigma")  # sigma | correlation | ioc | hunt
+    origin: Mapped[str] = mapped_column(String(20), default="sigma")  # sigma | correlation | ioc | hunt | health
     status: Mapped[str] = mapped_column(String(20), default="new", index=True)
     resolution: Mapped[str | None] = mapped_column(String(20))  # true_positive | false_positive
     dedup_key: Mapped[str] = mapped_column(String(64), index=True)  # digest of rule + key fields

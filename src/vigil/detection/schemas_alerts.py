@@ -11,11 +11,11 @@ from vigil.core.inputs import RecordId, Text
 from vigil.detection.workflow import AlertAction, AlertStatus, Resolution
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
-ORIGINS = ("sigma", "correlation", "ioc", "hunt")
+ORIGINS = ("sigma", "correlation", "ioc", "hunt", "health")
 # The operators of suppression conditions (vigil.detection.alerts.SUPPRESSION_OPS; a test keeps them equal).
 SuppressionOp = Literal["equals", "contains", "startswith", "endswith", "cidr", "exists"]
 Level = Literal["informational", "low", "medium", "high", "critical"]
-Origin = Literal["sigma", "correlation", "ioc", "hunt"]
+Origin = Literal["sigma", "correlation", "ioc", "hunt", "health"]
 # What the queue groups by; "rule" is the rule's id, the others the alert's fields of that name.
 GroupBy = Literal["host", "user", "rule", "source_ip"]
 GROUP_BYS = ("host", "user", "rule", "source_ip")

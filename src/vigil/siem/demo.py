@@ -52,6 +52,7 @@ SEED = 20261128
 LOGS_MARKER = "demo:logs"
 EVTX_MARKER = "demo:evtx"
 EVTX_SOURCE = "file:evtx-attack-samples"
+SILENT_DEMO_SOURCE = "syslog:192.0.2.1"  # TEST-NET-1: a documentation address, never a real sender
 # Where `make demo` finds the shared EVTX set: beside the checkout, as the project's data README says.
 EVTX_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "evtx"
 BATCH = 5_000
@@ -477,13 +478,22 @@ def load(settings: Settings, database: Database, *, evtx_dir: Path | None = None
 
 
 def configure_sources(ctx: Context) -> int:
-    """Keep the EVTX attack samples (recorded years ago) out of the 180-day retention; 1 when configured now."""
-    if ctx.session.scalar(select(LogSource.id).where(LogSource.name == EVTX_SOURCE)) is not None:
-        return 0
-    sources.create_source(ctx, data=SourceCreate(
-        name=EVTX_SOURCE, retention_days=36500,
-        description="Windows attack recordings for hunting and detection tests; kept whatever their age."))
-    return 1
+    """The demo's configured sources; how many were configured now.
+
+    The EVTX attack samples (recorded years ago) are kept out of the 180-day retention. A branch firewall
+    is expected every 15 minutes but never sends: it is flagged silent and, once `vigil serve` has looked
+    (within a minute), raises a log-source health alert."""
+    wanted = [
+        SourceCreate(name=EVTX_SOURCE, retention_days=36500,
+                     description="Windows attack recordings for hunting and detection tests; kept whatever their age."),
+        SourceCreate(name=SILENT_DEMO_SOURCE, format="syslog", timezone="Asia/Shanghai", expected_interval_minutes=15,
+                     description="Branch office firewall (demo: configured, never sends, so it is flagged silent)."),
+    ]
+    configured = set(ctx.session.scalars(select(LogSource.name)))
+    for data in wanted:
+        if data.name not in configured:
+            sources.create_source(ctx, data=data)
+    return sum(1 for data in wanted if data.name not in configured)
 
 
 def evtx_note(evtx_dir: Path | None = None) -> str | None:

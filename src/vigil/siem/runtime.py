@@ -138,11 +138,11 @@ class Siem:
             receiver.start()
             self.receivers.append(receiver)
         if self.database is not None:  # the daily retention run (shortly after start, then once a day)
-            self.retention = RetentionJob(self.database, self.settings, store=self._existing_store)
+            self.retention = RetentionJob(self.database, self.settings, store=self.existing_store)
             self.retention.start()
-        self.source_stats.start(self._existing_store)
+        self.source_stats.start(self.existing_store)
 
-    def _existing_store(self) -> EventStore | None:
+    def existing_store(self) -> EventStore | None:
         """The event store when events were ever stored (retention never creates an empty one)."""
         return self.store if self._store is not None or self.settings.events_path.exists() else None
 

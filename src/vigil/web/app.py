@@ -20,6 +20,7 @@ from vigil.core.db import Database
 from vigil.detection import api as detection_api
 from vigil.detection import hunts_service
 from vigil.detection import views as detection_views
+from vigil.detection.source_health import SilentSourceWatch
 from vigil.siem import api as siem_api
 from vigil.siem import views as siem_views
 from vigil.siem.runtime import ReceiverFactory, Siem
@@ -37,9 +38,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         siem: Siem = app.state.siem
         await run_in_threadpool(hunts_service.fail_interrupted, app.state.db)
         await run_in_threadpool(siem.start, receivers)
+        health = SilentSourceWatch(app.state.db, siem, settings)
+        health.start()
         try:
             yield
         finally:
+            health.stop()
             await run_in_threadpool(siem.stop)
 
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
