@@ -2,11 +2,12 @@
 fires on its own test events and not on their near misses; and the demo day raises the alerts the guide
 promises.
 
-Test inputs are raw records in ``starter_events/<area>/<rule file name>``: syslog and access-log lines as
+Test inputs are raw records in ``src/vigil/detection/rules/starter_tests/<area>/<rule file name>`` (shipped
+with the package: ``vigil rules test`` and the rule's page run them too): syslog and access-log lines as
 the devices write them, Zeek and Suricata records and Windows events (evtx_dump's JSON shape) as YAML
 mappings encoded to one JSON record each. They go through Vigil's real parsers (``parse_records``, as the
-pipeline parses a batch) before the engine sees them, so a rule is tested against the events Vigil
-really makes, field names and all.
+pipeline parses a batch, in ``vigil.detection.rule_tests``) before the engine sees them, so a rule is
+tested against the events Vigil really makes, field names and all.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 import yaml
 from tests.detection.evtx_events import evtx_events
 
 import vigil
 from vigil.core.config import Settings, load_settings
+from vigil.detection.rule_tests import UnreadableRecord, parse_entry
+from vigil.detection.rules_import import STARTER_TESTS_DIR
 from vigil.detection.sigma import Engine, Rule, load_rules
 from vigil.siem import demo
 from vigil.siem.normalize import normalise
@@ -35,7 +37,7 @@ from vigil.siem.spool import BatchMeta
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 STARTER = Path(vigil.__file__).resolve().parent / "detection" / "rules" / "starter"
-EVENTS = Path(__file__).resolve().parent / "starter_events"
+EVENTS = STARTER_TESTS_DIR
 AREAS = ("windows", "linux", "web", "network")
 RULE_FILES = sorted(STARTER.rglob("*.yml"))
 TACTICS = {
@@ -73,23 +75,9 @@ def load_case(rule_file: Path) -> Case:
     return Case(rule_file, document["format"], document.get("trigger") or [], document.get("near_miss") or [])
 
 
-def record_of(entry: Any, default_format: str) -> tuple[str, bytes]:
-    """(format, raw record) of a case entry: a raw line, a mapping encoded as one JSON record, or
-    ``{format: ..., record: ...}`` / ``{format: ..., line: ...}`` for an input in another format."""
-    if isinstance(entry, str):
-        return default_format, entry.encode("utf-8")
-    if isinstance(entry, dict) and set(entry) in ({"format", "record"}, {"format", "line"}):
-        return record_of(entry.get("record", entry.get("line")), entry["format"])
-    return default_format, orjson.dumps(entry)
-
-
 def parse(entry: Any, default_format: str) -> Event:
     """The event Vigil's pipeline makes of one test input (a parse failure fails the test, saying why)."""
-    name, raw = record_of(entry, default_format)
-    meta = BatchMeta(source=f"test:{name}", unit_id=1, format=name, transport="file")
-    events, failures = normalise(parse_records([raw], meta, SourceConfig()), meta)
-    assert failures == 0, f"the {name} parser refused test input {raw[:200]!r}: {events[0]['error']['message']}"
-    return events[0]
+    return parse_entry(entry, default_format)
 
 
 @pytest.fixture(scope="module")
@@ -345,7 +333,7 @@ def test_starter_rule_detects_a_recorded_attack(engine: Engine, recording: str, 
 
 def test_parse_failures_are_not_silently_skipped() -> None:
     """The helper refuses a record its parser cannot read (a broken test input must not pass as a miss)."""
-    with pytest.raises(AssertionError, match="refused"):
+    with pytest.raises(UnreadableRecord, match="refused"):
         parse("not a syslog line", "web_access")
     assert isinstance(parse_records([b"x"], BatchMeta(source="t", unit_id=1, format="web_access"),
                                     SourceConfig())[0], ParseFailure)

@@ -56,6 +56,8 @@ class DetectionRule(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     level_override: Mapped[str | None] = mapped_column(String(20))
     notes: Mapped[str] = mapped_column(Text, default="")
+    # Test cases: [{"name", "expect": "match"|"no_match", "format": a parser, "record": raw text, "source"}]
+    tests: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
     hits: Mapped[int] = mapped_column(Integer, default=0)  # alerts raised (each dedup counts once)
     false_positives: Mapped[int] = mapped_column(Integer, default=0)  # alerts closed as false positive
     last_hit_at: Mapped[datetime | None] = mapped_column()

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from vigil import __version__
 from vigil.accounts import service as accounts
@@ -34,11 +35,14 @@ from vigil.detection.correlation import load_correlations
 from vigil.detection.correlation_store import CORRELATION_KIND
 from vigil.detection.live_correlation import as_rule
 from vigil.detection.models import DetectionRule, RulePack
+from vigil.detection.rule_tests import set_pack_cases, starter_cases
 from vigil.detection.rules_service import pack_read, remember_compiled
 from vigil.detection.schemas_rules import EnablePolicy, ImportResult, RuleChange
 from vigil.detection.sigma import LoadResult, Rule, RuleError, load_rules
 
 STARTER_DIR = Path(__file__).resolve().parent / "rules" / "starter"
+# The starter rules' test cases, one file per rule at the same place as the rule: <area>/<rule file>.
+STARTER_TESTS_DIR = Path(__file__).resolve().parent / "rules" / "starter_tests"
 STARTER_PACK = "vigil-starter"
 PACK_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,199}$")
 RULE_SUFFIXES = (".yml", ".yaml")
@@ -380,10 +384,26 @@ def install_starter_pack(db: Database, *, actor: audit.Actor | None = None) -> I
         ctx = Context(session=session, actor=actor)
         pack = session.scalar(select(RulePack).where(RulePack.name == STARTER_PACK))
         if pack is not None and pack.version == loaded.version:
-            return ImportResult(pack=pack_read(pack), created=False, added=[], updated=[], removed=[],
-                                unchanged=pack.rule_count, errors=list(pack.errors), enable=EnablePolicy.all,
-                                left_disabled=[])
-        return store_pack(ctx, loaded, name=STARTER_PACK, source="vigil:starter", enable=EnablePolicy.all)
+            result = ImportResult(pack=pack_read(pack), created=False, added=[], updated=[], removed=[],
+                                  unchanged=pack.rule_count, errors=list(pack.errors), enable=EnablePolicy.all,
+                                  left_disabled=[])
+        else:
+            result = store_pack(ctx, loaded, name=STARTER_PACK, source="vigil:starter", enable=EnablePolicy.all)
+        install_starter_tests(session, result.pack.id)
+        return result
+
+
+def install_starter_tests(session: Session, pack_id: int) -> int:
+    """Each starter rule's test cases from ``STARTER_TESTS_DIR`` (the SOC's own cases kept); how many rules'
+    cases changed. Run at every install, so a database whose rules predate the cases gets them too."""
+    changed = 0
+    for row in session.scalars(select(DetectionRule).where(DetectionRule.pack_id == pack_id)):
+        path = STARTER_TESTS_DIR / PurePosixPath(row.path.replace("\\", "/"))
+        cases = starter_cases(path) if row.path and path.is_file() else []
+        changed += set_pack_cases(row, cases)
+    if changed:
+        session.flush()
+    return changed
 
 
 def upload_name(filename: str) -> str:

@@ -248,6 +248,14 @@ def _compile(uid: str, text: str, path: str, pack: str) -> Rule:
     raise RuleError(f"the rule {uid} is not in its stored YAML", path=path)
 
 
+def compiled_rule(row: DetectionRule, pack: str) -> Rule:
+    """The rule as live detection runs it, compiled from its stored YAML (or kept from its import);
+    ``RuleError`` when that YAML no longer compiles."""
+    with _compiled_lock:
+        rule = _compiled.get((row.digest, row.rule_uid))
+    return rule if rule is not None else _compile(row.rule_uid, row.yaml, row.path, pack)
+
+
 def _load_disk_cache(cache_dir: Path | None) -> None:
     """Compiled rules a previous process kept (once per process): a restart does not compile SigmaHQ's
     3,000 rules again (about 20 s) before live detection has them."""
