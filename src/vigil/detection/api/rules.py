@@ -1,7 +1,8 @@
-"""/api/v1/rules and /api/v1/rule-packs: detection rules, their settings, and importing packs.
+"""/api/v1/rules and /api/v1/rule-packs: detection rules, their settings and test cases, and importing packs.
 
-Reading needs ``rules:read``. Rules are platform-wide (every unit's events meet them), so changing one or
-importing a pack needs ``rules:write`` at headquarters. Every change is on the audit trail.
+Reading (and trying events on a rule, which stores nothing) needs ``rules:read``. Rules are platform-wide
+(every unit's events meet them), so changing one (its test cases too) or importing a pack needs
+``rules:write`` at headquarters. Every change is on the audit trail.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID
 from vigil.core.errors import BadInput, PayloadTooLarge
 from vigil.core.pagination import Page, PageParams, page_params
-from vigil.detection import rules_import, rules_service
+from vigil.detection import rule_tests, rules_import, rules_service
 from vigil.detection.schemas_rules import (
     EnablePolicy,
     ImportResult,
@@ -25,6 +26,9 @@ from vigil.detection.schemas_rules import (
     RuleFilters,
     RulePackRead,
     RuleRead,
+    RuleTestCreate,
+    RuleTestReport,
+    RuleTestRun,
     RuleUpdate,
 )
 from vigil.web.deps import SessionDep, context, require, settings_of
@@ -33,6 +37,7 @@ router = APIRouter(prefix="/api/v1", tags=["detection rules"])
 RulesReader = Annotated[Principal, Depends(require(Permission.RULES_READ))]
 RulesWriter = Annotated[Principal, Depends(require(Permission.RULES_WRITE, everywhere=True))]
 Id = Annotated[int, Path(ge=1, le=MAX_RECORD_ID, description="A rule's id (not its Sigma id).")]
+CaseIndex = Annotated[int, Path(ge=0, le=10_000, description="The test case's position, from 0.")]
 MAX_RULE_TEXT = 1024 * 1024
 
 
@@ -84,6 +89,35 @@ def update_rule(rule_id: Id, data: RuleUpdate, request: Request, principal: Rule
     """Enable or disable the rule, override its level (``null`` restores the rule's own), keep notes."""
     rules_service.update_rule(context(request, session, principal), rule_id=rule_id, data=data)
     return rules_service.read_rule(session, rule_id)
+
+
+@router.get("/rules/{rule_id}/tests")
+def read_tests(rule_id: Id, principal: RulesReader, session: SessionDep) -> RuleTestReport:
+    """The rule's test cases, each run through the parsers and the engine: passed or failed, expected and
+    got (``unreadable`` with the parser's reason for a record that does not parse)."""
+    return rule_tests.run_tests(session, rule_id=rule_id)
+
+
+@router.post("/rules/{rule_id}/tests/run")
+def try_events(rule_id: Id, data: RuleTestRun, principal: RulesReader, session: SessionDep) -> RuleTestReport:
+    """Try events on the rule (at most 50, each at most 64 KiB); nothing is stored. Each event names its
+    ``format`` (a parser; none: detected) and, optionally, what it ``expect``s."""
+    return rule_tests.try_events(session, rule_id=rule_id, events=data.events)
+
+
+@router.post("/rules/{rule_id}/tests", status_code=201)
+def add_test(rule_id: Id, data: RuleTestCreate, request: Request, principal: RulesWriter,
+             session: SessionDep) -> RuleTestReport:
+    """Store a test case on the rule (at most 50; its record must parse with its format); the rule's cases,
+    run."""
+    return rule_tests.add_test(context(request, session, principal), rule_id=rule_id, data=data)
+
+
+@router.delete("/rules/{rule_id}/tests/{index}")
+def delete_test(rule_id: Id, index: CaseIndex, request: Request, principal: RulesWriter,
+                session: SessionDep) -> RuleTestReport:
+    """Remove the test case at ``index`` (from 0, as listed); the remaining cases, run."""
+    return rule_tests.delete_test(context(request, session, principal), rule_id=rule_id, index=index)
 
 
 @router.get("/rule-packs")

@@ -1,7 +1,7 @@
 """The detection rules pages: the filterable rules table (with an enabled switch for security
 administrators), one rule (YAML, metadata with author and references for the Detection Rule License's
-attribution, hit figures, its settings form), and the packs page with the import form and the diff of
-the last import."""
+attribution, hit figures, its test results with the "try an event" form, its settings form), and the packs
+page with the import form and the diff of the last import."""
 
 from __future__ import annotations
 
@@ -18,8 +18,17 @@ from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID
 from vigil.core.errors import BadInput, Conflict, NotFound, PayloadTooLarge
 from vigil.core.pagination import PageParams
-from vigil.detection import rules_import, rules_service
-from vigil.detection.schemas_rules import MAX_BULK, EnablePolicy, ImportResult, RuleFilters, RuleUpdate
+from vigil.detection import rule_tests, rules_import, rules_service
+from vigil.detection.schemas_rules import (
+    MAX_BULK,
+    EnablePolicy,
+    ImportResult,
+    RuleFilters,
+    RuleTestCreate,
+    RuleTestReport,
+    RuleTestTry,
+    RuleUpdate,
+)
 from vigil.detection.sigma import LEVELS
 from vigil.web.deps import SessionDep, context, settings_of
 from vigil.web.templating import (
@@ -41,11 +50,12 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 RulesReader = Annotated[Principal, Depends(page_guard(Permission.RULES_READ))]
 RulesWriter = Annotated[Principal, Depends(page_guard(Permission.RULES_WRITE, everywhere=True))]
 RuleId = Annotated[int, Path(ge=1, le=MAX_RECORD_ID)]
+CaseIndex = Annotated[int, Path(ge=0, le=10_000)]
 PAGE_SIZE = 50
 FILTER_KEYS = ("level", "status", "tactic", "technique", "product", "category", "service", "pack", "enabled", "q")
 REFUSED = (BadInput, Conflict, NotFound, PayloadTooLarge)
 # Confirmations after a redirect (``?done=key``): fixed texts in the template, never the URL's.
-DONE = frozenset({"saved"})
+DONE = frozenset({"saved", "test_saved", "test_deleted"})
 TABLE_DONE = frozenset({"enabled", "disabled"})
 
 
@@ -167,7 +177,9 @@ def rule_page(rule_id: RuleId, request: Request, principal: RulesReader, session
 
 
 def _rule(request: Request, session: Session, rule_id: int, *, errors: dict[str, str] | None = None,
-          error: str = "", values: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:
+          error: str = "", values: dict[str, Any] | None = None, status: int = 200,
+          tried: RuleTestReport | None = None, try_error: str = "", try_values: dict[str, str] | None = None,
+          test_error: str = "") -> HTMLResponse:
     rule = rules_service.read_rule(session, rule_id)
     row = rules_service.get_rule(session, rule_id)
     done = request.query_params.get("done", "")
@@ -178,6 +190,9 @@ def _rule(request: Request, session: Session, rule_id: int, *, errors: dict[str,
         "values": values if values is not None else {"enabled": rule.enabled, "level_override": rule.level_override
                                                      or "", "notes": rule.notes},
         "fp_rate": rate, "done": done if done in DONE else "",
+        "tests": rule_tests.run_tests(session, rule_id=rule_id), "tried": tried, "try_error": try_error,
+        "try_values": try_values or {"format": "", "record": ""}, "test_error": test_error,
+        "format_options": [(name, name) for name in rule_tests.format_names()],
     }, status=status)
 
 
@@ -200,3 +215,64 @@ def save_rule(rule_id: RuleId, request: Request, principal: RulesWriter, session
     except REFUSED as exc:
         return _rule(request, session, rule_id, error=describe_error(exc, _), values=values, status=422)
     return redirect(f"/detection/rules/{rule_id}?done=saved")
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(part) for part in error['loc'])}: "
+                     f"{str(error['msg']).removeprefix('Value error, ')}" for error in exc.errors())
+
+
+def _text(form: Any, key: str) -> str:
+    value = form.get(key)
+    return value.replace("\r\n", "\n") if isinstance(value, str) else ""
+
+
+@router.post("/detection/rules/{rule_id}/tests/try")
+def try_rule(rule_id: RuleId, request: Request, principal: RulesReader, session: SessionDep,
+             form: FormDep) -> HTMLResponse:
+    """Events pasted in the form run through the rule (stored nowhere); the page shows each outcome."""
+    _: Translator = translator(request)
+    values = {"format": _text(form, "format").strip()[:64], "record": _text(form, "record")}
+    try:
+        records = rule_tests.split_records(values["record"])
+        events = [RuleTestTry.model_validate({"format": values["format"] or None, "record": record})
+                  for record in records]
+        tried = rule_tests.try_events(session, rule_id=rule_id, events=events)
+    except ValidationError as exc:
+        return _rule(request, session, rule_id, try_error=f'{_("The input was not accepted:")} {_problems(exc)}',
+                     try_values=values, status=422)
+    except REFUSED as exc:
+        return _rule(request, session, rule_id, try_error=describe_error(exc, _), try_values=values, status=422)
+    return _rule(request, session, rule_id, tried=tried, try_values=values)
+
+
+@router.post("/detection/rules/{rule_id}/tests")
+def save_test(rule_id: RuleId, request: Request, principal: RulesWriter, session: SessionDep,
+              form: FormDep) -> Response:
+    """A tried event saved as a test case that must fire (or must not)."""
+    _: Translator = translator(request)
+    given = {"name": _text(form, "name").strip(), "expect": _text(form, "expect"), "format": _text(form, "format"),
+             "record": _text(form, "record")}
+    try:
+        data = RuleTestCreate.model_validate(given)
+        with session.begin_nested():
+            rule_tests.add_test(context(request, session, principal), rule_id=rule_id, data=data)
+    except ValidationError as exc:
+        return _rule(request, session, rule_id, test_error=f'{_("The input was not accepted:")} {_problems(exc)}',
+                     status=422)
+    except REFUSED as exc:
+        return _rule(request, session, rule_id, test_error=describe_error(exc, _), status=422)
+    return redirect(f"/detection/rules/{rule_id}?done=test_saved#tests")
+
+
+@router.post("/detection/rules/{rule_id}/tests/{index}/delete")
+def delete_test(rule_id: RuleId, index: CaseIndex, request: Request, principal: RulesWriter, session: SessionDep,
+                form: FormDep) -> Response:
+    """A saved test case removed."""
+    _: Translator = translator(request)
+    try:
+        with session.begin_nested():
+            rule_tests.delete_test(context(request, session, principal), rule_id=rule_id, index=index)
+    except REFUSED as exc:
+        return _rule(request, session, rule_id, test_error=describe_error(exc, _), status=422)
+    return redirect(f"/detection/rules/{rule_id}?done=test_deleted#tests")
