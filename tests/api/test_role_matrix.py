@@ -27,6 +27,7 @@ from sqlalchemy import delete, select
 from starlette.routing import Mount
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
 from tests.detection.test_hunts_api import fresh_hunt_id, hunt_rule_uid
+from tests.detection.test_rule_tests import WHOAMI, matrix_rule_with_case
 from tests.detection.test_rules_api import matrix_rule_id
 from tests.detection.test_rules_service import sigma_rule
 
@@ -454,6 +455,16 @@ ROUTES: dict[tuple[str, str], Row] = {
         f"/api/v1/rules/{matrix_rule_id(c.world.database)}/yaml")),
     ("PATCH", "/api/v1/rules/{rule_id}"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
         f"/api/v1/rules/{matrix_rule_id(c.world.database)}", json={"level_override": "low", "notes": c.name})),
+    ("GET", "/api/v1/rules/{rule_id}/tests"): Row(Needs(P.RULES_READ), lambda c: Req(
+        f"/api/v1/rules/{matrix_rule_id(c.world.database)}/tests")),
+    ("POST", "/api/v1/rules/{rule_id}/tests/run"): Row(Needs(P.RULES_READ), lambda c: Req(
+        f"/api/v1/rules/{matrix_rule_id(c.world.database)}/tests/run", json={"events": [{"record": WHOAMI}]}),
+        reads_only=True),
+    ("POST", "/api/v1/rules/{rule_id}/tests"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
+        f"/api/v1/rules/{matrix_rule_id(c.world.database)}/tests", json={
+            "name": c.name, "expect": "match", "format": "windows_json", "record": WHOAMI})),
+    ("DELETE", "/api/v1/rules/{rule_id}/tests/{index}"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
+        f"/api/v1/rules/{matrix_rule_with_case(c.world.database)}/tests/0")),
     ("GET", "/api/v1/rule-packs"): Row(Needs(P.RULES_READ), fixed("/api/v1/rule-packs")),
     ("POST", "/api/v1/rule-packs/import"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
         "/api/v1/rule-packs/import", data={"pack": "matrix", "yaml": sigma_rule(f"API {uuid.uuid4().hex}")})),
@@ -466,6 +477,15 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("POST", "/detection/rules/{rule_id}"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
         f"/detection/rules/{matrix_rule_id(c.world.database)}", data={"enabled": "on", "level_override": "medium",
                                                                       "notes": f"page {c.name}"})),
+    ("POST", "/detection/rules/{rule_id}/tests/try"): Row(Needs(P.RULES_READ), lambda c: Req(
+        f"/detection/rules/{matrix_rule_id(c.world.database)}/tests/try", data={"format": "", "record": WHOAMI}),
+        reads_only=True),
+    ("POST", "/detection/rules/{rule_id}/tests"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
+        f"/detection/rules/{matrix_rule_id(c.world.database)}/tests", data={
+            "name": c.name, "expect": "no_match", "format": "windows_json", "record": WHOAMI})),
+    ("POST", "/detection/rules/{rule_id}/tests/{index}/delete"): Row(Needs(P.RULES_WRITE, everywhere=True),
+                                                                     lambda c: Req(
+        f"/detection/rules/{matrix_rule_with_case(c.world.database)}/tests/0/delete", data={})),
     ("POST", "/detection/rules/{rule_id}/enabled"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
         f"/detection/rules/{matrix_rule_id(c.world.database)}/enabled", data={"enabled": "false"})),
     ("POST", "/detection/rules/bulk"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: (

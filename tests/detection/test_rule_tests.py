@@ -47,6 +47,13 @@ def new_rule(database: Any) -> int:
     return rule_id
 
 
+def matrix_rule_with_case(database: Any) -> int:
+    """A fresh rule holding one test case, for the role matrix to delete."""
+    rule_id = new_rule(database)
+    add(database, rule_id, expect="match", format="windows_json", record=WHOAMI)
+    return rule_id
+
+
 def add(database: Any, rule_id: int, **case: str) -> Any:
     with database.transaction(Scope.system()) as session:
         return rule_tests.add_test(cli_context(session), rule_id=rule_id, data=RuleTestCreate.model_validate(case))
