@@ -47,6 +47,7 @@ from sigma.types import (
 from vigil.detection.sigma import compat
 from vigil.detection.sigma.logsources import variant_pipelines
 from vigil.detection.sigma.predicates import And, Condition, Not, Or, Predicate, as_text
+from vigil.detection.sigma.regex_needles import regex_needle
 from vigil.detection.sigma.rules import Rule, RuleError
 
 _REGEX_FLAGS = {
@@ -112,7 +113,8 @@ def value_predicate(field: str | None, value: SigmaType) -> Condition:
         flags = 0
         for flag in value.flags:
             flags |= _REGEX_FLAGS[flag]
-        return Predicate(field, "regex", str(value.regexp), flags=flags)
+        pattern = str(value.regexp)
+        return Predicate(field, "regex", pattern, flags=flags, needle=regex_needle(pattern, flags))
     if field is None:
         raise Unsupported(f"{type(value).__name__} needs a field")
     if isinstance(value, SigmaNull):

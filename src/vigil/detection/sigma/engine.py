@@ -59,6 +59,8 @@ MEMO_VALUE_CHARS = 2048
 MEMO_TRIAL, MEMO_PAUSE = 2_000, 50_000  # lookups judged at a time; events evaluated without the memo
 _SURE, _VERIFY = 0, 1
 _FIXED_KINDS = {"exact": 0, "prefix": 1, "suffix": 2, "contains": 3}
+# Kinds whose needle is only somewhere inside a match: found, the predicate itself still decides.
+_VERIFIED_KINDS = frozenset({"glob", "regex"})
 
 Scan = tuple[frozenset[int], frozenset[int]]  # predicates that hold for a value, and those to verify
 _NO_HITS: Scan = (frozenset(), frozenset())
@@ -138,6 +140,8 @@ class Engine:
         # Fields read as one top-level key (no dotted path to walk).
         self._plain_fields = frozenset(name for name in self._fields if "." not in name and name != KEYWORDS)
         self._buckets: dict[tuple[str | None, str | None], _Bucket] = {}
+        self._shared: dict[tuple[int, ...], _Bucket] = {}
+        self._by_gate: dict[tuple[str | None, str | None], list[int]] | None = None
 
     # --- compiling ----------------------------------------------------------------------------
 
@@ -158,7 +162,7 @@ class Engine:
 
     @staticmethod
     def _is_indexed(predicate: Predicate) -> bool:
-        return bool(predicate.needle) and (predicate.kind in _FIXED_KINDS or predicate.kind == "glob")
+        return bool(predicate.needle) and (predicate.kind in _FIXED_KINDS or predicate.kind in _VERIFIED_KINDS)
 
     def _needles(self, condition: Condition) -> frozenset[int] | None:
         """Predicates at least one of which holds whenever the condition does; None if none such is known."""
@@ -187,11 +191,11 @@ class Engine:
                 continue
             name = _field_key(predicate)
             index = self._fields.setdefault(name, _FieldIndex())
-            verify = _VERIFY if predicate.cased or predicate.kind == "glob" else _SURE
+            verify = _VERIFY if predicate.cased or predicate.kind in _VERIFIED_KINDS else _SURE
             if predicate.kind == "exact":
                 index.exact.setdefault(predicate.needle, []).append((pid, verify))
             else:
-                kind = _FIXED_KINDS.get(predicate.kind, 3)  # a glob's needle may be anywhere
+                kind = _FIXED_KINDS.get(predicate.kind, 3)  # a glob's or a regex's needle may be anywhere
                 words.setdefault(name, {}).setdefault(predicate.needle, []).append((pid, kind, verify))
         for name, needles in words.items():
             automaton = ahocorasick.Automaton()
@@ -206,22 +210,38 @@ class Engine:
         key = (channel, event_id)
         bucket = self._buckets.get(key)
         if bucket is None:
-            variants = [v for v, (want_channel, want_id) in enumerate(self._variant_gate)
-                        if want_channel in (None, channel) and want_id in (None, event_id)
-                        and (channel is not None or not self._variant_windows[v])]
-            keyword = [v for v in variants if any(p.field is None for p in self._variant_predicates[v])]
-            keyword_set = frozenset(keyword)
-            fielded = [v for v in variants if v not in keyword_set]
-            read: dict[str, None] = {}
-            for variant in fielded:
-                for predicate in self._variant_predicates[variant]:
-                    read[str(predicate.field)] = None
-                    if predicate.kind == "fieldref":
-                        read[str(predicate.value)] = None
-            bucket = self._buckets[key] = _Bucket(
-                self._group(fielded), self._group(keyword),
-                tuple(name for name in read if "." not in name), tuple(name for name in read if "." in name))
+            gates = self._gates()
+            found = {*gates.get((None, None), ()), *gates.get((channel, None), ()),
+                     *gates.get((None, event_id), ()), *gates.get((channel, event_id), ())}
+            variants = tuple(sorted(v for v in found if channel is not None or not self._variant_windows[v]))
+            # Most (Channel, EventID) pairs meet the same rules as others of their channel: one bucket
+            # (groups, memo and all) serves them all.
+            bucket = self._shared.get(variants)
+            if bucket is None:
+                bucket = self._shared[variants] = self._new_bucket(variants)
+            self._buckets[key] = bucket
         return bucket
+
+    def _gates(self) -> dict[tuple[str | None, str | None], list[int]]:
+        """Variants by the (Channel, EventID) their gate asks for (None: any), made on first use."""
+        if self._by_gate is None:
+            self._by_gate = {}
+            for variant, gate in enumerate(self._variant_gate):
+                self._by_gate.setdefault(gate, []).append(variant)
+        return self._by_gate
+
+    def _new_bucket(self, variants: Sequence[int]) -> _Bucket:
+        keyword = [v for v in variants if any(p.field is None for p in self._variant_predicates[v])]
+        keyword_set = frozenset(keyword)
+        fielded = [v for v in variants if v not in keyword_set]
+        read: dict[str, None] = {}
+        for variant in fielded:
+            for predicate in self._variant_predicates[variant]:
+                read[str(predicate.field)] = None
+                if predicate.kind == "fieldref":
+                    read[str(predicate.value)] = None
+        return _Bucket(self._group(fielded), self._group(keyword),
+                       tuple(name for name in read if "." not in name), tuple(name for name in read if "." in name))
 
     def _group(self, variants: list[int]) -> _Group:
         always: list[int] = []

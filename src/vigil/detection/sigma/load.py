@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 RULE_SUFFIXES = (".yml", ".yaml")
 # Bump when the compiled form changes: older caches are then ignored.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 _RULE_KEYS = frozenset({"detection", "logsource", "correlation", "filter"})
 _QUOTED = re.compile(r"'([^'\n]{1,200})'")
 
