@@ -1,7 +1,8 @@
-"""`vigil rules import|list|show|enable|disable|set|packs`: detection rules and packs from the shell.
+"""`vigil rules import|list|show|enable|disable|set|test|packs`: detection rules and packs from the shell.
 
 Importing a pack prints what changed since its last import (added, updated, removed, unchanged) and every
-rule that did not load, as ``file:line: reason``. Every change is audited as the local operator
+rule that did not load, as ``file:line: reason``. ``vigil rules test`` runs a rule's test cases (exit 1
+when one fails) or tries the records of a file on it. Every change is audited as the local operator
 (``cli:<login>``); a running server picks the change up at its next rules check.
 """
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from vigil.cli.runtime import (
     EXIT_CODES_HELP,
@@ -22,14 +24,27 @@ from vigil.cli.runtime import (
     print_json,
     print_table,
 )
-from vigil.detection import rules_import, rules_service
-from vigil.detection.schemas_rules import EnablePolicy, ImportResult, RuleChange, RuleFilters, RuleUpdate
+from vigil.detection import rule_tests, rules_import, rules_service
+from vigil.detection.schemas_rules import (
+    EnablePolicy,
+    Expectation,
+    ImportResult,
+    RuleChange,
+    RuleFilters,
+    RuleTestReport,
+    RuleTestTry,
+    RuleUpdate,
+)
 
 app = typer.Typer(help="Detection rules: import packs, list, show, enable, disable and tune rules.",
                   no_args_is_help=True)
 
 RuleRefs = Annotated[list[str], typer.Argument(help="Rule ids, or Sigma ids held by one pack.", show_default=False)]
 LIST_LIMIT = 20  # changes listed per kind after an import; --json has them all
+MAX_FILE_RECORDS = 10_000  # records `vigil rules test --event` tries from one file
+MAX_EVENT_FILE = 64 * 1024 * 1024
+OUTCOMES = {"match": "fires", "no_match": "no match", "unreadable": "parse error", "error": "not run"}
+EXPECTED = {"match": "must fire", "no_match": "must not fire", None: "-"}
 
 
 def _changes(label: str, changes: list[RuleChange]) -> None:
@@ -188,6 +203,78 @@ def set_command(
         effective = row.effective_level
         title = row.title
     typer.echo(f"rule {title} saved (level {effective})")
+
+
+def _records(path: Path, format_name: str | None, expect: Expectation | None) -> list[RuleTestTry]:
+    try:
+        if path.stat().st_size > MAX_EVENT_FILE:
+            fail(f"{path} is larger than {MAX_EVENT_FILE:,} bytes")
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror or exc}")
+    try:
+        return [RuleTestTry.model_validate({"format": format_name, "record": record, "expect": expect})
+                for record in rule_tests.split_records(text, limit=MAX_FILE_RECORDS)]
+    except ValidationError as exc:
+        fail("; ".join(f"{'.'.join(str(part) for part in error['loc'])}: "
+                       f"{str(error['msg']).removeprefix('Value error, ')}" for error in exc.errors()))
+
+
+def _print_report(report: RuleTestReport, *, tried: bool) -> None:
+    rows = []
+    for number, result in enumerate(report.results, start=1):
+        verdict = "-" if result.passed is None else "PASS" if result.passed else "FAIL"
+        name = result.name if not tried else result.record.replace("\n", " ")[:60]
+        rows.append([verdict, str(number if tried else result.index), name, EXPECTED[result.expect],
+                     OUTCOMES[result.got], result.format])
+    print_table([*(["RESULT", "#", "RECORD"] if tried else ["RESULT", "CASE", "NAME"]), "EXPECTED", "GOT", "FORMAT"],
+                rows)
+    for number, result in enumerate(report.results, start=1):
+        if result.error:
+            note(f"{'record ' + str(number) if tried else 'case ' + str(result.index)}: {result.error}")
+
+
+@app.command("test", epilog="Exit codes: 0 every case passed (every record read); 1 a case failed, a record "
+                            "did not parse, or the test was refused; 2 usage or settings error.")
+def test_command(
+    ref: Annotated[str, typer.Argument(help="Rule id or Sigma id.", show_default=False)],
+    event: Annotated[Path | None, typer.Option("--event", help="Try the records of this file instead (one a "
+                                               "line, or a JSON document or array); nothing is stored.",
+                                               show_default=False)] = None,
+    format_name: Annotated[str | None, typer.Option("--format", help="The parser of --event's records (json, "
+                                                    "syslog, windows_json, ...); default: detected per record.",
+                                                    show_default=False)] = None,
+    expect: Annotated[str | None, typer.Option("--expect", help="With --event: match (each record must fire "
+                                               "the rule) or no_match; a record that does not exits 1.",
+                                               show_default=False)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run a rule's test cases (events that must fire it, near misses that must not), or try a file's records."""
+    if expect not in (None, "match", "no_match"):
+        fail("--expect is match or no_match", 2)
+    if event is None and (format_name or expect):
+        fail("--format and --expect go with --event", 2)
+    wanted: Expectation | None = "match" if expect == "match" else "no_match" if expect else None
+    tries = _records(event, format_name, wanted) if event is not None else None
+    with operation() as op, op.transaction() as ctx:
+        row = rules_service.find_rule(ctx.session, ref)
+        if tries is None:
+            report = rule_tests.run_tests(ctx.session, rule_id=row.id)
+        else:
+            report = rule_tests.try_events(ctx.session, rule_id=row.id, events=tries, limit=MAX_FILE_RECORDS)
+    if as_json:
+        print_json(report.model_dump(mode="json"))
+    elif tries is None and not report.total:
+        note(f"rule {report.rule_id} {report.title} has no test cases")
+    else:
+        typer.echo(f"rule {report.rule_id} {report.title}: " + (
+            f"{report.passed} of {report.total} passed" if tries is None or wanted else
+            f"{sum(r.got == 'match' for r in report.results)} of {report.total} records fire it"))
+        _print_report(report, tried=tries is not None)
+    if report.error:
+        note(f"the rule cannot run: {report.error}")
+    if not report.ok or any(result.got == "unreadable" for result in report.results):
+        raise typer.Exit(1)
 
 
 @app.command("packs", epilog=EXIT_CODES_HELP)
