@@ -387,18 +387,19 @@ class Engine:
         scans[name] = found
         return found
 
-    @staticmethod
-    def _scan_keywords(index: _FieldIndex, event: Mapping[str, Any]) -> Scan:
-        """Keyword needles anywhere in any value: one pass over all the values joined (keywords are
-        substrings, so a hit cannot straddle two values: no needle holds the separator)."""
-        joined = "\0".join(every_text(event)).casefold()
-        sure: set[int] = set()
-        verify: set[int] = set()
-        if index.automaton is not None:
-            for _end, (_length, entries) in index.automaton.iter(joined):
-                for pid, _kind, check in entries:
-                    (verify if check else sure).add(pid)
-        return (frozenset(sure), frozenset(verify)) if sure or verify else _NO_HITS
+    @classmethod
+    def _scan_keywords(cls, index: _FieldIndex, event: Mapping[str, Any]) -> Scan:
+        """Keyword needles anywhere in any value: each value scanned on its own and remembered, as a
+        field's values are (most of an event's values are those of others: the same images, users, hosts)."""
+        sure: frozenset[int] = frozenset()
+        verify: frozenset[int] = frozenset()
+        memo = index.memo
+        for text in every_text(event):
+            found = memo.get(text) or cls._scan_text(index, text)
+            if found is not _NO_HITS:
+                sure |= found[0]
+                verify |= found[1]
+        return (sure, verify) if sure or verify else _NO_HITS
 
     @staticmethod
     def _scan_text(index: _FieldIndex, text: str) -> Scan:
