@@ -29,7 +29,7 @@ def analyst(app: FastAPI, world: Any) -> TestClient:
     return signed_in(app, "analyst")
 
 
-def tests_card(page: Any) -> str:
+def card_of(page: Any) -> str:
     found = re.search(r'<section class="card" id="tests">.*?</section>', page.text, re.S)
     assert found, "no Test results card"
     return found.group(0)
@@ -41,7 +41,7 @@ def test_a_starter_rule_shows_its_passing_cases(analyst: TestClient, world: Any)
                if r.path.endswith("proc_creation_win_whoami_discovery.yml"))
     page = analyst.get(f"/detection/rules/{row.id}")
     assert page.status_code == 200
-    card = tests_card(page)
+    card = card_of(page)
     total = len(row.tests)
     assert f"{total} of {total} passed" in text_of(page) and total >= 2
     assert card.count('<span class="badge ok">passed</span>') == total and "failed" not in card
@@ -95,7 +95,7 @@ def test_a_security_administrator_saves_a_tried_event_and_deletes_a_case(secadmi
     secadmin.post(f"/detection/rules/{rule_id}/tests", data={
         "csrf_token": token, "name": "", "format": "windows_json", "record": WHOAMI, "expect": "no_match"})
     after = secadmin.get(f"/detection/rules/{rule_id}?done=test_saved")
-    card = tests_card(after)
+    card = card_of(after)
     assert "The test case is saved." in card and "1 of 2 passed" in text_of(after)
     assert "whoami by ops" in card and "must not fire 2" in card
     assert card.count('<span class="badge bad">failed</span>') == 1

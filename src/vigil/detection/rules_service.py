@@ -203,7 +203,8 @@ def update_rule(ctx: Context, *, rule_id: int, data: RuleUpdate) -> DetectionRul
 def set_enabled(ctx: Context, *, ids: Sequence[int], enabled: bool) -> RuleBulkResult:
     """Enable or disable many rules at once: all of them or, when one id is unknown, none."""
     wanted = sorted(set(ids))
-    rows = list(ctx.session.scalars(select(DetectionRule).where(DetectionRule.id.in_(wanted))))
+    rows = list(ctx.session.scalars(select(DetectionRule).where(DetectionRule.id.in_(wanted))
+                                    .order_by(DetectionRule.id)))
     missing = sorted(set(wanted) - {row.id for row in rows})
     if missing:
         raise NotFound("no detection rules with the ids " + ", ".join(str(i) for i in missing[:20])
