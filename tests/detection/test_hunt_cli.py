@@ -398,3 +398,14 @@ def test_vigil_hunt_is_a_top_level_command_of_the_installed_script(hunter: Hunt,
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 3
     assert "3 matches" in done.stderr
+
+
+def test_the_installed_script_ends_with_the_hunts_exit_code(hunter: Hunt, tmp_path: Path) -> None:
+    """The script ends the process at once after a hunt (no interpreter teardown): the exit code and the
+    last words on stderr still come through."""
+    script = Path(sys.executable).parent / "vigil"
+    done = subprocess.run([str(script), "hunt", str(tmp_path / "absent"), "--rules", str(hunter.rules)],
+                          capture_output=True, text=True, env={"XDG_CACHE_HOME": str(hunter.folder / "cache"),
+                                                               "PATH": "/usr/bin:/bin"}, check=False, timeout=120)
+    assert done.returncode == 1
+    assert f"error: no such file or folder: {tmp_path / 'absent'}" in done.stderr

@@ -13,9 +13,9 @@ import sys
 def main() -> None:
     # Imports inside the function on purpose: which one is imported is the whole point (start-up time).
     if len(sys.argv) > 1 and sys.argv[1] == "hunt":
-        from vigil.detection.cli import app as hunt_app
+        from vigil.detection.cli import run_and_exit
 
-        hunt_app()
+        run_and_exit()
     else:
         from vigil.cli.main import app
 

@@ -188,5 +188,22 @@ def _detection() -> None:
     """Threat detection: hunts with Sigma rules."""
 
 
+def run_and_exit() -> NoReturn:
+    """Run the hunt command as a program and end the process at once when it is done: tearing down the
+    interpreter (freeing the engine and every event object one by one) took a quarter of a second of a
+    two-second hunt, for nothing; what was written is flushed first."""
+    try:
+        app()
+        code: int = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):  # a closed or broken stream: nothing more can be said on it
+            stream.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    app()
+    run_and_exit()
