@@ -123,6 +123,10 @@ NOT_RECORD_IDS = {
     ("GET", "/api/v1/rules/{rule_id}"), ("PATCH", "/api/v1/rules/{rule_id}"), ("GET", "/api/v1/rules/{rule_id}/yaml"),
     ("GET", "/detection/rules/{rule_id}"), ("POST", "/detection/rules/{rule_id}"),
     ("POST", "/detection/rules/{rule_id}/enabled"),
+    ("GET", "/api/v1/rules/{rule_id}/tests"), ("POST", "/api/v1/rules/{rule_id}/tests"),
+    ("POST", "/api/v1/rules/{rule_id}/tests/run"), ("DELETE", "/api/v1/rules/{rule_id}/tests/{index}"),
+    ("POST", "/detection/rules/{rule_id}/tests/try"), ("POST", "/detection/rules/{rule_id}/tests"),
+    ("POST", "/detection/rules/{rule_id}/tests/{index}/delete"),
 }
 
 
