@@ -6,6 +6,8 @@ that are gone are removed. The SOC's own settings of a rule (enabled, level over
 survive updates. A rule whose file no longer loads keeps its previous version, and the reason is
 reported. Zips are unpacked here, never trusted: a member with a path trick (absolute, ``..``, a link)
 refuses the archive, and so does an archive that unpacks past ``MAX_UNPACKED_BYTES`` (a zip bomb).
+Vigil's starter pack also brings each rule's test cases (``STARTER_TESTS_DIR``), stored on the rules at
+every install; imported packs bring none.
 """
 
 from __future__ import annotations
