@@ -4,7 +4,8 @@ The issue's goal: at most 1.4 s wall for the whole ``vigil hunt`` process, start
 parsing alone. Measured here:
 
 - load+compile of ``rules/windows`` into the compiled cache (done beforehand, as Zircolite converts its
-  ruleset beforehand), and what every hunt then pays to load that cache and build the engine;
+  ruleset beforehand); loading that cache and building an engine from it (what the first hunt does, which
+  keeps the engine's image); and what every later hunt pays to load the engine from its image;
 - ``vigil hunt DATA --rules rules/windows --output jsonl`` as a subprocess (the installed entry point,
   ``.venv/bin/vigil``), start to exit, median of ``--runs``; also through ``python -m vigil.detection.cli``,
   which leaves out the imports of the rest of the ``vigil`` command (the web stack, the records store);
@@ -36,6 +37,7 @@ import orjson
 from _common import machine, report, skip
 from evtx import PyEvtxParser
 
+from vigil.detection.hunt import RuleSource
 from vigil.detection.sigma import Engine, load_cached, load_rules
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,8 +127,14 @@ def main() -> None:
         loaded = time.perf_counter() - started
         Engine(cached.rules)
         built = time.perf_counter() - started - loaded
-        report("hunt: rules from the cache, load", loaded, "s", f"{rules:,} rules; every hunt pays this")
-        report("hunt: rules from the cache, engine build", built, "s", f"{rules:,} rules; every hunt pays this")
+        report("hunt: rules from the cache, load", loaded, "s", f"{rules:,} rules; what the engine image saves")
+        report("hunt: rules from the cache, engine build", built, "s", f"{rules:,} rules; what the engine image saves")
+        source = RuleSource((str(WINDOWS_RULES),), cache / "vigil" / "rules")
+        source.load()  # the first hunt makes the engine image
+        started = time.perf_counter()
+        source.load()
+        report("hunt: rules and engine from the engine image", time.perf_counter() - started, "s",
+               f"{rules:,} rules; every hunt pays this")
 
         data = work / "evtx"
         files = copies_of(EVTX_SET, data, args.copies)

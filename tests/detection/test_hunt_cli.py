@@ -262,6 +262,24 @@ def test_a_bad_json_line_is_reported_and_the_rest_hunted(hunter: Hunt, tmp_path:
     assert "2 events" in result.stderr and "1 unreadable parts" in result.stderr
 
 
+def test_the_engine_image_is_kept_made_again_when_damaged_and_follows_rule_edits(hunter: Hunt, logs: Path) -> None:
+    first = hunter(str(logs), "--rules", str(hunter.rules), "--output", "jsonl")
+    images = list((hunter.folder / "cache").rglob("engine-*.pickle"))
+    assert len(images) == 1
+    again = hunter(str(logs), "--rules", str(hunter.rules), "--output", "jsonl")  # from the image
+    assert again.exit_code == 0 and again.stdout == first.stdout
+    images[0].write_bytes(b"\x80\x05 not an image")  # damaged: made again, the hunt unchanged
+    damaged = hunter(str(logs), "--rules", str(hunter.rules), "--output", "jsonl")
+    assert damaged.exit_code == 0 and damaged.stdout == first.stdout
+    assert images[0].read_bytes()[:16] != b"\x80\x05 not an image"[:16]
+    # A rule edited: another image, with the edit in force (a level filter makes its own image too).
+    hunter.rule("whoami.yml", WHOAMI_RULE.replace("whoami.exe", "notepad.exe"))
+    edited = hunter(str(logs), "--rules", str(hunter.rules), "--output", "jsonl")
+    assert [r["EventRecordID"] for r in jsonl(first) if r["rule"]["title"] == "Whoami Run"] == [7, 9]
+    assert [r["EventRecordID"] for r in jsonl(edited) if r["rule"]["title"] == "Whoami Run"] == [8]
+    assert len(list((hunter.folder / "cache").rglob("engine-*.pickle"))) == 2
+
+
 def test_workers_give_the_same_output_in_the_same_order(
     hunter: Hunt, logs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,6 +20,8 @@ full-text search here) have no reference and are not compared.
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -185,6 +187,19 @@ def test_vigil_matches_pysigma_on_security_twins_of_sysmon_events(
     outcome = compare(twins, conversion, engine)
     assert_same_pairs(outcome, conversion, known={})
     assert len(outcome.expected) > 500
+
+
+def test_an_engine_from_its_image_matches_as_the_engine_does(evtx_samples: Samples, vigil_rules: LoadResult,
+                                                             engine: Engine) -> None:
+    """What `vigil hunt` keeps on disk (``EngineImage``, pickled) gives back an engine with the same matches."""
+    image = pickle.loads(pickle.dumps(Engine(vigil_rules.rules).image()))
+    restored = Engine.from_image(image)
+    expected = [[rule.id for rule in found] for found in engine.match_many(evtx_samples.events)]
+    assert [[rule.id for rule in found] for found in restored.match_many(evtx_samples.events)] == expected
+    assert sum(map(len, expected)) > 1000
+    assert all(rule.yaml == "" and rule.variants == () for rule in restored.rules)  # kept small
+    with pytest.raises(ValueError, match="another Python"):
+        Engine.from_image(dataclasses.replace(image, python="2.7.18"))
 
 
 def assert_same_pairs(outcome: Outcome, conversion: Conversion, *, known: Mapping[Pair, KnownDifference]) -> None:

@@ -100,7 +100,7 @@ def hunt_command(
         _fail(f"cannot write {out}: {exc.strerror or exc}")
     stats = HuntStats(rule_errors=len(loaded.errors))
     try:
-        results = hunt(files, loaded.rules, source, output=output.value, workers=workers or _cpus(), stats=stats)
+        results = hunt(files, loaded, source, output=output.value, workers=workers or _cpus(), stats=stats)
         _write(results, output, stream)
         stream.flush()
     except VigilError as exc:

@@ -7,16 +7,15 @@ the pipeline and hand back JSON text, which the store takes without building Pyt
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from vigil.core.memory import collector_paused
 from vigil.siem.normalize import WorkerJob, normalise
 from vigil.siem.parsers.base import Event, ParseContext, ParseFailure, Parser, run_batch
 from vigil.siem.parsers.registry import detect_format, parser
@@ -53,22 +52,6 @@ def parse_records(records: list[bytes], meta: BatchMeta, config: SourceConfig) -
     for found, indexes in groups.values():
         results.update(zip(indexes, run_batch(found, [records[i] for i in indexes], ctx), strict=True))
     return [results[index] for index in range(len(records))]
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while a batch is parsed.
-
-    A batch's events are tens of thousands of small acyclic dicts, freed by reference counting; the
-    collector, triggered every few hundred allocations, walked them again and again and took half of the
-    parse time. Cycles made meanwhile are collected once it runs again."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def parse_to_json(records: list[bytes], meta: BatchMeta, config: SourceConfig,

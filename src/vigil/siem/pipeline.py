@@ -30,10 +30,11 @@ from typing import Any
 import orjson
 
 from vigil.core.errors import BadInput
+from vigil.core.memory import collector_paused
 from vigil.core.worker import Worker
 from vigil.siem.normalize import Enricher, EventConsumer, WorkerJob, normalise
 from vigil.siem.parsers.base import Event, ParseFailure
-from vigil.siem.parsing import SourceConfig, collector_paused, parse_records, parse_to_json, watch_parent
+from vigil.siem.parsing import SourceConfig, parse_records, parse_to_json, watch_parent
 from vigil.siem.spool import Spool, SpoolBatch
 from vigil.siem.store.base import EventStore, SpoolPosition
 

@@ -17,6 +17,7 @@ bounded cache.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import marshal
 import os
@@ -103,6 +104,25 @@ class _FieldIndex:
     memo: dict[str, Scan] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class EngineImage:
+    """An engine's tables in a form that pickles small and loads in a fraction of the time building them
+    takes (``vigil hunt`` keeps one on disk per rule set): the rules without their YAML and detection
+    (which the tables hold), predicates as tuples, the conditions as marshalled code, the automata."""
+
+    python: str  # sys.version of the Python that compiled the conditions
+    rules: tuple[Rule, ...]
+    predicates: tuple[tuple[Any, ...], ...]  # the numbered ones (``numbered``) first, then the gates'
+    numbered: int
+    variant_rule: tuple[int, ...]
+    variant_gate: tuple[tuple[str | None, str | None], ...]
+    variant_windows: tuple[bool, ...]
+    variant_needles: tuple[frozenset[int] | None, ...]
+    variant_predicates: tuple[tuple[int, ...], ...]
+    conditions: bytes
+    fields: tuple[tuple[str, dict[str, list[tuple[int, int]]], Any], ...]
+
+
 class Engine:
     """Compiled rules, ready to match events (``match``, ``match_many``)."""
 
@@ -130,18 +150,68 @@ class Engine:
                 self._variant_windows.append(rule.product == "windows")
                 self._variant_needles.append(self._needles(variant))
                 self._variant_predicates.append(tuple(dict.fromkeys(predicates_of(variant))))
-        self._conditions = _compile(sources, code_cache)
+        self._code = _cached_code(_condition_source(sources), code_cache)
+        self._conditions = _functions(self._code, len(sources))
+        self._index_predicates()
+        self._fields: dict[str, _FieldIndex] = {}
+        self._build_field_indexes()
+        self._start_matching()
+
+    def _index_predicates(self) -> None:
         self._indexed = [self._is_indexed(p) for p in self._predicates]
         # The field scan an indexed predicate is read from; None: evaluated on its own.
         self._scan_keys = [_field_key(p) if indexed else None for p, indexed in zip(self._predicates, self._indexed,
                                                                                         strict=True)]
-        self._fields: dict[str, _FieldIndex] = {}
-        self._build_field_indexes()
+
+    def _start_matching(self) -> None:
         # Fields read as one top-level key (no dotted path to walk).
         self._plain_fields = frozenset(name for name in self._fields if "." not in name and name != KEYWORDS)
         self._buckets: dict[tuple[str | None, str | None], _Bucket] = {}
         self._shared: dict[tuple[int, ...], _Bucket] = {}
         self._by_gate: dict[tuple[str | None, str | None], list[int]] | None = None
+
+    # --- images (the engine kept on disk between hunts) ----------------------------------------------
+
+    def image(self) -> EngineImage:
+        """This engine as an ``EngineImage`` (before it has matched anything: the memos are not kept)."""
+        # Every distinct predicate: those with a number first, in its order, then the gates' (read by buckets).
+        table = dict.fromkeys(self._predicates)
+        for found in self._variant_predicates:
+            table.update(dict.fromkeys(found))
+        number = {predicate: index for index, predicate in enumerate(table)}
+        return EngineImage(
+            python=sys.version,
+            rules=tuple(dataclasses.replace(rule, yaml="", variants=()) for rule in self.rules),
+            predicates=tuple(_predicate_fields(p) for p in table), numbered=len(self._predicates),
+            variant_rule=tuple(self._variant_rule), variant_gate=tuple(self._variant_gate),
+            variant_windows=tuple(self._variant_windows), variant_needles=tuple(self._variant_needles),
+            variant_predicates=tuple(tuple(number[p] for p in found) for found in self._variant_predicates),
+            conditions=marshal.dumps(self._code),
+            fields=tuple((name, index.exact, index.automaton) for name, index in self._fields.items()),
+        )
+
+    @classmethod
+    def from_image(cls, image: EngineImage) -> Engine:
+        """The engine an image was taken of (``ValueError`` for an image of another Python's making: its
+        compiled conditions are Python's own format)."""
+        if image.python != sys.version:
+            raise ValueError("an engine image made by another Python")
+        engine = cls.__new__(cls)
+        engine.rules = list(image.rules)
+        every = [Predicate(*fields) for fields in image.predicates]
+        engine._predicates = every[:image.numbered]
+        engine._pid = {}  # only for compiling
+        engine._variant_rule = list(image.variant_rule)
+        engine._variant_gate = list(image.variant_gate)
+        engine._variant_windows = list(image.variant_windows)
+        engine._variant_needles = list(image.variant_needles)
+        engine._variant_predicates = [tuple(every[index] for index in found) for found in image.variant_predicates]
+        engine._code = marshal.loads(image.conditions)  # noqa: S302 - our own image, made by this engine
+        engine._conditions = _functions(engine._code, len(engine._variant_rule))
+        engine._index_predicates()
+        engine._fields = {name: _FieldIndex(exact, automaton) for name, exact, automaton in image.fields}
+        engine._start_matching()
+        return engine
 
     # --- compiling ----------------------------------------------------------------------------
 
@@ -450,6 +520,11 @@ class Engine:
         return [p for variant in rule.variants for p in predicates_of(variant)]
 
 
+def _predicate_fields(predicate: Predicate) -> tuple[Any, ...]:
+    return (predicate.field, predicate.kind, predicate.value, predicate.cased, predicate.flags, predicate.op,
+            predicate.needle)
+
+
 def _hashable(signature: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
     """The signature with lists as tuples (of their elements and types); None when it holds an object."""
     if signature is None:
@@ -472,20 +547,23 @@ def _field_key(predicate: Predicate) -> str:
     return KEYWORDS if predicate.field is None else predicate.field
 
 
-def _compile(expressions: list[str], code_cache: Path | None = None) -> list[Callable[[Callable[[int], bool]], bool]]:
+def _condition_source(expressions: list[str]) -> str:
     """Each variant's condition as a Python function of ``t`` (the per-event predicate test).
 
     The source is generated from predicate numbers and the words and/or/not only (no rule text), so
-    compiling it runs nothing a rule author wrote. With ``code_cache``, the compiled code is kept there by
-    the digest of its source (and Python's version: marshal's format is Python's own)."""
-    source = "\n".join(f"def v{index}(t):\n    return {expression}" for index, expression in enumerate(expressions))
-    code = _cached_code(source, code_cache)
+    compiling it runs nothing a rule author wrote."""
+    return "\n".join(f"def v{index}(t):\n    return {expression}" for index, expression in enumerate(expressions))
+
+
+def _functions(code: CodeType, count: int) -> list[Callable[[Callable[[int], bool]], bool]]:
     namespace: dict[str, Any] = {}
-    exec(code, namespace)  # noqa: S102
-    return [namespace[f"v{index}"] for index in range(len(expressions))]
+    exec(code, namespace)  # noqa: S102 - code compiled from _condition_source only
+    return [namespace[f"v{index}"] for index in range(count)]
 
 
 def _cached_code(source: str, code_cache: Path | None) -> CodeType:
+    """The compiled conditions; with ``code_cache``, kept there by the digest of their source (and Python's
+    version: marshal's format is Python's own)."""
     if code_cache is None:
         return compile(source, "<sigma conditions>", "exec")
     digest = hashlib.sha256(f"{sys.version}\0{source}".encode()).hexdigest()[:32]

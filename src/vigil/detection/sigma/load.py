@@ -76,8 +76,7 @@ def load_rules(paths: Sequence[str | Path], *, pack: str = "local") -> LoadResul
 
 def load_cached(paths: Sequence[str | Path], *, cache_dir: Path, pack: str = "local") -> LoadResult:
     """``load_rules``, from a compiled cache when the files are unchanged (same names, sizes, times)."""
-    key = _cache_key(paths, pack)
-    cached = cache_dir / f"rules-{key}.pickle"
+    cached = cache_dir / f"rules-{cache_key(paths, pack)}.pickle"
     if cached.is_file():
         try:
             with cached.open("rb") as handle:
@@ -87,26 +86,33 @@ def load_cached(paths: Sequence[str | Path], *, cache_dir: Path, pack: str = "lo
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError):
             pass  # a stale or damaged cache is rebuilt
     result = load_rules(paths, pack=pack)
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_suffix(f".{os.getpid()}.tmp")
-        with partial.open("wb") as handle:
-            pickle.dump(result, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        partial.replace(cached)
-    except OSError:
-        pass  # no cache folder: the rules still load, only slower next time
+    write_atomically(cached, pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     return result
 
 
-def _cache_key(paths: Sequence[str | Path], pack: str) -> str:
+def write_atomically(path: Path, data: bytes) -> None:
+    """Write a cache file whole or not at all (a reader never sees half of it); a cache that cannot be
+    written is only a slower start next time, never an error."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_bytes(data)
+        partial.replace(path)
+    except OSError:
+        pass
+
+
+def cache_key(paths: Sequence[str | Path], pack: str = "local") -> str:
+    """A digest of the rule files under the paths (names, sizes, times) and of the compiled form's format."""
     digest = hashlib.sha256(f"{CACHE_FORMAT}\0{pack}".encode())
     for path in paths:
-        for file in _rule_files(Path(path)):
+        # Resolved once, not file by file: a hunt computes this before anything else (2,400 files).
+        for file in _rule_files(Path(path).resolve()):
             try:
                 stat = file.stat()
             except OSError:
                 continue
-            digest.update(f"\0{file.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
+            digest.update(f"\0{file}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:32]
 
 
