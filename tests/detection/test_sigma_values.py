@@ -535,6 +535,25 @@ def test_numeric_keyword() -> None:
     assert hits(detection, events) == {"int", "text"}
 
 
+def test_keywords_in_short_values_numbers_and_values_that_fold_longer() -> None:
+    """The engine skips values no keyword fits in (short ASCII texts; integers when no keyword is digits):
+    a value that folds to a longer text, and digits inside a bigger number, are still found."""
+    detection = """
+        keywords:
+            - 'strasse'
+            - '46881'
+        condition: keywords
+    """
+    events = {
+        "folds_longer": {"City": "STRAßE", "EventID": 1},  # 6 characters, "strasse" once folded
+        "digits_in_a_number": {"EventID": 1, "ProcessId": 946881},
+        "short_ascii": {"City": "str", "EventID": 4688},
+        "nested_short": {"EventData": {"ProcessId": 46881}},  # not a flat event: every value walked
+        "none": {"City": None, "EventID": 4688},
+    }
+    assert hits(detection, events) == {"folds_longer", "digits_in_a_number", "nested_short"}
+
+
 def test_keyword_and_field_selection_together() -> None:
     detection = """
         selection:

@@ -59,6 +59,7 @@ MEMO_ENTRIES = 50_000
 MEMO_VALUE_CHARS = 2048
 MEMO_TRIAL, MEMO_PAUSE = 2_000, 50_000  # lookups judged at a time; events evaluated without the memo
 _SURE, _VERIFY = 0, 1
+_INTEGER_CHARACTERS = frozenset("-0123456789")
 _FIXED_KINDS = {"exact": 0, "prefix": 1, "suffix": 2, "contains": 3}
 # Kinds whose needle is only somewhere inside a match: found, the predicate itself still decides.
 _VERIFIED_KINDS = frozenset({"glob", "regex"})
@@ -164,6 +165,11 @@ class Engine:
                                                                                         strict=True)]
 
     def _start_matching(self) -> None:
+        keywords = self._fields.get(KEYWORDS)
+        needles = [*keywords.exact, *(keywords.automaton.keys() if keywords.automaton is not None else ())] \
+            if keywords is not None else []
+        self._keyword_shortest = min(map(len, needles), default=0)
+        self._keyword_numeric = any(set(needle) <= _INTEGER_CHARACTERS for needle in needles)
         # Fields read as one top-level key (no dotted path to walk).
         self._plain_fields = frozenset(name for name in self._fields if "." not in name and name != KEYWORDS)
         self._buckets: dict[tuple[str | None, str | None], _Bucket] = {}
@@ -457,19 +463,36 @@ class Engine:
         scans[name] = found
         return found
 
-    @classmethod
-    def _scan_keywords(cls, index: _FieldIndex, event: Mapping[str, Any]) -> Scan:
+    def _scan_keywords(self, index: _FieldIndex, event: Mapping[str, Any]) -> Scan:
         """Keyword needles anywhere in any value: each value scanned on its own and remembered, as a
         field's values are (most of an event's values are those of others: the same images, users, hosts)."""
         sure: frozenset[int] = frozenset()
         verify: frozenset[int] = frozenset()
         memo = index.memo
-        for text in every_text(event):
-            found = memo.get(text) or cls._scan_text(index, text)
+        for text in self._keyword_texts(event):
+            found = memo.get(text) or self._scan_text(index, text)
             if found is not _NO_HITS:
                 sure |= found[0]
                 verify |= found[1]
         return (sure, verify) if sure or verify else _NO_HITS
+
+    def _keyword_texts(self, event: Mapping[str, Any]) -> list[str]:
+        """The values a keyword needle may be in: ``every_text``, read cheaply from a flat event of texts and
+        integers (a Windows event as hunts read it), without what no needle fits in: ASCII texts shorter
+        than the shortest needle (an ASCII text folds to one as long), integers when no needle is digits."""
+        shortest, numeric = self._keyword_shortest, self._keyword_numeric
+        texts: list[str] = []
+        for value in event.values():
+            kind = value.__class__
+            if kind is str:
+                if len(value) >= shortest or not value.isascii():
+                    texts.append(value)
+            elif kind is int:
+                if numeric and (text := as_text(value)) is not None:
+                    texts.append(text)
+            elif value is not None:  # objects, lists, other scalars: every_text knows them all
+                return every_text(event)
+        return texts
 
     @staticmethod
     def _scan_text(index: _FieldIndex, text: str) -> Scan:
