@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from vigil.detection.sigma import Engine, RuleError, load_rules, rule_from_yaml
+from vigil.detection.sigma import Engine, RuleError, load_rules, predicates, rule_from_yaml
 
 GOOD_RULE = """\
 title: Good rule {n}
@@ -474,3 +474,28 @@ def test_catastrophic_regex_returns(pattern: str, value: str) -> None:
     assert benign == 1
     assert other == 1  # the other selection still decides the rule
     assert runaway == 0  # no run of a's reaches the end of the value
+
+
+def test_an_event_of_many_runaway_values_shares_one_time_budget() -> None:
+    """One value gets REGEX_TIMEOUT_SECONDS; an event crafted with many such values would get that many
+    times over. All of an event's expressions share REGEX_EVENT_SECONDS: past it the rest are given up
+    (counted), and the next event has its own budget again."""
+    rule = rule_from_yaml("""
+title: Runaway keyword list
+id: 2b8e3c1d-5f4a-4e6b-8c7d-9a0b1c2d3e4f
+logsource:
+    product: vigil_unit_test
+detection:
+    selection:
+        Payload|re: '(a|aa)+$'
+    condition: selection
+level: low
+""")
+    engine = Engine([rule])
+    crafted = {"Payload": ["a" * 60 + "b"] * 40}  # 40 values, each a runaway
+    spent_before = predicates.REGEX_BUDGET_SPENT[0]
+    assert engine.match(crafted) == []
+    given_up = predicates.REGEX_BUDGET_SPENT[0] - spent_before
+    # 40 x 50 ms would be 2 s: the 250 ms budget runs out after about 5 values, the rest are given up.
+    assert 30 <= given_up <= 38
+    assert [r.title for r in engine.match({"Payload": "aaa"})] == ["Runaway keyword list"]  # a fresh budget

@@ -40,10 +40,12 @@ from vigil.detection.sigma.predicates import (
     Or,
     Predicate,
     as_text,
+    close_regex_budget,
     every_text,
     field_value,
     holds,
     is_missing,
+    open_regex_budget,
     predicates_of,
     scalars,
 )
@@ -338,6 +340,13 @@ class Engine:
 
     def match(self, event: Mapping[str, Any]) -> list[Rule]:
         """The rules whose detection matches the event, in the order they were given."""
+        open_regex_budget()
+        try:
+            return self._match(event)
+        finally:
+            close_regex_budget()
+
+    def _match(self, event: Mapping[str, Any]) -> list[Rule]:
         channel = event.get("Channel")
         event_id = event.get("EventID")
         if isinstance(channel, list | tuple | dict) or isinstance(event_id, list | tuple | dict):

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +27,12 @@ import regex
 # A regular expression gets this long per value before it counts as not matching: a rule whose
 # pattern backtracks catastrophically must not stall the pipeline (issue: bounded evaluation).
 REGEX_TIMEOUT_SECONDS = 0.05
+# Nor must an event crafted with many such values: every regular expression evaluated for one event
+# shares this much time (``open_regex_budget``, which the engine calls per event); past it, the remaining
+# ones count as not matching, and ``REGEX_BUDGET_SPENT`` says how often that happened.
+REGEX_EVENT_SECONDS = 0.25
+REGEX_BUDGET_SPENT = [0]  # evaluations given up because their event's budget was spent
+_budget = threading.local()
 # Values longer than this are matched on their first part only: ample for any real log field.
 MAX_VALUE_CHARS = 1 << 20
 
@@ -193,12 +201,36 @@ def _network(cidr: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     return ipaddress.ip_network(cidr, strict=False)
 
 
+def open_regex_budget(seconds: float = REGEX_EVENT_SECONDS) -> None:
+    """From now on the regular expressions this thread evaluates share ``seconds`` (one event's worth),
+    until ``close_regex_budget``. (Two plain calls, not a context manager: this runs for every event.)"""
+    _budget.deadline = time.monotonic() + seconds
+
+
+def close_regex_budget() -> None:
+    _budget.deadline = None
+
+
+def _regex_timeout() -> float:
+    """How long the next regular expression may run: its own limit, or what is left of its event's budget
+    (raises ``TimeoutError`` when nothing is: the evaluation is given up as not matching)."""
+    deadline: float | None = getattr(_budget, "deadline", None)
+    if deadline is None:
+        return REGEX_TIMEOUT_SECONDS
+    left = deadline - time.monotonic()
+    if left <= 0:
+        REGEX_BUDGET_SPENT[0] += 1
+        raise TimeoutError("the event's time for regular expressions is spent")
+    return min(left, REGEX_TIMEOUT_SECONDS)
+
+
 def text_matches(predicate: Predicate, text: str) -> bool:
-    """Whether one text value satisfies a string, regex, cidr or compare predicate."""
+    """Whether one text value satisfies a string, regex, cidr or compare predicate (``TimeoutError`` when a
+    regular expression ran out of time)."""
     kind = predicate.kind
     if kind in STRING_KINDS:
         if kind == "glob":
-            return compiled(predicate.value, predicate.flags).fullmatch(text, timeout=REGEX_TIMEOUT_SECONDS) \
+            return compiled(predicate.value, predicate.flags).fullmatch(text, timeout=_regex_timeout()) \
                 is not None
         subject = text if predicate.cased else text.casefold()
         value: str = predicate.value
@@ -211,7 +243,7 @@ def text_matches(predicate: Predicate, text: str) -> bool:
         return value in subject
     if kind == "regex":
         try:
-            return compiled(predicate.value, predicate.flags).search(text, timeout=REGEX_TIMEOUT_SECONDS) is not None
+            return compiled(predicate.value, predicate.flags).search(text, timeout=_regex_timeout()) is not None
         except TimeoutError:
             return False
     if kind == "cidr":
