@@ -23,6 +23,7 @@ from vigil.core.errors import VigilError
 from vigil.detection.hunt import CSV_COLUMNS, TABLE_COLUMNS, Hit, HuntStats, RuleSource, default_cache_dir, hunt
 from vigil.detection.hunt_files import Problem, find_files
 from vigil.detection.sigma import LEVELS
+from vigil.detection.sigma.placeholders import PlaceholderError, frozen, parse_assignment, read_file
 
 RULE_COLUMNS = ("RULE", "ID", "AUTHOR")
 EXIT_FAILED = 1  # as vigil.cli.runtime, which is not imported here: it loads the records store
@@ -78,6 +79,12 @@ def hunt_command(
                                                 show_default=False)] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Compile the rules from their YAML, "
                                            "ignoring the compiled cache.")] = False,
+    placeholder: Annotated[list[str] | None, typer.Option(
+        "--placeholder", help="Values of a Sigma placeholder (%NAME% with the expand modifier): NAME=V1,V2; "
+        "repeat for more.", show_default=False)] = None,
+    placeholders_file: Annotated[Path | None, typer.Option(
+        "--placeholders", help="A YAML or JSON file mapping placeholder names to lists of values "
+        "(--placeholder wins for a name in both).", show_default=False)] = None,
 ) -> None:
     """Look for Sigma rule matches in log files: no server needed."""
     started = time.perf_counter()
@@ -85,8 +92,13 @@ def hunt_command(
         files = find_files(paths)
     except VigilError as exc:
         _fail(exc.detail)
+    try:
+        values = read_file(placeholders_file) if placeholders_file is not None else {}
+        values.update(parse_assignment(text) for text in placeholder or ())
+    except PlaceholderError as exc:
+        _fail(str(exc))
     source = RuleSource(tuple(str(path) for path in rules), None if no_cache else default_cache_dir(),
-                        min_level.value)
+                        min_level.value, frozen(values))
     loaded = source.load()
     for error in loaded.errors:
         typer.echo(str(error), err=True)

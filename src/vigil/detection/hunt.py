@@ -35,6 +35,7 @@ from vigil.core.memory import collector_paused
 from vigil.detection.hunt_files import CHUNK_SIZE, WHOLE, Event, Part, Problem, read_events, split_file
 from vigil.detection.sigma import LEVELS, Engine, Rule, RuleError, load_cached, load_rules
 from vigil.detection.sigma.load import cache_key, write_atomically
+from vigil.detection.sigma.placeholders import Frozen
 
 # Bump when what an engine image holds changes: older images are then made again.
 IMAGE_FORMAT = 1
@@ -91,18 +92,21 @@ class RuleSource:
     paths: tuple[str, ...]
     cache_dir: Path | None  # None: no cache (compile from the YAML)
     min_level: str = LEVELS[0]
+    placeholders: Frozen = ()  # values of Sigma placeholders, ((name, (value, ...)), ...)
 
     def load(self) -> HuntRules:
         """The rules and their engine: from the engine image in the cache when the rule files are unchanged
         (loading an image takes a fraction of the time that loading the rules and building takes)."""
         image_file = None
         if self.cache_dir is not None:
-            image_file = self.cache_dir / f"engine-{cache_key(self.paths)}-{self.min_level}-{IMAGE_FORMAT}.pickle"
+            key = cache_key(self.paths, placeholders=dict(self.placeholders))
+            image_file = self.cache_dir / f"engine-{key}-{self.min_level}-{IMAGE_FORMAT}.pickle"
             found = _read_image(image_file)
             if found is not None:
                 return found
-        loaded = (load_rules(self.paths) if self.cache_dir is None
-                  else load_cached(self.paths, cache_dir=self.cache_dir))
+        values = dict(self.placeholders)
+        loaded = (load_rules(self.paths, placeholders=values) if self.cache_dir is None
+                  else load_cached(self.paths, cache_dir=self.cache_dir, placeholders=values))
         lowest = LEVELS.index(self.min_level)
         rules = [rule for rule in loaded.rules if rule.level_rank >= lowest]
         engine = Engine(rules, code_cache=self.cache_dir)

@@ -22,7 +22,8 @@ from sigma.conditions import (
     ConditionValueExpression,
 )
 from sigma.exceptions import SigmaError
-from sigma.processing.pipeline import ProcessingPipeline
+from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+from sigma.processing.transformations import ValueListPlaceholderTransformation
 from sigma.rule import SigmaRule
 from sigma.types import (
     CompareOperators,
@@ -46,6 +47,7 @@ from sigma.types import (
 
 from vigil.detection.sigma import compat
 from vigil.detection.sigma.logsources import variant_pipelines
+from vigil.detection.sigma.placeholders import Placeholders, for_text, missing_message
 from vigil.detection.sigma.predicates import And, Condition, Not, Or, Predicate, as_text
 from vigil.detection.sigma.regex_needles import regex_needle
 from vigil.detection.sigma.rules import Rule, RuleError
@@ -70,9 +72,7 @@ def string_predicate(field: str | None, value: SigmaString) -> Predicate:
     cased = isinstance(value, SigmaCasedString)
     parts = list(value.s)
     if any(not isinstance(part, str | SpecialChars) for part in parts):
-        names = ", ".join(f"%{part.name}%" for part in parts if isinstance(part, Placeholder))
-        raise Unsupported(f"placeholder {names} has no values, so the rule is refused (the Sigma specification "
-                          "asks this of a tool that is given no values for a placeholder)")
+        raise Unsupported(missing_message([part.name for part in parts if isinstance(part, Placeholder)]))
     lead = bool(parts) and parts[0] is SpecialChars.WILDCARD_MULTI
     trail = len(parts) > int(lead) and parts[-1] is SpecialChars.WILDCARD_MULTI
     middle = parts[int(lead): len(parts) - int(trail)]
@@ -107,9 +107,9 @@ def value_predicate(field: str | None, value: SigmaType) -> Condition:
         # A keyword is searched for inside the values; a field's value must be this one.
         return Predicate(field, "contains" if field is None else "exact", text, needle=text)
     if isinstance(value, SigmaRegularExpression):
-        if value.regexp.contains_placeholder():
-            raise Unsupported(f"placeholder in the regular expression {str(value.regexp)!r} has no values, so the "
-                              "rule is refused (as the Sigma specification asks)")
+        if value.regexp.contains_placeholder():  # one without values (those with values are expanded)
+            names = [part.name for part in value.regexp.s if isinstance(part, Placeholder)]
+            raise Unsupported(f"in the regular expression {str(value.regexp)!r}: {missing_message(names)}")
         flags = 0
         for flag in value.flags:
             flags |= _REGEX_FLAGS[flag]
@@ -170,8 +170,11 @@ def condition_tree(node: Any) -> Condition:
     raise Unsupported(f"unexpected condition element {node!r}")
 
 
-def variants(rule: SigmaRule) -> tuple[Condition, ...]:
-    """The rule's condition under each log-source pipeline that applies to it."""
+def variants(rule: SigmaRule, placeholders: Placeholders | None = None) -> tuple[Condition, ...]:
+    """The rule's condition under each log-source pipeline that applies to it; ``placeholders``: values
+    for the rule's ``%name%`` placeholders (each becomes the OR of its values; one not given refuses it)."""
+    if placeholders:
+        rule = _expanded(rule, placeholders)
     found: list[Condition] = []
     for pipeline in variant_pipelines(rule.logsource.product, rule.logsource.category, rule.logsource.service):
         mapped = _processed(rule, pipeline)
@@ -184,6 +187,19 @@ def variants(rule: SigmaRule) -> tuple[Condition, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def _expanded(rule: SigmaRule, placeholders: Placeholders) -> SigmaRule:
+    """The rule with the placeholders given replaced by their values (pySigma's
+    ValueListPlaceholderTransformation reading the pipeline's ``vars``); the others are left for
+    ``string_predicate`` to refuse."""
+    pipeline = ProcessingPipeline(
+        name="Vigil placeholders", vars={name: list(values) for name, values in placeholders.items()},
+        items=[ProcessingItem(ValueListPlaceholderTransformation(include=list(placeholders)),
+                              identifier="vigil_placeholders")])
+    copied = copy.deepcopy(rule)
+    pipeline.apply(copied)
+    return copied
+
+
 def _processed(rule: SigmaRule, pipeline: ProcessingPipeline) -> SigmaRule | None:
     """The rule after the pipeline; None when the pipeline refuses it (e.g. a field 4688 lacks)."""
     copied = copy.deepcopy(rule)
@@ -194,11 +210,13 @@ def _processed(rule: SigmaRule, pipeline: ProcessingPipeline) -> SigmaRule | Non
     return copied
 
 
-def to_rule(rule: SigmaRule, *, path: str, pack: str, yaml_text: str) -> Rule:
-    """The engine's rule: metadata and compiled variants; ``RuleError`` when it cannot be evaluated."""
+def to_rule(rule: SigmaRule, *, path: str, pack: str, yaml_text: str,
+            placeholders: Placeholders | None = None) -> Rule:
+    """The engine's rule: metadata and compiled variants; ``RuleError`` when it cannot be evaluated.
+    ``placeholders``: values for placeholders (only those the rule's YAML names are used)."""
     rule_id = str(rule.id) if rule.id else str(uuid.uuid5(_ID_NAMESPACE, f"{path}\0{rule.title}"))
     try:
-        compiled = variants(rule)
+        compiled = variants(rule, for_text(placeholders, yaml_text))
     except (Unsupported, SigmaError) as exc:
         raise RuleError(str(exc), path=path, rule_id=rule_id) from None
     except (TypeError, ValueError, AttributeError, KeyError, RecursionError) as exc:  # pySigma on odd shapes
