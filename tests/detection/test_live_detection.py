@@ -338,3 +338,32 @@ def test_parse_workers_match_the_events_they_parse(settings: Settings, database:
     assert alert.event["message"].startswith("Accepted password for root")
     assert list(tmp_path.glob("live-rules-*.pickle"))
     assert detection.status.matches == 1 and detection.status.events == 2
+
+
+def test_parse_workers_match_json_batches_the_store_takes_as_they_are(settings: Settings, database: Database,
+                                                                      tmp_path: Path) -> None:
+    """JSON documents (HTTP ingest, _bulk) go to the store as they are; their matching runs in the parse
+    workers too, and a line that is no JSON object still leaves the others matched and stored."""
+    detection = LiveDetection(database, lambda: ("v1", [ENCODED_POWERSHELL]), refresh_seconds=0, worker_dir=tmp_path)
+
+    def not_here(events: object, **where: object) -> None:
+        raise AssertionError("matched in the pipeline's thread, not in the parse workers")
+
+    detection.consume = not_here  # type: ignore[method-assign]
+    siem = Siem(settings.model_copy(update={"pipeline_workers": 2}), database, consumers=[detection])
+    try:
+        siem.start()
+        unit = siem.unit_for("http:edr")
+        siem.submit([process_event("WS01", "powershell -enc AAAA", record=1),
+                     process_event("WS02", "notepad.exe", record=2)], BatchMeta("http:edr", unit, "json"))
+        siem.submit([process_event("WS03", "powershell.exe -enc BBBB", record=3)],
+                    BatchMeta("http:edr", unit, "json"))
+        assert siem.drain(60)
+        assert siem.pipeline.status.errors == 0, siem.pipeline.status.last_error
+        assert siem.store.count() == 3
+    finally:
+        siem.stop()
+    with database.transaction(Scope.system()) as session:
+        hosts = sorted(alert.host for alert in session.scalars(select(Alert)))
+    assert hosts == ["WS01", "WS03"]
+    assert detection.status.matches == 2 and detection.status.events == 3

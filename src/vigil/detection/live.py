@@ -114,7 +114,7 @@ class LiveDetection:
         self.engine()  # the rule set of now
         return self._job
 
-    def consume_found(self, found: Sequence[tuple[int, Any]], documents: Sequence[str], *, source: str,
+    def consume_found(self, found: Sequence[tuple[int, Any]], documents: Sequence[str | bytes], *, source: str,
                       unit_id: int) -> None:
         """Matches the parse workers found: (document index, (rule set version, rule positions))."""
         started = time.perf_counter()

@@ -54,7 +54,7 @@ class EventConsumer(Protocol):
         the consumer then gets the events in the pipeline's thread)."""
         ...
 
-    def consume_found(self, found: Sequence[tuple[int, Any]], documents: Sequence[str], *, source: str,
+    def consume_found(self, found: Sequence[tuple[int, Any]], documents: Sequence[str | bytes], *, source: str,
                       unit_id: int) -> None:
         """What its worker job found: (index into ``documents``, the job's finding) pairs, in order."""
         ...

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
+
 from vigil.core.memory import collector_paused
 from vigil.siem.normalize import WorkerJob, normalise
 from vigil.siem.parsers.base import Event, ParseContext, ParseFailure, Parser, run_batch
@@ -62,6 +64,24 @@ def parse_to_json(records: list[bytes], meta: BatchMeta, config: SourceConfig,
         events, failures = normalise(parse_records(records, meta, config), meta)
         found = [job(events) for job in jobs]
         return [dumps_event(event) for event in events], failures, found
+
+
+def match_json(records: list[bytes], jobs: Sequence[WorkerJob]) -> list[list[tuple[int, Any]]]:
+    """In a worker process, for a JSON batch the store takes as it is: what each consumer's job found in
+    its documents, by record index (a line that is not a JSON object is no event: skipped; the store
+    refuses its batch, which then comes back parsed)."""
+    with collector_paused():
+        events: list[Event] = []
+        positions: list[int] = []
+        for position, record in enumerate(records):
+            try:
+                event = orjson.loads(record)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(event, dict):
+                events.append(event)
+                positions.append(position)
+        return [[(positions[index], finding) for index, finding in job(events)] for job in jobs]
 
 
 def watch_parent(parent: int) -> None:

@@ -34,7 +34,7 @@ from vigil.core.memory import collector_paused
 from vigil.core.worker import Worker
 from vigil.siem.normalize import Enricher, EventConsumer, WorkerJob, normalise
 from vigil.siem.parsers.base import Event, ParseFailure
-from vigil.siem.parsing import SourceConfig, parse_records, parse_to_json, watch_parent
+from vigil.siem.parsing import SourceConfig, match_json, parse_records, parse_to_json, watch_parent
 from vigil.siem.spool import Spool, SpoolBatch
 from vigil.siem.store.base import EventStore, SpoolPosition
 
@@ -65,11 +65,22 @@ class PipelineStatus:
     errors: int = 0
 
 
+Findings = list[list[tuple[int, Any]]]  # per consumer: (record index, what its job found)
+
+
 @dataclass(frozen=True)
 class Submitted:
     """A group's parse jobs in the worker processes, and the consumers whose jobs run with them."""
 
-    futures: list[Future[tuple[list[str], int, list[list[tuple[int, Any]]]]]]
+    futures: list[Future[tuple[list[str], int, Findings]]]
+    consumers: list[EventConsumer]
+
+
+@dataclass(frozen=True)
+class Matching:
+    """A JSON group's consumer jobs in the worker processes (the store takes its documents as they are)."""
+
+    futures: list[Future[Findings]]
     consumers: list[EventConsumer]
 
 
@@ -92,7 +103,7 @@ class Pipeline:
         self._booting: list[Future[int]] = []
         # Read but not yet stored (groups, with their parse jobs when workers parse them), and where the
         # reading got to: ahead of ``status.position`` only while those wait.
-        self._ahead: deque[tuple[list[SpoolBatch], Submitted | None]] = deque()
+        self._ahead: deque[tuple[list[SpoolBatch], Submitted | Matching | None]] = deque()
         self._read_to: SpoolPosition | None = self.status.position
 
     # --- one batch ---------------------------------------------------------------------------------
@@ -109,7 +120,7 @@ class Pipeline:
         """Store one spool batch (exactly once, by its position)."""
         self.process_group([batch])
 
-    def process_group(self, batches: Sequence[SpoolBatch], parsed: Submitted | None = None) -> None:
+    def process_group(self, batches: Sequence[SpoolBatch], parsed: Submitted | Matching | None = None) -> None:
         """Store consecutive spool batches of one source and unit in one transaction, with the last batch's
         position (exactly once): JSON text as it is on the fast path, else parsed.
 
@@ -119,7 +130,8 @@ class Pipeline:
         first = batches[0]
         if self._fast(first):
             records = first.records if len(batches) == 1 else [r for batch in batches for r in batch.records]
-            self._consume_json(records, first)
+            served = self._consume_found(batches, parsed, records) if isinstance(parsed, Matching) else []
+            self._consume_json(records, first, skip=served)
             try:
                 self.store.append_json(records, unit_id=first.meta.unit_id, source=first.meta.source,
                                        spool_position=batches[-1].position)
@@ -131,7 +143,7 @@ class Pipeline:
             else:
                 self._stored(batches, len(records), 0)
                 return
-        if parsed is not None and self._store_parsed(batches, parsed):
+        if isinstance(parsed, Submitted) and self._store_parsed(batches, parsed):
             return
         events: list[Event] = []
         failures = 0
@@ -146,12 +158,33 @@ class Pipeline:
                               spool_position=batches[-1].position)
         self._stored(batches, len(events), failures)
 
+    def _consume_found(self, batches: Sequence[SpoolBatch], matching: Matching,
+                       documents: Sequence[bytes]) -> list[EventConsumer]:
+        """Hand what the workers' jobs found in a JSON group to their consumers; the consumers served (none
+        when a worker failed: this thread then decodes the documents for them)."""
+        found: Findings = [[] for _ in matching.consumers]
+        offset = 0
+        try:
+            for batch, future in zip(batches, matching.futures, strict=True):
+                for mine, theirs in zip(found, future.result(), strict=True):
+                    mine.extend((offset + index, finding) for index, finding in theirs)
+                offset += len(batch.records)
+        except Exception:  # a dead or broken worker: matched here instead, a new pool comes next time
+            log.exception("pipeline: a worker failed matching %d batches; matching them here", len(batches))
+            self._close_pool()
+            return []
+        first = batches[0]
+        for consumer, its_findings in zip(matching.consumers, found, strict=True):
+            self._guarded(consumer, lambda c=consumer, f=its_findings: c.consume_found(  # type: ignore[misc]
+                f, documents, source=first.meta.source, unit_id=first.meta.unit_id), len(documents))
+        return matching.consumers
+
     def _store_parsed(self, batches: Sequence[SpoolBatch], parsed: Submitted) -> bool:
         """Store what worker processes parsed (JSON text), and hand what the consumers' jobs found to them;
         False when a worker failed (parsed here instead)."""
         documents: list[str] = []
         failures = 0
-        found: list[list[tuple[int, Any]]] = [[] for _ in parsed.consumers]
+        found: Findings = [[] for _ in parsed.consumers]
         try:
             for future in parsed.futures:
                 docs, failed, findings = future.result()
@@ -247,18 +280,19 @@ class Pipeline:
     # --- the loop ----------------------------------------------------------------------------------
 
     def _read_ahead(self) -> None:
-        """Read the batches after the last one read, and hand those to parse to the workers at once."""
+        """Read the batches after the last one read, and hand those to parse (or, JSON the store takes as it
+        is, to match) to the workers at once."""
         batches = self.spool.read(self._read_to, max_records=self.max_records)
         if not batches:
             return
         self._read_to = batches[-1].position
         for group in self._groups(batches):
-            pool = None if self._fast(group[0]) else self._parse_pool()
+            pool = self._parse_pool()
             self._ahead.append((group, None if pool is None else self._submit(pool, group)))
 
-    def _submit(self, pool: ProcessPoolExecutor, group: list[SpoolBatch]) -> Submitted | None:
-        """The group's parse jobs (with the consumers' worker jobs); None (parse here) when the pool broke,
-        e.g. a worker was killed."""
+    def _submit(self, pool: ProcessPoolExecutor, group: list[SpoolBatch]) -> Submitted | Matching | None:
+        """The group's jobs in the workers: parsing with the consumers' jobs, or for JSON the consumers' jobs
+        alone (none wanted: nothing to send); None (do it here) when the pool broke, e.g. a worker was killed."""
         consumers: list[EventConsumer] = []
         jobs: list[WorkerJob] = []
         for consumer in self.consumers:
@@ -267,6 +301,9 @@ class Pipeline:
                 consumers.append(consumer)
                 jobs.append(job)
         try:
+            if self._fast(group[0]):
+                return Matching([pool.submit(match_json, batch.records, tuple(jobs)) for batch in group],
+                                consumers) if jobs else None
             return Submitted([pool.submit(parse_to_json, batch.records, batch.meta, self.configs(batch.meta.source),
                                           tuple(jobs)) for batch in group], consumers)
         except (BrokenProcessPool, RuntimeError):
