@@ -76,7 +76,7 @@ class _Group:
 
     variants: list[int]
     always: list[int]  # variants without needles: candidates for every event
-    by_needle: dict[int, list[int]]
+    members: frozenset[int]  # ``variants`` as a set: a needle's variants in other buckets are left out
     plain_fields: frozenset[str]  # needle fields read as one top-level key
     other_fields: list[str]  # dotted paths and keywords
 
@@ -177,6 +177,7 @@ class Engine:
         self._buckets: dict[tuple[str | None, str | None], _Bucket] = {}
         self._shared: dict[tuple[int, ...], _Bucket] = {}
         self._by_gate: dict[tuple[str | None, str | None], list[int]] | None = None
+        self._needles_by_pid: tuple[dict[int, list[int]], list[dict[str, None] | None]] | None = None
 
     # --- images (the engine kept on disk between hunts) ----------------------------------------------
 
@@ -323,18 +324,32 @@ class Engine:
 
     def _group(self, variants: list[int]) -> _Group:
         always: list[int] = []
-        by_needle: dict[int, list[int]] = {}
         fields: dict[str, None] = {}
+        needle_fields = self._needle_index()[1]
         for variant in variants:
-            needles = self._variant_needles[variant]
-            if needles is None:
+            found = needle_fields[variant]
+            if found is None:
                 always.append(variant)
-                continue
-            for pid in needles:
-                by_needle.setdefault(pid, []).append(variant)
-                fields[_field_key(self._predicates[pid])] = None
+            else:
+                fields.update(found)
         plain = frozenset(name for name in fields if name in self._plain_fields)
-        return _Group(variants, always, by_needle, plain, [name for name in fields if name not in plain])
+        return _Group(variants, always, frozenset(variants), plain, [name for name in fields if name not in plain])
+
+    def _needle_index(self) -> tuple[dict[int, list[int]], list[dict[str, None] | None]]:
+        """The variants of each needle, and the fields of each variant's needles (None: it has none), made
+        once for every bucket (made per bucket, they cost a sixth of a hunt's first look at its events)."""
+        if self._needles_by_pid is None:
+            variants: dict[int, list[int]] = {}
+            fields: list[dict[str, None] | None] = []
+            for variant, needles in enumerate(self._variant_needles):
+                if needles is None:
+                    fields.append(None)
+                    continue
+                for pid in needles:
+                    variants.setdefault(pid, []).append(variant)
+                fields.append(dict.fromkeys(_field_key(self._predicates[pid]) for pid in needles))
+            self._needles_by_pid = (variants, fields)
+        return self._needles_by_pid
 
     # --- matching -------------------------------------------------------------------------------
 
@@ -405,14 +420,12 @@ class Engine:
     def _evaluate(self, event: Mapping[str, Any], group: _Group, scans: dict[str, Scan]) -> list[int]:
         """Indexes of the group's rules that match: the prefilter's candidates, then their conditions."""
         candidates: set[int] = set(group.always)
-        by_needle = group.by_needle
+        by_needle, members = self._needle_index()[0], group.members
         # Only the fields the event has (a set intersection in C), then the dotted and keyword ones.
         for name in [*(event.keys() & group.plain_fields), *group.other_fields]:
             sure, verify = self._scan(event, name, scans)
-            for pid in sure:
-                candidates.update(by_needle.get(pid, ()))
-            for pid in verify:
-                candidates.update(by_needle.get(pid, ()))
+            for pid in (*sure, *verify) if sure or verify else ():
+                candidates.update(v for v in by_needle.get(pid, ()) if v in members)
         if not candidates:
             return []
         test = self._tester(event, scans)
