@@ -27,6 +27,7 @@ from sqlalchemy import delete, select
 from starlette.routing import Mount
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
 from tests.detection.test_hunts_api import fresh_hunt_id, hunt_rule_uid
+from tests.detection.test_rule_placeholders import matrix_placeholder
 from tests.detection.test_rule_tests import WHOAMI, matrix_rule_with_case
 from tests.detection.test_rules_api import matrix_rule_id
 from tests.detection.test_rules_service import sigma_rule
@@ -486,6 +487,18 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("POST", "/detection/rules/{rule_id}/tests/{index}/delete"): Row(Needs(P.RULES_WRITE, everywhere=True),
                                                                      lambda c: Req(
         f"/detection/rules/{matrix_rule_with_case(c.world.database)}/tests/0/delete", data={})),
+    ("GET", "/api/v1/rule-placeholders"): Row(Needs(P.RULES_READ), fixed("/api/v1/rule-placeholders")),
+    ("GET", "/api/v1/rule-placeholders/{name}"): Row(Needs(P.RULES_READ), lambda c: Req(
+        f"/api/v1/rule-placeholders/{matrix_placeholder(c.world.database)}")),
+    ("PUT", "/api/v1/rule-placeholders/{name}"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
+        f"/api/v1/rule-placeholders/m_{uuid.uuid4().hex[:12]}", json={"values": [c.name]})),
+    ("DELETE", "/api/v1/rule-placeholders/{name}"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
+        f"/api/v1/rule-placeholders/{matrix_placeholder(c.world.database)}")),
+    ("POST", "/detection/rules/packs/placeholders"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
+        "/detection/rules/packs/placeholders", data={"name": f"p_{uuid.uuid4().hex[:12]}", "values": c.name})),
+    ("POST", "/detection/rules/packs/placeholders/{name}/delete"): Row(Needs(P.RULES_WRITE, everywhere=True),
+                                                                       lambda c: Req(
+        f"/detection/rules/packs/placeholders/{matrix_placeholder(c.world.database)}/delete", data={})),
     ("POST", "/detection/rules/{rule_id}/enabled"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(
         f"/detection/rules/{matrix_rule_id(c.world.database)}/enabled", data={"enabled": "false"})),
     ("POST", "/detection/rules/bulk"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: (

@@ -127,6 +127,9 @@ NOT_RECORD_IDS = {
     ("POST", "/api/v1/rules/{rule_id}/tests/run"), ("DELETE", "/api/v1/rules/{rule_id}/tests/{index}"),
     ("POST", "/detection/rules/{rule_id}/tests/try"), ("POST", "/detection/rules/{rule_id}/tests"),
     ("POST", "/detection/rules/{rule_id}/tests/{index}/delete"),
+    # Sigma placeholders are platform-wide too (the rules using them are); their path parameter is a name.
+    ("GET", "/api/v1/rule-placeholders/{name}"), ("PUT", "/api/v1/rule-placeholders/{name}"),
+    ("DELETE", "/api/v1/rule-placeholders/{name}"), ("POST", "/detection/rules/packs/placeholders/{name}/delete"),
 }
 
 

@@ -1,4 +1,4 @@
-"""`vigil rules import|list|show|enable|disable|set|test|packs`: detection rules and packs from the shell.
+"""`vigil rules import|list|show|enable|disable|set|test|packs|placeholders`: detection rules and packs from the shell.
 
 Importing a pack prints what changed since its last import (added, updated, removed, unchanged) and every
 rule that did not load, as ``file:line: reason``. ``vigil rules test`` runs a rule's test cases (exit 1
@@ -24,7 +24,7 @@ from vigil.cli.runtime import (
     print_json,
     print_table,
 )
-from vigil.detection import rule_tests, rules_import, rules_service
+from vigil.detection import cli_placeholders, rule_tests, rules_import, rules_service
 from vigil.detection.schemas_rules import (
     EnablePolicy,
     Expectation,
@@ -289,3 +289,6 @@ def packs_command(as_json: JsonOption = False) -> None:
                 [[p.name, p.version, str(p.rule_count), str(len(p.errors)), local_time(op.settings, p.imported_at),
                   p.imported_by, p.source] for p in packs])
 
+
+
+app.add_typer(cli_placeholders.app, name="placeholders")

@@ -29,7 +29,7 @@ from vigil.core.context import Context
 from vigil.core.db import Database, Scope, utcnow
 from vigil.core.errors import BadInput, NotFound
 from vigil.core.pagination import PageParams
-from vigil.detection import rules_service
+from vigil.detection import placeholders_service, rules_service
 from vigil.detection.models import DetectionRule, Hunt
 from vigil.detection.schemas_hunts import HuntCreate, HuntEventRef, HuntRead, HuntRuleHits, HuntSummary
 from vigil.detection.sigma import Rule, RuleError, rule_from_yaml
@@ -93,11 +93,12 @@ def select_rules(session: Session, enabled: Sequence[Rule], uids: Sequence[str])
         rows = session.execute(select(DetectionRule.rule_uid, DetectionRule.yaml, DetectionRule.path)
                                .where(DetectionRule.rule_uid.in_(missing)).order_by(DetectionRule.id)).all()
         found: dict[str, Rule] = {}
+        placeholders = placeholders_service.values_of(session)
         for uid, text, path in rows:
             if uid in found:
                 continue
             try:
-                rule = rule_from_yaml(text, path=path)
+                rule = rule_from_yaml(text, path=path, placeholders=placeholders)
             except RuleError as exc:
                 raise BadInput(f"the rule {uid} does not compile: {exc}") from None
             found[uid] = rule if rule.id == uid else replace(rule, id=uid)

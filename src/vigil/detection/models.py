@@ -142,3 +142,17 @@ class Hunt(UnitScoped, Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column()
+
+
+class RulePlaceholder(Base):
+    """The values of a Sigma placeholder (``%name%`` in a value with the ``expand`` modifier), for every
+    rule of the platform: each becomes the OR of these values when rules are compiled."""
+
+    __tablename__ = "rule_placeholders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # the text between the % signs
+    values: Mapped[list[str]] = mapped_column(JSON, default=list)
+    description: Mapped[str] = mapped_column(Text, default="")
+    updated_by: Mapped[str] = mapped_column(String(64), default="")
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,7 +7,9 @@ survive updates. A rule whose file no longer loads keeps its previous version, a
 reported. Zips are unpacked here, never trusted: a member with a path trick (absolute, ``..``, a link)
 refuses the archive, and so does an archive that unpacks past ``MAX_UNPACKED_BYTES`` (a zip bomb).
 Vigil's starter pack also brings each rule's test cases (``STARTER_TESTS_DIR``), stored on the rules at
-every install; imported packs bring none.
+every install; imported packs bring none. Rules are compiled with the Sigma placeholders' values
+(``placeholders_service``); a rule using a placeholder without values is refused like a broken one, and
+loads when its pack is imported again once the placeholder is set.
 """
 
 from __future__ import annotations
@@ -37,10 +39,12 @@ from vigil.detection.correlation import load_correlations
 from vigil.detection.correlation_store import CORRELATION_KIND
 from vigil.detection.live_correlation import as_rule
 from vigil.detection.models import DetectionRule, RulePack
+from vigil.detection.placeholders_service import values_of
 from vigil.detection.rule_tests import set_pack_cases, starter_cases
 from vigil.detection.rules_service import pack_read, remember_compiled
 from vigil.detection.schemas_rules import EnablePolicy, ImportResult, RuleChange
 from vigil.detection.sigma import LoadResult, Rule, RuleError, load_rules
+from vigil.detection.sigma.placeholders import Placeholders
 
 STARTER_DIR = Path(__file__).resolve().parent / "rules" / "starter"
 # The starter rules' test cases, one file per rule at the same place as the rule: <area>/<rule file>.
@@ -67,6 +71,8 @@ class LoadedPack:
     version: str = ""
     # Correlation rules, stored beside the others (kind "correlation") as the rule the alert names.
     correlations: list[Rule] = field(default_factory=list)
+    # The placeholders' values the rules were compiled with (``placeholders_service``).
+    placeholders: dict[str, list[str]] = field(default_factory=dict)
 
 
 def check_pack_name(name: str) -> str:
@@ -179,30 +185,33 @@ def _stable(rule: Rule, path: str) -> Rule:
     return replace(rule, id=uid, path=path)
 
 
-def read_pack(path: Path, *, pack: str, display: str | None = None) -> LoadedPack:
+def read_pack(path: Path, *, pack: str, display: str | None = None,
+              placeholders: Placeholders | None = None) -> LoadedPack:
     """Load the rules of a folder, a zip or a rule file; paths in rules and errors relative to the pack.
-    ``display``: the name shown for an archive (an upload's original file name)."""
+    ``display``: the name shown for an archive (an upload's original file name). ``placeholders``: the
+    values of Sigma placeholders (a rule using one without values is refused: an error of the pack)."""
     if not path.exists():
         raise BadInput(f"no such file or folder: {path}")
-    loaded = LoadedPack()
+    values = {name: list(items) for name, items in (placeholders or {}).items()}
+    loaded = LoadedPack(placeholders=values)
     if path.is_file() and path.suffix.lower() == ".zip":
         label = display or path.name
         with tempfile.TemporaryDirectory(prefix="vigil-pack-") as folder:
             root = Path(folder)
             unpack_zip(path, root)
-            result = load_rules([root], pack=pack)
+            result = load_rules([root], pack=pack, placeholders=values)
             _collect(loaded, result.rules, result.errors, root, f"{label}!")
             _collect_correlations(loaded, result, root, f"{label}!", pack)
         return _finish(loaded, version=f"{label} {_file_digest(path)}")
     if path.is_dir():
-        result = load_rules([path], pack=pack)
+        result = load_rules([path], pack=pack, placeholders=values)
         _collect(loaded, result.rules, result.errors, path, "")
         _collect_correlations(loaded, result, path, "", pack)
         commit = _git_commit(path)
         return _finish(loaded, version=commit or "")
     if path.suffix.lower() not in RULE_SUFFIXES:
         raise BadInput(f"{path.name}: import a folder of rules, a .zip archive or a .yml/.yaml rule file")
-    result = load_rules([path], pack=pack)
+    result = load_rules([path], pack=pack, placeholders=values)
     _collect(loaded, result.rules, result.errors, path.parent, "")
     _collect_correlations(loaded, result, path.parent, "", pack)
     if display:
@@ -324,7 +333,7 @@ def store_pack(ctx: Context, loaded: LoadedPack, *, name: str, source: str,
             row.path = rule.path  # a file moved inside the pack without changing
             unchanged += 1
         if rule.id not in correlation_ids:
-            remember_compiled(digest, rule.id, rule)
+            remember_compiled(digest, rule.id, rule, loaded.placeholders)
     removed: list[RuleChange] = []
     kept = 0
     for uid, row in existing.items():
@@ -365,7 +374,7 @@ def import_into(ctx: Context, *, path: Path, name: str | None = None,
                 merge: bool = False) -> ImportResult:
     """Read the pack at ``path`` and store it in the caller's transaction."""
     pack_name = check_pack_name(name) if name else default_pack_name(Path(display) if display else path)
-    loaded = read_pack(path, pack=pack_name, display=display)
+    loaded = read_pack(path, pack=pack_name, display=display, placeholders=values_of(ctx.session))
     return store_pack(ctx, loaded, name=pack_name, source=display or str(path), enable=enable, merge=merge)
 
 
@@ -381,7 +390,7 @@ def install_starter_pack(db: Database, *, actor: audit.Actor | None = None) -> I
     with db.transaction(Scope.system()) as session:
         if actor is None:
             actor = audit.Actor(None, "system", accounts.root_unit_id(session))
-        loaded = read_pack(STARTER_DIR, pack=STARTER_PACK)
+        loaded = read_pack(STARTER_DIR, pack=STARTER_PACK, placeholders=values_of(session))
         loaded.version = f"vigil {__version__} {_content_digest(loaded)}"
         ctx = Context(session=session, actor=actor)
         pack = session.scalar(select(RulePack).where(RulePack.name == STARTER_PACK))
@@ -438,7 +447,7 @@ def add_rule_text(ctx: Context, *, text: str, pack: str = "local",
     with tempfile.TemporaryDirectory(prefix="vigil-rule-") as folder:
         path = Path(folder) / "rule.yml"
         path.write_text(text, encoding="utf-8")
-        loaded = read_pack(path, pack=pack)
+        loaded = read_pack(path, pack=pack, placeholders=values_of(ctx.session))
     if not loaded.rules:
         raise BadInput("the rule was not imported: " + ("; ".join(str(e) for e in loaded.errors) or "no rule found"))
     slug = re.sub(r"[^a-z0-9]+", "_", loaded.rules[0].title.lower()).strip("_")[:80] or "rule"

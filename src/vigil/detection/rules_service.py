@@ -20,16 +20,19 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import String, cast, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from vigil.core.context import Context
 from vigil.core.db import Database, Scope, utcnow
 from vigil.core.errors import BadInput, Conflict, NotFound
 from vigil.core.pagination import Page, PageParams
+from vigil.detection import placeholders_service
 from vigil.detection.models import DetectionRule, RulePack
 from vigil.detection.schemas_rules import RuleBulkResult, RuleFilters, RulePackRead, RuleRead, RuleUpdate
 from vigil.detection.sigma import Rule, RuleError, load_rules, rule_from_yaml
 from vigil.detection.sigma.load import CACHE_FORMAT
+from vigil.detection.sigma.placeholders import Placeholders, used_in
+from vigil.detection.sigma.placeholders import digest as placeholders_digest
 
 log = logging.getLogger(__name__)
 
@@ -223,38 +226,54 @@ def set_enabled(ctx: Context, *, ids: Sequence[int], enabled: bool) -> RuleBulkR
 
 # --- the enabled rules, compiled -------------------------------------------------------------------
 
-_compiled: dict[tuple[str, str], Rule] = {}  # (YAML digest, Sigma id) -> compiled rule, for this process
+# (YAML digest, Sigma id, digest of the placeholder values the YAML uses) -> compiled rule, for this process
+_compiled: dict[tuple[str, str, str], Rule] = {}
+_uses: dict[str, frozenset[str]] = {}  # YAML digest -> the placeholder names that YAML uses
 _compiled_lock = threading.Lock()
 COMPILED_CACHE = f"compiled-rules-{CACHE_FORMAT}.pickle"
 _disk_loaded = False
 
 
-def remember_compiled(digest: str, uid: str, rule: Rule) -> None:
-    """Keep a rule compiled at import, so live detection does not compile it again."""
+def _key(digest: str, uid: str, text: str, placeholders: Placeholders | None) -> tuple[str, str, str]:
+    """The compiled cache's key of a rule: its YAML, its id and the values of the placeholders it uses."""
+    names = _uses.get(digest)
+    if names is None:
+        names = _uses[digest] = frozenset(used_in(text))
+    return digest, uid, placeholders_digest({name: values for name, values in (placeholders or {}).items()
+                                             if name in names})
+
+
+def remember_compiled(digest: str, uid: str, rule: Rule, placeholders: Placeholders | None = None) -> None:
+    """Keep a rule compiled at import (with these placeholder values), so live detection does not compile it
+    again."""
     with _compiled_lock:
-        _compiled[(digest, uid)] = rule if rule.id == uid else replace(rule, id=uid)
+        _compiled[_key(digest, uid, rule.yaml, placeholders)] = rule if rule.id == uid else replace(rule, id=uid)
 
 
-def _compile(uid: str, text: str, path: str, pack: str) -> Rule:
-    rule = rule_from_yaml(text, path=path, pack=pack)
+def _compile(uid: str, text: str, path: str, pack: str, placeholders: Placeholders | None = None) -> Rule:
+    rule = rule_from_yaml(text, path=path, pack=pack, placeholders=placeholders)
     if rule.id == uid or "\n---" not in text:
         return rule if rule.id == uid else replace(rule, id=uid)
     # A multi-document file holds several rules; rule_from_yaml gives the first.
     with tempfile.TemporaryDirectory(prefix="vigil-rule-") as folder:
         file = Path(folder) / "rule.yml"
         file.write_text(text, encoding="utf-8")
-        for candidate in load_rules([file], pack=pack).rules:
+        for candidate in load_rules([file], pack=pack, placeholders=placeholders).rules:
             if candidate.id == uid:
                 return replace(candidate, path=path)
     raise RuleError(f"the rule {uid} is not in its stored YAML", path=path)
 
 
-def compiled_rule(row: DetectionRule, pack: str) -> Rule:
-    """The rule as live detection runs it, compiled from its stored YAML (or kept from its import);
-    ``RuleError`` when that YAML no longer compiles."""
+def compiled_rule(row: DetectionRule, pack: str, *, placeholders: Placeholders | None = None) -> Rule:
+    """The rule as live detection runs it, compiled from its stored YAML (or kept from its import) with the
+    placeholders' values (default: the table's, read through the row's session); ``RuleError`` when that
+    YAML no longer compiles."""
+    if placeholders is None:
+        session = object_session(row)
+        placeholders = placeholders_service.values_of(session) if session is not None else {}
     with _compiled_lock:
-        rule = _compiled.get((row.digest, row.rule_uid))
-    return rule if rule is not None else _compile(row.rule_uid, row.yaml, row.path, pack)
+        rule = _compiled.get(_key(row.digest, row.rule_uid, row.yaml, placeholders))
+    return rule if rule is not None else _compile(row.rule_uid, row.yaml, row.path, pack, placeholders)
 
 
 def _load_disk_cache(cache_dir: Path | None) -> None:
@@ -270,12 +289,14 @@ def _load_disk_cache(cache_dir: Path | None) -> None:
         if isinstance(kept, dict):
             with _compiled_lock:
                 for key, rule in kept.items():
-                    _compiled.setdefault(key, rule)
+                    if isinstance(key, tuple) and len(key) == 3 and isinstance(rule, Rule):  # older caches: 2
+                        _compiled.setdefault(key, rule)
+                        _uses.setdefault(key[0], frozenset(used_in(rule.yaml)))
     except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError, ValueError):
         return  # none yet, or from another version: compiled again
 
 
-def _save_disk_cache(cache_dir: Path | None, keys: set[tuple[str, str]]) -> None:
+def _save_disk_cache(cache_dir: Path | None, keys: set[tuple[str, str, str]]) -> None:
     if cache_dir is None:
         return
     with _compiled_lock:
@@ -291,11 +312,13 @@ def _save_disk_cache(cache_dir: Path | None, keys: set[tuple[str, str]]) -> None
 
 
 def enabled_rules(db: Database, *, cache_dir: Path | None = None) -> tuple[str, list[Rule]]:
-    """A version of the enabled set (it changes with the set, an override or a YAML), and its rules
-    compiled with level overrides applied. A Sigma id enabled in two packs runs once (the older pack's).
+    """A version of the enabled set (it changes with the set, an override, a YAML or the values of a
+    placeholder a rule uses), and its rules compiled with level overrides applied and the placeholders'
+    values (``placeholders_service``). A Sigma id enabled in two packs runs once (the older pack's).
     ``cache_dir``: where compiled rules are kept across restarts."""
     _load_disk_cache(cache_dir)
     with db.transaction(Scope.system()) as session:
+        placeholders = placeholders_service.values_of(session)
         rows = session.execute(
             select(DetectionRule.id, DetectionRule.rule_uid, DetectionRule.digest, DetectionRule.level_override,
                    RulePack.name)
@@ -306,7 +329,9 @@ def enabled_rules(db: Database, *, cache_dir: Path | None = None) -> tuple[str, 
         for row in rows:
             chosen.setdefault(row.rule_uid, row)
         with _compiled_lock:
-            wanted = [row.id for row in chosen.values() if (row.digest, row.rule_uid) not in _compiled]
+            # Rules never compiled here, or whose placeholders' values changed (or are not known yet).
+            wanted = [row.id for row in chosen.values() if row.digest not in _uses
+                      or _key(row.digest, row.rule_uid, "", placeholders) not in _compiled]
         texts: dict[int, tuple[str, str]] = {}
         for start in range(0, len(wanted), 500):
             for rule_id, text, path in session.execute(select(DetectionRule.id, DetectionRule.yaml,
@@ -315,31 +340,35 @@ def enabled_rules(db: Database, *, cache_dir: Path | None = None) -> tuple[str, 
                 texts[rule_id] = (text, path)
     digest = hashlib.sha256()
     rules: list[Rule] = []
+    current: set[tuple[str, str, str]] = set()
     for uid, row in sorted(chosen.items()):
-        digest.update(f"{uid}\0{row.digest}\0{row.level_override or ''}\n".encode())
-        key = (row.digest, uid)
+        text, path = texts.get(row.id, ("", ""))
         with _compiled_lock:
+            if row.digest not in _uses and row.id not in texts:  # looked at, forgotten since: next call
+                continue
+            key = _key(row.digest, uid, text, placeholders)
             rule = _compiled.get(key)
+        current.add(key)
+        values = f"\0{key[2]}" if key[2] else ""  # only rules using placeholders: versions stay as they were
+        digest.update(f"{uid}\0{row.digest}\0{row.level_override or ''}{values}\n".encode())
         if rule is None:
             if row.id not in texts:  # compiled when looked at, forgotten since: next call compiles it
                 continue
-            text, path = texts[row.id]
             try:
-                rule = _compile(uid, text, path, row.name)
+                rule = _compile(uid, text, path, row.name, placeholders)
             except RuleError as exc:
                 log.warning("detection rule %s (%s) no longer compiles and is skipped: %s", row.id, uid, exc)
                 continue
             with _compiled_lock:
                 _compiled[key] = rule
         rules.append(replace(rule, level=row.level_override) if row.level_override else rule)
-    current = {(row.digest, uid) for uid, row in chosen.items()}
     _forget_unused(current)
     if wanted:
         _save_disk_cache(cache_dir, current)
     return digest.hexdigest()[:32], rules
 
 
-def _forget_unused(current: set[tuple[str, str]]) -> None:
+def _forget_unused(current: set[tuple[str, str, str]]) -> None:
     """Drop compiled rules of old YAML versions and disabled rules once they outnumber the enabled ones."""
     with _compiled_lock:
         if len(_compiled) > 2 * len(current) + 1_000:

@@ -2,6 +2,6 @@
 
 from fastapi import APIRouter
 
-from vigil.detection.api import alerts, coverage, hunts, rules
+from vigil.detection.api import alerts, coverage, hunts, placeholders, rules
 
-routers: list[APIRouter] = [rules.router, alerts.router, hunts.router, coverage.router]
+routers: list[APIRouter] = [rules.router, placeholders.router, alerts.router, hunts.router, coverage.router]

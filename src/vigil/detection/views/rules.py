@@ -18,7 +18,8 @@ from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID
 from vigil.core.errors import BadInput, Conflict, NotFound, PayloadTooLarge
 from vigil.core.pagination import PageParams
-from vigil.detection import rule_tests, rules_import, rules_service
+from vigil.detection import placeholders_service, rule_tests, rules_import, rules_service
+from vigil.detection.schemas_placeholders import PlaceholderRead, PlaceholderSet
 from vigil.detection.schemas_rules import (
     MAX_BULK,
     EnablePolicy,
@@ -30,6 +31,7 @@ from vigil.detection.schemas_rules import (
     RuleUpdate,
 )
 from vigil.detection.sigma import LEVELS
+from vigil.detection.sigma.placeholders import MAX_VALUES
 from vigil.web.deps import SessionDep, context, settings_of
 from vigil.web.templating import (
     FormDep,
@@ -51,6 +53,7 @@ RulesReader = Annotated[Principal, Depends(page_guard(Permission.RULES_READ))]
 RulesWriter = Annotated[Principal, Depends(page_guard(Permission.RULES_WRITE, everywhere=True))]
 RuleId = Annotated[int, Path(ge=1, le=MAX_RECORD_ID)]
 CaseIndex = Annotated[int, Path(ge=0, le=10_000)]
+PlaceholderName = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
 PAGE_SIZE = 50
 FILTER_KEYS = ("level", "status", "tactic", "technique", "product", "category", "service", "pack", "enabled", "q")
 REFUSED = (BadInput, Conflict, NotFound, PayloadTooLarge)
@@ -127,11 +130,17 @@ def packs_page(request: Request, principal: RulesReader, session: SessionDep) ->
 
 
 def _packs(request: Request, session: Session, *, result: ImportResult | None = None, error: str = "",
-           values: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
+           values: dict[str, str] | None = None, status: int = 200, placeholder_error: str = "",
+           placeholder_errors: dict[str, str] | None = None, placeholder_values: dict[str, str] | None = None,
+           placeholder_done: PlaceholderRead | None = None, placeholder_removed: str = "") -> HTMLResponse:
     packs = [rules_service.pack_read(pack) for pack in rules_service.list_packs(session)]
     return render(request, "detection/rules_packs.html", {
         "packs": packs, "result": result, "error": error, "values": values or {},
         "max_bytes": settings_of(request).max_body_bytes,
+        "placeholders": placeholders_service.read_all(session), "placeholder_error": placeholder_error,
+        "placeholder_errors": placeholder_errors or {}, "placeholder_values": placeholder_values or {},
+        "placeholder_done": placeholder_done, "placeholder_removed": placeholder_removed,
+        "max_placeholder_values": MAX_VALUES,
     }, status=status)
 
 
@@ -169,6 +178,40 @@ def import_pack(request: Request, principal: RulesWriter, session: SessionDep, f
     except REFUSED as exc:
         return _packs(request, session, error=describe_error(exc, _), values=values, status=422)
     return _packs(request, session, result=result)
+
+
+@router.post("/detection/rules/packs/placeholders")
+def set_placeholder(request: Request, principal: RulesWriter, session: SessionDep, form: FormDep) -> HTMLResponse:
+    """A placeholder's values set (one per line) from the packs page; the page says which packs to import
+    again for rules refused while it had none."""
+    _ = translator(request)
+    entered = {key: _text(form, key).strip() for key in ("name", "values", "description")}
+    name = entered["name"].strip("%")
+    data, errors = validate(PlaceholderSet, {
+        "values": [line.strip() for line in entered["values"].split("\n") if line.strip()],
+        "description": entered["description"]}, _)
+    if data is None:
+        return _packs(request, session, placeholder_error=_("Check the marked fields."), placeholder_errors=errors,
+                      placeholder_values=entered, status=422)
+    try:
+        with session.begin_nested():
+            row = placeholders_service.set_placeholder(context(request, session, principal), name=name, data=data)
+    except REFUSED as exc:
+        return _packs(request, session, placeholder_error=describe_error(exc, _), placeholder_values=entered,
+                      status=422)
+    return _packs(request, session, placeholder_done=placeholders_service.read(session, row))
+
+
+@router.post("/detection/rules/packs/placeholders/{name}/delete")
+def remove_placeholder(name: PlaceholderName, request: Request, principal: RulesWriter,
+                       session: SessionDep) -> HTMLResponse:
+    _ = translator(request)
+    try:
+        with session.begin_nested():
+            placeholders_service.remove_placeholder(context(request, session, principal), name=name)
+    except REFUSED as exc:
+        return _packs(request, session, placeholder_error=describe_error(exc, _), status=422)
+    return _packs(request, session, placeholder_removed=name)
 
 
 @router.get("/detection/rules/{rule_id}")
