@@ -27,6 +27,7 @@ from vigil.core import audit
 from vigil.core.context import Context
 from vigil.core.db import Database, Scope
 from vigil.detection import hunts_service, placeholders_service, rule_tests, rules_service
+from vigil.detection.live import LiveDetection
 from vigil.detection.models import RulePlaceholder
 from vigil.detection.rules_import import import_pack
 from vigil.detection.schemas_placeholders import PlaceholderSet
@@ -160,6 +161,19 @@ def test_changing_a_value_recompiles_the_rules_using_it_at_the_next_refresh(data
     remove(database, "known_cdcs")  # the rule no longer compiles: dropped, the others run
     gone, rules = rules_service.enabled_rules(database)
     assert gone != changed and [rule.title for rule in rules] == ["Plain Rule"]
+
+
+def test_live_detection_picks_up_a_changed_value_at_its_next_rules_check(database: Database, pack: Path) -> None:
+    set_values(database, "known_cdcs", ["dc01.corp.local"])
+    import_pack(database, path=pack, name="adcs", actor=actor_of(database))
+    live = LiveDetection(database, lambda: rules_service.enabled_rules(database), refresh_seconds=0)
+    engine = live.engine()
+    assert engine is not None and [rule.id for rule in engine.match(rogue("10.6.6.6"))] == [CHASE_UID]
+    before = live.status.version
+    set_values(database, "known_cdcs", ["dc01.corp.local", "10.6.6.6"])
+    engine = live.engine()
+    assert live.status.version != before
+    assert engine is not None and not engine.match(rogue("10.6.6.6")) and engine.match(rogue("10.7.7.7"))
 
 
 def test_hunts_over_stored_events_and_rule_tests_use_the_values(database: Database, pack: Path) -> None:
