@@ -11,8 +11,12 @@ Tests that parametrize at collection time use the path constants and ``absent_re
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from tests.web.support import signed_in
 
 SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 SIGMA_DIR = SHARED_DATA / "sigma"
@@ -48,3 +52,14 @@ def windows_rules_dir() -> Path:
 @pytest.fixture(scope="session")
 def evtx_dir() -> Path:
     return _require(EVTX_DIR, "the EVTX sample set")
+
+
+# Signed-in browsers of the rule pages' tests.
+@pytest.fixture
+def secadmin(app: FastAPI, world: Any) -> TestClient:
+    return signed_in(app, "secadmin")
+
+
+@pytest.fixture
+def analyst(app: FastAPI, world: Any) -> TestClient:
+    return signed_in(app, "analyst")

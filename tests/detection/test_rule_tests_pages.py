@@ -8,7 +8,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from tests.detection.test_rule_tests import HOSTNAME, WHOAMI, new_rule, stored
@@ -17,16 +16,6 @@ from tests.detection.test_rules_service import rows
 from tests.web.support import csrf_of, signed_in
 
 from vigil.detection.rules_import import install_starter_pack
-
-
-@pytest.fixture
-def secadmin(app: FastAPI, world: Any) -> TestClient:
-    return signed_in(app, "secadmin")
-
-
-@pytest.fixture
-def analyst(app: FastAPI, world: Any) -> TestClient:
-    return signed_in(app, "analyst")
 
 
 def card_of(page: Any) -> str:

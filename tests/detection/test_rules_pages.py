@@ -27,14 +27,6 @@ def starter(world: Any) -> dict[str, Any]:
     return rows(world.database, "vigil-starter")
 
 
-@pytest.fixture
-def secadmin(app: FastAPI, world: Any) -> TestClient:
-    return signed_in(app, "secadmin")
-
-
-@pytest.fixture
-def analyst(app: FastAPI, world: Any) -> TestClient:
-    return signed_in(app, "analyst")
 
 
 def first_rule(starter: dict[str, Any]) -> Any:

@@ -66,21 +66,27 @@ def parse_to_json(records: list[bytes], meta: BatchMeta, config: SourceConfig,
         return [dumps_event(event) for event in events], failures, found
 
 
+def json_events(records: Sequence[str | bytes]) -> tuple[list[Event], list[int]]:
+    """The records that are JSON objects, decoded, and their positions (anything else is no event: the
+    store refuses the batch holding it, which then comes back parsed, each bad line a failure)."""
+    events: list[Event] = []
+    positions: list[int] = []
+    for position, record in enumerate(records):
+        try:
+            event = orjson.loads(record)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+            positions.append(position)
+    return events, positions
+
+
 def match_json(records: list[bytes], jobs: Sequence[WorkerJob]) -> list[list[tuple[int, Any]]]:
     """In a worker process, for a JSON batch the store takes as it is: what each consumer's job found in
-    its documents, by record index (a line that is not a JSON object is no event: skipped; the store
-    refuses its batch, which then comes back parsed)."""
+    its documents, by record index."""
     with collector_paused():
-        events: list[Event] = []
-        positions: list[int] = []
-        for position, record in enumerate(records):
-            try:
-                event = orjson.loads(record)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
-                positions.append(position)
+        events, positions = json_events(records)
         return [[(positions[index], finding) for index, finding in job(events)] for job in jobs]
 
 

@@ -27,14 +27,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
-
 from vigil.core.errors import BadInput
 from vigil.core.memory import collector_paused
 from vigil.core.worker import Worker
 from vigil.siem.normalize import Enricher, EventConsumer, WorkerJob, normalise
 from vigil.siem.parsers.base import Event, ParseFailure
-from vigil.siem.parsing import SourceConfig, match_json, parse_records, parse_to_json, watch_parent
+from vigil.siem.parsing import SourceConfig, json_events, match_json, parse_records, parse_to_json, watch_parent
 from vigil.siem.spool import Spool, SpoolBatch
 from vigil.siem.store.base import EventStore, SpoolPosition
 
@@ -212,15 +210,7 @@ class Pipeline:
         (a line that is not an object is left out: the store refuses its batch and it comes back parsed)."""
         if not any(consumer.wanted() for consumer in self.consumers if consumer not in skip):
             return
-        events: list[Event] = []
-        for document in documents:
-            try:
-                event = orjson.loads(document)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(event, dict):
-                events.append(event)
-        self._consume(events, first, skip=skip)
+        self._consume(json_events(documents)[0], first, skip=skip)
 
     def _consume(self, events: Sequence[Event], first: SpoolBatch, skip: Sequence[EventConsumer] = ()) -> None:
         for consumer in self.consumers:
