@@ -488,6 +488,7 @@ ROUTES: dict[tuple[str, str], Row] = {
                                                                      lambda c: Req(
         f"/detection/rules/{matrix_rule_with_case(c.world.database)}/tests/0/delete", data={})),
     ("GET", "/api/v1/rule-placeholders"): Row(Needs(P.RULES_READ), fixed("/api/v1/rule-placeholders")),
+    ("GET", "/api/v1/rule-placeholders-missing"): Row(Needs(P.RULES_READ), fixed("/api/v1/rule-placeholders-missing")),
     ("GET", "/api/v1/rule-placeholders/{name}"): Row(Needs(P.RULES_READ), lambda c: Req(
         f"/api/v1/rule-placeholders/{matrix_placeholder(c.world.database)}")),
     ("PUT", "/api/v1/rule-placeholders/{name}"): Row(Needs(P.RULES_WRITE, everywhere=True), lambda c: Req(

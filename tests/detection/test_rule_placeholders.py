@@ -199,7 +199,9 @@ def test_api_set_read_list_remove(client: TestClient, world: Any, database: Data
     import_pack(database, path=pack, name="adcs", actor=actor_of(database))
     h = world.headers("secadmin")
     listed = client.get("/api/v1/rule-placeholders", headers=world.headers("analyst")).json()
-    assert listed == {"items": [], "missing": [{"name": "known_cdcs", "refused": ["adcs"]}]}
+    assert listed == {"items": [], "total": 0, "limit": 50, "offset": 0}
+    missing = client.get("/api/v1/rule-placeholders-missing", headers=world.headers("analyst")).json()
+    assert missing["items"] == [{"name": "known_cdcs", "refused": ["adcs"]}] and missing["total"] == 1
     put = client.put("/api/v1/rule-placeholders/known_cdcs", headers=h,
                      json={"values": ["dc01.corp.local", "10.0.0.1"], "description": "DCs"})
     assert put.status_code == 200, put.text
