@@ -1,8 +1,9 @@
 """Hunts: Sigma rules over log files, with no server running (``vigil hunt``), one worker process per core.
 
-The parent loads the rules (from the compiled cache) and builds the engine once. Workers are forked from
-it and inherit the engine; where processes can only be spawned, each worker loads the same cache itself.
-No engine is ever pickled. Files are grouped into tasks of about ``TASK_BYTES`` in the order given, and a
+The parent loads the engine once: from its image in the cache (``RuleSource``; the first hunt with a rule
+set compiles the rules, builds the engine and keeps its image). Workers are forked from it and inherit
+the engine; where processes can only be spawned, each worker loads the same image itself. No engine is
+ever sent to a worker. Files are grouped into tasks of about ``TASK_BYTES`` in the order given, and a
 bigger .evtx or NDJSON file is cut into parts of that size (chunk ranges, line ranges), read in parallel.
 The biggest tasks go first (no worker is left alone with a big file at the end) and results are put back
 in file order, so the output does not depend on the number of workers. A worker sends back only its
