@@ -8,9 +8,9 @@ Fast path: a batch of JSON documents (format ``json``) with no enricher goes to 
 (``append_json``): DuckDB reads the typed columns itself and no Python object is built per event. A
 batch holding anything that is not a JSON object falls back to the parser, which records each bad line
 as a failure without dropping the rest. With parse workers, the consumers' jobs (live detection) run on
-such batches in the workers while this thread stores the batches before them. Consecutive fast-path batches of one source are stored in one
-transaction (with the last one's position, so still exactly once) when the pipeline is behind: fewer,
-bigger transactions are what keeps up with a backlog.
+such batches in the workers while this thread stores the batches before them. Consecutive fast-path
+batches of one source are stored in one transaction (with the last one's position, so still exactly
+once) when the pipeline is behind: fewer, bigger transactions are what keeps up with a backlog.
 """
 
 from __future__ import annotations
