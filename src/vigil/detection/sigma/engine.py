@@ -12,25 +12,33 @@ Three steps per event, each cheap:
    predicate computed at most once per event; literal ones are read off the scan.
 
 Scans are memoised per field value (logs repeat values: the same Image, the same ParentImage), in a
-bounded cache.
+bounded cache. The field indexes and the scan of a value are in ``field_index``, the compiled conditions
+in ``conditions``; an ``EngineImage`` keeps a built engine for ``vigil hunt``'s cache.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import marshal
-import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
-from types import CodeType
 from typing import Any
 
-import ahocorasick
-
+from vigil.detection.sigma.conditions import cached_code, condition_functions, condition_source
+from vigil.detection.sigma.field_index import (
+    KEYWORDS,
+    MEMO_ENTRIES,
+    MEMO_VALUE_CHARS,
+    NO_HITS,
+    FieldIndex,
+    Scan,
+    build_field_indexes,
+    field_key,
+    is_indexed,
+)
 from vigil.detection.sigma.gates import variant_gate, without_gate
 from vigil.detection.sigma.predicates import (
     MISSING,
@@ -52,22 +60,8 @@ from vigil.detection.sigma.predicates import (
 from vigil.detection.sigma.rules import Rule
 
 GATE_FIELDS = ("Channel", "EventID")
-# The pseudo-field under which keyword (field-less) predicates are indexed: every value of the event.
-KEYWORDS = "\0keywords"
-# Scanned values remembered per field before the memo starts again (bounded memory).
-MEMO_ENTRIES = 50_000
-# Values longer than this are not remembered (a 32 KiB script block seldom repeats, and 50,000 of them
-# would hold 1.6 GB): the memo stays within about MEMO_ENTRIES x MEMO_VALUE_CHARS.
-MEMO_VALUE_CHARS = 2048
 MEMO_TRIAL, MEMO_PAUSE = 2_000, 50_000  # lookups judged at a time; events evaluated without the memo
-_SURE, _VERIFY = 0, 1
 _INTEGER_CHARACTERS = frozenset("-0123456789")
-_FIXED_KINDS = {"exact": 0, "prefix": 1, "suffix": 2, "contains": 3}
-# Kinds whose needle is only somewhere inside a match: found, the predicate itself still decides.
-_VERIFIED_KINDS = frozenset({"glob", "regex"})
-
-Scan = tuple[frozenset[int], frozenset[int]]  # predicates that hold for a value, and those to verify
-_NO_HITS: Scan = (frozenset(), frozenset())
 
 
 @dataclass
@@ -98,13 +92,6 @@ class _Bucket:
     lookups: int = 0
     hits: int = 0
     memo_paused: int = 0  # events left to evaluate without the memo
-
-
-@dataclass
-class _FieldIndex:
-    exact: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # value -> (pid, sure/verify)
-    automaton: Any = None  # ahocorasick.Automaton over the other needles
-    memo: dict[str, Scan] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -153,17 +140,16 @@ class Engine:
                 self._variant_windows.append(rule.product == "windows")
                 self._variant_needles.append(self._needles(variant))
                 self._variant_predicates.append(tuple(dict.fromkeys(predicates_of(variant))))
-        self._code = _cached_code(_condition_source(sources), code_cache)
-        self._conditions = _functions(self._code, len(sources))
+        self._code = cached_code(condition_source(sources), code_cache)
+        self._conditions = condition_functions(self._code, len(sources))
         self._index_predicates()
-        self._fields: dict[str, _FieldIndex] = {}
-        self._build_field_indexes()
+        self._fields = build_field_indexes(self._predicates, self._indexed)
         self._start_matching()
 
     def _index_predicates(self) -> None:
-        self._indexed = [self._is_indexed(p) for p in self._predicates]
+        self._indexed = [is_indexed(p) for p in self._predicates]
         # The field scan an indexed predicate is read from; None: evaluated on its own.
-        self._scan_keys = [_field_key(p) if indexed else None for p, indexed in zip(self._predicates, self._indexed,
+        self._scan_keys = [field_key(p) if indexed else None for p, indexed in zip(self._predicates, self._indexed,
                                                                                         strict=True)]
 
     def _start_matching(self) -> None:
@@ -216,9 +202,9 @@ class Engine:
         engine._variant_needles = list(image.variant_needles)
         engine._variant_predicates = [tuple(every[index] for index in found) for found in image.variant_predicates]
         engine._code = marshal.loads(image.conditions)  # noqa: S302 - our own image, made by this engine
-        engine._conditions = _functions(engine._code, len(engine._variant_rule))
+        engine._conditions = condition_functions(engine._code, len(engine._variant_rule))
         engine._index_predicates()
-        engine._fields = {name: _FieldIndex(exact, automaton) for name, exact, automaton in image.fields}
+        engine._fields = {name: FieldIndex(exact, automaton) for name, exact, automaton in image.fields}
         engine._start_matching()
         return engine
 
@@ -239,14 +225,10 @@ class Engine:
         joiner = " and " if isinstance(condition, And) else " or "
         return "(" + joiner.join(self._expression(item) for item in condition.items) + ")"
 
-    @staticmethod
-    def _is_indexed(predicate: Predicate) -> bool:
-        return bool(predicate.needle) and (predicate.kind in _FIXED_KINDS or predicate.kind in _VERIFIED_KINDS)
-
     def _needles(self, condition: Condition) -> frozenset[int] | None:
         """Predicates at least one of which holds whenever the condition does; None if none such is known."""
         if isinstance(condition, Predicate):
-            return frozenset({self._id(condition)}) if self._is_indexed(condition) else None
+            return frozenset({self._id(condition)}) if is_indexed(condition) else None
         if isinstance(condition, Not):
             return None
         found = [self._needles(item) for item in condition.items]
@@ -262,26 +244,6 @@ class Engine:
 
     def _all_gates(self, needles: frozenset[int]) -> bool:
         return all(self._predicates[p].field in GATE_FIELDS and self._predicates[p].kind == "exact" for p in needles)
-
-    def _build_field_indexes(self) -> None:
-        words: dict[str, dict[str, list[tuple[int, int, int]]]] = {}
-        for pid, predicate in enumerate(self._predicates):
-            if not self._indexed[pid]:
-                continue
-            name = _field_key(predicate)
-            index = self._fields.setdefault(name, _FieldIndex())
-            verify = _VERIFY if predicate.cased or predicate.kind in _VERIFIED_KINDS else _SURE
-            if predicate.kind == "exact":
-                index.exact.setdefault(predicate.needle, []).append((pid, verify))
-            else:
-                kind = _FIXED_KINDS.get(predicate.kind, 3)  # a glob's or a regex's needle may be anywhere
-                words.setdefault(name, {}).setdefault(predicate.needle, []).append((pid, kind, verify))
-        for name, needles in words.items():
-            automaton = ahocorasick.Automaton()
-            for needle, entries in needles.items():
-                automaton.add_word(needle, (len(needle), tuple(entries)))
-            automaton.make_automaton()
-            self._fields[name].automaton = automaton
 
     # --- buckets --------------------------------------------------------------------------------
 
@@ -347,7 +309,7 @@ class Engine:
                     continue
                 for pid in needles:
                     variants.setdefault(pid, []).append(variant)
-                fields.append(dict.fromkeys(_field_key(self._predicates[pid]) for pid in needles))
+                fields.append(dict.fromkeys(field_key(self._predicates[pid]) for pid in needles))
             self._needles_by_pid = (variants, fields)
         return self._needles_by_pid
 
@@ -466,37 +428,37 @@ class Engine:
         if value.__class__ is str:  # the common case first: one string, most often seen before
             found = index.memo.get(value)
             if found is None:
-                found = self._scan_text(index, value)
+                found = index.scan(value)
         elif value is None or is_missing(value):
-            found = _NO_HITS
+            found = NO_HITS
         elif isinstance(value, list):
             sure: set[int] = set()
             verify: set[int] = set()
             for item in scalars(value):
                 text = as_text(item)
                 if text is not None:
-                    item_sure, item_verify = index.memo.get(text) or self._scan_text(index, text)
+                    item_sure, item_verify = index.memo.get(text) or index.scan(text)
                     sure |= item_sure
                     verify |= item_verify
             found = (frozenset(sure), frozenset(verify))
         else:
             text = as_text(value)
-            found = _NO_HITS if text is None else (index.memo.get(text) or self._scan_text(index, text))
+            found = NO_HITS if text is None else (index.memo.get(text) or index.scan(text))
         scans[name] = found
         return found
 
-    def _scan_keywords(self, index: _FieldIndex, event: Mapping[str, Any]) -> Scan:
+    def _scan_keywords(self, index: FieldIndex, event: Mapping[str, Any]) -> Scan:
         """Keyword needles anywhere in any value: each value scanned on its own and remembered, as a
         field's values are (most of an event's values are those of others: the same images, users, hosts)."""
         sure: frozenset[int] = frozenset()
         verify: frozenset[int] = frozenset()
         memo = index.memo
         for text in self._keyword_texts(event):
-            found = memo.get(text) or self._scan_text(index, text)
-            if found is not _NO_HITS:
+            found = memo.get(text) or index.scan(text)
+            if found is not NO_HITS:
                 sure |= found[0]
                 verify |= found[1]
-        return (sure, verify) if sure or verify else _NO_HITS
+        return (sure, verify) if sure or verify else NO_HITS
 
     def _keyword_texts(self, event: Mapping[str, Any]) -> list[str]:
         """The values a keyword needle may be in: ``every_text``, read cheaply from a flat event of texts and
@@ -515,28 +477,6 @@ class Engine:
             elif value is not None:  # objects, lists, other scalars: every_text knows them all
                 return every_text(event)
         return texts
-
-    @staticmethod
-    def _scan_text(index: _FieldIndex, text: str) -> Scan:
-        """Scan one value (and remember it: the memo is keyed by the value as written)."""
-        lowered = text.casefold()
-        sure: set[int] = set()
-        verify: set[int] = set()
-        for pid, check in index.exact.get(lowered, ()):
-            (verify if check else sure).add(pid)
-        if index.automaton is not None:
-            last = len(lowered) - 1
-            for end, (length, entries) in index.automaton.iter(lowered):
-                start = end - length + 1
-                for pid, kind, check in entries:
-                    if kind == 3 or (kind == 1 and start == 0) or (kind == 2 and end == last):
-                        (verify if check else sure).add(pid)
-        found = (frozenset(sure), frozenset(verify)) if sure or verify else _NO_HITS
-        if len(text) <= MEMO_VALUE_CHARS:
-            if len(index.memo) >= MEMO_ENTRIES:
-                index.memo.clear()
-            index.memo[text] = found
-        return found
 
     def _tester(self, event: Mapping[str, Any], scans: dict[str, Scan]) -> Callable[[int], bool]:
         """``t(pid)`` for one event: each predicate computed once, literal ones read off the field scans."""
@@ -559,12 +499,6 @@ class Engine:
 
         return test
 
-    # --- introspection (rule pages, tests) ------------------------------------------------------
-
-    def predicates_of(self, rule: Rule) -> list[Predicate]:
-        return [p for variant in rule.variants for p in predicates_of(variant)]
-
-
 def _predicate_fields(predicate: Predicate) -> tuple[Any, ...]:
     return (predicate.field, predicate.kind, predicate.value, predicate.cased, predicate.flags, predicate.op,
             predicate.needle)
@@ -586,45 +520,3 @@ def _hashable(signature: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
         else:
             items.append(value)
     return tuple(items)
-
-
-def _field_key(predicate: Predicate) -> str:
-    return KEYWORDS if predicate.field is None else predicate.field
-
-
-def _condition_source(expressions: list[str]) -> str:
-    """Each variant's condition as a Python function of ``t`` (the per-event predicate test).
-
-    The source is generated from predicate numbers and the words and/or/not only (no rule text), so
-    compiling it runs nothing a rule author wrote."""
-    return "\n".join(f"def v{index}(t):\n    return {expression}" for index, expression in enumerate(expressions))
-
-
-def _functions(code: CodeType, count: int) -> list[Callable[[Callable[[int], bool]], bool]]:
-    namespace: dict[str, Any] = {}
-    exec(code, namespace)  # noqa: S102 - code compiled from _condition_source only
-    return [namespace[f"v{index}"] for index in range(count)]
-
-
-def _cached_code(source: str, code_cache: Path | None) -> CodeType:
-    """The compiled conditions; with ``code_cache``, kept there by the digest of their source (and Python's
-    version: marshal's format is Python's own)."""
-    if code_cache is None:
-        return compile(source, "<sigma conditions>", "exec")
-    digest = hashlib.sha256(f"{sys.version}\0{source}".encode()).hexdigest()[:32]
-    path = code_cache / f"conditions-{digest}.marshal"
-    try:
-        code = marshal.loads(path.read_bytes())  # noqa: S302 - our own cache, in the user's cache folder
-        if isinstance(code, CodeType):
-            return code
-    except (OSError, ValueError, EOFError, TypeError):
-        pass  # not there yet, or damaged: compiled again
-    code = compile(source, "<sigma conditions>", "exec")
-    try:
-        code_cache.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        partial.write_bytes(marshal.dumps(code))
-        partial.replace(path)
-    except OSError:
-        pass  # no cache folder: compiled each time
-    return code
