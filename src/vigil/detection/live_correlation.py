@@ -10,7 +10,6 @@ distinct values, the first and last time, and the first contributing matches.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Any
 from vigil.detection.alerts import Match, event_time
 from vigil.detection.correlation import CorrelationEngine, CorrelationHit, CorrelationRule, silenced_rules
 from vigil.detection.sigma import Rule
+from vigil.detection.sigma.load import write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +77,9 @@ class LiveCorrelation:
             return
         self._written = time.monotonic()
         self._dirty = False
-        try:
-            self.state_path.parent.mkdir(parents=True, exist_ok=True)
-            partial = self.state_path.with_suffix(f".{os.getpid()}.tmp")
-            partial.write_bytes(self.engine.snapshot())
-            partial.replace(self.state_path)
-        except OSError as exc:
-            log.warning("detection: correlation state not written to %s: %s", self.state_path, exc)
+        error = write_atomically(self.state_path, self.engine.snapshot())
+        if error is not None:
+            log.warning("detection: correlation state not written to %s: %s", self.state_path, error)
 
     def flush(self) -> None:
         """Write the state now (at shutdown)."""

@@ -30,7 +30,7 @@ from vigil.detection import placeholders_service
 from vigil.detection.models import DetectionRule, RulePack
 from vigil.detection.schemas_rules import RuleBulkResult, RuleFilters, RulePackRead, RuleRead, RuleUpdate
 from vigil.detection.sigma import Rule, RuleError, load_rules, rule_from_yaml
-from vigil.detection.sigma.load import CACHE_FORMAT
+from vigil.detection.sigma.load import CACHE_FORMAT, write_atomically
 from vigil.detection.sigma.placeholders import Placeholders, used_in
 from vigil.detection.sigma.placeholders import digest as placeholders_digest
 
@@ -301,14 +301,9 @@ def _save_disk_cache(cache_dir: Path | None, keys: set[tuple[str, str, str]]) ->
         return
     with _compiled_lock:
         kept = {key: _compiled[key] for key in keys if key in _compiled}
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = cache_dir / f"{COMPILED_CACHE}.{threading.get_ident()}.tmp"
-        with partial.open("wb") as handle:
-            pickle.dump(kept, handle, protocol=pickle.HIGHEST_PROTOCOL)
-        partial.replace(cache_dir / COMPILED_CACHE)
-    except OSError as exc:
-        log.warning("compiled rules not cached in %s: %s", cache_dir, exc)
+    error = write_atomically(cache_dir / COMPILED_CACHE, pickle.dumps(kept, protocol=pickle.HIGHEST_PROTOCOL))
+    if error is not None:
+        log.warning("compiled rules not cached in %s: %s", cache_dir, error)
 
 
 def enabled_rules(db: Database, *, cache_dir: Path | None = None) -> tuple[str, list[Rule]]:

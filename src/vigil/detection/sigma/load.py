@@ -12,6 +12,7 @@ import hashlib
 import os
 import pickle
 import re
+import threading
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -98,16 +99,18 @@ def load_cached(paths: Sequence[str | Path], *, cache_dir: Path, pack: str = "lo
     return result
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write a cache file whole or not at all (a reader never sees half of it); a cache that cannot be
-    written is only a slower start next time, never an error."""
+def write_atomically(path: Path, data: bytes) -> OSError | None:
+    """Write a cache or state file whole or not at all (a reader never sees half of it; the partial file's
+    name is this thread's own). A file that cannot be written is only a slower start next time: the
+    error is returned for the caller to mention, never raised."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial = path.with_suffix(f".{os.getpid()}-{threading.get_ident()}.tmp")
         partial.write_bytes(data)
         partial.replace(path)
-    except OSError:
-        pass
+    except OSError as exc:
+        return exc
+    return None
 
 
 def cache_key(paths: Sequence[str | Path], pack: str = "local", *, placeholders: Placeholders | None = None) -> str:
