@@ -41,13 +41,14 @@ def store(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Settings
 
 
 @contextmanager
-def serve(app: FastAPI) -> Iterator[Server]:
-    """The app under uvicorn on an ephemeral port of 127.0.0.1, in a thread, until the block ends."""
+def serve(app: FastAPI, *, lifespan: bool = False) -> Iterator[Server]:
+    """The app under uvicorn on an ephemeral port of 127.0.0.1, in a thread, until the block ends;
+    ``lifespan``: with the app's start and stop (the SIEM's pipeline and background jobs), as `vigil serve`."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on" if lifespan else "off", ws="none"))
     thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     while thread.is_alive() and not uv.started:

@@ -4,11 +4,8 @@ events it leaves in the store; and its message when a running server holds the e
 from __future__ import annotations
 
 import gzip
-import socket
 import subprocess
 import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-import uvicorn
+from tests.e2e.harness import serve
 from typer.testing import CliRunner, Result
 
 from vigil.cli.main import app
@@ -164,20 +161,10 @@ def running_server(settings: Settings, database: Database, world: Any) -> Iterat
     """A real server on 127.0.0.1; its pipeline is drained by the test (no lifespan thread)."""
     world.add_user("shipper", Role.SHIPPER, world.hq)
     app = create_app(settings, database)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", ws="none"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while thread.is_alive() and not server.started:
-        time.sleep(0.02)
-    assert server.started, "the test server did not start"
     try:
-        yield RunningServer(f"http://127.0.0.1:{sock.getsockname()[1]}", app.state.siem, world.tokens["shipper"])
+        with serve(app) as running:
+            yield RunningServer(running.url, app.state.siem, world.tokens["shipper"])
     finally:
-        server.should_exit = True
-        thread.join()
-        sock.close()
         app.state.siem.stop()
 
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-import socket
 import subprocess
 import sys
-import threading
-import time
 import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,9 +15,9 @@ from typing import Any
 
 import orjson
 import pytest
-import uvicorn
 from tests.api.support import audit_records
 from tests.cli.conftest import Cli, store_env
+from tests.e2e.harness import serve
 
 from vigil.core.auth import Role
 from vigil.core.config import load_settings
@@ -208,20 +205,8 @@ def server(world: Any, tmp_path: Path, database_url: str) -> Iterator[str]:
     fill(settings.data_dir, hq=world.hq, branch=world.branch_a)
     world.add_user("analyst_a", Role.ANALYST, world.branch_a)
     database = Database(database_url)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    uv = uvicorn.Server(uvicorn.Config(create_app(settings, database), log_level="warning", ws="none"))
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    while thread.is_alive() and not uv.started:
-        time.sleep(0.05)
-    assert uv.started, "the test server did not start"
-    yield f"http://127.0.0.1:{port}"
-    uv.should_exit = True
-    thread.join()
-    sock.close()
+    with serve(create_app(settings, database), lifespan=True) as running:
+        yield running.url
     database.dispose()
 
 
