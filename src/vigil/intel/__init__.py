@@ -1,0 +1,1 @@
+"""Threat intelligence: feeds, indicators, live and retroactive matching, sightings, actors and campaigns."""
