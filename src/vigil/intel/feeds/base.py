@@ -27,4 +27,4 @@ class FeedParser(Protocol):
 
 def feed_parsers() -> dict[str, FeedParser]:
     """Every installed format by name (broken plugins are reported by ``vigil plugins``)."""
-    return dict(load_group(FEEDS_GROUP, FeedParser).plugins)
+    return dict(load_group(FEEDS_GROUP, FeedParser).plugins)  # type: ignore[type-abstract]
