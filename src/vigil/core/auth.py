@@ -41,6 +41,8 @@ class Permission(StrEnum):
     INTEGRATIONS_WRITE = "integrations:write"
     ALERTS_READ = "alerts:read"
     ALERTS_WRITE = "alerts:write"
+    INTEL_READ = "intel:read"
+    INTEL_WRITE = "intel:write"
     INCIDENTS_READ = "incidents:read"
     INCIDENTS_WRITE = "incidents:write"
     RESPONSE_EXECUTE = "response:execute"
@@ -70,7 +72,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.SECURITY_ADMIN: frozenset(
         {
             P.USERS_READ, P.ROLES_ASSIGN, P.UNITS_READ, P.POLICY_READ, P.POLICY_WRITE, P.RULES_READ,
-            P.RULES_WRITE, P.INTEGRATIONS_WRITE, P.SOURCES_READ, P.SOURCES_WRITE,
+            P.RULES_WRITE, P.INTEGRATIONS_WRITE, P.SOURCES_READ, P.SOURCES_WRITE, P.INTEL_READ, P.INTEL_WRITE,
         }
     ),
     # Reads and verifies the audit trail; nothing else.
@@ -78,7 +80,7 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.ANALYST: frozenset(
         {
             P.UNITS_READ, P.EVENTS_READ, P.SOURCES_READ, P.RULES_READ, P.ALERTS_READ, P.ALERTS_WRITE,
-            P.INCIDENTS_READ, P.INCIDENTS_WRITE, P.DASHBOARDS_READ,
+            P.INCIDENTS_READ, P.INCIDENTS_WRITE, P.DASHBOARDS_READ, P.INTEL_READ, P.INTEL_WRITE,
         }
     ),
     Role.RESPONDER: frozenset(

@@ -1,0 +1,405 @@
+"""The indicator store: every indicator once, with the provenance of each source that states it.
+
+Indicators are bulk data (a single feed may hold millions), so they live in their own DuckDB file
+(``<data_dir>/intel/indicators.duckdb``) beside the event store, held by one process like it: batches are
+merged with set operations inside DuckDB, not row by row. ``indicators`` holds one row per (type, value);
+``sources`` one row per (indicator, source) with what that source says: confidence, TLP, validity, and
+the decay policy its feed gives that type, from which the score is computed when asked (MISP's model:
+``base × (1 − (age / lifetime)^(1 / speed))``; below the threshold the source no longer vouches for it).
+An indicator is active when a source still vouches for it, it is not past its ``valid_until``, and it is
+neither allow-listed nor (unless asked) on a warninglist.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+from vigil.intel.indicators import IndicatorType, ParsedIndicator
+
+STAGE_CHUNK = 500_000  # indicators staged per DuckDB merge: bounded memory for huge feeds
+_SCHEMA = [
+    "CREATE SEQUENCE IF NOT EXISTS indicator_ids START 1",
+    """CREATE TABLE IF NOT EXISTS indicators (
+        id BIGINT NOT NULL, type VARCHAR NOT NULL, value VARCHAR NOT NULL,
+        first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ, created_at TIMESTAMPTZ NOT NULL, updated_at TIMESTAMPTZ NOT NULL,
+        tags VARCHAR[] NOT NULL, kill_chain VARCHAR[] NOT NULL, related VARCHAR[] NOT NULL,
+        description VARCHAR NOT NULL, pattern VARCHAR NOT NULL,
+        warninglists VARCHAR[] NOT NULL, allowlisted BOOLEAN NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS sources (
+        indicator_id BIGINT NOT NULL, source VARCHAR NOT NULL, version VARCHAR NOT NULL, external_id VARCHAR NOT NULL,
+        confidence INTEGER, tlp VARCHAR, valid_from TIMESTAMPTZ, valid_until TIMESTAMPTZ,
+        first_seen TIMESTAMPTZ, last_seen TIMESTAMPTZ, imported_at TIMESTAMPTZ NOT NULL,
+        base_score DOUBLE NOT NULL, lifetime_days DOUBLE NOT NULL, decay_speed DOUBLE NOT NULL,
+        threshold DOUBLE NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)",
+]
+_STAGE_COLUMNS = ("{'pos': 'BIGINT', 'type': 'VARCHAR', 'value': 'VARCHAR', 'confidence': 'INTEGER', "
+                  "'first_seen': 'TIMESTAMPTZ', 'last_seen': 'TIMESTAMPTZ', 'tags': 'VARCHAR', 'policy': 'INTEGER', "
+                  "'extra': 'VARCHAR'}")
+_SEP = "\x1f"  # joins list items in the staging file; never inside a validated value
+_CLEAN = str.maketrans({"\t": " ", "\n": " ", "\r": " ", _SEP: " "})
+# The score of a source row now (MISP decay); ``$now`` is bound by the caller.
+SCORE_SQL = ("greatest(0.0, s.base_score * (1 - pow(least(1.0, greatest(0.0, epoch($now - coalesce(s.last_seen, "
+             "s.imported_at)) / 86400.0) / s.lifetime_days), 1.0 / s.decay_speed)))")
+_VALID = "(s.valid_until IS NULL OR s.valid_until > $now)"
+# Every indicator column, its score now (the best of its sources) and whether a source still vouches for it.
+_SCORED = (  # constant fragments only; values are bound
+    "SELECT i.*, coalesce((SELECT max(" + SCORE_SQL + ") FROM sources s "  # noqa: S608
+    "WHERE s.indicator_id = i.id AND " + _VALID + "), 0.0) AS score, "
+    "coalesce((SELECT bool_or(" + SCORE_SQL + " >= s.threshold) FROM sources s "
+    "WHERE s.indicator_id = i.id AND " + _VALID + "), false) AS vouched FROM indicators i WHERE ")
+_ACTIVE = (  # constant fragments only; values are bound
+    "SELECT i.id, i.type, i.value FROM indicators i "  # noqa: S608
+    "WHERE NOT i.allowlisted AND ($warn OR len(i.warninglists) = 0) "
+    "AND EXISTS (SELECT 1 FROM sources s WHERE s.indicator_id = i.id AND " + _VALID + " AND " + SCORE_SQL
+    + " >= s.threshold)")
+_SOURCES = (  # constant fragments only; values are bound
+    "SELECT s.*, " + SCORE_SQL + " AS score FROM sources s "  # noqa: S608
+    "WHERE s.indicator_id IN (SELECT unnest($ids)) "
+    "ORDER BY s.imported_at")
+
+
+@dataclass(frozen=True)
+class DecayPolicy:
+    """How a source's word on an indicator fades: its score starts at ``base_score`` (0..100) and reaches 0
+    after ``lifetime_days``; ``decay_speed`` > 1 keeps it high longer; below ``threshold`` it stops counting."""
+
+    base_score: float = 80.0
+    lifetime_days: float = 30.0
+    decay_speed: float = 1.0
+    threshold: float = 20.0
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    received: int = 0
+    added: int = 0
+    updated: int = 0
+    removed: int = 0  # indicators the source no longer states (a full replacement)
+
+
+@dataclass(frozen=True)
+class StoredIndicator:
+    id: int
+    type: str
+    value: str
+    score: float
+    active: bool
+    first_seen: datetime | None
+    last_seen: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    tags: list[str]
+    kill_chain: list[str]
+    related: list[dict[str, str]]
+    description: str
+    pattern: str
+    warninglists: list[str]
+    allowlisted: bool
+    sources: list[dict[str, Any]]
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+
+
+class _Stager:
+    """Turns parsed indicators into staging lines fast. A feed repeats the same tags and policy on every
+    line, so those are joined once and looked up after; the fields most feeds leave empty travel together
+    as one JSON column, written only when one of them is set."""
+
+    def __init__(self, policies: dict[str, DecayPolicy]) -> None:
+        self.policies = policies
+        self.scores: list[tuple[float, float, float, float]] = []  # staged rows name one by its position
+        self._policy_of: dict[tuple[str, int | None], int] = {}
+        self._tags: dict[tuple[str, ...], str] = {}
+
+    def _policy(self, kind: str, confidence: int | None) -> int:
+        policy = self.policies.get(kind, self.policies.get("*", DecayPolicy()))
+        base = float(confidence) if confidence is not None else policy.base_score
+        self.scores.append((base, policy.lifetime_days, policy.decay_speed, policy.threshold))
+        self._policy_of[(kind, confidence)] = position = len(self.scores) - 1
+        return position
+
+    def _join(self, tags: tuple[str, ...]) -> str:
+        self._tags[tags] = text = _SEP.join(tags).translate(_CLEAN)
+        return text
+
+    def line(self, position: int, item: ParsedIndicator) -> str:
+        tags = (self._tags.get(item.tags) or self._join(item.tags)) if item.tags else ""
+        policy = self._policy_of.get((item.type, item.confidence))
+        if policy is None:
+            policy = self._policy(item.type, item.confidence)
+        extra = ""
+        if (item.external_id or item.tlp or item.valid_from or item.valid_until or item.kill_chain or item.related
+                or item.description or item.pattern):
+            extra = orjson.dumps({
+                "external_id": item.external_id, "tlp": item.tlp, "valid_from": _when(item.valid_from) or None,
+                "valid_until": _when(item.valid_until) or None, "kill_chain": item.kill_chain,
+                "related": [orjson.dumps({"kind": r.kind, "name": r.name, "external_id": r.external_id}).decode()
+                            for r in item.related],
+                "description": item.description[:4000], "pattern": item.pattern}).decode()
+        first = item.first_seen
+        last = item.last_seen
+        return (f"{position}\t{item.type.value}\t{item.value}\t"
+                f"{'' if item.confidence is None else item.confidence}\t{_when(first) if first else ''}\t"
+                f"{_when(last) if last else ''}\t{tags}\t{policy}\t{extra}")
+
+
+class IntelStore:
+    """The DuckDB indicator store. Writes are serialised (one writer); reads use their own cursor."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = duckdb.connect(str(path))
+        self._lock = threading.Lock()
+        for statement in _SCHEMA:
+            self._db.execute(statement)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # --- writing ----------------------------------------------------------------------------------------
+
+    def merge(self, items: Iterable[ParsedIndicator], *, source: str, version: str = "",
+              policies: dict[str, DecayPolicy] | None = None, replace: bool = False,
+              now: datetime | None = None) -> MergeResult:
+        """Merge a source's indicators. ``replace``: the items are the source's whole list now, so what it
+        no longer states loses this source (a CSV blocklist pulled again); otherwise items are added to
+        what it stated before (a TAXII or MISP increment)."""
+        now = now or datetime.now(UTC)
+        policies = policies or {}
+        received = added = updated = 0
+        with self._lock, tempfile.TemporaryDirectory(prefix="vigil-intel-") as folder:
+            db = self._db
+            db.execute("BEGIN")
+            try:
+                db.execute("CREATE OR REPLACE TEMP TABLE seen (id BIGINT)")
+                chunk: list[str] = []
+                stage = _Stager(policies)
+                for position, item in enumerate(items):
+                    chunk.append(stage.line(position, item))
+                    if len(chunk) >= STAGE_CHUNK:
+                        counts = self._merge_chunk(db, chunk, stage, Path(folder), source, version, now)
+                        received, added, updated = received + len(chunk), added + counts[0], updated + counts[1]
+                        chunk = []
+                if chunk:
+                    counts = self._merge_chunk(db, chunk, stage, Path(folder), source, version, now)
+                    received, added, updated = received + len(chunk), added + counts[0], updated + counts[1]
+                removed = self._drop_unstated(db, source) if replace else 0
+                self._bump(db)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return MergeResult(received=received, added=added, updated=updated, removed=removed)
+
+    def _merge_chunk(self, db: duckdb.DuckDBPyConnection, rows: list[str], stager: _Stager, folder: Path,
+                     source: str, version: str, now: datetime) -> tuple[int, int]:
+        path = folder / "stage.tsv"
+        path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        db.execute("CREATE OR REPLACE TEMP TABLE policies (id INTEGER, base_score DOUBLE, lifetime_days DOUBLE, "
+                   "decay_speed DOUBLE, threshold DOUBLE)")
+        db.executemany("INSERT INTO policies VALUES (?, ?, ?, ?, ?)",
+                       [(i, *scores) for i, scores in enumerate(stager.scores)])
+        db.execute(f"""CREATE OR REPLACE TEMP TABLE stage AS
+            WITH raw AS (SELECT * FROM read_csv(?, delim='\t', header=false, quote='', escape='', nullstr='',
+                                                auto_detect=false, columns={_STAGE_COLUMNS})
+                         QUALIFY row_number() OVER (PARTITION BY type, value ORDER BY pos DESC) = 1)
+            SELECT r.type, r.value, r.confidence, r.first_seen, r.last_seen,
+                   coalesce(string_split(r.tags, chr(31)), []) AS tags,
+                   p.base_score, p.lifetime_days, p.decay_speed, p.threshold,
+                   coalesce(r.extra->>'external_id', '') AS external_id, r.extra->>'tlp' AS tlp,
+                   (r.extra->>'valid_from')::TIMESTAMPTZ AS valid_from,
+                   (r.extra->>'valid_until')::TIMESTAMPTZ AS valid_until,
+                   coalesce(from_json(r.extra->'kill_chain', '["VARCHAR"]'), []) AS kill_chain,
+                   coalesce(from_json(r.extra->'related', '["VARCHAR"]'), []) AS related,
+                   coalesce(r.extra->>'description', '') AS description, coalesce(r.extra->>'pattern', '') AS pattern,
+                   i.id AS id, i.id IS NULL AS new
+            FROM raw r JOIN policies p ON p.id = r.policy LEFT JOIN indicators i USING (type, value)""",  # noqa: S608
+                   [str(path)])
+        path.unlink()
+        added = int(db.execute("SELECT count(*) FROM stage WHERE new").fetchone()[0])  # type: ignore[index]
+        db.execute("UPDATE stage SET id = nextval('indicator_ids') WHERE new")
+        db.execute("""INSERT INTO indicators
+            SELECT id, type, value, first_seen, coalesce(last_seen, first_seen), $now, $now, tags, kill_chain,
+                   related, description, pattern, [], false
+            FROM stage WHERE new""", {"now": now})
+        db.execute("""UPDATE indicators i SET
+                first_seen = CASE WHEN i.first_seen IS NULL OR s.first_seen < i.first_seen
+                             THEN coalesce(s.first_seen, i.first_seen) ELSE i.first_seen END,
+                last_seen = greatest(i.last_seen, s.last_seen, s.first_seen),
+                tags = list_distinct(list_concat(i.tags, s.tags)),
+                kill_chain = list_distinct(list_concat(i.kill_chain, s.kill_chain)),
+                related = list_distinct(list_concat(i.related, s.related)),
+                description = CASE WHEN i.description = '' THEN s.description ELSE i.description END,
+                updated_at = $now
+            FROM stage s WHERE i.id = s.id AND NOT s.new""", {"now": now})
+        db.execute("DELETE FROM sources WHERE source = $source AND indicator_id IN "
+                   "(SELECT id FROM stage WHERE NOT new)", {"source": source})
+        db.execute("""INSERT INTO sources SELECT id, $source, $version, external_id, confidence, tlp, valid_from,
+                   valid_until, first_seen, last_seen, $now, base_score, lifetime_days, decay_speed, threshold
+                   FROM stage""", {"source": source, "version": version, "now": now})
+        db.execute("INSERT INTO seen SELECT id FROM stage")
+        return added, int(db.execute("SELECT count(*) FROM stage").fetchone()[0]) - added  # type: ignore[index]
+
+    @staticmethod
+    def _drop_unstated(db: duckdb.DuckDBPyConnection, source: str) -> int:
+        found = db.execute("""DELETE FROM sources WHERE source = $source
+                              AND indicator_id NOT IN (SELECT id FROM seen)""", {"source": source}).fetchone()
+        return int(found[0]) if found else 0
+
+    def drop_source(self, source: str) -> int:
+        """Forget what a source stated (a feed deleted); its indicators stay, with their other sources."""
+        with self._lock:
+            found = self._db.execute("DELETE FROM sources WHERE source = ?", [source]).fetchone()
+            self._bump(self._db)
+        return int(found[0]) if found else 0
+
+    def set_flags(self, *, warninglists: dict[int, list[str]] | None = None,
+                  allowlisted: Iterable[tuple[str, str]] | None = None) -> None:
+        """Record warninglist names per indicator id, and (re)mark the allow-listed (type, value) pairs."""
+        with self._lock:
+            db = self._db
+            if warninglists:
+                db.execute("""UPDATE indicators SET warninglists = w.names
+                              FROM (SELECT unnest($ids) AS id, unnest($names) AS names) w
+                              WHERE indicators.id = w.id""",
+                           {"ids": list(warninglists), "names": list(warninglists.values())})
+            if allowlisted is not None:
+                pairs = list(allowlisted)
+                db.execute("UPDATE indicators SET allowlisted = false WHERE allowlisted")
+                if pairs:
+                    db.execute("""UPDATE indicators SET allowlisted = true
+                                  FROM (SELECT unnest($types) AS type, unnest($values) AS value) a
+                                  WHERE indicators.type = a.type AND indicators.value = a.value""",
+                               {"types": [t for t, _ in pairs], "values": [v for _, v in pairs]})
+            self._bump(db)
+
+    @staticmethod
+    def _bump(db: duckdb.DuckDBPyConnection) -> None:
+        db.execute("DELETE FROM meta WHERE key = 'version'")
+        db.execute("INSERT INTO meta VALUES ('version', ?)", [os.urandom(8).hex()])
+
+    # --- reading ----------------------------------------------------------------------------------------
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._db.cursor()
+
+    def version(self) -> str:
+        found = self._cursor().execute("SELECT value FROM meta WHERE key = 'version'").fetchone()
+        return str(found[0]) if found else "empty"
+
+    def active(self, *, now: datetime | None = None, include_warninglisted: bool = False
+               ) -> Iterator[tuple[int, str, str]]:
+        """(id, type, value) of every active indicator, for the matcher."""
+        cursor = self._cursor()
+        cursor.execute(_ACTIVE, {"now": now or datetime.now(UTC), "warn": include_warninglisted})
+        while batch := cursor.fetchmany(100_000):
+            yield from batch
+
+    def count(self) -> int:
+        found = self._cursor().execute("SELECT count(*) FROM indicators").fetchone()
+        return int(found[0]) if found else 0
+
+    def counts_by_source(self) -> dict[str, int]:
+        rows = self._cursor().execute("SELECT source, count(*) FROM sources GROUP BY source").fetchall()
+        return {str(source): int(n) for source, n in rows}
+
+    def search(self, *, text: str = "", types: Sequence[str] = (), source: str = "", tag: str = "",
+               active_only: bool = False, limit: int = 50, offset: int = 0,
+               now: datetime | None = None) -> tuple[list[StoredIndicator], int]:
+        """A page of indicators, newest first, with the total that matched."""
+        where, params = self._filters(text=text, types=types, source=source, tag=tag)
+        params["now"] = now or datetime.now(UTC)
+        scored = _SCORED + where
+        active = "WHERE vouched AND NOT allowlisted AND len(warninglists) = 0" if active_only else ""
+        cursor = self._cursor()
+        # Only fixed SQL fragments are joined here; every value is bound.
+        total = cursor.execute(f"SELECT count(*) FROM ({scored}) {active}", params).fetchone()  # noqa: S608
+        rows = cursor.execute(f"SELECT * FROM ({scored}) {active} ORDER BY updated_at DESC, id DESC "  # noqa: S608
+                              f"LIMIT {int(limit)} OFFSET {int(offset)}", params).fetchall()
+        names = [d[0] for d in cursor.description or ()]
+        found = [dict(zip(names, row, strict=True)) for row in rows]
+        return self._with_sources(found), int(total[0]) if total else 0
+
+    def get(self, indicator_id: int) -> StoredIndicator | None:
+        found, _ = self._page_by_ids([indicator_id])
+        return found[0] if found else None
+
+    def find(self, kind: str, value: str) -> StoredIndicator | None:
+        row = self._cursor().execute("SELECT id FROM indicators WHERE type = ? AND value = ?", [kind, value]).fetchone()
+        return self.get(int(row[0])) if row else None
+
+    def by_ids(self, ids: Sequence[int]) -> list[StoredIndicator]:
+        return self._page_by_ids(ids)[0]
+
+    def _page_by_ids(self, ids: Sequence[int]) -> tuple[list[StoredIndicator], int]:
+        if not ids:
+            return [], 0
+        cursor = self._cursor()
+        now = datetime.now(UTC)
+        rows = cursor.execute(_SCORED + "i.id IN (SELECT unnest($ids)) ORDER BY i.id",
+                              {"now": now, "ids": list(ids)}).fetchall()
+        names = [d[0] for d in cursor.description or ()]
+        found = [dict(zip(names, row, strict=True)) for row in rows]
+        return self._with_sources(found), len(found)
+
+    def _with_sources(self, rows: list[dict[str, Any]]) -> list[StoredIndicator]:
+        if not rows:
+            return []
+        cursor = self._cursor()
+        listed = cursor.execute(_SOURCES, {"ids": [r["id"] for r in rows], "now": datetime.now(UTC)}).fetchall()
+        names = [d[0] for d in cursor.description or ()]
+        by_id: dict[int, list[dict[str, Any]]] = {}
+        for row in listed:
+            item = dict(zip(names, row, strict=True))
+            by_id.setdefault(int(item.pop("indicator_id")), []).append(item)
+        return [StoredIndicator(
+            id=int(r["id"]), type=r["type"], value=r["value"], score=round(float(r["score"]), 1),
+            active=bool(r["vouched"]) and not r["allowlisted"] and not r["warninglists"],
+            first_seen=r["first_seen"], last_seen=r["last_seen"], created_at=r["created_at"],
+            updated_at=r["updated_at"], tags=list(r["tags"]), kill_chain=list(r["kill_chain"]),
+            related=[orjson.loads(x) for x in r["related"]], description=r["description"], pattern=r["pattern"],
+            warninglists=list(r["warninglists"]), allowlisted=bool(r["allowlisted"]),
+            sources=by_id.get(int(r["id"]), [])) for r in rows]
+
+    @staticmethod
+    def _filters(*, text: str, types: Sequence[str], source: str, tag: str) -> tuple[str, dict[str, Any]]:
+        clauses = ["true"]
+        params: dict[str, Any] = {}
+        if text:
+            clauses.append("(contains(i.value, $text) OR contains(lower(i.description), lower($text)))")
+            params["text"] = text.lower() if not text.isupper() else text
+        if types:
+            clauses.append("i.type IN (SELECT unnest($types))")
+            params["types"] = [IndicatorType(t).value for t in types]
+        if source:
+            clauses.append("EXISTS (SELECT 1 FROM sources s2 WHERE s2.indicator_id = i.id AND s2.source = $source)")
+            params["source"] = source
+        if tag:
+            clauses.append("list_contains(i.tags, $tag)")
+            params["tag"] = tag
+        return " AND ".join(clauses), params
+
+    def related_to(self, name: str) -> list[int]:
+        """Ids of the indicators related to an entity of this name (its ``related`` items name it)."""
+        needle = orjson.dumps(name).decode()
+        rows = self._cursor().execute("""SELECT id FROM indicators
+            WHERE len(list_filter(related, lambda x: contains(x, $needle))) > 0""", {"needle": needle}).fetchall()
+        return [int(r[0]) for r in rows]
