@@ -16,7 +16,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ _ACTIVE = (  # constant fragments only; values are bound
 _SOURCES = (  # constant fragments only; values are bound
     "SELECT s.*, " + SCORE_SQL + " AS score FROM sources s "  # noqa: S608
     "WHERE s.indicator_id IN (SELECT unnest($ids)) "
-    "ORDER BY s.imported_at")
+    "ORDER BY s.source")
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,8 @@ class MergeResult:
     added: int = 0
     updated: int = 0
     removed: int = 0  # indicators the source no longer states (a full replacement)
+    # Ids new to the store or new from this source: what a retro-hunt looks for.
+    fresh: tuple[int, ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -190,6 +192,7 @@ class IntelStore:
             db.execute("BEGIN")
             try:
                 db.execute("CREATE OR REPLACE TEMP TABLE seen (id BIGINT)")
+                db.execute("CREATE OR REPLACE TEMP TABLE fresh (id BIGINT)")
                 chunk: list[str] = []
                 stage = _Stager(policies)
                 for position, item in enumerate(items):
@@ -202,12 +205,13 @@ class IntelStore:
                     counts = self._merge_chunk(db, chunk, stage, Path(folder), source, version, now)
                     received, added, updated = received + len(chunk), added + counts[0], updated + counts[1]
                 removed = self._drop_unstated(db, source) if replace else 0
+                fresh = tuple(int(r[0]) for r in db.execute("SELECT id FROM fresh ORDER BY id").fetchall())
                 self._bump(db)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return MergeResult(received=received, added=added, updated=updated, removed=removed)
+        return MergeResult(received=received, added=added, updated=updated, removed=removed, fresh=fresh)
 
     def _merge_chunk(self, db: duckdb.DuckDBPyConnection, rows: list[str], stager: _Stager, folder: Path,
                      source: str, version: str, now: datetime) -> tuple[int, int]:
@@ -250,6 +254,8 @@ class IntelStore:
                 description = CASE WHEN i.description = '' THEN s.description ELSE i.description END,
                 updated_at = $now
             FROM stage s WHERE i.id = s.id AND NOT s.new""", {"now": now})
+        db.execute("INSERT INTO fresh SELECT id FROM stage s WHERE new OR NOT EXISTS "
+                   "(SELECT 1 FROM sources o WHERE o.indicator_id = s.id AND o.source = $source)", {"source": source})
         db.execute("DELETE FROM sources WHERE source = $source AND indicator_id IN "
                    "(SELECT id FROM stage WHERE NOT new)", {"source": source})
         db.execute("""INSERT INTO sources SELECT id, $source, $version, external_id, confidence, tlp, valid_from,
@@ -310,6 +316,14 @@ class IntelStore:
         """(id, type, value) of every active indicator, for the matcher."""
         cursor = self._cursor()
         cursor.execute(_ACTIVE, {"now": now or datetime.now(UTC), "warn": include_warninglisted})
+        while batch := cursor.fetchmany(100_000):
+            yield from batch
+
+    def of_source(self, source: str) -> Iterator[tuple[int, str, str]]:
+        """(id, type, value) of every indicator a source states."""
+        cursor = self._cursor()
+        cursor.execute("SELECT i.id, i.type, i.value FROM indicators i JOIN sources s ON s.indicator_id = i.id "
+                       "WHERE s.source = ?", [source])
         while batch := cursor.fetchmany(100_000):
             yield from batch
 
