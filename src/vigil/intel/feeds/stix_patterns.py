@@ -273,22 +273,22 @@ class _Builder:
         text: str = ctx.getText()
         if kind == "StringLiteral":
             return _unquote(text)
-        if kind in ("IntPosLiteral", "IntNegLiteral"):
-            return int(text)
-        if kind in ("FloatPosLiteral", "FloatNegLiteral"):
-            return float(text)
+        if kind in ("IntPosLiteral", "IntNegLiteral", "FloatPosLiteral", "FloatNegLiteral"):
+            return int(text) if kind.startswith("Int") else float(text)
         if kind == "BoolLiteral":
             return text.lower() == "true"
-        if kind == "HexLiteral":
-            return bytes.fromhex(text[2:-1])
-        if kind == "BinaryLiteral":
-            try:
+        try:
+            if kind == "HexLiteral":
+                return bytes.fromhex(text[2:-1])
+            if kind == "BinaryLiteral":
                 return base64.b64decode(text[2:-1], validate=True)
-            except binascii.Error:
-                raise PatternError(f"{text} is not base64") from None
+        except (ValueError, binascii.Error):
+            raise PatternError(f"{text} is not {kind.removesuffix('Literal').lower()}") from None
         if kind == "TimestampLiteral":
-            return _timestamp(text[2:-1]) or _bad_timestamp(text)
-        raise PatternError(f"unexpected literal {text}")
+            stamp = _timestamp(text[2:-1])
+            if stamp is not None:
+                return stamp
+        raise PatternError(f"{text} is not a {kind.removesuffix('Literal').lower()}")
 
 
 def _join(operator: str, left: Node, right: Node) -> Junction:
@@ -333,10 +333,6 @@ def _timestamp(text: str) -> datetime | None:
     return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=UTC)
 
 
-def _bad_timestamp(text: str) -> datetime:
-    raise PatternError(f"{text} is not a timestamp")
-
-
 def _regex(operator: str, value: object, *, folded: bool) -> re.Pattern[str]:
     if not isinstance(value, str):
         raise PatternError(f"{operator} needs a string")
@@ -375,46 +371,36 @@ def _not_live_reason(node: Node) -> str:
 
 # --- simple patterns: lists of values ---------------------------------------------------------------------
 
-def _ip_or_network(kind: IndicatorType) -> Callable[[str], IndicatorType]:
-    return lambda value: IndicatorType.CIDR if "/" in value else kind
+# Paths whose '=' values the matcher indexes, and the indicator type of a value there (None: an address, a
+# network or, since a network-traffic reference may be a domain-name object, a domain, as the value says).
+INDEXABLE: dict[str, IndicatorType | None] = {
+    "ipv4-addr:value": IndicatorType.IPV4, "ipv6-addr:value": IndicatorType.IPV6,
+    "domain-name:value": IndicatorType.DOMAIN, "url:value": IndicatorType.URL,
+    "file:hashes.MD5": IndicatorType.MD5, "file:hashes.SHA1": IndicatorType.SHA1,
+    "file:hashes.SHA256": IndicatorType.SHA256, "file:name": IndicatorType.FILENAME,
+    "email-addr:value": IndicatorType.EMAIL, "email-message:from_ref.value": IndicatorType.EMAIL,
+    "network-traffic:dst_ref.value": None, "network-traffic:src_ref.value": None,
+}
 
 
-def _address_or_domain(value: str) -> IndicatorType:
-    if "/" in value:
+def _indicator_type(key: str, value: str) -> IndicatorType:
+    kind = INDEXABLE[key]
+    if kind in (IndicatorType.IPV4, IndicatorType.IPV6, None) and "/" in value:
         return IndicatorType.CIDR
+    if kind is not None:
+        return kind
     try:
         address = ipaddress.ip_address(value.strip("[]"))
     except ValueError:
-        return IndicatorType.DOMAIN  # a network-traffic reference may be a domain-name object
+        return IndicatorType.DOMAIN
     return IndicatorType.IPV4 if address.version == 4 else IndicatorType.IPV6
-
-
-def _fixed(kind: IndicatorType) -> Callable[[str], IndicatorType]:
-    return lambda value: kind
-
-
-# Paths whose '=' values the matcher indexes, and the indicator type of a value there.
-INDEXABLE: dict[str, Callable[[str], IndicatorType]] = {
-    "ipv4-addr:value": _ip_or_network(IndicatorType.IPV4),
-    "ipv6-addr:value": _ip_or_network(IndicatorType.IPV6),
-    "domain-name:value": _fixed(IndicatorType.DOMAIN),
-    "url:value": _fixed(IndicatorType.URL),
-    "file:hashes.MD5": _fixed(IndicatorType.MD5),
-    "file:hashes.SHA1": _fixed(IndicatorType.SHA1),
-    "file:hashes.SHA256": _fixed(IndicatorType.SHA256),
-    "file:name": _fixed(IndicatorType.FILENAME),
-    "email-addr:value": _fixed(IndicatorType.EMAIL),
-    "email-message:from_ref.value": _fixed(IndicatorType.EMAIL),
-    "network-traffic:dst_ref.value": _address_or_domain,
-    "network-traffic:src_ref.value": _address_or_domain,
-}
 
 
 def _simple(text: str, version: str, values: list[tuple[str, str]]) -> SimplePattern:
     indicators: dict[tuple[IndicatorType, str], None] = {}
     rejected: list[tuple[str, str]] = []
     for key, raw in values:
-        kind = INDEXABLE[key](raw)
+        kind = _indicator_type(key, raw)
         try:
             indicators[kind, normalise(kind, raw)] = None
         except InvalidValue as exc:
