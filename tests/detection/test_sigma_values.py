@@ -356,6 +356,23 @@ def test_boolean_and_number_are_not_confused_whatever_came_before() -> None:
         assert matched == {"bool"}, order
 
 
+def test_event_id_as_boolean_number_or_text_whatever_came_before() -> None:
+    # EventID (and Channel) choose the rules an event meets (the engine's buckets): true is not 1 there either,
+    # while 1, 1.0 and "1" are the same EventID.
+    detection = """
+        selection:
+            EventID: 1
+        condition: selection
+    """
+    names = ["int", "bool", "float", "text", "false", "zero"]
+    events = {"int": {"EventID": 1}, "bool": {"EventID": True}, "float": {"EventID": 1.0}, "text": {"EventID": "1"},
+              "false": {"EventID": False}, "zero": {"EventID": 0}}
+    for order in (names, names[::-1]):
+        engine = Engine([sigma(detection)])
+        matched = {name for name in order if engine.match(events[name])}
+        assert matched == {"int", "float", "text"}, order
+
+
 def test_boolean_false_value() -> None:
     detection = """
         selection:
@@ -552,6 +569,43 @@ def test_keywords_in_short_values_numbers_and_values_that_fold_longer() -> None:
         "none": {"City": None, "EventID": 4688},
     }
     assert hits(detection, events) == {"folds_longer", "digits_in_a_number", "nested_short"}
+
+
+def test_keywords_over_many_events() -> None:
+    """The engine remembers, from one event to the next, values that hold no keyword: a value equal to one of
+    them in Python (True == 1) is still searched as its own text, and a list is searched element by element."""
+    detection = """
+        keywords:
+            - 'mimikatz'
+            - 'true'
+        condition: keywords
+    """
+    events = {
+        "clean": {"Flag": 1, "Tool": "procdump", "Level": 4.0, "Note": None},
+        "boolean": {"Flag": True, "Tool": "procdump"},
+        "clean_again": {"Flag": 1, "Tool": "procdump"},
+        "tool": {"Flag": 1, "Tool": "C:\\Tools\\MIMIKATZ.exe"},
+        "in_a_list": {"Flag": 1, "Tool": ["procdump", "mimikatz"]},
+        "after_the_list": {"Flag": 1, "Tool": "procdump"},
+    }
+    assert hits(detection, events) == {"boolean", "tool", "in_a_list"}
+
+
+def test_keywords_over_many_events_with_numbers_and_booleans() -> None:
+    """No keyword can be in a number's or a boolean's text here: those values are passed over, texts are not."""
+    detection = """
+        keywords:
+            - 'mimikatz'
+        condition: keywords
+    """
+    events = {
+        "clean": {"EventID": 1, "Flag": True, "Level": 4.5, "Image": "C:\\Windows\\explorer.exe"},
+        "same_values": {"EventID": 1, "Flag": True, "Level": 4.5, "Image": "C:\\Windows\\explorer.exe"},
+        "new_value": {"EventID": 1, "Flag": True, "Image": "C:\\Windows\\explorer.exe", "Cmd": "mimikatz.exe"},
+        "bytes": {"EventID": 1, "Data": b"mimikatz"},
+        "nested": {"EventID": 1, "EventData": {"Cmd": "Mimikatz"}},
+    }
+    assert hits(detection, events) == {"new_value", "bytes", "nested"}
 
 
 def test_keyword_and_field_selection_together() -> None:

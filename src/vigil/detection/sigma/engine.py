@@ -23,7 +23,7 @@ import marshal
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import repeat
+from itertools import filterfalse, repeat
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,10 @@ from vigil.detection.sigma.rules import Rule
 GATE_FIELDS = ("Channel", "EventID")
 MEMO_TRIAL, MEMO_PAUSE = 2_000, 50_000  # lookups judged at a time; events evaluated without the memo
 _INTEGER_CHARACTERS = frozenset("-0123456789")
+# Every character of the texts of numbers and booleans (as_text: "-12", "1.5e+20", "inf", "nan", "true", "false").
+_SCALAR_TEXT_CHARACTERS = frozenset("-+.0123456789einfatruls")
+_INERT_SCALARS = frozenset({int, bool, float})
+_RAW_KEYS = frozenset({str, int, type(None)})
 
 
 @dataclass
@@ -158,9 +162,18 @@ class Engine:
             if keywords is not None else []
         self._keyword_shortest = min(map(len, needles), default=0)
         self._keyword_numeric = any(set(needle) <= _INTEGER_CHARACTERS for needle in needles)
+        # Whether no keyword needle can be in the text of a number or a boolean (every needle has a
+        # character none of those texts has): then such values never need a look.
+        self._keyword_scalars_inert = not any(set(needle) <= _SCALAR_TEXT_CHARACTERS for needle in needles)
+        # Values (of any event) known to hold no keyword needle: most of an event's values are, and a
+        # set's membership test, run in C over the event's values, leaves only the others to look at.
+        self._keyword_clean: set[Any] = set()
         # Fields read as one top-level key (no dotted path to walk).
         self._plain_fields = frozenset(name for name in self._fields if "." not in name and name != KEYWORDS)
         self._buckets: dict[tuple[str | None, str | None], _Bucket] = {}
+        # The bucket of an event's (Channel, EventID) as they are written, when both are texts, integers or
+        # null (not booleans nor floats: True == 1 == 1.0, but their texts differ): no text to make.
+        self._raw_buckets: dict[tuple[Any, Any], _Bucket] = {}
         self._shared: dict[tuple[int, ...], _Bucket] = {}
         self._by_gate: dict[tuple[str | None, str | None], list[int]] | None = None
         self._needles_by_pid: tuple[dict[int, list[int]], list[dict[str, None] | None]] | None = None
@@ -326,12 +339,19 @@ class Engine:
     def _match(self, event: Mapping[str, Any]) -> list[Rule]:
         channel = event.get("Channel")
         event_id = event.get("EventID")
-        if isinstance(channel, list | tuple | dict) or isinstance(event_id, list | tuple | dict):
-            return self._match_unbucketed(event)
-        channel_text = as_text(channel)
-        event_id_text = as_text(event_id)
-        bucket = self._bucket(channel_text.casefold() if channel_text is not None else None,
-                              event_id_text.casefold() if event_id_text is not None else None)
+        raw = (channel, event_id) if channel.__class__ in _RAW_KEYS and event_id.__class__ in _RAW_KEYS else None
+        bucket = self._raw_buckets.get(raw) if raw is not None else None
+        if bucket is None:
+            if isinstance(channel, list | tuple | dict) or isinstance(event_id, list | tuple | dict):
+                return self._match_unbucketed(event)
+            channel_text = as_text(channel)
+            event_id_text = as_text(event_id)
+            bucket = self._bucket(channel_text.casefold() if channel_text is not None else None,
+                                  event_id_text.casefold() if event_id_text is not None else None)
+            if raw is not None:
+                if len(self._raw_buckets) >= MEMO_ENTRIES:  # a stream of made-up channels: bounded
+                    self._raw_buckets.clear()
+                self._raw_buckets[raw] = bucket
         scans: dict[str, Scan] = {}
         matched: Sequence[int] = self._fielded(event, bucket, scans)
         if bucket.keyword.variants:
@@ -449,11 +469,49 @@ class Engine:
 
     def _scan_keywords(self, index: FieldIndex, event: Mapping[str, Any]) -> Scan:
         """Keyword needles anywhere in any value: each value scanned on its own and remembered, as a
-        field's values are (most of an event's values are those of others: the same images, users, hosts)."""
+        field's values are (most of an event's values are those of others: the same images, users, hosts).
+
+        Values known to hold no needle are passed over in C (``_keyword_clean``); of the others, texts are
+        scanned here, and anything but texts, numbers and booleans (lists, objects) sends the whole event
+        through ``_keyword_texts``."""
+        clean = self._keyword_clean
+        try:
+            unknown = list(filterfalse(clean.__contains__, event.values()))
+        except TypeError:  # a list or an object among the values
+            return self._scan_texts(index, self._keyword_texts(event))
+        if not unknown:
+            return NO_HITS
+        if len(clean) >= MEMO_ENTRIES:
+            clean.clear()
         sure: frozenset[int] = frozenset()
         verify: frozenset[int] = frozenset()
         memo = index.memo
-        for text in self._keyword_texts(event):
+        shortest, inert = self._keyword_shortest, self._keyword_scalars_inert
+        for value in unknown:
+            kind = value.__class__
+            if kind is str:
+                if len(value) < shortest and value.isascii():  # an ASCII text folds to one as long
+                    clean.add(value)
+                    continue
+                found = memo.get(value) or index.scan(value)
+                if found is NO_HITS:
+                    if len(value) <= MEMO_VALUE_CHARS:
+                        clean.add(value)
+                    continue
+            elif value is None or (inert and kind in _INERT_SCALARS):
+                clean.add(value)
+                continue
+            else:  # a number a needle may be in, bytes, a tuple, ...: as every value of the event
+                return self._scan_texts(index, self._keyword_texts(event))
+            sure |= found[0]
+            verify |= found[1]
+        return (sure, verify) if sure or verify else NO_HITS
+
+    def _scan_texts(self, index: FieldIndex, texts: list[str]) -> Scan:
+        sure: frozenset[int] = frozenset()
+        verify: frozenset[int] = frozenset()
+        memo = index.memo
+        for text in texts:
             found = memo.get(text) or index.scan(text)
             if found is not NO_HITS:
                 sure |= found[0]
