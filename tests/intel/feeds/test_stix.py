@@ -32,7 +32,7 @@ from tests.intel.feeds.stix_support import (
 from vigil.core.errors import BadInput
 from vigil.intel.feeds.base import feed_parsers
 from vigil.intel.feeds.jsonstream import JsonArrayReader, JsonStreamError
-from vigil.intel.feeds.stix import STANDARD_TLP, StixParser
+from vigil.intel.feeds.stix import STANDARD_TLP, StixParser, parse_objects
 from vigil.intel.indicators import IndicatorType as T
 from vigil.intel.indicators import ItemError, ParsedEntity, ParsedIndicator, Related
 
@@ -465,6 +465,15 @@ def test_a_source_that_cannot_seek_is_read_too(tmp_path: Path) -> None:
 def test_a_wrong_option_is_refused(chunk_size: object) -> None:
     with pytest.raises(BadInput, match="chunk_size"):
         parse(bundle(), chunk_size=chunk_size)
+
+
+def test_objects_from_elsewhere_are_read_like_a_bundle() -> None:
+    ind = indicator(1, "[ipv4-addr:value = '192.0.2.1']")
+    items = list(parse_objects(iter([ind, relationship(1, ind["id"], "indicates", stix_id("malware", 1)),
+                                     sdo("malware", 1, "BadRAT", is_family=True, x_size=10**30)])))
+    [found] = indicators(items)
+    assert found.related == (Related("malware", "BadRAT", stix_id("malware", 1)),)
+    assert [entity.name for entity in entities(items)] == ["BadRAT"]
 
 
 def test_the_format_loads_through_its_entry_point() -> None:

@@ -23,6 +23,7 @@ Revoked objects are skipped. Other object types (identity, vulnerability, observ
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections import defaultdict
@@ -403,7 +404,11 @@ def parse_objects(objects: Iterable[Any]) -> Iterator[ParsedItem]:
     with tempfile.TemporaryFile() as bundle:
         bundle.write(b'{"type":"bundle","objects":[')
         for index, obj in enumerate(objects):
-            bundle.write((b"," if index else b"") + orjson.dumps(obj))
+            try:
+                encoded = orjson.dumps(obj)
+            except TypeError:  # an integer beyond 64 bits, which orjson refuses and JSON allows
+                encoded = json.dumps(obj).encode()
+            bundle.write((b"," if index else b"") + encoded)
         bundle.write(b"]}")
         bundle.seek(0)
         yield from StixParser().parse(bundle, {})
