@@ -11,7 +11,7 @@ import pytest
 
 from vigil.core.errors import BadInput
 from vigil.intel.indicators import IndicatorType
-from vigil.intel.warninglists import WarninglistIndex, available
+from vigil.intel.warninglists import WarninglistIndex, available, default_on
 
 PUBLIC_DNS = "List of known IPv4 public DNS resolvers"
 RFC1918 = "List of RFC 1918 CIDR blocks"
@@ -40,9 +40,14 @@ def test_available_lists_describe_themselves() -> None:
     assert {info.type for info in lists.values()} <= {"string", "substring", "hostname", "cidr", "regex"}
 
 
-def test_by_default_every_false_positive_list_is_consulted() -> None:
+def test_by_default_every_false_positive_list_but_the_rankings_and_dynamic_dns_is_consulted() -> None:
     index = WarninglistIndex.build()
-    assert len(index.names) == len(available())  # the shipped lists carry no category: false-positive, as in MISP
+    # The shipped lists carry no category: false-positive, as in MISP; the million-site rankings and the
+    # dynamic DNS list are off unless named.
+    off = {info.name for info in available() if not default_on(info)}
+    assert "Top 1,000,000 most-used sites from Tranco" in off and "List of known dynamic DNS domains" in off
+    assert set(index.names) == {info.name for info in available()} - off
+    assert names(index, IndicatorType.DOMAIN, "evil-c2.example.com") & off == set()
     assert PUBLIC_DNS in names(index, IndicatorType.IPV4, "8.8.8.8")
     assert names(index, IndicatorType.IPV4, "77.88.1.2") == set()
     assert names(index, IndicatorType.DOMAIN, "evil-wjqhx.example") == set()

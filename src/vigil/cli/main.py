@@ -47,6 +47,7 @@ from vigil.detection import cli as detection_cli
 from vigil.detection import cli_alerts, cli_hunts, cli_rules
 from vigil.detection.alerts import alert_count
 from vigil.detection.rules_import import install_starter_pack
+from vigil.intel import cli as intel_cli
 from vigil.siem import cli as siem_cli
 from vigil.siem import demo as siem_demo
 from vigil.siem.receivers import syslog as syslog_receivers
@@ -71,6 +72,7 @@ detection_cli.register(app)
 app.add_typer(cli_rules.app, name="rules")
 app.add_typer(cli_alerts.app, name="alerts")
 app.add_typer(cli_hunts.app, name="hunts")
+app.add_typer(intel_cli.app, name="intel")
 
 # Every finished domain's demo data, loaded in this order. A loader adds what is missing and returns how
 # many records of each kind it added (empty: nothing to do). Records-store loaders run in a transaction

@@ -110,6 +110,19 @@ class Settings(BaseSettings):
                     "open alert raise its count instead of a new alert; 0 raises one alert per match.",
     )
 
+    intel_lookback_days: int = Field(
+        default=30, ge=0, le=3650,
+        description="Days of stored events a retro-hunt looks back through when indicators arrive; 0: no retro-hunt.",
+    )
+    intel_warninglists: list[str] | None = Field(
+        default=None,
+        description="MISP warninglists applied to indicators (names); default every list of the false-positive "
+                    "category.",
+    )
+    intel_pull_check_seconds: float = Field(
+        default=30.0, ge=1.0, le=3600.0, description="How often `vigil serve` looks for feeds due to be pulled.",
+    )
+
     @field_validator("timezone", "log_timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -155,6 +168,10 @@ class Settings(BaseSettings):
     @property
     def events_path(self) -> Path:
         return self.data_dir / "events.duckdb"
+
+    @property
+    def intel_path(self) -> Path:
+        return self.data_dir / "intel" / "indicators.duckdb"
 
     @property
     def spool_dir(self) -> Path:

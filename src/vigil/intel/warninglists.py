@@ -117,6 +117,17 @@ def _catalogue(folder: Path) -> tuple[WarninglistInfo, ...]:
     return tuple(sorted((_info(data) for data in _read(folder)), key=lambda info: info.name.casefold()))
 
 
+# Off unless named: popularity rankings of a million sites would hold back any indicator under a popular
+# domain (and take 300 MB), and malware hides behind dynamic DNS, so that list says nothing benign.
+BIGGEST_DEFAULT = 500_000
+NOT_BENIGN = frozenset({"List of known dynamic DNS domains"})
+
+
+def default_on(info: WarninglistInfo) -> bool:
+    """Whether a false-positive list applies when the settings name none."""
+    return info.entries <= BIGGEST_DEFAULT and info.name not in NOT_BENIGN
+
+
 def available(folder: Path = PACKAGE_LISTS) -> list[WarninglistInfo]:
     """Every warninglist there is, by name (read once per process)."""
     return list(_catalogue(folder))
@@ -208,10 +219,10 @@ class WarninglistIndex:
 
     @classmethod
     def build(cls, enabled: Collection[str] | None = None, *, folder: Path = PACKAGE_LISTS) -> WarninglistIndex:
-        """The index of the lists named in ``enabled`` (None: every false-positive list) of ``folder`` (the
-        lists shipped with pymispwarninglists, or a newer misp-warninglists checkout's ``lists``). Built on
-        first use, a few seconds for every list, then kept for the process; a different set of enabled
-        lists replaces it. Naming a list that does not exist is ``BadInput``."""
+        """The index of the lists named in ``enabled`` (None: every false-positive list ``default_on``) of
+        ``folder`` (the lists shipped with pymispwarninglists, or a newer misp-warninglists checkout's
+        ``lists``). Built on first use, about a second, then kept for the process; a different set of
+        enabled lists replaces it. Naming a list that does not exist is ``BadInput``."""
         return _built(None if enabled is None else frozenset(enabled), folder)
 
     @classmethod
@@ -335,5 +346,5 @@ def _built(enabled: frozenset[str] | None, folder: Path) -> WarninglistIndex:
                            "lists", errors=[{"field": "warninglists", "message": f"unknown: {name}"}
                                             for name in unknown])
     wanted = enabled if enabled is not None else {
-        name for name, info in known.items() if info.category == FALSE_POSITIVE}
+        name for name, info in known.items() if info.category == FALSE_POSITIVE and default_on(info)}
     return WarninglistIndex.from_lists(data for data in _read(folder) if data["name"] in wanted)

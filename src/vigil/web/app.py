@@ -21,6 +21,8 @@ from vigil.detection import api as detection_api
 from vigil.detection import hunts_service
 from vigil.detection import views as detection_views
 from vigil.detection.source_health import SilentSourceWatch
+from vigil.intel import api as intel_api
+from vigil.intel.runtime import Intel, intel_for
 from vigil.siem import api as siem_api
 from vigil.siem import views as siem_views
 from vigil.siem.runtime import ReceiverFactory, Siem
@@ -40,10 +42,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         await run_in_threadpool(siem.start, receivers)
         health = SilentSourceWatch(app.state.db, siem, settings)
         health.start()
+        intel: Intel = app.state.intel
+        intel.start()
         try:
             yield
         finally:
             health.stop()
+            intel.stop()
             await run_in_threadpool(siem.stop)
 
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -59,11 +64,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.settings = settings
     app.state.db = database or Database(settings.effective_database_url)
     app.state.siem = Siem(settings, app.state.db)
+    app.state.intel = intel_for(settings, app.state.db)
+    app.state.intel.events = app.state.siem.existing_store
     problems.install(app)
     app.include_router(system_api.router)
     app.include_router(accounts_api.router)
     app.include_router(audit_api.router)
-    for router in [*siem_api.routers, *detection_api.routers]:
+    for router in [*siem_api.routers, *detection_api.routers, *intel_api.routers]:
         app.include_router(router)
     app.state.render_error = templating.render_error
     app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")

@@ -57,11 +57,12 @@ class BodyLimit:
     def __init__(self, app: ASGIApp, limit: int, ingest_limit: int | None = None) -> None:
         self.app = app
         self.limit = limit
-        # Log shippers send big batches (Filebeat, Vector: tens of MB); only ingestion paths get more.
+        # Log shippers send big batches (Filebeat, Vector: tens of MB), intelligence files can be large too;
+        # only those paths get more.
         self.ingest_limit = ingest_limit if ingest_limit is not None else limit
 
     def limit_for(self, path: str) -> int:
-        if path == "/api/v1/ingest" or path.endswith("/_bulk"):
+        if path in ("/api/v1/ingest", "/api/v1/intel/imports") or path.endswith("/_bulk"):
             return max(self.limit, self.ingest_limit)
         return self.limit
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from vigil.siem.store.lookup import ValueMatch, ValueSet
+
 Event = dict[str, Any]
 # An opaque place in the spool: (segment number, byte offset after the batch). Ordered.
 SpoolPosition = tuple[int, int]
@@ -90,6 +92,11 @@ class EventStore(Protocol):
 
     def prune(self, older_than: datetime, *, source: str | None = None) -> int:
         """Delete events with a timestamp before ``older_than`` (of one source, or all); the number deleted."""
+        ...
+
+    def match_values(self, sets: Sequence[ValueSet], *, start: datetime, end: datetime) -> list[ValueMatch]:
+        """Events between ``start`` and ``end`` carrying any of the values (one join in the store), grouped by
+        value, unit, source, field and observed value (a retro-hunt's question)."""
         ...
 
     def oldest(self, source: str | None = None) -> datetime | None:

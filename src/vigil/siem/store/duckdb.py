@@ -25,6 +25,7 @@ import orjson
 
 from vigil.core.errors import BadInput, VigilError
 from vigil.siem.fields import COLUMNS, SOURCE_FIELD, Column, FieldResolver, Kind, check_field, coerce, get_path
+from vigil.siem.store import lookup
 from vigil.siem.store.base import (
     AppendResult,
     Bucket,
@@ -34,6 +35,7 @@ from vigil.siem.store.base import (
     StoredEvent,
     TermCount,
 )
+from vigil.siem.store.lookup import ValueMatch, ValueSet
 
 SCHEMA_VERSION = 1
 GIVEN = frozenset({"ts", "ingested", "source", "unit_id"})  # set by the store, not read from the document
@@ -418,6 +420,19 @@ class DuckDBEventStore:
             f"SELECT value, count(*) AS n FROM ({inner}) WHERE value IS NOT NULL GROUP BY value "  # noqa: S608
             "ORDER BY n DESC, value LIMIT ?", [*values, int(limit)])
         return [TermCount(value=r[0], count=int(r[1])) for r in rows]
+
+    def match_values(self, sets: Sequence[ValueSet], *, start: datetime, end: datetime) -> list[ValueMatch]:
+        """The events between ``start`` and ``end`` that carry any of the values, grouped (``lookup``)."""
+        sql, params = lookup.build(sets)
+        if not sql:
+            return []
+        cursor = self._reader()
+        try:
+            rows = cursor.execute(sql, {**params, "since": _utc(start), "until": _utc(end)}).fetchall()
+        finally:
+            cursor.close()
+        return [ValueMatch(tag=int(r[0]), unit_id=int(r[1]), source=r[2], field=r[3], observed=r[4],
+                           first_seen=r[5], last_seen=r[6], count=int(r[7]), document=r[8]) for r in rows]
 
     def oldest(self, source: str | None = None) -> datetime | None:
         if source is None:

@@ -1,0 +1,304 @@
+"""/api/v1/intel: feeds and their pulls, imports, indicators, sightings, actors and campaigns, the allow-list,
+retro-hunts and the observable lookup.
+
+Reading needs ``intel:read``; feeds, imports, indicators and the allow-list are platform-wide, so changing
+them needs ``intel:write`` at a root unit. Sightings belong to the unit of the event that carried the
+indicator: they are read and marked within the caller's units (another unit's sighting answers 404).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Collection
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from sqlalchemy import func, select
+from starlette.concurrency import run_in_threadpool
+
+from vigil.core.auth import Permission, Principal
+from vigil.core.db import MAX_RECORD_ID
+from vigil.core.errors import BadInput, NotFound
+from vigil.core.pagination import Page, PageParams, page_params
+from vigil.intel import feeds_service, lookup, service, sightings_service
+from vigil.intel.feeds.presets import presets
+from vigil.intel.indicators import IndicatorType, InvalidValue, ParsedIndicator, normalise
+from vigil.intel.models import IntelSighting, RetroHunt
+from vigil.intel.runtime import Intel
+from vigil.intel.schemas import (
+    AllowCreate,
+    AllowRead,
+    EntityRead,
+    FeedCreate,
+    FeedRead,
+    FeedUpdate,
+    ImportRead,
+    IndicatorCreate,
+    IndicatorRead,
+    LookupRead,
+    PullRead,
+    RetroHuntRead,
+    SightingRead,
+    SightingUpdate,
+)
+from vigil.web.deps import SessionDep, context, require
+
+router = APIRouter(prefix="/api/v1/intel", tags=["intel"])
+Reader = Annotated[Principal, Depends(require(Permission.INTEL_READ))]
+Writer = Annotated[Principal, Depends(require(Permission.INTEL_WRITE, everywhere=True))]
+UnitWriter = Annotated[Principal, Depends(require(Permission.INTEL_WRITE))]
+RecordId = Annotated[int, Path(ge=1, le=MAX_RECORD_ID)]
+Pages = Annotated[PageParams, Depends(page_params)]
+IMPORT_CHUNK = 1 << 20
+
+
+def intel_of(request: Request) -> Intel:
+    intel: Intel = request.app.state.intel
+    return intel
+
+
+def units_of(principal: Principal, permission: Permission = Permission.INTEL_READ) -> Collection[int]:
+    return principal.units_for(permission)
+
+
+# --- feeds ------------------------------------------------------------------------------------------
+
+
+@router.get("/presets")
+def list_presets(principal: Reader) -> list[dict[str, Any]]:
+    return [{"name": p.name, "title": p.title, "format": p.format, "url": p.url, "description": p.description,
+             "api_key_header": p.api_key_header} for p in presets().values()]
+
+
+@router.get("/feeds")
+def list_feeds(principal: Reader, session: SessionDep) -> list[FeedRead]:
+    return [feeds_service.feed_read(f) for f in feeds_service.feeds(session)]
+
+
+@router.post("/feeds", status_code=status.HTTP_201_CREATED)
+def add_feed(data: FeedCreate, request: Request, principal: Writer, session: SessionDep) -> FeedRead:
+    return feeds_service.feed_read(feeds_service.add_feed(context(request, session, principal), data))
+
+
+@router.get("/feeds/{feed_id}")
+def read_feed(feed_id: RecordId, principal: Reader, session: SessionDep) -> FeedRead:
+    return feeds_service.feed_read(feeds_service.get_feed(session, feed_id))
+
+
+@router.patch("/feeds/{feed_id}")
+def update_feed(feed_id: RecordId, data: FeedUpdate, request: Request, principal: Writer,
+                session: SessionDep) -> FeedRead:
+    return feeds_service.feed_read(feeds_service.update_feed(context(request, session, principal), feed_id=feed_id,
+                                                             data=data))
+
+
+@router.delete("/feeds/{feed_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_feed(feed_id: RecordId, request: Request, principal: Writer, session: SessionDep) -> Response:
+    feeds_service.delete_feed(context(request, session, principal), intel_of(request).store, feed_id=feed_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/feeds/{feed_id}/pull")
+def pull_feed(feed_id: RecordId, request: Request, principal: Writer, session: SessionDep,
+              force: bool = False) -> PullRead:
+    """Pull now (and retro-hunt what is new); answers with the pull's record, whatever its outcome."""
+    feeds_service.get_feed(session, feed_id)
+    session.commit()  # the pull runs in transactions of its own
+    intel = intel_of(request)
+    with httpx.Client(timeout=60.0, follow_redirects=True) as client:
+        outcome = intel.pull(feed_id, client=client, force=force, actor=context(request, session, principal).actor)
+    return PullRead.model_validate(feeds_service.get_pull(session, outcome.pull_id))
+
+
+@router.get("/pulls")
+def list_pulls(principal: Reader, session: SessionDep, feed_id: int | None = None,
+               limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[PullRead]:
+    return [PullRead.model_validate(p) for p in feeds_service.pulls(session, feed_id=feed_id, limit=limit)]
+
+
+# --- imports ----------------------------------------------------------------------------------------
+
+
+@router.post("/imports", status_code=status.HTTP_201_CREATED)
+async def import_file(request: Request, principal: Writer, session: SessionDep,
+                      fmt: Annotated[str, Query(alias="format", max_length=40)] = "stix",
+                      name: Annotated[str, Query(max_length=200)] = "upload",
+                      retrohunt: bool = True) -> ImportRead:
+    """The request body is the file (a STIX bundle, a MISP event, a CSV or list, an OTX pulse), streamed to
+    disk; ``format`` is a format or a preset's name."""
+    chosen = presets().get(fmt)
+    intel = intel_of(request)
+    with tempfile.TemporaryFile(prefix="vigil-import-") as body:
+        async for chunk in request.stream():
+            body.write(chunk)
+        body.seek(0)
+        ctx = context(request, session, principal)
+        result = await run_in_threadpool(
+            service.take_in, ctx, intel.store, stream=body, fmt=chosen.format if chosen else fmt,
+            options=dict(chosen.options) if chosen else {}, source=f"import:{name}",
+            version=datetime.now(UTC).strftime("%Y%m%dT%H%M%S"), warninglists=intel.warninglists)
+    session.commit()
+    hunt = None
+    if retrohunt:
+        found = await run_in_threadpool(intel.look_back, result.merge.fresh, trigger=f"import:{name}")
+        hunt = session.get(RetroHunt, found.hunt_id) if found is not None else None
+    return ImportRead(pull=PullRead.model_validate(result.pull),
+                      retrohunt=RetroHuntRead.model_validate(hunt) if hunt is not None else None)
+
+
+# --- indicators -------------------------------------------------------------------------------------
+
+
+@router.get("/indicators")
+def list_indicators(request: Request, principal: Reader, pages: Pages,
+                    q: Annotated[str, Query(max_length=500)] = "",
+                    type: Annotated[list[str] | None, Query(max_length=12)] = None,
+                    source: Annotated[str, Query(max_length=300)] = "",
+                    tag: Annotated[str, Query(max_length=200)] = "",
+                    active: bool = False) -> Page[IndicatorRead]:
+    for kind in type or []:
+        if kind not in IndicatorType._value2member_map_:
+            raise BadInput(f"unknown indicator type {kind!r}; one of {', '.join(IndicatorType)}")
+    found, total = intel_of(request).store.search(text=q, types=type or [], source=source, tag=tag,
+                                                  active_only=active, limit=pages.limit, offset=pages.offset)
+    return Page(items=[lookup.indicator_read(i) for i in found], total=total, limit=pages.limit,
+                offset=pages.offset)
+
+
+@router.post("/indicators", status_code=status.HTTP_201_CREATED)
+def add_indicator(data: IndicatorCreate, request: Request, principal: Writer, session: SessionDep) -> IndicatorRead:
+    """An indicator from an analyst (source ``manual``); looked back for at once."""
+    try:
+        value = normalise(data.type, data.value)
+    except InvalidValue as exc:
+        raise BadInput(str(exc)) from None
+    intel = intel_of(request)
+    item = ParsedIndicator(IndicatorType(data.type), value, confidence=data.confidence,
+                           tlp=service.check_tlp(data.tlp), tags=tuple(data.tags), description=data.description,
+                           valid_until=data.valid_until)
+    merged = intel.store.merge([item], source="manual", version=principal.username)
+    ctx = context(request, session, principal)
+    service.flag_indicators(session, intel.store, source="manual", warninglists=intel.warninglists)
+    stored = intel.store.find(item.type, value)
+    if stored is None:
+        raise NotFound("the indicator was not stored")
+    ctx.audit("intel.indicator.add", target_type="intel_indicator", target_id=stored.id,
+              details={"type": stored.type, "value": stored.value})
+    session.commit()
+    intel.look_back(merged.fresh, trigger=f"manual indicator {stored.id}")
+    return lookup.indicator_read(intel.store.get(stored.id) or stored)
+
+
+@router.get("/indicators/{indicator_id}")
+def read_indicator(indicator_id: Annotated[int, Path(ge=1)], request: Request, principal: Reader) -> IndicatorRead:
+    found = intel_of(request).store.get(indicator_id)
+    if found is None:
+        raise NotFound(f"no indicator {indicator_id}")
+    return lookup.indicator_read(found)
+
+
+@router.get("/lookup")
+def look_up(request: Request, principal: Reader, session: SessionDep,
+            value: Annotated[str, Query(min_length=1, max_length=2048)]) -> LookupRead:
+    units = principal.units_for(Permission.EVENTS_READ)
+    events = request.app.state.siem.existing_store() if units else None
+    return lookup.look_up(session, intel_of(request), value, events=events, units=units)
+
+
+# --- sightings --------------------------------------------------------------------------------------
+
+
+@router.get("/sightings")
+def list_sightings(principal: Reader, session: SessionDep, pages: Pages, retroactive: bool | None = None,
+                   sighting_status: Annotated[str | None, Query(alias="status", max_length=20)] = None,
+                   indicator_id: int | None = None) -> Page[SightingRead]:
+    query = select(IntelSighting).order_by(IntelSighting.last_seen.desc(), IntelSighting.id.desc())
+    if retroactive is not None:
+        query = query.where(IntelSighting.retroactive.is_(retroactive))
+    if sighting_status:
+        query = query.where(IntelSighting.status == sighting_status)
+    if indicator_id is not None:
+        query = query.where(IntelSighting.indicator_id == indicator_id)
+    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
+    rows = session.scalars(query.limit(pages.limit).offset(pages.offset))
+    return Page(items=[SightingRead.model_validate(r) for r in rows], total=total, limit=pages.limit,
+                offset=pages.offset)
+
+
+@router.get("/sightings/{sighting_id}")
+def read_sighting(sighting_id: RecordId, principal: Reader, session: SessionDep) -> SightingRead:
+    return SightingRead.model_validate(sightings_service.get_sighting(session, sighting_id))
+
+
+@router.patch("/sightings/{sighting_id}")
+def mark_sighting(sighting_id: RecordId, data: SightingUpdate, request: Request, principal: UnitWriter,
+                  session: SessionDep) -> SightingRead:
+    """Mark a sighting true or false positive; a false positive with ``allow`` allow-lists the value (that needs
+    ``intel:write`` at a root unit)."""
+    if data.allow and not principal.has_everywhere(Permission.INTEL_WRITE):
+        raise BadInput("allow-listing changes matching everywhere: it needs intel:write at a root unit")
+    row = sightings_service.mark(context(request, session, principal), intel_of(request).store,
+                                 sighting_id=sighting_id, data=data)
+    return SightingRead.model_validate(row)
+
+
+# --- entities, allow-list, retro-hunts ----------------------------------------------------------------
+
+
+@router.get("/entities")
+def list_entities(principal: Reader, session: SessionDep, kind: Annotated[str | None, Query(max_length=40)] = None,
+                  q: Annotated[str, Query(max_length=200)] = "") -> list[EntityRead]:
+    return [EntityRead.model_validate(e) for e in service.entities(session, kind=kind, text=q)]
+
+
+@router.get("/entities/{entity_id}")
+def read_entity(entity_id: RecordId, request: Request, principal: Reader, session: SessionDep) -> dict[str, Any]:
+    """An actor, campaign or other entity with its indicators and the timeline of their sightings here."""
+    return sightings_service.entity_timeline(session, intel_of(request).store, entity_id=entity_id)
+
+
+@router.get("/allowlist")
+def list_allowlist(principal: Reader, session: SessionDep) -> list[AllowRead]:
+    return [AllowRead.model_validate(r) for r in service.allowlist(session)]
+
+
+@router.post("/allowlist", status_code=status.HTTP_201_CREATED)
+def add_allow(data: AllowCreate, request: Request, principal: Writer, session: SessionDep) -> AllowRead:
+    row = service.allow(context(request, session, principal), intel_of(request).store, kind=data.type,
+                        value=data.value, reason=data.reason)
+    return AllowRead.model_validate(row)
+
+
+@router.delete("/allowlist/{allow_id}", status_code=status.HTTP_204_NO_CONTENT)
+def remove_allow(allow_id: RecordId, request: Request, principal: Writer, session: SessionDep) -> Response:
+    service.disallow(context(request, session, principal), intel_of(request).store, allow_id=allow_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/retrohunts")
+def list_retrohunts(principal: Reader, session: SessionDep,
+                    limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[RetroHuntRead]:
+    rows = session.scalars(select(RetroHunt).order_by(RetroHunt.created_at.desc(), RetroHunt.id.desc()).limit(limit))
+    return [RetroHuntRead.model_validate(r) for r in rows]
+
+
+@router.post("/retrohunts", status_code=status.HTTP_201_CREATED)
+def start_retrohunt(request: Request, principal: Writer, session: SessionDep,
+                    days: Annotated[int, Query(ge=1, le=3650)] = 30) -> RetroHuntRead:
+    """Look back for every active indicator now, over ``days`` days (a new deployment, a changed setting)."""
+    intel = intel_of(request)
+    events = request.app.state.siem.existing_store()
+    if events is None:
+        raise BadInput("no event store yet: nothing to look back through")
+    session.commit()
+    found = sightings_service.retro_all(intel, events, days=days, by=principal.username,
+                                        now=datetime.now(UTC) + timedelta(seconds=1))
+    hunt = session.get(RetroHunt, found.hunt_id)
+    if hunt is None:
+        raise NotFound("the retro-hunt was not recorded")
+    return RetroHuntRead.model_validate(hunt)
+
+
+routers: list[APIRouter] = [router]
