@@ -1,0 +1,323 @@
+"""Live IOC matching: every batch of the SIEM pipeline against the active indicators, hits handed to ``record``.
+
+``LiveIntel`` is one of the pipeline's event consumers (``vigil.siem.normalize.EventConsumer``), like live
+detection. It asks for the active indicators (a version string and the (id, type, value) rows) at most
+every few seconds, in a background thread; only when the version changed does it build a new index there
+and swap it in, so matching never waits for a build and a feed update takes effect without a restart.
+Events that arrive before the first index is built are not matched live (a retro-hunt covers them).
+
+With a ``worker_dir``, each index's rows are also written there as a versioned snapshot, and the parse
+worker processes match the events they parse (``WorkerIntelMatch``: each worker builds its index from a
+snapshot once per version and keeps it); the hits come back through ``consume_found``. Without one, the
+pipeline's thread matches in ``consume``. Either way an event that cannot be matched is counted and
+skipped; the rest of its batch is matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+import orjson
+
+from vigil.intel.matcher import Entry, Hit, IndexHolder, IndicatorIndex
+from vigil.siem.parsers.base import Event
+
+log = logging.getLogger(__name__)
+
+EntriesSource = Callable[[], tuple[str, Iterable[Entry]]]
+# How often the active indicators' version is looked up again (the index is rebuilt only on a change).
+REFRESH_SECONDS = 5.0
+SNAPSHOT_PREFIX = "intel-index-"
+KEEP_SNAPSHOTS = 3  # workers may still be handed a job of the version before the current one
+
+
+@dataclass(frozen=True)
+class IntelHit:
+    """An indicator seen in an event: the hit, the event, and where the event came from."""
+
+    hit: Hit
+    event: Event
+    unit_id: int
+    source: str
+
+
+Record = Callable[[Sequence[IntelHit]], None]
+
+
+@dataclass
+class IntelStatus:
+    indicators: int = 0
+    version: str = ""
+    skipped: int = 0  # rows of the current version that could not be indexed
+    builds: int = 0
+    build_seconds: float = 0.0  # the last build's
+    events: int = 0
+    hits: int = 0
+    bad_events: int = 0  # events matching failed on (skipped, the batch went on)
+    seconds: float = 0.0  # spent matching (in this process) and recording
+    last_error: str = ""  # the last failure to read the indicators or build their index
+
+
+class LiveIntel:
+    """The pipeline consumer that matches events against the active indicators."""
+
+    name = "intel"
+
+    def __init__(self, entries: EntriesSource, record: Record, *, worker_dir: Path | None = None,
+                 refresh_seconds: float = REFRESH_SECONDS) -> None:
+        """``entries``: the active indicators now, (version, rows); best cheap to call, with the rows read
+        only when iterated (they are, in a background thread, only when the version changed). ``record``:
+        takes each batch's hits. ``worker_dir``: where index snapshots for the parse workers are written
+        (None: every batch is matched in the pipeline's thread)."""
+        self.entries = entries
+        self.record = record
+        self.worker_dir = worker_dir
+        self.refresh_seconds = refresh_seconds
+        self.holder = IndexHolder()
+        self.status = IntelStatus()
+        self._job: WorkerIntelMatch | None = None
+        self._checked = float("-inf")
+        self._lock = threading.Lock()
+        self._refreshing: threading.Thread | None = None
+
+    # --- the indicators ------------------------------------------------------------------------------
+
+    def refresh(self, *, wait: bool = False, timeout: float = 120.0) -> None:
+        """Look the indicators up now (not at the next due time); with ``wait``, until they are looked up and
+        any new index is in place (tests, the CLI)."""
+        with self._lock:
+            self._checked = float("-inf")
+        thread = self._due()
+        if wait and thread is not None:
+            thread.join(timeout)
+
+    def _due(self) -> threading.Thread | None:
+        """Start a lookup in the background when one is due (never waits); the lookup running, if any."""
+        with self._lock:
+            running = self._refreshing
+            if running is not None and running.is_alive():
+                return running
+            if time.monotonic() - self._checked < self.refresh_seconds:
+                return None
+            self._checked = time.monotonic()
+            thread = threading.Thread(target=self._refresh, name="vigil-intel-refresh", daemon=True)
+            self._refreshing = thread
+            thread.start()
+            return thread
+
+    def _refresh(self) -> None:
+        try:
+            version, rows = self.entries()
+            if version == self.status.version and self.status.builds:
+                return
+            started = time.perf_counter()
+            index, job = self._build(str(version), rows)
+        except Exception as exc:  # the current index stays; the status says why, the next lookup retries
+            self.status.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("intel: the active indicators could not be read or indexed; matching with the old set")
+            return
+        self._job = job
+        self.holder.swap(index)
+        status = self.status
+        status.version, status.indicators, status.skipped = str(version), len(index), index.skipped
+        status.builds += 1
+        status.build_seconds = time.perf_counter() - started
+        status.last_error = ""
+        log.info("intel: %d indicators indexed in %.1f s (version %s)", len(index), status.build_seconds,
+                 str(version)[:16])
+
+    def _build(self, version: str, rows: Iterable[Entry]) -> tuple[IndicatorIndex, WorkerIntelMatch | None]:
+        """The index of ``rows``, and (with a worker folder) the worker job reading its snapshot, written as
+        the rows go by."""
+        if self.worker_dir is None:
+            return IndicatorIndex.build(rows), None
+        path = snapshot_path(self.worker_dir, version)
+        partial = path.with_name(path.name + ".partial")
+        snapshot = _Snapshot(partial)
+        index = IndicatorIndex.build(snapshot.written(rows))
+        if not snapshot.close() or not len(index):
+            partial.unlink(missing_ok=True)
+            return index, None
+        try:
+            partial.replace(path)
+        except OSError as exc:
+            log.warning("intel: index snapshot not written for the parse workers (%s); matched here instead", exc)
+            return index, None
+        _remove_old_snapshots(self.worker_dir, keep=path)
+        return index, WorkerIntelMatch(version, str(path))
+
+    # --- the pipeline consumer -----------------------------------------------------------------------
+
+    def wanted(self) -> bool:
+        """Whether any indicator is loaded (none: the pipeline does not decode JSON batches for this)."""
+        self._due()
+        return len(self.holder.index) > 0
+
+    def worker_job(self) -> WorkerIntelMatch | None:
+        self._due()
+        return self._job if len(self.holder.index) else None
+
+    def consume(self, events: Sequence[Event], *, source: str, unit_id: int) -> None:
+        index = self.holder.index
+        if not len(index) or not events:
+            return
+        started = time.perf_counter()
+        hits: list[IntelHit] = []
+        for event in events:
+            try:
+                found = index.match(event)
+            except Exception:  # a matcher bug on one odd event must not cost the batch its other hits
+                self.status.bad_events += 1
+                log.exception("intel: an event of %s could not be matched; skipped", source)
+                continue
+            hits.extend(IntelHit(hit, event, unit_id, source) for hit in found)
+        self._record(hits, len(events), started)
+
+    def consume_found(self, found: Sequence[tuple[int, Any]], documents: Sequence[str | bytes], *, source: str,
+                      unit_id: int) -> None:
+        """Hits the parse workers found: (document index, (hit fields, ...))."""
+        started = time.perf_counter()
+        hits: list[IntelHit] = []
+        for position, rows in found:
+            if rows == BAD_EVENT:
+                self.status.bad_events += 1
+                continue
+            event = orjson.loads(documents[position])
+            hits.extend(IntelHit(Hit(*row), event, unit_id, source) for row in rows)
+        self._record(hits, len(documents), started)
+
+    def _record(self, hits: list[IntelHit], events: int, started: float) -> None:
+        if hits:
+            self.record(hits)
+        status = self.status
+        status.events += events
+        status.hits += len(hits)
+        status.seconds += time.perf_counter() - started
+
+
+# --- in the parse worker processes ---------------------------------------------------------------------
+
+BAD_EVENT = "bad event"  # a worker's finding for an event matching failed on
+# (version, index) of this worker process: built from a snapshot once per version.
+_current: tuple[str, IndicatorIndex] | None = None
+
+
+@dataclass(frozen=True)
+class WorkerIntelMatch:
+    """The picklable job the parse workers run on each batch's events: the index version and its snapshot."""
+
+    version: str
+    snapshot: str
+
+    def __call__(self, events: Sequence[Event]) -> list[tuple[int, Any]]:
+        """(event index, hits as tuples) for the events with hits; (event index, BAD_EVENT) for one that
+        failed."""
+        index = _index_for(self)
+        found: list[tuple[int, Any]] = []
+        for position, event in enumerate(events):
+            try:
+                hits = index.match(event)
+            except Exception:  # counted by the consumer; the other events are matched
+                found.append((position, BAD_EVENT))
+                continue
+            if hits:
+                found.append((position, tuple((hit.indicator_id, hit.type, hit.value, hit.field, hit.observed)
+                                              for hit in hits)))
+        return found
+
+
+def _index_for(job: WorkerIntelMatch) -> IndicatorIndex:
+    global _current
+    if _current is None or _current[0] != job.version:
+        _current = None  # the old index goes before the new one is built: one in memory at a time
+        with Path(job.snapshot).open(encoding="utf-8") as handle:
+            _current = (job.version, IndicatorIndex.build(_read(handle)))
+    return _current[1]
+
+
+# --- snapshots -----------------------------------------------------------------------------------------
+
+
+def snapshot_path(folder: Path, version: str) -> Path:
+    """Where the rows of an index version are written (a version is any text: its digest names the file)."""
+    digest = hashlib.sha256(version.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+    return folder / f"{SNAPSHOT_PREFIX}{digest}.tsv"
+
+
+class _Snapshot:
+    """An index version's rows written to a file as they are read, one "id<TAB>type<TAB>value" line each
+    (canonical values hold no tab or line break; a row that does is not one the index takes either). A
+    failure to write leaves the rows flowing to the index and the snapshot marked failed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.handle: TextIO | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.handle = path.open("w", encoding="utf-8")
+        except OSError as exc:
+            self._fail(exc)
+
+    def _fail(self, exc: OSError) -> None:
+        log.warning("intel: index snapshot %s not written (%s); the pipeline's thread matches instead", self.path,
+                    exc)
+        if self.handle is not None:
+            self.handle.close()
+        self.handle = None
+
+    def written(self, rows: Iterable[Entry]) -> Iterator[Entry]:
+        for row in rows:
+            if self.handle is not None:
+                try:
+                    indicator_id, kind, value = row
+                    line = f"{int(indicator_id)}\t{kind}\t{value}\n"
+                    if line.count("\t") == 2 and line.count("\n") == 1 and "\r" not in line:
+                        self.handle.write(line)
+                except (TypeError, ValueError):  # not a row (the index skips it too), or text UTF-8 cannot hold
+                    pass
+                except OSError as exc:
+                    self._fail(exc)
+            yield row
+
+    def close(self) -> bool:
+        """Whether the whole snapshot was written."""
+        if self.handle is None:
+            return False
+        try:
+            self.handle.close()
+        except OSError as exc:
+            self._fail(exc)
+            return False
+        return True
+
+
+def _read(handle: TextIO) -> Iterator[Entry]:
+    for line in handle:
+        indicator_id, kind, value = line.rstrip("\n").split("\t")
+        yield int(indicator_id), kind, value
+
+
+def _remove_old_snapshots(folder: Path, keep: Path) -> None:
+    """All but the newest few snapshots, and partial ones a crash left (older than an hour)."""
+
+    def age(path: Path) -> float:
+        try:
+            return time.time() - path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    snapshots = sorted((path for path in folder.glob(f"{SNAPSHOT_PREFIX}*.tsv") if path != keep), key=age)
+    old = snapshots[KEEP_SNAPSHOTS - 1:] + [path for path in folder.glob(f"{SNAPSHOT_PREFIX}*.partial")
+                                            if age(path) > 3600]
+    for path in old:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            continue
