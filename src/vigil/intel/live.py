@@ -48,7 +48,7 @@ class IntelHit:
     source: str
 
 
-Record = Callable[[Sequence[IntelHit]], None]
+Record = Callable[[Sequence[IntelHit]], object]  # what it returns is not used
 
 
 @dataclass
@@ -142,10 +142,10 @@ class LiveIntel:
         partial = path.with_name(path.name + ".partial")
         snapshot = _Snapshot(partial)
         index = IndicatorIndex.build(snapshot.written(rows))
-        if not snapshot.close() or not len(index):
-            partial.unlink(missing_ok=True)
-            return index, None
         try:
+            if not snapshot.close() or not len(index):
+                partial.unlink(missing_ok=True)
+                return index, None
             partial.replace(path)
         except OSError as exc:
             log.warning("intel: index snapshot not written for the parse workers (%s); matched here instead", exc)

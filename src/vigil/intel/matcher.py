@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 T = IndicatorType
 Entry = tuple[int, str, str]  # (indicator id, type, canonical value)
 Ref = tuple[int, str, str]  # (indicator id, type, indicator value): what an observed value matched
-Seen = tuple[int, str, str, str]  # a Ref and the observed value it matched
+Found = tuple[int, str, str, str]  # a Ref and the observed value it matched
 Ids = int | tuple[int, ...]
 
 MEMO_LIMIT = 50_000  # remembered values per reader; a full memo starts again
@@ -147,7 +147,7 @@ class IndicatorIndex:
         self.skipped = 0  # rows not indexed: unknown types, STIX patterns, values not in canonical form
         self.plan = Plan.for_types(())
         # What a field's text matched, by reader (event_fields.ADDRESS, ...); and URLs, by URL.
-        self._memos: dict[int, dict[str, tuple[Seen, ...]]] = {}
+        self._memos: dict[int, dict[str, tuple[Found, ...]]] = {}
         self._url_memo: dict[str, tuple[Ref, ...]] = {}
         self._lookups: dict[IndicatorType, Callable[[str], tuple[Ref, ...]]] = {}
         self._walk = self.plan.walker({}, self._slow)
@@ -240,16 +240,16 @@ class IndicatorIndex:
         """The hits of one event, one per (indicator, field); [] for anything that is not an event."""
         if not self._lookups or (event.__class__ is not dict and not isinstance(event, Mapping)):
             return []
-        found: list[tuple[str, str, tuple[Seen, ...]]] = []
+        found: list[tuple[str, str, tuple[Found, ...]]] = []
         self._walk(event, found)
         if not found:
             return []
         return _distinct([Hit(seen[0], seen[1], seen[2], field, seen[3]) for field, _, refs in found for seen in refs])
 
-    def _slow(self, reader: int, field: str, value: str, event: Mapping[str, Any]) -> tuple[Seen, ...]:
+    def _slow(self, reader: int, field: str, value: str, event: Mapping[str, Any]) -> tuple[Found, ...]:
         """A text value not in the memo: read, looked up, and kept (but a URL that is only a path: its host is
         in another field; its whole URL is kept instead)."""
-        found: list[Seen] = []
+        found: list[Found] = []
         for kind, observed in read(reader, field, value, event):
             look = self._lookups.get(kind)
             if look is None:
