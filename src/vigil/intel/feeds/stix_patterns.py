@@ -32,14 +32,14 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any
 
-from stix2patterns.exceptions import ParseException  # type: ignore[import-untyped]
-from stix2patterns.v20 import object_validator as validator20  # type: ignore[import-untyped]
+from stix2patterns.exceptions import ParseException
+from stix2patterns.v20 import object_validator as validator20
 from stix2patterns.v20 import pattern as pattern20
-from stix2patterns.v20.grammars.STIXPatternParser import STIXPatternParser as Parser20  # type: ignore[import-untyped]
-from stix2patterns.v21 import object_validator as validator21  # type: ignore[import-untyped]
+from stix2patterns.v20.grammars.STIXPatternParser import STIXPatternParser as Parser20
+from stix2patterns.v21 import object_validator as validator21
 from stix2patterns.v21 import pattern as pattern21
 from stix2patterns.v21 import validator as qualifiers21
-from stix2patterns.v21.grammars.STIXPatternParser import STIXPatternParser as Parser21  # type: ignore[import-untyped]
+from stix2patterns.v21.grammars.STIXPatternParser import STIXPatternParser as Parser21
 
 from vigil.intel.indicators import IndicatorType, InvalidValue, normalise
 
