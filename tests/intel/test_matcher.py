@@ -115,6 +115,10 @@ def test_a_url_path_logged_with_its_host_field(index: IndicatorIndex) -> None:
     assert values(index, {"url": {"domain": "good.example", "original": "/payload/a.exe"}}) == set()
     assert values(index, {"url": {"domain": "dl.example.org", "original": "/payload/a.exe"}}) == {
         "http://dl.example.org/payload/a.exe"}
+    flat = {"url.domain": "DL.example.org", "url.original": "/payload/a.exe/x"}  # dotted keys, as sent
+    assert values(index, flat) == {"http://dl.example.org/payload/a.exe"}
+    assert values(index, {"http": {"hostname": "dl.example.org", "url": "/payload/a.exe"}}) == {  # Suricata
+        "http://dl.example.org/payload/a.exe"}
 
 
 def test_a_url_host_matches_domains(index: IndicatorIndex) -> None:

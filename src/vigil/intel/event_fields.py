@@ -41,12 +41,13 @@ HOST_FIELDS: tuple[str, ...] = (
     "dns.question.name", "dns.answers.data", "url.domain", "destination.domain", "source.domain", "server.domain",
     "client.domain", "tls.client.server_name", "related.hosts", "x509.alternative_names",
     "QueryName", "DestinationHostname", "SourceHostname",
-    "query", "host", "server_name", "san.dns", "answers", "zeek.dns.answers",
+    "query", "server_name", "san.dns", "answers", "zeek.dns.answers",
     "dns.rrname", "dns.queries.rrname", "dns.answers.rrname", "dns.answers.rdata", "http.hostname", "tls.sni",
     "suricata.eve.dns.queries.rrname", "suricata.eve.dns.answers.rdata",
 )
 # URLs, each with the field holding its host when the URL is only a path ("/a?b", as web servers, Zeek and
-# Suricata log it); "" when it is always a whole URL.
+# Suricata log it); "" when it is always a whole URL. A URL's host is read as a host name too, so Zeek's
+# ``host`` is read with its ``uri`` (a top-level "host" is ECS's object in most events: not read alone).
 URL_FIELDS: dict[str, str] = {
     "url.original": "url.domain", "url.full": "url.domain", "http.request.referrer": "",
     "uri": "host", "referrer": "",
@@ -96,6 +97,9 @@ def _table() -> dict[IndicatorType, tuple[str, ...]]:
         T.FILENAME: FILENAME_FIELDS + PATH_FIELDS,
     }
 
+
+# A URL field and its host field are siblings (the generated walk reads the host beside the path).
+assert all(host.rpartition(".")[0] == url.rpartition(".")[0] for url, host in URL_FIELDS.items() if host)
 
 # For each indicator type, the fields whose values can match it.
 FIELDS: dict[IndicatorType, tuple[str, ...]] = _table()
@@ -241,8 +245,12 @@ def _handle(node: Node, depth: int, indent: str) -> list[str]:
     if node.reader is not None:
         field = repr(node.field)
         lines.append(f"{indent}if {v}.__class__ is str:")
-        if node.reader == URL and URL_FIELDS.get(node.field):  # a path's URL depends on its host field too
-            lines.append(f"{indent}    r = memo_{node.reader}.get({v}) if {v}[:1] != '/' else None")
+        partner = URL_FIELDS.get(node.field) if node.reader == URL else None
+        if partner:  # a path's URL is the path on its host: it is remembered joined to that host
+            host = f"event.get({partner!r})" if depth == 0 else f"get{depth - 1}({partner.rsplit('.', 1)[-1]!r})"
+            lines += [f"{indent}    if {v}[:1] != '/':", f"{indent}        r = memo_{node.reader}.get({v})",
+                      f"{indent}    else:", f"{indent}        h = {host}",
+                      f"{indent}        r = memo_{node.reader}.get(h + {v}) if h.__class__ is str else None"]
         else:
             lines.append(f"{indent}    r = memo_{node.reader}.get({v})")
         lines += [f"{indent}    if r is None:", f"{indent}        r = slow({node.reader}, {field}, {v}, event)",
@@ -374,17 +382,29 @@ def _address(value: str, field: str, event: Mapping[str, Any]) -> list[tuple[Ind
     return [] if split is None else [split]
 
 
+def url_with_host(field: str, path: str, event: Mapping[str, Any]) -> str | None:
+    """A URL field's path joined to the host its partner field holds ("evil.example/a?b"); None without one."""
+    host = value_of(event, URL_FIELDS.get(field) or "")
+    if not isinstance(host, str) or path.startswith("//"):
+        return None
+    host = host.strip()
+    if not host or len(host) > MAX_TEXT or "/" in host or " " in host:
+        return None
+    if host.count(":") > 1 and host[0] != "[":  # a bare IPv6 address
+        host = f"[{host}]"
+    return host + path
+
+
 def _url(value: str, field: str, event: Mapping[str, Any]) -> list[tuple[IndicatorType, str]]:
     value = value.strip()
     if not value or len(value) > MAX_URL:
         return []
     if value[0] == "/":  # only a path: the host is in the partner field
-        host = value_of(event, URL_FIELDS.get(field) or field)
-        if (not isinstance(host, str) or not host or len(host) > MAX_TEXT or "/" in host or " " in host
-                or value.startswith("//")):
+        joined = url_with_host(field, value, event)
+        if joined is None:
             return []
-        return [(T.URL, host.strip() + value)]
-    if "://" not in value and ("." not in value or " " in value):
+        value = joined
+    if "://" not in value and (" " in value or ("." not in value and value[0] != "[")):
         return []
     split = split_address(url_host(value))
     return [(T.URL, value)] if split is None else [(T.URL, value), split]

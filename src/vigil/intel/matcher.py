@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vigil.intel.event_fields import URL, URL_FIELDS, Plan, read, split_url, url_host
+from vigil.intel.event_fields import URL, Plan, read, split_url, url_host, url_with_host
 from vigil.intel.indicators import IndicatorType
 
 log = logging.getLogger(__name__)
@@ -146,9 +146,8 @@ class IndicatorIndex:
         self.counts: dict[str, int] = {}
         self.skipped = 0  # rows not indexed: unknown types, STIX patterns, values not in canonical form
         self.plan = Plan.for_types(())
-        # What a field's text matched, by reader (event_fields.ADDRESS, ...); and URLs, by URL.
+        # What a field's text matched, by reader (event_fields.ADDRESS, ...).
         self._memos: dict[int, dict[str, tuple[Found, ...]]] = {}
-        self._url_memo: dict[str, tuple[Ref, ...]] = {}
         self._lookups: dict[IndicatorType, Callable[[str], tuple[Ref, ...]]] = {}
         self._walk = self.plan.walker({}, self._slow)
 
@@ -247,24 +246,21 @@ class IndicatorIndex:
         return _distinct([Hit(seen[0], seen[1], seen[2], field, seen[3]) for field, _, refs in found for seen in refs])
 
     def _slow(self, reader: int, field: str, value: str, event: Mapping[str, Any]) -> tuple[Found, ...]:
-        """A text value not in the memo: read, looked up, and kept (but a URL that is only a path: its host is
-        in another field; its whole URL is kept instead)."""
+        """A text value not in the memo: read, looked up, and kept. A URL that is only a path is joined to its
+        host first, and kept as that whole URL (the same path on another host is another URL)."""
+        if reader == URL and value.lstrip()[:1] == "/":
+            joined = url_with_host(field, value.strip(), event)
+            if joined is None:
+                return ()
+            kept = self._memos[URL].get(joined)
+            return kept if kept is not None else self._slow(URL, field, joined, event)
         found: list[Found] = []
         for kind, observed in read(reader, field, value, event):
             look = self._lookups.get(kind)
-            if look is None:
-                continue
-            if kind is T.URL:
-                refs = self._url_memo.get(observed)
-                if refs is None:
-                    refs = look(observed)
-                    _keep(self._url_memo, observed, refs)
-            else:
-                refs = look(observed)
-            found.extend((*ref, observed) for ref in refs)
+            if look is not None:
+                found.extend((*ref, observed) for ref in look(observed))
         result = tuple(found)
-        if reader != URL or not URL_FIELDS.get(field) or value.lstrip()[:1] != "/":
-            _keep(self._memos[reader], value, result)
+        _keep(self._memos[reader], value, result)
         return result
 
     def lookup(self, kind: IndicatorType | str, value: str) -> list[Ref]:
