@@ -12,6 +12,10 @@ hash of Sysmon's ``Hashes``); the matcher normalises values the way indicators a
 index to look in: ``IPV4``/``IPV6`` for addresses (exact and CIDR), ``DOMAIN`` for host names (domains and
 host names), ``URL``, ``MD5``/``SHA1``/``SHA256``, ``EMAIL``, ``FILENAME``. Odd values (numbers, None,
 objects where text was expected, huge strings) are skipped, never an exception.
+
+The matcher's fast path is ``Plan.walker``: for the indicator types an index holds, Python code generated
+once (one dict lookup per field present, nested objects inline) that asks the matcher's memo about each
+text value and calls it back only for values it has not seen.
 """
 
 from __future__ import annotations
