@@ -21,11 +21,11 @@ from starlette.concurrency import run_in_threadpool
 from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID
 from vigil.core.errors import BadInput, NotFound
-from vigil.core.pagination import Page, PageParams, page_params
+from vigil.core.pagination import Page, PageParams, page_params, paginate
 from vigil.intel import feeds_service, lookup, service, sightings_service
 from vigil.intel.feeds.presets import presets
 from vigil.intel.indicators import IndicatorType, InvalidValue, ParsedIndicator, normalise
-from vigil.intel.models import IntelSighting, RetroHunt
+from vigil.intel.models import IntelAllowlist, IntelFeed, IntelPull, IntelSighting, RetroHunt
 from vigil.intel.runtime import Intel
 from vigil.intel.schemas import (
     AllowCreate,
@@ -67,14 +67,18 @@ def units_of(principal: Principal, permission: Permission = Permission.INTEL_REA
 
 
 @router.get("/presets")
-def list_presets(principal: Reader) -> list[dict[str, Any]]:
-    return [{"name": p.name, "title": p.title, "format": p.format, "url": p.url, "description": p.description,
-             "api_key_header": p.api_key_header} for p in presets().values()]
+def list_presets(principal: Reader, pages: Pages) -> Page[dict[str, Any]]:
+    known = [{"name": p.name, "title": p.title, "format": p.format, "url": p.url, "description": p.description,
+              "api_key_header": p.api_key_header} for p in presets().values()]
+    return Page(items=known[pages.offset:pages.offset + pages.limit], total=len(known), limit=pages.limit,
+                offset=pages.offset)
 
 
 @router.get("/feeds")
-def list_feeds(principal: Reader, session: SessionDep) -> list[FeedRead]:
-    return [feeds_service.feed_read(f) for f in feeds_service.feeds(session)]
+def list_feeds(principal: Reader, session: SessionDep, pages: Pages) -> Page[FeedRead]:
+    items, total = paginate(session, select(IntelFeed).order_by(IntelFeed.name), pages)
+    return Page(items=[feeds_service.feed_read(f) for f in items], total=total, limit=pages.limit,
+                offset=pages.offset)
 
 
 @router.post("/feeds", status_code=status.HTTP_201_CREATED)
@@ -113,9 +117,13 @@ def pull_feed(feed_id: RecordId, request: Request, principal: Writer, session: S
 
 
 @router.get("/pulls")
-def list_pulls(principal: Reader, session: SessionDep, feed_id: int | None = None,
-               limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[PullRead]:
-    return [PullRead.model_validate(p) for p in feeds_service.pulls(session, feed_id=feed_id, limit=limit)]
+def list_pulls(principal: Reader, session: SessionDep, pages: Pages, feed_id: int | None = None) -> Page[PullRead]:
+    query = select(IntelPull).order_by(IntelPull.started_at.desc(), IntelPull.id.desc())
+    if feed_id is not None:
+        query = query.where(IntelPull.feed_id == feed_id)
+    items, total = paginate(session, query, pages)
+    return Page(items=[PullRead.model_validate(p) for p in items], total=total, limit=pages.limit,
+                offset=pages.offset)
 
 
 # --- imports ----------------------------------------------------------------------------------------
@@ -248,9 +256,12 @@ def mark_sighting(sighting_id: RecordId, data: SightingUpdate, request: Request,
 
 
 @router.get("/entities")
-def list_entities(principal: Reader, session: SessionDep, kind: Annotated[str | None, Query(max_length=40)] = None,
-                  q: Annotated[str, Query(max_length=200)] = "") -> list[EntityRead]:
-    return [EntityRead.model_validate(e) for e in service.entities(session, kind=kind, text=q)]
+def list_entities(principal: Reader, session: SessionDep, pages: Pages,
+                  kind: Annotated[str | None, Query(max_length=40)] = None,
+                  q: Annotated[str, Query(max_length=200)] = "") -> Page[EntityRead]:
+    items, total = paginate(session, service.entities_query(kind=kind, text=q), pages)
+    return Page(items=[EntityRead.model_validate(e) for e in items], total=total, limit=pages.limit,
+                offset=pages.offset)
 
 
 @router.get("/entities/{entity_id}")
@@ -260,8 +271,10 @@ def read_entity(entity_id: RecordId, request: Request, principal: Reader, sessio
 
 
 @router.get("/allowlist")
-def list_allowlist(principal: Reader, session: SessionDep) -> list[AllowRead]:
-    return [AllowRead.model_validate(r) for r in service.allowlist(session)]
+def list_allowlist(principal: Reader, session: SessionDep, pages: Pages) -> Page[AllowRead]:
+    items, total = paginate(session, select(IntelAllowlist).order_by(IntelAllowlist.created_at.desc()), pages)
+    return Page(items=[AllowRead.model_validate(r) for r in items], total=total, limit=pages.limit,
+                offset=pages.offset)
 
 
 @router.post("/allowlist", status_code=status.HTTP_201_CREATED)
@@ -278,10 +291,11 @@ def remove_allow(allow_id: RecordId, request: Request, principal: Writer, sessio
 
 
 @router.get("/retrohunts")
-def list_retrohunts(principal: Reader, session: SessionDep,
-                    limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[RetroHuntRead]:
-    rows = session.scalars(select(RetroHunt).order_by(RetroHunt.created_at.desc(), RetroHunt.id.desc()).limit(limit))
-    return [RetroHuntRead.model_validate(r) for r in rows]
+def list_retrohunts(principal: Reader, session: SessionDep, pages: Pages) -> Page[RetroHuntRead]:
+    items, total = paginate(session, select(RetroHunt).order_by(RetroHunt.created_at.desc(), RetroHunt.id.desc()),
+                            pages)
+    return Page(items=[RetroHuntRead.model_validate(r) for r in items], total=total, limit=pages.limit,
+                offset=pages.offset)
 
 
 @router.post("/retrohunts", status_code=status.HTTP_201_CREATED)
@@ -289,15 +303,16 @@ def start_retrohunt(request: Request, principal: Writer, session: SessionDep,
                     days: Annotated[int, Query(ge=1, le=3650)] = 30) -> RetroHuntRead:
     """Look back for every active indicator now, over ``days`` days (a new deployment, a changed setting)."""
     intel = intel_of(request)
-    events = request.app.state.siem.existing_store()
-    if events is None:
-        raise BadInput("no event store yet: nothing to look back through")
+    events = request.app.state.siem.store
     session.commit()
     found = sightings_service.retro_all(intel, events, days=days, by=principal.username,
                                         now=datetime.now(UTC) + timedelta(seconds=1))
     hunt = session.get(RetroHunt, found.hunt_id)
     if hunt is None:
         raise NotFound("the retro-hunt was not recorded")
+    context(request, session, principal).audit("intel.retrohunt", target_type="intel_retrohunt", target_id=hunt.id,
+                                               details={"days": days, "indicators": hunt.indicators,
+                                                        "hits": hunt.hits})
     return RetroHuntRead.model_validate(hunt)
 
 

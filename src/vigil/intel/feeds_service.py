@@ -26,6 +26,7 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from vigil.core import audit
 from vigil.core.context import Context
 from vigil.core.db import utcnow
 from vigil.core.errors import BadInput, Conflict, NotFound
@@ -240,7 +241,20 @@ def _digest(stream: BinaryIO) -> str:
 def pull_feed(ctx: Context, store: IntelStore, *, feed_id: int, client: httpx.Client,
               warninglists: WarninglistIndex | None = None, force: bool = False,
               retry_delay: float = 1.0, now: datetime | None = None) -> PullOutcome:
-    """Pull one feed now. Never raises for what the feed's server does: the outcome says it."""
+    """Pull one feed now. Never raises for what the feed's server does: the outcome says it (and the audit
+    trail records it)."""
+    outcome = _pull_feed(ctx, store, feed_id=feed_id, client=client, warninglists=warninglists, force=force,
+                         retry_delay=retry_delay, now=now)
+    ctx.audit("intel.feed.pull", target_type="intel_feed", target_id=feed_id,
+              outcome=audit.Outcome.SUCCESS if outcome.outcome != "error" else audit.Outcome.FAILURE,
+              details={"outcome": outcome.outcome, "pull": outcome.pull_id, "detail": outcome.detail[:500],
+                       "new_indicators": len(outcome.fresh)})
+    return outcome
+
+
+def _pull_feed(ctx: Context, store: IntelStore, *, feed_id: int, client: httpx.Client,
+               warninglists: WarninglistIndex | None, force: bool, retry_delay: float,
+               now: datetime | None) -> PullOutcome:
     feed = get_feed(ctx.session, feed_id)
     now = now or datetime.now(UTC)
     feed.last_attempt_at = now

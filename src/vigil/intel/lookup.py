@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from vigil.detection.models import Alert
 from vigil.intel.indicators import IndicatorType, InvalidValue, guess
 from vigil.intel.models import IntelAllowlist, IntelEntity, IntelSighting
+from vigil.intel.retrohunt import PLAN
 from vigil.intel.runtime import Intel
 from vigil.intel.schemas import EntityRead, IndicatorRead, IndicatorSourceRead, LookupRead, SightingRead
 from vigil.intel.store import StoredIndicator
@@ -62,12 +63,16 @@ def _exact(intel: Intel, kind: IndicatorType, value: str) -> list[StoredIndicato
     return [f for f in found if f is not None]
 
 
-def _events(events: EventStore | None, units: Collection[int] | None, value: str) -> list[dict[str, object]]:
+def _events(events: EventStore | None, units: Collection[int] | None, kind: IndicatorType | None,
+            value: str) -> list[dict[str, object]]:
+    """Recent events carrying the value: in the typed fields of its type (as a retro-hunt looks), or in the text."""
     if events is None:
         return []
     now = datetime.now(UTC)
     phrase = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    result = search(events, units=units, query=phrase, window=TimeRange(now - timedelta(days=EVENT_DAYS), now),
+    fields = PLAN[kind][0] if kind in PLAN and kind is not IndicatorType.CIDR else ()
+    query = " OR ".join([*(f"{field}:{phrase}" for field in fields), phrase])
+    result = search(events, units=units, query=query, window=TimeRange(now - timedelta(days=EVENT_DAYS), now),
                     limit=20, with_total=False)
     return [{"id": e.id, "@timestamp": e.ts.isoformat(), "source": e.source, "unit_id": e.unit_id,
              "message": str(e.doc.get("message", ""))[:500]} for e in result.events]
@@ -110,6 +115,6 @@ def look_up(session: Session, intel: Intel, query: str, *, events: EventStore | 
         sightings=[SightingRead.model_validate(s) for s in sightings],
         alerts=[{"id": a.id, "title": a.title, "level": a.level, "status": a.status, "origin": a.origin,
                  "last_seen": a.last_seen.isoformat(), "count": a.count} for a in alerts],
-        events=_events(events, units, value if kind is not None else text),
+        events=_events(events, units, kind, value if kind is not None else text),
         entities=[EntityRead.model_validate(e) for e in entities], warninglists=warninglists,
         allowlisted=allowlisted)

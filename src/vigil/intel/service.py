@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from vigil.core.context import Context
@@ -245,10 +245,6 @@ def allowlist(session: Session) -> list[IntelAllowlist]:
     return list(session.scalars(select(IntelAllowlist).order_by(IntelAllowlist.created_at.desc())))
 
 
-def allowlisted(session: Session) -> set[tuple[str, str]]:
-    return {(row.type, row.value) for row in session.scalars(select(IntelAllowlist))}
-
-
 def _refresh_allowlist(session: Session, store: IntelStore) -> None:
     store.set_flags(allowlisted=[(row.type, row.value) for row in session.scalars(select(IntelAllowlist))])
 
@@ -256,13 +252,15 @@ def _refresh_allowlist(session: Session, store: IntelStore) -> None:
 # --- entities ---------------------------------------------------------------------------------------
 
 
-def entities(session: Session, *, kind: str | None = None, text: str = "") -> list[IntelEntity]:
+def entities_query(*, kind: str | None = None, text: str = "") -> Select[IntelEntity]:
+    """Actors, campaigns and the rest by kind and name."""
     query = select(IntelEntity).order_by(IntelEntity.kind, IntelEntity.name)
     if kind:
         query = query.where(IntelEntity.kind == kind)
     if text:
-        query = query.where(IntelEntity.name.ilike(f"%{text}%"))
-    return list(session.scalars(query.limit(500)))
+        escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        query = query.where(IntelEntity.name.ilike(f"%{escaped}%", escape="\\"))
+    return query
 
 
 def entity(session: Session, entity_id: int) -> IntelEntity:
