@@ -44,6 +44,7 @@ Part = tuple[str, int, int, int]
 WHOLE: Part = ("", 0, 0, 0)
 
 SUFFIXES = frozenset({".evtx", ".json", ".jsonl", ".ndjson", ".log"})
+_SUFFIX_TUPLE = tuple(sorted(SUFFIXES))  # str.endswith takes a tuple
 GZIP_MAGIC = b"\x1f\x8b"
 # A file whose first line is a whole JSON object within this many bytes can be cut into line ranges.
 NDJSON_SNIFF = 256 * 1024
@@ -79,9 +80,11 @@ class Problem:
 
 def hunted_suffix(path: Path) -> bool:
     """Whether a file found in a folder is hunted: a known suffix, possibly followed by ``.gz``."""
-    name = path.name.lower()
-    name = name.removesuffix(".gz")
-    return any(name.endswith(suffix) for suffix in SUFFIXES)
+    return _hunted_name(path.name)
+
+
+def _hunted_name(name: str) -> bool:
+    return name.lower().removesuffix(".gz").endswith(_SUFFIX_TUPLE)
 
 
 def find_files(paths: Sequence[str | Path]) -> list[Path]:
@@ -94,9 +97,12 @@ def find_files(paths: Sequence[str | Path]) -> list[Path]:
         raise NotFound("no such file or folder: " + ", ".join(missing))
     files: list[Path] = []
     seen: set[str] = set()
+    cwd = os.getcwd()  # noqa: PTH109 - text, joined as text below
     for given in map(Path, paths):
         for file in _walk(given) if given.is_dir() else [given]:
-            key = str(file.absolute())  # not resolve(): a syscall per path part, for thousands of files
+            # As file.absolute() (not resolve(): a syscall per path part), without a Path made for each of
+            # thousands of files.
+            key = str(file) if file.is_absolute() else os.path.join(cwd, file)  # noqa: PTH118
             if key not in seen:
                 seen.add(key)
                 files.append(file)
@@ -107,7 +113,8 @@ def _walk(folder: Path) -> list[Path]:
     found: list[Path] = []
     for root, folders, names in os.walk(folder):
         folders.sort()
-        found.extend(Path(root, name) for name in sorted(names) if hunted_suffix(Path(name)))
+        base = Path(root)  # once per folder: base / name parses the name only
+        found.extend(base / name for name in sorted(names) if _hunted_name(name))
     return found
 
 

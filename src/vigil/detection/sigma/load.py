@@ -117,25 +117,32 @@ def cache_key(paths: Sequence[str | Path], pack: str = "local", *, placeholders:
     """A digest of the rule files under the paths (names, sizes, times), of the compiled form's format and
     of the placeholders' values."""
     values = placeholders_digest(placeholders)  # "" without placeholders: the key stays as it was
-    digest = hashlib.sha256(f"{CACHE_FORMAT}\0{pack}{chr(0) + values if values else ''}".encode())
+    parts = [f"{CACHE_FORMAT}\0{pack}{chr(0) + values if values else ''}"]
     for path in paths:
-        # Resolved once, not file by file: a hunt computes this before anything else (2,400 files).
-        for file in _rule_files(Path(path).resolve()):
+        # Resolved once, not file by file, and names as text, not Path objects: a hunt computes this before
+        # anything else (2,400 files).
+        for file in _rule_file_names(str(Path(path).resolve())):
             try:
-                stat = file.stat()
+                stat = os.stat(file)  # noqa: PTH116
             except OSError:
                 continue
-            digest.update(f"\0{file}\0{stat.st_size}\0{stat.st_mtime_ns}".encode())
-    return digest.hexdigest()[:32]
+            parts.append(f"\0{file}\0{stat.st_size}\0{stat.st_mtime_ns}")
+    return hashlib.sha256("".join(parts).encode()).hexdigest()[:32]
 
 
 def _rule_files(path: Path) -> Iterator[Path]:
-    if path.is_dir():
+    for name in _rule_file_names(str(path)):
+        yield Path(name)
+
+
+def _rule_file_names(path: str) -> Iterator[str]:
+    """The rule files in a folder (sorted, hidden folders left out), or the path itself when it is no folder."""
+    if os.path.isdir(path):  # noqa: PTH112 - names as text (see cache_key)
         for root, folders, files in os.walk(path):
             folders[:] = sorted(name for name in folders if not name.startswith("."))  # .git, .github
             for name in sorted(files):
                 if name.endswith(RULE_SUFFIXES):
-                    yield Path(root) / name
+                    yield os.path.join(root, name)  # noqa: PTH118
     else:
         yield path
 
