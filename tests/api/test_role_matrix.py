@@ -31,6 +31,14 @@ from tests.detection.test_rule_placeholders import matrix_placeholder
 from tests.detection.test_rule_tests import WHOAMI, matrix_rule_with_case
 from tests.detection.test_rules_api import matrix_rule_id
 from tests.detection.test_rules_service import sigma_rule
+from tests.intel.test_intel_api import (
+    STIX_BUNDLE,
+    fresh_allow_id,
+    fresh_entity_id,
+    fresh_feed_id,
+    fresh_indicator_id,
+    fresh_sighting_id,
+)
 
 from vigil.accounts.models import RoleGrant, User
 from vigil.core.auth import ROLE_PERMISSIONS, Permission, Role
@@ -525,6 +533,46 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("POST", "/detection/alerts/bulk-matching"): Row(Needs(P.ALERTS_WRITE), lambda c: (
         fresh_alert_id(c.world),
         Req("/detection/alerts/bulk-matching", data={"rule": "matrix-rule", "action": "acknowledge"}))[1]),
+    # --- threat intelligence (platform-wide; sightings of line_a, below branch_a) -------------------------
+    ("GET", "/api/v1/intel/presets"): Row(Needs(P.INTEL_READ), fixed("/api/v1/intel/presets")),
+    ("GET", "/api/v1/intel/feeds"): Row(Needs(P.INTEL_READ), fixed("/api/v1/intel/feeds")),
+    ("POST", "/api/v1/intel/feeds"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/intel/feeds", json={"name": f"feed of {c.name} {uuid.uuid4().hex[:8]}", "preset": "feodotracker"})),
+    ("GET", "/api/v1/intel/feeds/{feed_id}"): Row(Needs(P.INTEL_READ), lambda c: Req(
+        f"/api/v1/intel/feeds/{fresh_feed_id(c.world)}")),
+    ("PATCH", "/api/v1/intel/feeds/{feed_id}"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
+        f"/api/v1/intel/feeds/{fresh_feed_id(c.world)}", json={"interval_minutes": 77})),
+    ("DELETE", "/api/v1/intel/feeds/{feed_id}"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
+        f"/api/v1/intel/feeds/{fresh_feed_id(c.world)}")),
+    ("POST", "/api/v1/intel/feeds/{feed_id}/pull"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
+        f"/api/v1/intel/feeds/{fresh_feed_id(c.world)}/pull")),
+    ("GET", "/api/v1/intel/pulls"): Row(Needs(P.INTEL_READ), fixed("/api/v1/intel/pulls")),
+    ("POST", "/api/v1/intel/imports"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/intel/imports", params={"format": "stix", "name": c.name, "retrohunt": "false"}, json=STIX_BUNDLE)),
+    ("GET", "/api/v1/intel/indicators"): Row(Needs(P.INTEL_READ), fixed("/api/v1/intel/indicators")),
+    ("POST", "/api/v1/intel/indicators"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/intel/indicators", json={"type": "domain", "value": f"{uuid.uuid4().hex[:12]}.example.net"})),
+    ("GET", "/api/v1/intel/indicators/{indicator_id}"): Row(Needs(P.INTEL_READ), lambda c: Req(
+        f"/api/v1/intel/indicators/{fresh_indicator_id(c.app)}")),
+    ("GET", "/api/v1/intel/lookup"): Row(Needs(P.INTEL_READ), lambda c: Req(
+        "/api/v1/intel/lookup", params={"value": "91.92.109.44"})),
+    ("GET", "/api/v1/intel/sightings"): Row(Needs(P.INTEL_READ), fixed("/api/v1/intel/sightings")),
+    ("GET", "/api/v1/intel/sightings/{sighting_id}"): Row(Needs(P.INTEL_READ), lambda c: Req(
+        f"/api/v1/intel/sightings/{fresh_sighting_id(c.world)}")),
+    ("PATCH", "/api/v1/intel/sightings/{sighting_id}"): Row(Needs(P.INTEL_WRITE), lambda c: Req(
+        f"/api/v1/intel/sightings/{fresh_sighting_id(c.world)}", json={"status": "true-positive"})),
+    ("GET", "/api/v1/intel/entities"): Row(Needs(P.INTEL_READ), fixed("/api/v1/intel/entities")),
+    ("GET", "/api/v1/intel/entities/{entity_id}"): Row(Needs(P.INTEL_READ), lambda c: Req(
+        f"/api/v1/intel/entities/{fresh_entity_id(c.world)}")),
+    ("GET", "/api/v1/intel/allowlist"): Row(Needs(P.INTEL_READ), fixed("/api/v1/intel/allowlist")),
+    ("POST", "/api/v1/intel/allowlist"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/intel/allowlist", json={"type": "domain", "value": f"{uuid.uuid4().hex[:12]}.example.net",
+                                         "reason": f"added by {c.name}"})),
+    ("DELETE", "/api/v1/intel/allowlist/{allow_id}"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
+        f"/api/v1/intel/allowlist/{fresh_allow_id(c.app, c.world)}")),
+    ("GET", "/api/v1/intel/retrohunts"): Row(Needs(P.INTEL_READ), fixed("/api/v1/intel/retrohunts")),
+    ("POST", "/api/v1/intel/retrohunts"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/intel/retrohunts", params={"days": 7})),
 }
 
 

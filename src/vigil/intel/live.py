@@ -65,6 +65,9 @@ class IntelStatus:
     last_error: str = ""  # the last failure to read the indicators or build their index
 
 
+FIRST_BUILD_WAIT = 60.0  # seconds the first batch waits for the first index (a million indicators: about 2)
+
+
 class LiveIntel:
     """The pipeline consumer that matches events against the active indicators."""
 
@@ -86,6 +89,7 @@ class LiveIntel:
         self._checked = float("-inf")
         self._lock = threading.Lock()
         self._refreshing: threading.Thread | None = None
+        self._first_asked = False
 
     # --- the indicators ------------------------------------------------------------------------------
 
@@ -156,8 +160,14 @@ class LiveIntel:
     # --- the pipeline consumer -----------------------------------------------------------------------
 
     def wanted(self) -> bool:
-        """Whether any indicator is loaded (none: the pipeline does not decode JSON batches for this)."""
-        self._due()
+        """Whether any indicator is loaded (none: the pipeline does not decode JSON batches for this). The
+        first call waits for the first index (at most ``FIRST_BUILD_WAIT``), so the first events are matched
+        too; later rebuilds never make a batch wait."""
+        if not self._first_asked:
+            self._first_asked = True
+            self.refresh(wait=True, timeout=FIRST_BUILD_WAIT)
+        else:
+            self._due()
         return len(self.holder.index) > 0
 
     def worker_job(self) -> WorkerIntelMatch | None:

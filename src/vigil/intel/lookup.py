@@ -70,7 +70,7 @@ def _events(events: EventStore | None, units: Collection[int] | None, kind: Indi
         return []
     now = datetime.now(UTC)
     phrase = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    fields = PLAN[kind][0] if kind in PLAN and kind is not IndicatorType.CIDR else ()
+    fields = PLAN[kind][0] if kind is not None and kind in PLAN and kind is not IndicatorType.CIDR else ()
     query = " OR ".join([*(f"{field}:{phrase}" for field in fields), phrase])
     result = search(events, units=units, query=query, window=TimeRange(now - timedelta(days=EVENT_DAYS), now),
                     limit=20, with_total=False)

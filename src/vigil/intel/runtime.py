@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import httpx
@@ -21,6 +21,7 @@ from vigil.core.config import Settings
 from vigil.core.context import Context
 from vigil.core.db import Database, Scope
 from vigil.intel import feeds_service
+from vigil.intel.live import IntelHit, LiveIntel
 from vigil.intel.retrohunt import RetroResult, retro_hunt
 from vigil.intel.sightings import Seen, SightingResult, record_seen
 from vigil.intel.store import IntelStore
@@ -69,15 +70,19 @@ class Intel:
 
     # --- the live matcher's two ends ---------------------------------------------------------------
 
-    def entries(self) -> tuple[str, Sequence[tuple[int, str, str]]]:
-        """The active indicators and their version. Decay retires indicators with time, so the version also
-        changes every hour."""
+    def entries(self) -> tuple[str, Iterable[tuple[int, str, str]]]:
+        """The active indicators (read only when iterated) and their version. Decay retires indicators with
+        time, so the version also changes every hour."""
         store = self.store
-        return f"{store.version()}:{int(time.time() // 3600)}", list(store.active())
+        return f"{store.version()}:{int(time.time() // 3600)}", store.active()
 
     def record(self, seen: Sequence[Seen]) -> SightingResult:
         return record_seen(self.db, self.store, seen, warninglists=self.warninglists,
                            dedup_minutes=self.settings.alert_dedup_minutes)
+
+    def record_hits(self, hits: Sequence[IntelHit]) -> None:
+        """The live matcher's hits, as sightings and alerts."""
+        self.record([Seen(h.hit, h.event, h.unit_id, h.source) for h in hits])
 
     # --- retro-hunts and the scheduler -------------------------------------------------------------
 
@@ -144,3 +149,10 @@ def forget(settings: Settings) -> None:
     with _instances_lock:
         for key in [k for k in _instances if k[0] == key_path]:
             _instances.pop(key).close()
+
+
+def consumer(settings: Settings, database: Database) -> LiveIntel:
+    """The ``vigil.consumers`` entry point: every event of the pipeline against the active indicators, in the
+    parse workers (index snapshots under ``<data_dir>/intel/workers``)."""
+    intel = intel_for(settings, database)
+    return LiveIntel(intel.entries, intel.record_hits, worker_dir=settings.data_dir / "intel" / "workers")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import orjson
 from sqlalchemy import select
 
 from vigil.core.db import Database, Scope
@@ -108,8 +109,10 @@ def _sighting_key(seen: Seen, host: str | None) -> str:
 
 
 def _kept(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The event as JSON can hold it (parsed times become text), without its oversized text values."""
     kept = {k: v for k, v in event.items() if not isinstance(v, str) or len(v) <= MAX_KEPT_EVENT}
-    return dict(kept)
+    loaded = orjson.loads(orjson.dumps(kept, default=str, option=orjson.OPT_NON_STR_KEYS))
+    return loaded if isinstance(loaded, dict) else {}
 
 
 def record_seen(db: Database, store: IntelStore, seen: Sequence[Seen], *, retroactive: bool = False,
@@ -147,6 +150,7 @@ def record_seen(db: Database, store: IntelStore, seen: Sequence[Seen], *, retroa
                 row.updated_at = now
                 pending[key] = row
                 repeated += 1
+                _count_on_alert(session, row, item.count, until, now)
                 continue
             row = IntelSighting(
                 unit_id=item.unit_id, indicator_id=indicator.id, type=indicator.type, value=indicator.value,
@@ -164,6 +168,17 @@ def record_seen(db: Database, store: IntelStore, seen: Sequence[Seen], *, retroa
         session.flush()
     alerts = _raise_alerts(db, to_alert, indicators, retroactive=retroactive, dedup_minutes=dedup_minutes, now=now)
     return SightingResult(sightings=created, repeated=repeated, alerts=alerts, held_back=held)
+
+
+def _count_on_alert(session: Any, sighting: IntelSighting, count: int, seen: datetime, now: datetime) -> None:
+    """A repeat of a sighting that raised an alert counts on that alert while it is open."""
+    if sighting.alert_id is None:
+        return
+    alert = session.get(Alert, sighting.alert_id)
+    if alert is not None and alert.status in OPEN_STATES:
+        alert.count += count
+        alert.last_seen = max(alert.last_seen, seen)
+        alert.updated_at = now
 
 
 def _held_by(item: Seen, indicator: StoredIndicator, allowed: set[tuple[str, str]],
