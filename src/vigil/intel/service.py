@@ -129,7 +129,7 @@ def take_in(ctx: Context, store: IntelStore, *, stream: BinaryIO, fmt: str, opti
     merged = store.merge(intake.split(items, defaults or {}), source=source, version=version,
                          policies=policies_of(decay or {}), replace=replace)
     entities = record_entities(ctx.session, intake.entities, source=source)
-    flagged = flag_indicators(ctx.session, store, source=source, warninglists=warninglists)
+    flagged = flag_indicators(ctx.session, store, source=source, warninglists=warninglists, ids=merged.fresh)
     pull.finished_at = utcnow()
     pull.outcome = "ok"
     pull.received, pull.added, pull.updated, pull.removed = (merged.received, merged.added, merged.updated,
@@ -189,12 +189,13 @@ def _utc(value: datetime) -> datetime:
 
 
 def flag_indicators(session: Session, store: IntelStore, *, source: str,
-                    warninglists: WarninglistIndex | None) -> int:
-    """Mark what a source states that sits on a warninglist, and (re)mark the allow-listed values.
-    Returns how many of the source's indicators are warninglisted."""
+                    warninglists: WarninglistIndex | None, ids: Sequence[int] | None = None) -> int:
+    """Mark what a source states (or only ``ids``: what is new from it) that sits on a warninglist, and
+    (re)mark the allow-listed values. Returns how many of those are warninglisted."""
     flags: dict[int, list[str]] = {}
     if warninglists is not None:
-        for indicator_id, kind, value in store.of_source(source):
+        checked = store.triples(ids) if ids is not None else store.of_source(source)
+        for indicator_id, kind, value in checked:
             if kind == IndicatorType.PATTERN:
                 continue
             hits = warninglists.check(IndicatorType(kind), value)

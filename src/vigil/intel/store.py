@@ -16,6 +16,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ import orjson
 
 from vigil.intel.indicators import IndicatorType, ParsedIndicator
 
-STAGE_CHUNK = 500_000  # indicators staged per DuckDB merge: bounded memory for huge feeds
+STAGE_CHUNK = 250_000  # indicators staged per DuckDB merge: bounded memory for huge feeds
 _SCHEMA = [
     "CREATE SEQUENCE IF NOT EXISTS indicator_ids START 1",
     """CREATE TABLE IF NOT EXISTS indicators (
@@ -127,6 +128,7 @@ class _Stager:
         self.scores: list[tuple[float, float, float, float]] = []  # staged rows name one by its position
         self._policy_of: dict[tuple[str, int | None], int] = {}
         self._tags: dict[tuple[str, ...], str] = {}
+        self._times: dict[datetime, str] = {}  # feeds repeat their dates
 
     def _policy(self, kind: str, confidence: int | None) -> int:
         policy = self.policies.get(kind, self.policies.get("*", DecayPolicy()))
@@ -153,11 +155,28 @@ class _Stager:
                 "related": [orjson.dumps({"kind": r.kind, "name": r.name, "external_id": r.external_id}).decode()
                             for r in item.related],
                 "description": item.description[:4000], "pattern": item.pattern}).decode()
-        first = item.first_seen
-        last = item.last_seen
+        first = self._time(item.first_seen)
+        last = self._time(item.last_seen)
         return (f"{position}\t{item.type.value}\t{item.value}\t"
-                f"{'' if item.confidence is None else item.confidence}\t{_when(first) if first else ''}\t"
-                f"{_when(last) if last else ''}\t{tags}\t{policy}\t{extra}")
+                f"{'' if item.confidence is None else item.confidence}\t{first}\t{last}\t{tags}\t{policy}\t{extra}")
+
+    def _time(self, value: datetime | None) -> str:
+        if value is None:
+            return ""
+        text = self._times.get(value)
+        if text is None:
+            text = _when(value)
+            if len(self._times) < 100_000:
+                self._times[value] = text
+        return text
+
+
+def _add(pending: Future[tuple[int, int]] | None, received: int, added: int, updated: int) -> tuple[int, int, int]:
+    """The running counts with a chunk's merge, once it is done."""
+    if pending is None:
+        return received, added, updated
+    new, known = pending.result()
+    return received + new + known, added + new, updated + known
 
 
 class IntelStore:
@@ -193,17 +212,22 @@ class IntelStore:
             try:
                 db.execute("CREATE OR REPLACE TEMP TABLE seen (id BIGINT)")
                 db.execute("CREATE OR REPLACE TEMP TABLE fresh (id BIGINT)")
-                chunk: list[str] = []
                 stage = _Stager(policies)
-                for position, item in enumerate(items):
-                    chunk.append(stage.line(position, item))
-                    if len(chunk) >= STAGE_CHUNK:
-                        counts = self._merge_chunk(db, chunk, stage, Path(folder), source, version, now)
-                        received, added, updated = received + len(chunk), added + counts[0], updated + counts[1]
-                        chunk = []
-                if chunk:
-                    counts = self._merge_chunk(db, chunk, stage, Path(folder), source, version, now)
-                    received, added, updated = received + len(chunk), added + counts[0], updated + counts[1]
+                # DuckDB merges one chunk (without the GIL) while Python reads and stages the next.
+                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-intel-merge") as merger:
+                    pending: Future[tuple[int, int]] | None = None
+                    chunk: list[str] = []
+                    for position, item in enumerate(items):
+                        chunk.append(stage.line(position, item))
+                        if len(chunk) >= STAGE_CHUNK:
+                            received, added, updated = _add(pending, received, added, updated)
+                            pending = merger.submit(self._merge_chunk, db, chunk, list(stage.scores), Path(folder),
+                                                    source, version, now)
+                            chunk = []
+                    received, added, updated = _add(pending, received, added, updated)
+                    if chunk:
+                        merged = self._merge_chunk(db, chunk, list(stage.scores), Path(folder), source, version, now)
+                        received, added, updated = received + sum(merged), added + merged[0], updated + merged[1]
                 removed = self._drop_unstated(db, source) if replace else 0
                 fresh = tuple(int(r[0]) for r in db.execute("SELECT id FROM fresh ORDER BY id").fetchall())
                 self._bump(db)
@@ -213,14 +237,16 @@ class IntelStore:
                 raise
         return MergeResult(received=received, added=added, updated=updated, removed=removed, fresh=fresh)
 
-    def _merge_chunk(self, db: duckdb.DuckDBPyConnection, rows: list[str], stager: _Stager, folder: Path,
-                     source: str, version: str, now: datetime) -> tuple[int, int]:
+    def _merge_chunk(self, db: duckdb.DuckDBPyConnection, rows: list[str],
+                     scores: list[tuple[float, float, float, float]], folder: Path, source: str, version: str,
+                     now: datetime) -> tuple[int, int]:
+        """Merge one chunk of staged lines: (added, already known), counted after de-duplication."""
         path = folder / "stage.tsv"
         path.write_text("\n".join(rows) + "\n", encoding="utf-8")
         db.execute("CREATE OR REPLACE TEMP TABLE policies (id INTEGER, base_score DOUBLE, lifetime_days DOUBLE, "
                    "decay_speed DOUBLE, threshold DOUBLE)")
         db.executemany("INSERT INTO policies VALUES (?, ?, ?, ?, ?)",
-                       [(i, *scores) for i, scores in enumerate(stager.scores)])
+                       [(i, *policy) for i, policy in enumerate(scores)])
         db.execute(f"""CREATE OR REPLACE TEMP TABLE stage AS
             WITH raw AS (SELECT * FROM read_csv(?, delim='\t', header=false, quote='', escape='', nullstr='',
                                                 auto_detect=false, columns={_STAGE_COLUMNS})
@@ -324,6 +350,13 @@ class IntelStore:
         cursor = self._cursor()
         cursor.execute("SELECT i.id, i.type, i.value FROM indicators i JOIN sources s ON s.indicator_id = i.id "
                        "WHERE s.source = ?", [source])
+        while batch := cursor.fetchmany(100_000):
+            yield from batch
+
+    def triples(self, ids: Sequence[int]) -> Iterator[tuple[int, str, str]]:
+        """(id, type, value) of these indicators."""
+        cursor = self._cursor()
+        cursor.execute("SELECT id, type, value FROM indicators WHERE id IN (SELECT unnest($ids))", {"ids": list(ids)})
         while batch := cursor.fetchmany(100_000):
             yield from batch
 

@@ -40,6 +40,7 @@ from vigil.intel.indicators import (
 # Cells that mean "nothing here" in optional columns (ThreatFox writes "None").
 NULLS = frozenset({"", "none", "null", "n/a", "-"})
 _TAG_SEPARATORS = re.compile(r"[,;|]")
+MEMO_SIZE = 100_000  # distinct dates, tag cells and families remembered per parse
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _PLAIN_IPV4 = re.compile(r"\.".join([_OCTET] * 4))  # unrolled: a fifth faster than {3}
 _PLAIN_IPV4_PORT = re.compile(_PLAIN_IPV4.pattern + r":\d{1,5}")
@@ -340,6 +341,9 @@ class _CsvPlan:
         self.description = self._optional(options.description, "description")
         self.malware = self._optional(options.malware, "malware")
         self.tags = tuple(self._position(ref, "tags") for ref in options.tags)
+        self._times: dict[str, datetime] = {}
+        self._tag_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self._related: dict[str, tuple[Related, ...]] = {}
         self.has_extras = bool(self.tags) or any(position is not None for position in (
             self.first_seen, self.last_seen, self.confidence, self.description, self.malware))
         shared = options.shared
@@ -417,34 +421,58 @@ class _CsvPlan:
         return convert
 
     def _fill(self, values: dict[str, Any], cells: list[str]) -> None:
-        """The optional columns of one row into ``values``; ``ValueError`` says which cell is wrong."""
-        def cell(position: int | None) -> str | None:
-            if position is None or position >= len(cells):
-                return None
-            text = cells[position].strip()
-            return None if text.lower() in NULLS else text
-
-        for key, position in (("first_seen", self.first_seen), ("last_seen", self.last_seen)):
-            text = cell(position)
-            if text is not None:
+        """The optional columns of one row into ``values``; ``ValueError`` says which cell is wrong. Feeds repeat
+        their dates and tags from row to row, so each distinct cell is parsed once (bounded memos)."""
+        count = len(cells)
+        for name, position in (("first_seen", self.first_seen), ("last_seen", self.last_seen)):
+            if position is None or position >= count:
+                continue
+            raw = cells[position]
+            stamp = self._times.get(raw)
+            if stamp is None:
+                stripped = raw.strip()
+                if stripped.lower() in NULLS:
+                    continue
                 try:
-                    values[key] = parse_time(text)
+                    stamp = parse_time(stripped)
                 except ValueError as exc:
-                    raise ValueError(f"{key.replace('_', ' ')}: {exc}") from None
-        text = cell(self.confidence)
+                    raise ValueError(f"{name.replace('_', ' ')}: {exc}") from None
+                if len(self._times) < MEMO_SIZE:
+                    self._times[raw] = stamp
+            values[name] = stamp
+        text = _cell(cells, self.confidence)
         if text is not None:
             if not text.isdigit() or not 0 <= int(text) <= 100:
                 raise ValueError(f"confidence {text!r} is not a whole number from 0 to 100")
             values["confidence"] = int(text)
         if self.tags:
-            row_tags = [tag for position in self.tags for tag in split_tags(cell(position) or "")]
-            values["tags"] = tuple(dict.fromkeys([*values["tags"], *row_tags]))
-        text = cell(self.description)
+            tag_cells = tuple(cells[p] if p < count else "" for p in self.tags)
+            tags = self._tag_sets.get(tag_cells)
+            if tags is None:
+                row_tags = [tag for raw in tag_cells for tag in split_tags(raw)]
+                tags = tuple(dict.fromkeys([*values["tags"], *row_tags]))
+                if len(self._tag_sets) < MEMO_SIZE:
+                    self._tag_sets[tag_cells] = tags
+            values["tags"] = tags
+        text = _cell(cells, self.description)
         if text is not None:
             values["description"] = text
-        text = cell(self.malware)
+        text = _cell(cells, self.malware)
         if text is not None:
-            values["related"] = (Related("malware", text),)
+            related = self._related.get(text)
+            if related is None:
+                related = (Related("malware", text),)
+                if len(self._related) < MEMO_SIZE:
+                    self._related[text] = related
+            values["related"] = related
+
+
+def _cell(cells: list[str], position: int | None) -> str | None:
+    """A cell's text, None when the column is absent or the cell empty or a null word."""
+    if position is None or position >= len(cells):
+        return None
+    text = cells[position].strip()
+    return None if text.lower() in NULLS else text
 
 
 class CsvParser:
