@@ -35,8 +35,8 @@ _IPS = ("source.ip", "destination.ip")
 _NAMES = ("dns.question.name", "url.domain")
 # For each indicator type: where to look and how to compare.
 PLAN: Mapping[IndicatorType, tuple[tuple[str, ...], Comparison]] = {
-    IndicatorType.IPV4: (_IPS, "exact"),
-    IndicatorType.IPV6: (_IPS, "exact"),
+    IndicatorType.IPV4: (_IPS, "address"),
+    IndicatorType.IPV6: (_IPS, "address"),
     IndicatorType.CIDR: (_IPS, "cidr4"),
     IndicatorType.DOMAIN: (_NAMES, "domain"),
     IndicatorType.HOSTNAME: (_NAMES, "exact"),

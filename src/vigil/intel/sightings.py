@@ -126,41 +126,31 @@ def record_seen(db: Database, store: IntelStore, seen: Sequence[Seen], *, retroa
     checked = warninglists.names if warninglists is not None else []
     created = repeated = held = 0
     to_alert: list[tuple[Seen, IntelSighting]] = []
+    groups = _grouped(seen, indicators, now)
     with db.transaction(Scope.system()) as session:
         allowed = {(row.type, row.value) for row in session.scalars(select(IntelAllowlist))}
-        pending: dict[str, IntelSighting] = {}
-        for item in seen:
-            indicator = indicators.get(item.hit.indicator_id)
-            if indicator is None:  # removed since the index was built
+        open_rows = _recent(session, groups, retroactive=retroactive, dedup_minutes=dedup_minutes)
+        for key, group in groups.items():
+            item, indicator, host = group.item, indicators[group.item.hit.indicator_id], group.host
+            row = open_rows.get(key)
+            if row is not None and row.last_seen >= group.first - timedelta(minutes=dedup_minutes):
+                row.count += group.count
+                row.first_seen = min(row.first_seen, group.first)
+                row.last_seen = max(row.last_seen, group.last)
+                row.updated_at = now
+                repeated += group.hits
+                _count_on_alert(session, row, group.count, group.last, now)
                 continue
             held_by = _held_by(item, indicator, allowed, warninglists)
-            host = alert_fields(item.event)["host"]
-            key = _sighting_key(item, host)
-            when = item.first_seen or event_time(item.event) or now
-            until = item.last_seen or when
-            row = pending.get(key) or session.scalars(
-                select(IntelSighting).where(IntelSighting.dedup_key == key,
-                                            IntelSighting.last_seen >= when - timedelta(minutes=dedup_minutes),
-                                            IntelSighting.retroactive.is_(retroactive))
-                .order_by(IntelSighting.last_seen.desc()).limit(1)).first()
-            if row is not None:
-                row.count += item.count
-                row.first_seen = min(row.first_seen, when)
-                row.last_seen = max(row.last_seen, until)
-                row.updated_at = now
-                pending[key] = row
-                repeated += 1
-                _count_on_alert(session, row, item.count, until, now)
-                continue
             row = IntelSighting(
                 unit_id=item.unit_id, indicator_id=indicator.id, type=indicator.type, value=indicator.value,
                 field=item.hit.field[:200], observed=item.hit.observed[:2000], event_source=item.source[:300],
-                host=host, first_seen=when, last_seen=until, count=item.count, retroactive=retroactive,
+                host=host, first_seen=group.first, last_seen=group.last, count=group.count, retroactive=retroactive,
                 provenance=_provenance(indicator, checked, held_by), suppressed_by=held_by,
                 event=_kept(item.event), dedup_key=key, created_at=now, updated_at=now)
             session.add(row)
-            pending[key] = row
             created += 1
+            repeated += group.hits - 1
             if held_by:
                 held += 1
             else:
@@ -168,6 +158,53 @@ def record_seen(db: Database, store: IntelStore, seen: Sequence[Seen], *, retroa
         session.flush()
     alerts = _raise_alerts(db, to_alert, indicators, retroactive=retroactive, dedup_minutes=dedup_minutes, now=now)
     return SightingResult(sightings=created, repeated=repeated, alerts=alerts, held_back=held)
+
+
+@dataclass
+class _Group:
+    """The hits of one batch that share a sighting: the first, and the counts and times of all."""
+
+    item: Seen
+    host: str | None
+    first: datetime
+    last: datetime
+    count: int = 0
+    hits: int = 0
+
+
+def _grouped(seen: Sequence[Seen], indicators: Mapping[int, StoredIndicator], now: datetime) -> dict[str, _Group]:
+    """Hits by sighting key (a batch often repeats one observable many times): one row each to look up."""
+    groups: dict[str, _Group] = {}
+    for item in seen:
+        if item.hit.indicator_id not in indicators:  # removed since the index was built
+            continue
+        host = alert_fields(item.event)["host"]
+        key = _sighting_key(item, host)
+        when = item.first_seen or event_time(item.event) or now
+        until = item.last_seen or when
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(item, host, when, until)
+        group.first, group.last = min(group.first, when), max(group.last, until)
+        group.count += item.count
+        group.hits += 1
+    return groups
+
+
+def _recent(session: Any, groups: Mapping[str, _Group], *, retroactive: bool,
+            dedup_minutes: int) -> dict[str, IntelSighting]:
+    """The newest existing sighting of each key seen within the window (one query for the batch)."""
+    if not groups or dedup_minutes <= 0:
+        return {}
+    oldest = min(g.first for g in groups.values()) - timedelta(minutes=dedup_minutes)
+    found: dict[str, IntelSighting] = {}
+    keys = list(groups)
+    for start in range(0, len(keys), 500):
+        rows = session.scalars(select(IntelSighting).where(
+            IntelSighting.dedup_key.in_(keys[start:start + 500]), IntelSighting.last_seen >= oldest,
+            IntelSighting.retroactive.is_(retroactive)).order_by(IntelSighting.last_seen))
+        found.update({row.dedup_key: row for row in rows})  # the newest wins
+    return found
 
 
 def _count_on_alert(session: Any, sighting: IntelSighting, count: int, seen: datetime, now: datetime) -> None:

@@ -429,10 +429,13 @@ class DuckDBEventStore:
         cursor = self._reader()
         try:
             rows = cursor.execute(sql, {**params, "since": _utc(start), "until": _utc(end)}).fetchall()
+            ids = sorted({int(r[8]) for r in rows})
+            documents = dict(cursor.execute(lookup.DOCUMENTS, {"ids": ids}).fetchall()) if ids else {}
         finally:
             cursor.close()
         return [ValueMatch(tag=int(r[0]), unit_id=int(r[1]), source=r[2], field=r[3], observed=r[4],
-                           first_seen=r[5], last_seen=r[6], count=int(r[7]), document=r[8]) for r in rows]
+                           first_seen=r[5], last_seen=r[6], count=int(r[7]), document=documents.get(int(r[8]), "{}"))
+                for r in rows]
 
     def oldest(self, source: str | None = None) -> datetime | None:
         if source is None:

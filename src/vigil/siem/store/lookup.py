@@ -17,8 +17,10 @@ from typing import Literal
 
 from vigil.siem.fields import BY_FIELD, Kind
 
-Comparison = Literal["exact", "domain", "cidr4", "basename", "url"]
-MAX_LABELS = 6  # a domain value of more labels matches only exactly
+# "address": the column holds the value exactly as listed (IP addresses, written one way), so events are
+# joined on it directly; the others compare a function of the value, over the column's distinct values.
+Comparison = Literal["address", "exact", "domain", "cidr4", "basename", "url"]
+MAX_LABELS = 6  # a listed domain of more labels matches nothing (the "domain" comparison below)
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,7 @@ class ValueMatch:
     first_seen: datetime
     last_seen: datetime
     count: int
-    document: str  # the first matching event
+    document: str  # the first matching event (JSON text)
 
 
 def _column(field: str) -> str:
@@ -49,18 +51,35 @@ def _column(field: str) -> str:
     return column.name
 
 
-def _observed(column: str, comparison: Comparison) -> str:
-    """The event's value as the comparison needs it (column names come from ``vigil.siem.fields``)."""
-    if comparison == "basename":
-        return f"lower(regexp_extract(e.{column}, '[^/\\\\]+$'))"
-    if comparison == "url":
-        return f"split_part(e.{column}, '?', 1)"
-    return f"lower(e.{column})"
+# How a distinct observed value ``o`` of a column meets the listed values ``v`` (value, tag).
+_MATCH = {
+    "exact": "SELECT o.observed, v.tag FROM names o JOIN {values} v ON lower(o.observed) = v.value",
+    "url": "SELECT o.observed, v.tag FROM names o JOIN {values} v ON split_part(o.observed, '?', 1) = v.value",
+    "basename": ("SELECT o.observed, v.tag FROM names o "
+                 "JOIN {values} v ON lower(regexp_extract(o.observed, '[^/\\\\]+$')) = v.value"),
+    # The name and each parent domain of it (the last 1 to MAX_LABELS labels) against the listed domains.
+    "domain": ("SELECT o.observed, v.tag FROM (SELECT observed, unnest(list_transform(generate_series(1, least("
+               "6, len(string_split(lower(observed), '.')))), lambda n: array_to_string("
+               "string_split(lower(observed), '.')[-n:], '.'))) AS candidate FROM names) o "
+               "JOIN {values} v ON o.candidate = v.value"),
+    "cidr4": ("SELECT o.observed, v.tag FROM (SELECT observed, TRY_CAST(split_part(observed, '.', 1) AS UBIGINT) "
+              "* 16777216 + TRY_CAST(split_part(observed, '.', 2) AS UBIGINT) * 65536 "
+              "+ TRY_CAST(split_part(observed, '.', 3) AS UBIGINT) * 256 "
+              "+ TRY_CAST(split_part(observed, '.', 4) AS UBIGINT) AS address FROM names) o "
+              "JOIN (SELECT tag, TRY_CAST(split_part(value, '-', 1) AS UBIGINT) AS low, "
+              "TRY_CAST(split_part(value, '-', 2) AS UBIGINT) AS high FROM {values}) v "
+              "ON o.address BETWEEN v.low AND v.high"),
+}
 
 
 def build(sets: Sequence[ValueSet]) -> tuple[str, dict[str, object]]:
     """The SQL and its parameters, but for ``since`` and ``until``, which the caller binds. The text joins
-    only constants, checked typed column names and field names; every value is bound (hence the S608s)."""
+    only constants, checked typed column names and field names; every value is bound (hence the S608s).
+
+    Per column, in two steps, so that neither the documents nor a function of every row are read: the
+    column's distinct values in the window are compared with the listed ones (few, whatever the number
+    of events), then the events holding a matching value are found by an exact join on the column. The
+    first matching event of each group is named by its id (``documents`` fetches it)."""
     parts: list[str] = []
     params: dict[str, object] = {}
     for number, value_set in enumerate(sets):
@@ -69,42 +88,26 @@ def build(sets: Sequence[ValueSet]) -> tuple[str, dict[str, object]]:
         table = f"(SELECT unnest(${values}_values) AS value, unnest(${values}_tags) AS tag)"
         for field in value_set.fields:
             column = _column(field)
-            observed = _observed(column, value_set.comparison)
-            label = f"'{field}'"
-            if value_set.comparison == "domain":
-                # The name and each parent domain of it, matched against the listed domains.
+            if value_set.comparison == "address":
                 parts.append(
-                    f"SELECT {values}.tag, e.unit_id, e.source, {label} AS field, "  # noqa: S608
-                    f"e.{column} AS observed, e.ts, e.doc "
-                    f"FROM (SELECT *, unnest(list_transform(generate_series(1, least({MAX_LABELS}, "
-                    f"len(string_split(lower(e0.{column}), '.')))), lambda n: array_to_string("
-                    f"string_split(lower(e0.{column}), '.')[-n:], '.'))) AS candidate "
-                    f"FROM events e0 WHERE e0.{column} IS NOT NULL AND e0.ts >= $since AND e0.ts < $until) e "
-                    f"JOIN {table} {values} ON e.candidate = {values}.value")
-            elif value_set.comparison == "cidr4":
-                parts.append(
-                    f"SELECT {values}.tag, e.unit_id, e.source, {label} AS field, "  # noqa: S608
-                    f"e.{column} AS observed, e.ts, e.doc "
-                    f"FROM (SELECT *, TRY_CAST(split_part({column}, '.', 1) AS UBIGINT) * 16777216 "
-                    f"+ TRY_CAST(split_part({column}, '.', 2) AS UBIGINT) * 65536 "
-                    f"+ TRY_CAST(split_part({column}, '.', 3) AS UBIGINT) * 256 "
-                    f"+ TRY_CAST(split_part({column}, '.', 4) AS UBIGINT) AS address "
-                    f"FROM events WHERE {column} IS NOT NULL AND ts >= $since AND ts < $until) e "
-                    f"JOIN (SELECT tag, TRY_CAST(split_part(value, '-', 1) AS UBIGINT) AS low, "
-                    f"TRY_CAST(split_part(value, '-', 2) AS UBIGINT) AS high FROM {table}) {values} "
-                    f"ON e.address BETWEEN {values}.low AND {values}.high")
-            else:
-                parts.append(
-                    f"SELECT {values}.tag, e.unit_id, e.source, {label} AS field, "  # noqa: S608
-                    f"e.{column} AS observed, e.ts, e.doc "
-                    f"FROM events e JOIN {table} {values} ON {observed} = {values}.value "
-                    f"WHERE e.{column} IS NOT NULL AND e.ts >= $since AND e.ts < $until")
+                    f"SELECT m.tag, e.id, e.unit_id, e.source, '{field}' AS field, e.{column} AS observed, e.ts "  # noqa: S608
+                    f"FROM events e JOIN {table} m ON e.{column} = m.value WHERE e.ts >= $since AND e.ts < $until")
+                continue
+            matched = _MATCH[value_set.comparison].format(values=table)
+            parts.append(
+                f"SELECT m.tag, e.id, e.unit_id, e.source, '{field}' AS field, e.{column} AS observed, e.ts "  # noqa: S608
+                f"FROM events e JOIN (WITH names AS (SELECT DISTINCT {column} AS observed FROM events "
+                f"WHERE {column} IS NOT NULL AND ts >= $since AND ts < $until) {matched}) m "
+                f"ON e.{column} = m.observed WHERE e.ts >= $since AND e.ts < $until")
     if not parts:
         return "", params
     union = " UNION ALL ".join(parts)
-    sql = ("SELECT tag, unit_id, source, field, observed, min(ts), max(ts), count(*), arg_min(doc, ts) "  # noqa: S608
+    sql = ("SELECT tag, unit_id, source, field, observed, min(ts), max(ts), count(*), arg_min(id, ts) "  # noqa: S608
            f"FROM ({union}) GROUP BY tag, unit_id, source, field, observed")
     return sql, params
+
+
+DOCUMENTS = "SELECT id, doc FROM events WHERE id IN (SELECT unnest($ids))"
 
 
 def cidr4_range(network: str) -> str | None:

@@ -1,0 +1,117 @@
+"""Live IOC matching's cost to ingestion: the NDJSON ingest of ``bench_siem_ingest.py`` with no indicator and
+with 1,000,000 indicators loaded, side by side.
+
+The same generated ECS events (about 450 bytes each) go through spool → pipeline → DuckDB in both runs,
+with the records store (SQLite) and the ``vigil.consumers`` plugins as `vigil serve` has them; in the
+second run the indicator store holds 1,000,000 indicators (IPv4 addresses, domains, SHA-256 hashes,
+URLs), so every event is matched in the parse workers; none of them is a value the events carry (what
+hits cost is recording sightings and alerts, measured by the tests, not here). Printed: events/s of both runs, by wall
+clock and by CPU time, and the cost of matching as a share of the ingest (goal: at most 10%).
+
+Usage: ``bench_intel_live.py [--events N] [--indicators N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from _common import machine, report, sqlite_database
+from _siem_data import ndjson_file
+
+from vigil.core.config import Settings
+from vigil.core.db import Database
+from vigil.intel.indicators import IndicatorType, ParsedIndicator
+from vigil.intel.runtime import forget, intel_for
+from vigil.siem.parsers.base import Event
+from vigil.siem.parsing import SourceConfig
+from vigil.siem.pipeline import MAX_RECORDS
+from vigil.siem.runtime import Siem
+from vigil.siem.spool import BatchMeta
+
+
+def indicators(count: int) -> Iterator[ParsedIndicator]:
+    """Values the events never carry, as nearly all traffic meets nearly all indicators."""
+    picker = random.Random(11)
+    kinds = (IndicatorType.IPV4, IndicatorType.DOMAIN, IndicatorType.SHA256, IndicatorType.URL)
+    for n in range(count):
+        kind = kinds[n % 4]
+        if kind is IndicatorType.IPV4:
+            yield ParsedIndicator(kind, f"{picker.randint(11, 223)}.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}")
+        elif kind is IndicatorType.DOMAIN:
+            yield ParsedIndicator(kind, f"h{n}.bad{n % 977}.net")
+        elif kind is IndicatorType.SHA256:
+            yield ParsedIndicator(kind, f"{picker.getrandbits(256):064x}")
+        else:
+            yield ParsedIndicator(kind, f"http://dl{n}.example.org/p/{n}.bin")
+
+
+class Tagged:
+    """An enricher (``observer.name`` on every event): what any source but plain JSON goes through, the
+    events parsed in the workers before they are stored."""
+
+    name = "bench-tag"
+
+    def enrich(self, events: list[Event]) -> None:
+        for event in events:
+            event["observer.name"] = "bench"
+
+
+def ingest(lines: list[bytes], batch: int, folder: Path, database: Database, loaded: int, *,
+           parsed: bool) -> tuple[float, float]:
+    settings = Settings(data_dir=folder, spool_quota_bytes=8 * 1024**3, database_url=database.url)
+    intel = intel_for(settings, database)
+    if loaded:
+        intel.store.merge(indicators(loaded), source="bench", replace=True)
+    siem = Siem(settings, database, enrichers=[Tagged()] if parsed else ())
+    siem.source_configs = lambda name: SourceConfig(format="json")
+    meta = BatchMeta(source="http:bench", unit_id=1, format="json", transport="http")
+    every = max(MAX_RECORDS // batch, 1)
+    for consumer in siem.consumers:
+        consumer.wanted()  # indexes built before the clock starts, as in a server that has been running
+    siem.pipeline.wait_ready()
+    wall, cpu = time.perf_counter(), time.process_time()
+    try:
+        for number, first in enumerate(range(0, len(lines), batch)):
+            siem.submit(lines[first:first + batch], meta)
+            if number % every == every - 1:
+                siem.pipeline.run_once()
+        siem.drain(timeout=3600)
+        stored = siem.store.count()
+    finally:
+        siem.stop()
+        forget(settings)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if stored != len(lines):
+        raise SystemExit(f"stored {stored:,} events of {len(lines):,}")
+    return wall, cpu
+
+
+def main() -> None:
+    options = argparse.ArgumentParser(description=__doc__)
+    options.add_argument("--events", type=int, default=1_000_000)
+    options.add_argument("--indicators", type=int, default=1_000_000)
+    options.add_argument("--batch", type=int, default=10_000)
+    args = options.parse_args()
+    lines = ndjson_file(args.events).read_bytes().splitlines()
+    conditions = (f"{len(lines):,} NDJSON events, batches of {args.batch:,}, {Settings().pipeline_workers} parse "
+                  f"workers, {machine()}")
+    for parsed, path in ((True, "events parsed in the workers (any source but plain JSON)"),
+                         (False, "plain JSON stored as text (the store's fast path)")):
+        figures = {}
+        for loaded in (0, args.indicators):
+            with tempfile.TemporaryDirectory(prefix="vigil-bench-live-") as folder, sqlite_database() as database:
+                wall, _ = ingest(lines, args.batch, Path(folder), database, loaded, parsed=parsed)
+            figures[loaded] = wall
+            report(f"intel live, {path}, {loaded:,} indicators loaded", len(lines) / wall, "events/s", conditions)
+        added = figures[args.indicators] / figures[0] - 1
+        report(f"intel live, {path}, what matching adds to the wall time", added * 100, "%",
+               f"{args.indicators:,} indicators vs none, {conditions}, goal at most 10%")
+
+
+if __name__ == "__main__":
+    main()
