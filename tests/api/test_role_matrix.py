@@ -562,6 +562,8 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("PATCH", "/api/v1/intel/sightings/{sighting_id}"): Row(Needs(P.INTEL_WRITE), lambda c: Req(
         f"/api/v1/intel/sightings/{fresh_sighting_id(c.world)}", json={"status": "true-positive"})),
     ("GET", "/api/v1/intel/entities"): Row(Needs(P.INTEL_READ), fixed("/api/v1/intel/entities")),
+    ("POST", "/api/v1/intel/entities/attack"): Row(Needs(P.INTEL_WRITE, everywhere=True),
+                                                   fixed("/api/v1/intel/entities/attack")),
     ("GET", "/api/v1/intel/entities/{entity_id}"): Row(Needs(P.INTEL_READ), lambda c: Req(
         f"/api/v1/intel/entities/{fresh_entity_id(c.world)}")),
     ("GET", "/api/v1/intel/allowlist"): Row(Needs(P.INTEL_READ), fixed("/api/v1/intel/allowlist")),

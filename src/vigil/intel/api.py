@@ -264,6 +264,12 @@ def list_entities(principal: Reader, session: SessionDep, pages: Pages,
                 offset=pages.offset)
 
 
+@router.post("/entities/attack", status_code=status.HTTP_201_CREATED)
+def import_attack(request: Request, principal: Writer, session: SessionDep) -> dict[str, int]:
+    """ATT&CK Enterprise's groups, campaigns and software, from the offline data shipped with Vigil."""
+    return {"entities": service.import_attack(context(request, session, principal))}
+
+
 @router.get("/entities/{entity_id}")
 def read_entity(entity_id: RecordId, request: Request, principal: Reader, session: SessionDep) -> dict[str, Any]:
     """An actor, campaign or other entity with its indicators and the timeline of their sightings here."""

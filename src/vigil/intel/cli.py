@@ -189,6 +189,14 @@ def lookup_command(
         typer.echo("  nothing known")
 
 
+@app.command("attack-import", epilog=EXIT_CODES_HELP)
+def attack_import_command() -> None:
+    """Import ATT&CK Enterprise's groups, campaigns and software (offline data) as actors and the like."""
+    with operation() as op, op.transaction() as ctx:
+        count = service.import_attack(ctx)
+    typer.echo(f"{count:,} ATT&CK groups, campaigns and software recorded")
+
+
 @app.command("allow", epilog=EXIT_CODES_HELP)
 def allow_command(
     kind: Annotated[str, typer.Argument(help="Indicator type.", show_default=False)],

@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 from vigil.core.context import Context
 from vigil.core.db import utcnow
 from vigil.core.errors import BadInput, NotFound
+from vigil.intel.attack_import import SOURCE as ATTACK_SOURCE
+from vigil.intel.attack_import import attack_entities
 from vigil.intel.feeds.base import feed_parsers
 from vigil.intel.indicators import (
     TLP_LEVELS,
@@ -251,6 +253,15 @@ def _refresh_allowlist(session: Session, store: IntelStore) -> None:
 
 
 # --- entities ---------------------------------------------------------------------------------------
+
+
+def import_attack(ctx: Context) -> int:
+    """ATT&CK's groups, campaigns and software (offline data) as entities; how many."""
+    found = list(attack_entities())
+    count = record_entities(ctx.session, found, source=ATTACK_SOURCE)
+    ctx.audit("intel.attack.import", target_type="intel_entities", details={"source": ATTACK_SOURCE,
+                                                                             "entities": count})
+    return count
 
 
 def entities_query(*, kind: str | None = None, text: str = "") -> Select[IntelEntity]:
