@@ -215,3 +215,21 @@ def test_feed_secrets_are_never_shown(client: TestClient, world: World, tmp_path
     assert made.status_code == 201, made.text
     assert made.json()["has_secret"] is True and "s3cr3t" not in made.text
     assert made.json()["auth_header"] == "X-OTX-API-KEY"
+
+
+def test_the_own_intelligence_exports_as_a_valid_stix_bundle(client: TestClient, world: World) -> None:
+    import stix2
+
+    headers = world.headers("analyst")
+    made = client.post("/api/v1/intel/indicators", headers=headers, json={
+        "type": "domain", "value": "login-verify.badcorp-c2.net", "confidence": 70, "tlp": "amber",
+        "tags": ["phishing"]})
+    assert made.status_code == 201, made.text
+    fresh_sighting_id(world)  # a sighting of another indicator: not exported with this one
+    answer = client.get("/api/v1/intel/export", headers=headers)
+    assert answer.status_code == 200 and "attachment" in answer.headers["content-disposition"]
+    parsed = stix2.parse(answer.json(), allow_custom=False)
+    indicators = [o for o in parsed.objects if o.type == "indicator"]
+    assert [i.pattern for i in indicators] == ["[domain-name:value = 'login-verify.badcorp-c2.net']"]
+    assert indicators[0].confidence == 70 and indicators[0].labels == ["phishing"]
+    assert indicators[0].object_marking_refs == [stix2.TLP_AMBER.id]

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import httpx
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
@@ -22,7 +23,7 @@ from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID
 from vigil.core.errors import BadInput, NotFound
 from vigil.core.pagination import Page, PageParams, page_params, paginate
-from vigil.intel import feeds_service, lookup, service, sightings_service
+from vigil.intel import export, feeds_service, lookup, service, sightings_service
 from vigil.intel.feeds.presets import presets
 from vigil.intel.indicators import IndicatorType, InvalidValue, ParsedIndicator, normalise
 from vigil.intel.models import IntelAllowlist, IntelFeed, IntelPull, IntelSighting, RetroHunt
@@ -213,6 +214,15 @@ def look_up(request: Request, principal: Reader, session: SessionDep,
     units = principal.units_for(Permission.EVENTS_READ)
     events = request.app.state.siem.existing_store() if units else None
     return lookup.look_up(session, intel_of(request), value, events=events, units=units)
+
+
+@router.get("/export")
+def export_bundle(request: Request, principal: Reader, session: SessionDep,
+                  source: Annotated[list[str] | None, Query(max_length=20)] = None) -> JSONResponse:
+    """The organisation's own intelligence (source ``manual`` unless others are named) as a STIX 2.1 bundle,
+    with the sightings in the caller's units."""
+    data = export.bundle(session, intel_of(request).store, sources=source or ["manual"])
+    return JSONResponse(data, headers={"Content-Disposition": f'attachment; filename="{export.file_name()}"'})
 
 
 # --- sightings --------------------------------------------------------------------------------------

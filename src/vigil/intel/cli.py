@@ -30,7 +30,7 @@ from vigil.cli.runtime import (
     print_table,
 )
 from vigil.core.config import Settings
-from vigil.intel import feeds_service, lookup, service
+from vigil.intel import export, feeds_service, lookup, service
 from vigil.intel.feeds.presets import presets
 from vigil.intel.runtime import Intel, forget, intel_for
 from vigil.intel.schemas import FeedCreate
@@ -187,6 +187,25 @@ def lookup_command(
         typer.echo(f"  {entity.kind} {entity.name}")
     if not (found.indicators or found.sightings or found.warninglists or found.allowlisted):
         typer.echo("  nothing known")
+
+
+@app.command("export", epilog=EXIT_CODES_HELP)
+def export_command(
+    source: Annotated[list[str] | None, typer.Option("--source", help="Sources to export (repeatable); default "
+                                                     "manual: what the SOC's analysts entered.",
+                                                     show_default=False)] = None,
+    out: Annotated[Path | None, typer.Option("--output", "-o", help="File to write; default standard output.",
+                                             show_default=False)] = None,
+) -> None:
+    """The organisation's own intelligence as a STIX 2.1 bundle (indicators, related actors, sightings)."""
+    with operation() as op, _intel(op) as intel, op.transaction() as ctx:
+        data = export.bundle(ctx.session, intel.store, sources=source or ["manual"])
+    text = orjson.dumps(data, option=orjson.OPT_INDENT_2).decode()
+    if out is None:
+        typer.echo(text)
+    else:
+        out.write_text(text + "\n", encoding="utf-8")
+        note(f"{len(data['objects']):,} STIX objects written to {out}")
 
 
 @app.command("attack-import", epilog=EXIT_CODES_HELP)
