@@ -576,6 +576,41 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/intel/retrohunts"): Row(Needs(P.INTEL_READ), fixed("/api/v1/intel/retrohunts")),
     ("POST", "/api/v1/intel/retrohunts"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
         "/api/v1/intel/retrohunts", params={"days": 7})),
+    # --- UI: threat intelligence (feeds, imports and the allow-list platform-wide; sightings of line_a) ----------
+    ("GET", "/intel"): Row(Needs(P.INTEL_READ), fixed("/intel")),
+    ("GET", "/intel/lookup"): Row(Needs(P.INTEL_READ), lambda c: Req(
+        "/intel/lookup", params={"value": "91.92.109.44"})),
+    ("GET", "/intel/feeds"): Row(Needs(P.INTEL_READ), fixed("/intel/feeds")),
+    ("POST", "/intel/feeds"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req("/intel/feeds", data={
+        "name": f"page feed of {c.name} {uuid.uuid4().hex[:8]}", "preset": "feodotracker"})),
+    ("GET", "/intel/feeds/{feed_id}"): Row(Needs(P.INTEL_READ), lambda c: Req(
+        f"/intel/feeds/{fresh_feed_id(c.world)}")),
+    ("POST", "/intel/feeds/{feed_id}/pull"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
+        f"/intel/feeds/{fresh_feed_id(c.world)}/pull", data={})),
+    ("POST", "/intel/feeds/{feed_id}/enabled"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
+        f"/intel/feeds/{fresh_feed_id(c.world)}/enabled", data={"enabled": "false"})),
+    ("POST", "/intel/feeds/{feed_id}/delete"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
+        f"/intel/feeds/{fresh_feed_id(c.world)}/delete", data={})),
+    ("GET", "/intel/import"): Row(Needs(P.INTEL_WRITE, everywhere=True), fixed("/intel/import")),
+    ("POST", "/intel/import"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req("/intel/import", data={
+        "format": "lines", "name": f"page {c.name}", "text": f"{uuid.uuid4().hex[:12]}.example.net\n"})),
+    ("GET", "/intel/indicators"): Row(Needs(P.INTEL_READ), lambda c: Req("/intel/indicators", params={"q": "example"})),
+    ("GET", "/intel/indicators/{indicator_id}"): Row(Needs(P.INTEL_READ), lambda c: Req(
+        f"/intel/indicators/{fresh_indicator_id(c.app)}")),
+    ("GET", "/intel/sightings"): Row(Needs(P.INTEL_READ), lambda c: Req("/intel/sightings", params={"found": "live"})),
+    ("GET", "/intel/sightings/{sighting_id}"): Row(Needs(P.INTEL_READ), lambda c: Req(
+        f"/intel/sightings/{fresh_sighting_id(c.world)}")),
+    ("POST", "/intel/sightings/{sighting_id}/mark"): Row(Needs(P.INTEL_WRITE), lambda c: Req(
+        f"/intel/sightings/{fresh_sighting_id(c.world)}/mark", data={"status": "true-positive"})),
+    ("GET", "/intel/actors"): Row(Needs(P.INTEL_READ), lambda c: Req(
+        "/intel/actors", params={"kind": "intrusion-set"})),
+    ("GET", "/intel/actors/{entity_id}"): Row(Needs(P.INTEL_READ), lambda c: Req(
+        f"/intel/actors/{fresh_entity_id(c.world)}")),
+    ("GET", "/intel/allowlist"): Row(Needs(P.INTEL_READ), fixed("/intel/allowlist")),
+    ("POST", "/intel/allowlist"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req("/intel/allowlist", data={
+        "type": "domain", "value": f"{uuid.uuid4().hex[:12]}.example.net", "reason": f"added by {c.name} (page)"})),
+    ("POST", "/intel/allowlist/{allow_id}/delete"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
+        f"/intel/allowlist/{fresh_allow_id(c.app, c.world)}/delete", data={})),
 }
 
 
