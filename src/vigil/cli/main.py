@@ -48,6 +48,7 @@ from vigil.detection import cli_alerts, cli_hunts, cli_rules
 from vigil.detection.alerts import alert_count
 from vigil.detection.rules_import import install_starter_pack
 from vigil.intel import cli as intel_cli
+from vigil.intel import demo as intel_demo
 from vigil.siem import cli as siem_cli
 from vigil.siem import demo as siem_demo
 from vigil.siem.receivers import syslog as syslog_receivers
@@ -108,10 +109,16 @@ def load_siem_demo(op: Operation) -> Mapping[str, int]:
     return added
 
 
+def load_intel_demo(op: Operation) -> Mapping[str, int]:
+    """ATT&CK's groups and software, a report on the demo day's intruder (retro-hunted), two feeds."""
+    return intel_demo.load(op.settings, op.database, op.transaction)
+
+
 DEMO_LOADERS: tuple[tuple[str, DemoLoader], ...] = (
     ("accounts", in_transaction(accounts_demo.load)),
     ("detection", load_detection_demo),
     ("siem", load_siem_demo),
+    ("intel", load_intel_demo),
 )
 
 

@@ -16,7 +16,8 @@ The stories, all from documentation address ranges (RFC 5737):
    blocks the scanner afterwards.
 3. RDP password guessing on ``WS-FIN-07`` from 198.51.100.77 (a burst of 4625), then a type-10 logon as
    ``administrator``, encoded PowerShell, ``whoami``, ``net user svc-backup /add`` into the local
-   administrators; Suricata sees the PowerShell script being fetched.
+   administrators; Suricata sees the PowerShell script being fetched, which then beacons every ten
+   minutes to ``cdn-telemetry.dustyjump-c2.com`` (DNS queries; threat intelligence knows the name).
 
 ``load`` feeds every record through ``Siem.submit`` (the spool and the pipeline, as from the network),
 then reads the EVTX set in ``../shared/data/evtx`` (beside the checkout) when present. It is idempotent: a marker
@@ -61,6 +62,7 @@ WEB_UNIT = "支付业务 Payments"  # the demo unit that owns the web shop, when
 SSH_ATTACKER = "203.0.113.66"
 WEB_SCANNER = "198.51.100.23"
 RDP_ATTACKER = "198.51.100.77"
+C2_DOMAIN = "cdn-telemetry.dustyjump-c2.com"  # the RDP intruder's beacon (threat intelligence knows it)
 JUMP_HOST = ("jump01", "10.10.0.5")
 WEB_HOST = ("web01", "10.10.1.11")
 LINUX_HOSTS = (JUMP_HOST, WEB_HOST, ("db01", "10.10.2.21"))
@@ -372,6 +374,16 @@ class Generator:
                                                                          "en-US) WindowsPowerShell/5.1.19041.4648",
                                                       "status": 200})
         self.zeek_conn(fetch, workstation, RDP_ATTACKER, 80)
+        # The script it fetched beacons to its command-and-control name every ten minutes.
+        for minute in range(5, 65, 10):
+            when = fetch + timedelta(minutes=minute, seconds=self.rng.randint(0, 40))
+            self.eve(when, "dns", workstation, "10.10.0.53", 53, dns={
+                "type": "query", "id": self.rng.randint(1, 65535), "rrname": C2_DOMAIN, "rrtype": "A", "tx_id": 0})
+            self.zeek.add(when, json_line({
+                "ts": round(when.timestamp(), 6), "uid": f"D{self.rng.getrandbits(64):016x}", "id.orig_h": workstation,
+                "id.orig_p": self.rng.randint(1024, 65000), "id.resp_h": "10.10.0.53", "id.resp_p": 53, "proto": "udp",
+                "trans_id": self.rng.randint(1, 65535), "query": C2_DOMAIN, "qtype_name": "A",
+                "rcode_name": "NOERROR", "answers": [RDP_ATTACKER], "_path": "dns"}))
 
     def broken_records(self) -> None:
         """What real inputs carry too: a scanner's TLS probe on the syslog port, a JSON line cut short."""
