@@ -72,7 +72,8 @@ def test_a_sysmon_event_becomes_its_flat_native_fields() -> None:
 
 @pytest.mark.parametrize("shape", [
     "qualifiers", "string ids", "unnamed data", "one unnamed data", "user data", "ecs root name", "system name",
-    "separate attributes", "no event data", "nested event data", "names with spaces",
+    "separate attributes", "no event data", "nested event data", "names with spaces", "nested attribute",
+    "list text", "text attributes", "null system values", "attribute named as a later field",
 ])
 def test_unusual_shapes_give_what_the_ingestion_parser_gives(shape: str) -> None:
     document = windows_document(TargetUserName="alice")
@@ -101,6 +102,17 @@ def test_unusual_shapes_give_what_the_ingestion_parser_gives(shape: str) -> None
         root["EventData"] = {"Binary": {"Inner": {"#text": "v"}}, "Plain": 3}
     elif shape == "names with spaces":  # Defender's "Threat Name"
         root["EventData"] = {"Threat Name": "EICAR", "Path": "C:\\x"}
+    elif shape == "nested attribute":
+        system["Execution"] = {"#attributes": {"ProcessID": {"#text": 4}, "ThreadID": 8}}
+    elif shape == "list text":
+        system["Computer"] = {"#text": ["dc1", "dc2"]}
+    elif shape == "text attributes":
+        system["Security"] = {"#attributes": "S-1-5-18"}
+    elif shape == "null system values":
+        system["Correlation"], system["Keywords"] = None, {"#text": None}
+    elif shape == "attribute named as a later field":
+        system["Provider"] = {"#attributes": {"Name": {"nested": 1}}}
+        system["Provider_Name"] = "Later"
     assert native_event(document) == parser_native(document)
     assert list(native_event(document)) == list(parser_native(document))
 

@@ -59,6 +59,9 @@ _SCALARS = frozenset({str, int, float, bool, type(None)})
 # (shapes repeat: one per provider and event ID, so each is checked once).
 _USUAL_SYSTEMS: dict[tuple[str, ...], bool] = {}
 _PLAIN_SHAPES: dict[tuple[str, ...], bool] = {}
+# "Provider" -> "Name" -> "Provider_Name": the field names of System attributes, made once (not a new text,
+# hashed again, for each event).
+_ATTRIBUTE_NAMES: dict[str, dict[str, str]] = {}
 _MAX_SHAPES = 4096
 
 
@@ -135,7 +138,7 @@ def read_events(path: str, *, threads: int = 1, part: Part = WHOLE) -> Iterator[
         yield from _ndjson_part(path, first, second, first_line)
         return
     try:
-        with Path(path).open("rb") as handle:
+        with open(path, "rb") as handle:  # noqa: PTH123 - no Path made for each of thousands of files
             head = handle.read(HEADER_BLOCK)
             size = os.fstat(handle.fileno()).st_size
             data = None if head[:8] == MAGIC else head + handle.read()
@@ -406,27 +409,46 @@ def _system(system: dict[str, Any]) -> Event | None:
     if not usual:
         return None
     native: Event = {}
+    scalars = _SCALARS
+    # Nested values, a text EventID: system_fields knows what to keep and what to refuse.
     for name, value in system.items():
-        if type(value) is dict:
+        if value.__class__ is dict:
             attributes = value.get("#attributes")
-            if type(attributes) is dict:
+            if attributes is not None:
+                if attributes.__class__ is not dict:
+                    return None
+                names = _ATTRIBUTE_NAMES.get(name) or _attribute_names(name)
                 for attribute, item in attributes.items():
-                    native[name + "_" + attribute] = item
-            elif attributes is not None:
-                return None
+                    if item.__class__ not in scalars:
+                        return None
+                    native[names.get(attribute) or _attribute_name(names, name, attribute)] = item
             value = value.get("#text")
             if value is None:
                 continue
         elif value is None:
             continue
+        if value.__class__ not in scalars:
+            return None
         native[name] = value
-    # Nested values, a text EventID: system_fields knows what to keep and what to refuse.
-    if not set(map(type, native.values())) <= _SCALARS or type(native.get("EventID")) is not int \
-            or type(native.get("EventRecordID", 0)) is not int:
+    if native.get("EventID").__class__ is not int or native.get("EventRecordID", 0).__class__ is not int:
         return None
     if "Channel" not in native:
         native["Channel"] = None
     return native
+
+
+def _attribute_names(name: str) -> dict[str, str]:
+    if len(_ATTRIBUTE_NAMES) >= _MAX_SHAPES:  # a hostile file cannot grow it without end
+        _ATTRIBUTE_NAMES.clear()
+    names = _ATTRIBUTE_NAMES[name] = {}
+    return names
+
+
+def _attribute_name(names: dict[str, str], name: str, attribute: str) -> str:
+    if len(names) >= _MAX_SHAPES:
+        names.clear()
+    joined = names[attribute] = name + "_" + attribute
+    return joined
 
 
 def _plain(body: dict[str, Any]) -> bool:
