@@ -90,7 +90,8 @@ class _Bucket:
     keyword: _Group
     read_plain: tuple[str, ...]  # top-level keys
     read_dotted: tuple[str, ...]
-    results: dict[tuple[Any, ...], tuple[int, ...]] = field(default_factory=dict)
+    # The values of ``read_plain`` and ``read_dotted`` -> their types and the fielded variants that matched.
+    results: dict[tuple[Any, ...], tuple[tuple[type, ...], tuple[int, ...]]] = field(default_factory=dict)
     # The memo pays only where events repeat: a bucket whose lookups seldom hit stops remembering for a
     # while (a stream of unique syslog lines would otherwise build a signature per event for nothing).
     lookups: int = 0
@@ -364,9 +365,9 @@ class Engine:
         """The fielded rules that match; remembered by the values of the fields they read.
 
         Logs repeat themselves (the same process, the same logon): an event whose every field these rules
-        read equals an earlier one's has the earlier result. (True == 1 in Python: a field holding a
-        boolean in one event and the number 1 in another of the same Channel and EventID would share
-        a result; no Windows event does that.)"""
+        read equals an earlier one's has the earlier result. (True == 1 in Python: the values' types are
+        kept with the result, and a hit needs the same types. Only the values are hashed: the types, the
+        same for most events, are compared on a hit.)"""
         if not bucket.fielded.variants:
             return ()
         if bucket.memo_paused:
@@ -375,18 +376,19 @@ class Engine:
         values = tuple(map(event.get, bucket.read_plain, repeat(MISSING)))  # absent differs from null
         if bucket.read_dotted:
             values += tuple(field_value(event, name) for name in bucket.read_dotted)
-        # With the values' types: True == 1 in Python, but the boolean true is not the number 1 in Sigma.
-        signature: tuple[Any, ...] | None = (*values, *map(type, values))
+        signature: tuple[Any, ...] | None = values
         results = bucket.results
         try:
-            known = results.get(signature)  # type: ignore[arg-type]
+            known = results.get(values)
         except TypeError:  # a list (EventData's unnamed Data) or an object: made hashable, or not remembered
-            signature = _hashable(signature)
+            signature = _hashable(values)
             known = results.get(signature) if signature is not None else None
+        # With the values' types: True == 1 in Python, but the boolean true is not the number 1 in Sigma.
+        kinds = tuple(map(type, values))
         bucket.lookups += 1
-        if known is not None:
+        if known is not None and known[0] == kinds:
             bucket.hits += 1
-            return known
+            return known[1]
         if bucket.lookups >= MEMO_TRIAL:
             if bucket.hits * 20 < bucket.lookups:  # under 5 % hits: not worth it for the next while
                 bucket.memo_paused = MEMO_PAUSE
@@ -396,7 +398,7 @@ class Engine:
         if signature is not None and sum(len(v) for v in values if v.__class__ is str) <= 4 * MEMO_VALUE_CHARS:
             if len(results) >= MEMO_ENTRIES:
                 results.clear()
-            results[signature] = matched
+            results[signature] = (kinds, matched)
         return matched
 
     def _evaluate(self, event: Mapping[str, Any], group: _Group, scans: dict[str, Scan]) -> list[int]:
@@ -562,12 +564,10 @@ def _predicate_fields(predicate: Predicate) -> tuple[Any, ...]:
             predicate.needle)
 
 
-def _hashable(signature: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
-    """The signature with lists as tuples (of their elements and types); None when it holds an object."""
-    if signature is None:
-        return None
+def _hashable(values: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The values with lists as tuples (of their elements and types); None when they hold an object."""
     items: list[Any] = []
-    for value in signature:
+    for value in values:
         if isinstance(value, list):
             flat = scalars(value)
             if any(isinstance(item, Mapping) for item in flat):
