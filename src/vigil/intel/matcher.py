@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vigil.intel.event_fields import URL, Plan, read, split_url, url_host, url_with_host
+from vigil.intel.feeds.stix_patterns import ComplexPattern, PatternError, compile_pattern
 from vigil.intel.indicators import IndicatorType
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,9 @@ class IndicatorIndex:
         self.urls: dict[str, list[tuple[int, str]]] = {}
         self.url_hosts: set[str] = set()
         self.counts: dict[str, int] = {}
-        self.skipped = 0  # rows not indexed: unknown types, STIX patterns, values not in canonical form
+        self.skipped = 0  # rows not indexed: unknown types, patterns not decidable on one event, bad values
+        # STIX patterns too complex to index, evaluated on each event (only those decidable on one event).
+        self.patterns: list[tuple[int, str, ComplexPattern]] = []
         self.plan = Plan.for_types(())
         # What a field's text matched, by reader (event_fields.ADDRESS, ...).
         self._memos: dict[int, dict[str, tuple[Found, ...]]] = {}
@@ -196,6 +199,14 @@ class IndicatorIndex:
             if (indicator_id, value) not in refs:
                 refs.append((indicator_id, value))
             self.url_hosts.add(host)
+        elif kind == T.PATTERN:
+            try:
+                compiled = compile_pattern(value)
+            except PatternError:
+                return False
+            if not isinstance(compiled, ComplexPattern) or not compiled.live:
+                return False
+            self.patterns.append((indicator_id, value, compiled))
         elif kind in self.exact:
             # Canonical values are lower case already; lowering again costs little and forgives a feed that
             # stored them otherwise.
@@ -236,14 +247,21 @@ class IndicatorIndex:
         return sum(self.counts.values())
 
     def match(self, event: Mapping[str, Any]) -> list[Hit]:
-        """The hits of one event, one per (indicator, field); [] for anything that is not an event."""
-        if not self._lookups or (event.__class__ is not dict and not isinstance(event, Mapping)):
+        """The hits of one event, one per (indicator, field); [] for anything that is not an event. A STIX
+        pattern's hit names no single field: ``field`` is ``stix-pattern`` and ``observed`` the paths it compares."""
+        if event.__class__ is not dict and not isinstance(event, Mapping):
             return []
-        found: list[tuple[str, str, tuple[Found, ...]]] = []
-        self._walk(event, found)
-        if not found:
-            return []
-        return _distinct([Hit(seen[0], seen[1], seen[2], field, seen[3]) for field, _, refs in found for seen in refs])
+        hits: list[Hit] = []
+        if self._lookups:
+            found: list[tuple[str, str, tuple[Found, ...]]] = []
+            self._walk(event, found)
+            if found:
+                hits = _distinct([Hit(seen[0], seen[1], seen[2], field, seen[3])
+                                  for field, _, refs in found for seen in refs])
+        for indicator_id, text, pattern in self.patterns:
+            if pattern.matches(event):
+                hits.append(Hit(indicator_id, T.PATTERN, text, T.PATTERN, ", ".join(pattern.paths)[:500]))
+        return hits
 
     def _slow(self, reader: int, field: str, value: str, event: Mapping[str, Any]) -> tuple[Found, ...]:
         """A text value not in the memo: read, looked up, and kept. A URL that is only a path is joined to its

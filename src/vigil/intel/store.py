@@ -157,7 +157,8 @@ class _Stager:
                 "description": item.description[:4000], "pattern": item.pattern}).decode()
         first = self._time(item.first_seen)
         last = self._time(item.last_seen)
-        return (f"{position}\t{item.type.value}\t{item.value}\t"
+        value = item.value if item.type is not IndicatorType.PATTERN else item.value.translate(_CLEAN)
+        return (f"{position}\t{item.type.value}\t{value}\t"
                 f"{'' if item.confidence is None else item.confidence}\t{first}\t{last}\t{tags}\t{policy}\t{extra}")
 
     def _time(self, value: datetime | None) -> str:
