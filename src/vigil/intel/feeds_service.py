@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 from vigil.core import audit
 from vigil.core.context import Context
 from vigil.core.db import utcnow
-from vigil.core.errors import BadInput, Conflict, NotFound
+from vigil.core.errors import BadInput, Conflict, NotFound, VigilError
 from vigil.intel.feeds import misp, taxii
 from vigil.intel.feeds.base import feed_parsers
 from vigil.intel.feeds.presets import preset
@@ -262,8 +262,8 @@ def _pull_feed(ctx: Context, store: IntelStore, *, feed_id: int, client: httpx.C
         with tempfile.TemporaryFile(prefix="vigil-feed-") as body:
             result = _pull(ctx, store, feed, client, body, warninglists=warninglists, force=force,
                            retry_delay=retry_delay)
-    except (PullFailed, BadInput) as exc:
-        return _failed(ctx, feed, str(exc.detail if isinstance(exc, BadInput) else exc), now)
+    except (PullFailed, BadInput, taxii.TaxiiError) as exc:
+        return _failed(ctx, feed, str(exc.detail if isinstance(exc, VigilError) else exc), now)
     feed.consecutive_failures = 0
     feed.last_error = ""
     feed.next_pull_at = now + timedelta(minutes=feed.interval_minutes)
@@ -305,11 +305,8 @@ def _pull(ctx: Context, store: IntelStore, feed: IntelFeed, client: httpx.Client
         "warninglists": warninglists}
     if feed.format == "taxii":
         polled = taxii.poll(_taxii_collection(feed), added_after=feed.cursor or None)
-        try:
-            result = take_in(ctx, store, stream=body, fmt="stix", options=feed.options, items=polled.items(),
-                             version=polled.requested_after or "", **common)
-        except taxii.TaxiiError as exc:
-            raise PullFailed(exc.detail) from None
+        result = take_in(ctx, store, stream=body, fmt="stix", options=feed.options, items=polled.items(),
+                         version=polled.requested_after or "", **common)
         feed.cursor = polled.added_after or feed.cursor
         return result
     if feed.format == "misp-feed":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from vigil.accounts.service import root_unit_id
 from vigil.core import audit
 from vigil.core.config import Settings
 from vigil.core.context import Context
@@ -30,7 +31,7 @@ from vigil.siem.store.base import EventStore
 
 log = logging.getLogger(__name__)
 
-SYSTEM_ACTOR = audit.Actor(user_id=None, name="vigil", unit_id=0)
+SYSTEM_NAME = "vigil"  # the audit trail's name for what the server does on its own (scheduled pulls)
 _instances: dict[tuple[Path, str], Intel] = {}
 _instances_lock = threading.Lock()
 
@@ -95,8 +96,9 @@ class Intel:
                           lookback_days=self.settings.intel_lookback_days, warninglists=self.warninglists)
 
     def pull(self, feed_id: int, *, client: httpx.Client, force: bool = False,
-             actor: audit.Actor = SYSTEM_ACTOR) -> feeds_service.PullOutcome:
+             actor: audit.Actor | None = None) -> feeds_service.PullOutcome:
         with self.db.transaction(Scope.system()) as session:
+            actor = actor or audit.Actor(user_id=None, name=SYSTEM_NAME, unit_id=root_unit_id(session))
             outcome = feeds_service.pull_feed(Context(session=session, actor=actor), self.store, feed_id=feed_id,
                                               client=client, warninglists=self.warninglists, force=force)
         if outcome.fresh:

@@ -121,7 +121,6 @@ def take_in(ctx: Context, store: IntelStore, *, stream: BinaryIO, fmt: str, opti
     """Read ``stream`` as ``fmt`` (or take ready ``items``, as the MISP feed and TAXII readers give) and merge
     it as ``source``. A source that is not of its format raises ``BadInput`` and changes nothing."""
     pull = IntelPull(feed_id=feed_id, source=source[:300], by=ctx.actor.name, started_at=utcnow())
-    ctx.session.add(pull)
     if items is None:
         parser = feed_parsers().get(fmt)
         if parser is None:
@@ -130,6 +129,7 @@ def take_in(ctx: Context, store: IntelStore, *, stream: BinaryIO, fmt: str, opti
     intake = Intake()
     merged = store.merge(intake.split(items, defaults or {}), source=source, version=version,
                          policies=policies_of(decay or {}), replace=replace)
+    ctx.session.add(pull)  # only now: a source refused whole leaves no pull behind (the caller records why)
     entities = record_entities(ctx.session, intake.entities, source=source)
     flagged = flag_indicators(ctx.session, store, source=source, warninglists=warninglists, ids=merged.fresh)
     pull.finished_at = utcnow()
