@@ -20,7 +20,7 @@ from vigil.intel.indicators import IndicatorType, InvalidValue, guess
 from vigil.intel.models import IntelAllowlist, IntelEntity, IntelSighting
 from vigil.intel.retrohunt import PLAN
 from vigil.intel.runtime import Intel
-from vigil.intel.schemas import EntityRead, IndicatorRead, IndicatorSourceRead, LookupRead, SightingRead
+from vigil.intel.schemas import EntityRead, IndicatorRead, LookupRead, SightingRead
 from vigil.intel.store import StoredIndicator
 from vigil.siem.search import TimeRange, search
 from vigil.siem.store.base import EventStore
@@ -30,13 +30,7 @@ LIMIT = 50
 
 
 def indicator_read(indicator: StoredIndicator) -> IndicatorRead:
-    return IndicatorRead(
-        id=indicator.id, type=indicator.type, value=indicator.value, score=indicator.score, active=indicator.active,
-        first_seen=indicator.first_seen, last_seen=indicator.last_seen, created_at=indicator.created_at,
-        updated_at=indicator.updated_at, tags=indicator.tags, kill_chain=indicator.kill_chain,
-        related=indicator.related, description=indicator.description, pattern=indicator.pattern,
-        warninglists=indicator.warninglists, allowlisted=indicator.allowlisted,
-        sources=[IndicatorSourceRead.model_validate(s) for s in indicator.sources])
+    return IndicatorRead.model_validate(indicator, from_attributes=True)
 
 
 def _containing(intel: Intel, kind: IndicatorType, value: str) -> list[StoredIndicator]:
