@@ -23,7 +23,7 @@ import marshal
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import filterfalse, repeat
+from itertools import chain, filterfalse, repeat
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,8 @@ class _Group:
     members: frozenset[int]  # ``variants`` as a set: a needle's variants in other buckets are left out
     plain_fields: frozenset[str]  # needle fields read as one top-level key
     other_fields: list[str]  # dotted paths and keywords
+    # The candidates a field's scan gives (scans are remembered per value: the same ones come again).
+    by_scan: dict[Scan, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -404,12 +406,13 @@ class Engine:
     def _evaluate(self, event: Mapping[str, Any], group: _Group, scans: dict[str, Scan]) -> list[int]:
         """Indexes of the group's rules that match: the prefilter's candidates, then their conditions."""
         candidates: set[int] = set(group.always)
-        by_needle, members = self._needle_index()[0], group.members
+        by_scan = group.by_scan
         # Only the fields the event has (a set intersection in C), then the dotted and keyword ones.
         for name in [*(event.keys() & group.plain_fields), *group.other_fields]:
-            sure, verify = self._scan(event, name, scans)
-            for pid in (*sure, *verify) if sure or verify else ():
-                candidates.update(v for v in by_needle.get(pid, ()) if v in members)
+            found = self._scan(event, name, scans)
+            if found is not NO_HITS:
+                from_scan = by_scan.get(found)
+                candidates.update(from_scan if from_scan is not None else self._candidates(group, found))
         if not candidates:
             return []
         test = self._tester(event, scans)
@@ -419,6 +422,18 @@ class Engine:
             if rule not in matched and self._conditions[variant](test):
                 matched[rule] = None
         return sorted(matched)
+
+    def _candidates(self, group: _Group, found: Scan) -> tuple[int, ...]:
+        """The group's variants one of whose needles a field's scan found; remembered for that scan."""
+        by_needle, members = self._needle_index()[0], group.members
+        candidates: set[int] = set()
+        # Most predicates a value holds are no variant's needle: looked up, nothing more.
+        for variants in filter(None, map(by_needle.get, chain(*found))):
+            candidates.update(members.intersection(variants))
+        if len(group.by_scan) >= MEMO_ENTRIES:
+            group.by_scan.clear()
+        remembered = group.by_scan[found] = tuple(candidates)
+        return remembered
 
     def _match_unbucketed(self, event: Mapping[str, Any]) -> list[Rule]:
         """An event whose Channel or EventID is a list (or an object): no bucket fits, so every variant
