@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,16 +25,17 @@ from vigil.cli.runtime import (
     JsonOption,
     Operation,
     fail,
+    login_name,
     note,
     operation,
     print_json,
     print_table,
 )
 from vigil.core.config import Settings
-from vigil.intel import export, feeds_service, lookup, service
+from vigil.intel import export, feeds_service, lookup, service, sightings_service
 from vigil.intel.feeds.presets import presets
 from vigil.intel.runtime import Intel, forget, intel_for
-from vigil.intel.schemas import FeedCreate
+from vigil.intel.schemas import AllowRead, EntityRead, FeedCreate, SightingRead, SightingUpdate
 from vigil.siem.store.duckdb import DuckDBEventStore
 
 app = typer.Typer(help="Threat intelligence: feeds, indicators, sightings, the allow-list.", no_args_is_help=True)
@@ -226,6 +228,101 @@ def allow_command(
     with operation() as op, _intel(op) as intel, op.transaction() as ctx:
         row = service.allow(ctx, intel.store, kind=kind, value=value, reason=reason)
         typer.echo(f"allow-listed {row.type} {row.value}")
+
+
+@app.command("allowlist", epilog=EXIT_CODES_HELP)
+def allowlist_command(
+    remove: Annotated[int | None, typer.Option("--remove", help="Remove this entry (its ID).",
+                                               show_default=False)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The allow-list, with reasons and authors; --remove takes an entry off."""
+    with operation() as op, _intel(op) as intel, op.transaction() as ctx:
+        if remove is not None:
+            service.disallow(ctx, intel.store, allow_id=remove)
+            typer.echo(f"allow-list entry {remove} removed")
+            return
+        rows = service.allowlist(ctx.session)
+        found = [AllowRead.model_validate(r).model_dump(mode="json") for r in rows]
+    if as_json:
+        print_json(found)
+        return
+    print_table(["ID", "TYPE", "VALUE", "REASON", "BY", "SINCE"],
+                [[str(r["id"]), r["type"], r["value"], r["reason"][:60], r["created_by"], r["created_at"][:16]]
+                 for r in found])
+
+
+@app.command("sightings", epilog=EXIT_CODES_HELP)
+def sightings_command(
+    retroactive: Annotated[bool | None, typer.Option("--retroactive/--live", help="Only retro-hunt (or live) "
+                                                     "sightings.", show_default=False)] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Sightings, most recent first: the indicator, where it was seen, how often, and what held it back."""
+    with operation() as op, op.transaction() as ctx:
+        rows = sightings_service.recent(ctx.session, retroactive=retroactive, limit=limit)
+        found = [SightingRead.model_validate(r).model_dump(mode="json") for r in rows]
+    if as_json:
+        print_json(found)
+        return
+    print_table(["ID", "INDICATOR", "FIELD", "OBSERVED", "HOST", "COUNT", "LAST SEEN", "HOW", "STATUS", "ALERT"],
+                [[str(r["id"]), f"{r['type']} {r['value']}"[:50], r["field"], r["observed"][:40], r["host"] or "-",
+                  str(r["count"]), r["last_seen"][:16], "retro" if r["retroactive"] else "live",
+                  r["status"] + (f" (held back: {r['suppressed_by']})" if r["suppressed_by"] else ""),
+                  str(r["alert_id"] or "-")] for r in found])
+
+
+@app.command("mark", epilog=EXIT_CODES_HELP)
+def mark_command(
+    sighting_id: Annotated[int, typer.Argument(show_default=False)],
+    status: Annotated[str, typer.Option("--as", help="true-positive, false-positive or new.")],
+    allow: Annotated[bool, typer.Option("--allow", help="With --as false-positive: allow-list the value.")] = False,
+    reason: Annotated[str, typer.Option("--reason", help="Why (kept with the allow-list entry).")] = "",
+) -> None:
+    """Mark a sighting; a false positive can feed the allow-list."""
+    with operation() as op, _intel(op) as intel, op.transaction() as ctx:
+        row = sightings_service.mark(ctx, intel.store, sighting_id=sighting_id,
+                                     data=SightingUpdate.model_validate({"status": status, "allow": allow,
+                                                                         "reason": reason}))
+        typer.echo(f"sighting {row.id} ({row.type} {row.value}): {row.status}"
+                   + (" and allow-listed" if allow and status == "false-positive" else ""))
+
+
+@app.command("actors", epilog=EXIT_CODES_HELP)
+def actors_command(
+    kind: Annotated[str | None, typer.Option("--kind", help="intrusion-set, campaign, malware, tool, report, "
+                                             "attack-pattern…", show_default=False)] = None,
+    text: Annotated[str, typer.Option("--text", "-q", help="Text in the name.")] = "",
+    as_json: JsonOption = False,
+) -> None:
+    """Actors, campaigns, malware and the rest, with their ATT&CK IDs."""
+    with operation() as op, op.transaction() as ctx:
+        rows = list(ctx.session.scalars(service.entities_query(kind=kind, text=text).limit(500)))
+        found = [EntityRead.model_validate(r).model_dump(mode="json") for r in rows]
+    if as_json:
+        print_json(found)
+        return
+    print_table(["ID", "KIND", "NAME", "ALIASES", "ATT&CK"],
+                [[str(r["id"]), r["kind"], r["name"][:50], ", ".join(r["aliases"])[:40] or "-",
+                  ", ".join(r["attack_ids"][:6]) + (" …" if len(r["attack_ids"]) > 6 else "")] for r in found])
+
+
+@app.command("retrohunt", epilog=EXIT_CODES_HELP)
+def retrohunt_command(
+    days: Annotated[int, typer.Option("--days", min=1, max=3650, help="How far back to look.")] = 30,
+) -> None:
+    """Look back through stored events for every active indicator (needs the event store free)."""
+    with operation() as op, _intel(op, with_events=True) as intel:
+        events = intel.events()
+        if events is None:
+            fail("no event store to look through (none yet, or a running `vigil serve` holds it: use "
+                 "POST /api/v1/intel/retrohunts)")
+        result = sightings_service.retro_all(intel, events, days=days, by=f"cli:{login_name()}",
+                                             now=datetime.now(UTC))
+    typer.echo(f"retro-hunt: {result.indicators:,} indicators over {days} days: {result.hits:,} events, "
+               f"{result.sightings.sightings} new sightings, {result.sightings.alerts} alerts "
+               f"({result.seconds:.2f} s)")
 
 
 # --- feeds ------------------------------------------------------------------------------------------

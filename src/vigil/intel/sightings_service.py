@@ -31,6 +31,14 @@ def get_sighting(session: Session, sighting_id: int) -> IntelSighting:
     return row
 
 
+def recent(session: Session, *, retroactive: bool | None = None, limit: int = 50) -> list[IntelSighting]:
+    """The session's units' sightings, most recent first."""
+    query = select(IntelSighting).order_by(IntelSighting.last_seen.desc(), IntelSighting.id.desc()).limit(limit)
+    if retroactive is not None:
+        query = query.where(IntelSighting.retroactive.is_(retroactive))
+    return list(session.scalars(query))
+
+
 def mark(ctx: Context, store: IntelStore, *, sighting_id: int, data: SightingUpdate) -> IntelSighting:
     row = get_sighting(ctx.session, sighting_id)
     before = row.status
