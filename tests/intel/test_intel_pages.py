@@ -77,13 +77,14 @@ def loaded(client: TestClient, world: World) -> World:
     assert answer.status_code == 200, text_of(answer)[:500]
     text = text_of(answer)
     assert "Imported as import:c2.json" in text
-    assert "1 indicators read: 1 added, 0 updated; 0 on a warninglist; 1 items refused; 1 actors" in text
+    assert ("Indicators read: 1 (added 1, updated 0); on a warninglist: 0; items refused: 1; "
+            "actors, campaigns and the like: 1.") in text
     assert "objects[3]" in text and "999.1.1.1" in text  # the refused item, where it is and why
-    assert re.search(r"1 new indicators looked for from .* 1 matching events, 1 new sightings", text), text
+    assert re.search(r"New indicators looked for: 1, from .*; matching events: 1; new sightings: 1\.", text), text
     pasted = import_page(browser, format="lines", name="blocklist", text="45.9.148.7\n8.8.8.0/24\nnot-an-ioc!\n")
     assert pasted.status_code == 200
     # The resolver's network is itself on a warninglist: held, but not matched live.
-    assert "2 indicators read: 2 added, 0 updated; 1 on a warninglist; 1 items refused" in text_of(pasted)
+    assert "Indicators read: 2 (added 2, updated 0); on a warninglist: 1; items refused: 1;" in text_of(pasted)
     assert "line 3" in text_of(pasted)
     return world
 
@@ -210,7 +211,7 @@ def test_indicators_search_and_provenance(client: TestClient, loaded: World) -> 
 def test_a_warninglisted_indicator_is_explained(client: TestClient, loaded: World) -> None:
     browser = signed_in(client.app, "analyst")  # type: ignore[arg-type]
     answer = import_page(browser, format="lines", name="resolvers", text="8.8.4.4\n")
-    assert "1 on a warninglist" in text_of(answer)
+    assert "on a warninglist: 1;" in text_of(answer)
     found = browser.get("/intel/indicators", params={"q": "8.8.4.4"})
     (indicator_id,) = re.findall(r'<tr data-indicator="(\d+)">', found.text)
     text = text_of(browser.get(f"/intel/indicators/{indicator_id}"))
