@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
 from tests.detection.test_hunts_api import fresh_hunt_id
+from tests.intel.test_intel_api import fresh_sighting_id
 
 from vigil.accounts import service
 from vigil.accounts.models import ApiToken, OrgUnit, RoleGrant, User
@@ -108,6 +109,14 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
         "POST", f"/detection/suppressions/{t['suppression']}", {"enabled": "false"}),
     ("POST", "/detection/suppressions/{suppression_id}/delete"): lambda w, t: (
         "POST", f"/detection/suppressions/{t['suppression']}/delete", {}),
+    # Sightings of branch_b (an indicator seen in branch_b's events), asked for by an analyst of branch_a.
+    ("GET", "/api/v1/intel/sightings/{sighting_id}"): lambda w, t: (
+        "GET", f"/api/v1/intel/sightings/{t['sighting']}", None),
+    ("PATCH", "/api/v1/intel/sightings/{sighting_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/intel/sightings/{t['sighting']}", {"status": "false-positive"}),
+    ("GET", "/intel/sightings/{sighting_id}"): lambda w, t: ("GET", f"/intel/sightings/{t['sighting']}", None),
+    ("POST", "/intel/sightings/{sighting_id}/mark"): lambda w, t: (
+        "POST", f"/intel/sightings/{t['sighting']}/mark", {"status": "false-positive"}),
 }
 
 
@@ -130,6 +139,15 @@ NOT_RECORD_IDS = {
     # Sigma placeholders are platform-wide too (the rules using them are); their path parameter is a name.
     ("GET", "/api/v1/rule-placeholders/{name}"), ("PUT", "/api/v1/rule-placeholders/{name}"),
     ("DELETE", "/api/v1/rule-placeholders/{name}"), ("POST", "/detection/rules/packs/placeholders/{name}/delete"),
+    # Threat intelligence's feeds, indicators, entities and allow-list are platform-wide (sightings are not).
+    ("GET", "/api/v1/intel/feeds/{feed_id}"), ("PATCH", "/api/v1/intel/feeds/{feed_id}"),
+    ("DELETE", "/api/v1/intel/feeds/{feed_id}"), ("POST", "/api/v1/intel/feeds/{feed_id}/pull"),
+    ("GET", "/api/v1/intel/indicators/{indicator_id}"), ("GET", "/api/v1/intel/entities/{entity_id}"),
+    ("DELETE", "/api/v1/intel/allowlist/{allow_id}"),
+    ("GET", "/intel/feeds/{feed_id}"), ("POST", "/intel/feeds/{feed_id}/pull"),
+    ("POST", "/intel/feeds/{feed_id}/enabled"), ("POST", "/intel/feeds/{feed_id}/delete"),
+    ("GET", "/intel/indicators/{indicator_id}"), ("GET", "/intel/actors/{entity_id}"),
+    ("POST", "/intel/allowlist/{allow_id}/delete"),
 }
 
 
@@ -149,7 +167,8 @@ def test_every_route_with_an_id_is_covered(app: Any) -> None:
 
 
 # Routes of events and saved searches, asked for by an analyst of branch_a.
-ANALYST_PATHS = ("/api/v1/events/", "/api/v1/saved-searches/", "/siem/events/", "/siem/search/", "/api/v1/alerts/",
+ANALYST_PATHS = ("/api/v1/intel/sightings/", "/intel/sightings/", "/api/v1/events/", "/api/v1/saved-searches/",
+                 "/siem/events/", "/siem/search/", "/api/v1/alerts/",
                  "/api/v1/suppressions/", "/detection/alerts/", "/detection/suppressions/", "/api/v1/hunts/",
                  "/detection/hunts/")
 
@@ -187,7 +206,8 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
     return {"user": world.users["staff_b"], "grant": grant, "token": new_token(world.database, "staff_b")[1],
             "unit": world.branch_b, "event": event, "saved": saved_id,
             "source": source_id, "alert": fresh_alert_id(world, world.branch_b),
-            "suppression": fresh_suppression_id(world, world.branch_b), "hunt": fresh_hunt_id(world, world.branch_b)}
+            "suppression": fresh_suppression_id(world, world.branch_b), "hunt": fresh_hunt_id(world, world.branch_b),
+            "sighting": fresh_sighting_id(world, world.branch_b)}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:

@@ -100,7 +100,7 @@ def test_the_overview_counts_what_is_held_and_seen(client: TestClient, loaded: W
     text = text_of(page)
     assert "Recent sightings" in text and C2 in text and "dns-client-1" in text
     assert "import:c2.json" in text  # the retro-hunt it brought
-    assert 'href="/intel"' in page.text and "Intelligence" in text  # the navigation's entry
+    assert 'href="/intel"' in page.text and "IOC detection" in text  # the navigation's entry
 
 
 def test_a_viewer_is_refused_and_sees_no_entry(client: TestClient, loaded: World) -> None:

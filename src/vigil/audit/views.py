@@ -72,6 +72,17 @@ ACTION_LABELS: dict[str, str] = {
     "detection.rule_pack.import": N_("Rule pack imported"),
     "hunt.start": N_("Hunt started"),
     "siem.retention.run": N_("Log retention run"),
+    "intel.import": N_("Intelligence imported"),
+    "intel.feed.add": N_("Intelligence feed added"),
+    "intel.feed.update": N_("Intelligence feed changed"),
+    "intel.feed.delete": N_("Intelligence feed removed"),
+    "intel.feed.pull": N_("Intelligence feed pulled"),
+    "intel.indicator.add": N_("Indicator added"),
+    "intel.allowlist.add": N_("Value allow-listed"),
+    "intel.allowlist.remove": N_("Allow-list entry removed"),
+    "intel.sighting.mark": N_("Sighting marked"),
+    "intel.retrohunt": N_("Retro-hunt run"),
+    "intel.attack.import": N_("ATT&CK groups and software imported"),
 }
 TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 

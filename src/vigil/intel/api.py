@@ -9,15 +9,16 @@ indicator: they are read and marked within the caller's units (another unit's si
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Collection
+from collections.abc import AsyncIterator, Collection
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
-from starlette.concurrency import run_in_threadpool
 
 from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID
@@ -50,9 +51,8 @@ router = APIRouter(prefix="/api/v1/intel", tags=["intel"])
 Reader = Annotated[Principal, Depends(require(Permission.INTEL_READ))]
 Writer = Annotated[Principal, Depends(require(Permission.INTEL_WRITE, everywhere=True))]
 UnitWriter = Annotated[Principal, Depends(require(Permission.INTEL_WRITE))]
-RecordId = Annotated[int, Path(ge=1, le=MAX_RECORD_ID)]
+RecordId = Annotated[int, PathParam(ge=1, le=MAX_RECORD_ID)]
 Pages = Annotated[PageParams, Depends(page_params)]
-IMPORT_CHUNK = 1 << 20
 
 
 def intel_of(request: Request) -> Intel:
@@ -130,29 +130,44 @@ def list_pulls(principal: Reader, session: SessionDep, pages: Pages, feed_id: in
 # --- imports ----------------------------------------------------------------------------------------
 
 
+async def uploaded(request: Request) -> AsyncIterator[Path]:
+    """The request body streamed to a temporary file (removed after the request). A dependency listed before
+    the principal's, so the upload is read before the records session opens: a slow upload never holds a
+    database transaction open."""
+    with tempfile.NamedTemporaryFile(prefix="vigil-import-", delete=False) as body:
+        path = Path(body.name)
+        try:
+            async for chunk in request.stream():
+                body.write(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+Upload = Annotated[Path, Depends(uploaded)]
+
+
 @router.post("/imports", status_code=status.HTTP_201_CREATED)
-async def import_file(request: Request, principal: Writer, session: SessionDep,
-                      fmt: Annotated[str, Query(alias="format", max_length=40)] = "stix",
-                      name: Annotated[str, Query(max_length=200)] = "upload",
-                      retrohunt: bool = True) -> ImportRead:
-    """The request body is the file (a STIX bundle, a MISP event, a CSV or list, an OTX pulse), streamed to
-    disk; ``format`` is a format or a preset's name."""
+def import_file(upload: Upload, request: Request, principal: Writer, session: SessionDep,
+                fmt: Annotated[str, Query(alias="format", max_length=40)] = "stix",
+                name: Annotated[str, Query(max_length=200)] = "upload",
+                retrohunt: bool = True) -> ImportRead:
+    """The request body is the file (a STIX bundle, a MISP event, a CSV or list, an OTX pulse); ``format`` is a
+    format or a preset's name. What is new is looked for in stored events at once (``retrohunt``)."""
     chosen = presets().get(fmt)
     intel = intel_of(request)
-    with tempfile.TemporaryFile(prefix="vigil-import-") as body:
-        async for chunk in request.stream():
-            body.write(chunk)
-        body.seek(0)
-        ctx = context(request, session, principal)
-        result = await run_in_threadpool(
-            service.take_in, ctx, intel.store, stream=body, fmt=chosen.format if chosen else fmt,
-            options=dict(chosen.options) if chosen else {}, source=f"import:{name}",
-            version=datetime.now(UTC).strftime("%Y%m%dT%H%M%S"), warninglists=intel.warninglists)
-    session.commit()
-    hunt = None
-    if retrohunt:
-        found = await run_in_threadpool(intel.look_back, result.merge.fresh, trigger=f"import:{name}")
-        hunt = session.get(RetroHunt, found.hunt_id) if found is not None else None
+    with upload.open("rb") as body:
+        result = service.take_in(context(request, session, principal), intel.store, stream=body,
+                                 fmt=chosen.format if chosen else fmt, options=dict(chosen.options) if chosen else {},
+                                 source=f"import:{name}", version=datetime.now(UTC).strftime("%Y%m%dT%H%M%S"),
+                                 warninglists=intel.warninglists)
+    session.commit()  # the pull is recorded before the look-back, which uses transactions of its own
+    found = intel.look_back(result.merge.fresh, trigger=f"import:{name}") if retrohunt else None
+    hunt = session.get(RetroHunt, found.hunt_id) if found is not None else None
     return ImportRead(pull=PullRead.model_validate(result.pull),
                       retrohunt=RetroHuntRead.model_validate(hunt) if hunt is not None else None)
 
@@ -201,7 +216,7 @@ def add_indicator(data: IndicatorCreate, request: Request, principal: Writer, se
 
 
 @router.get("/indicators/{indicator_id}")
-def read_indicator(indicator_id: Annotated[int, Path(ge=1)], request: Request, principal: Reader) -> IndicatorRead:
+def read_indicator(indicator_id: Annotated[int, PathParam(ge=1)], request: Request, principal: Reader) -> IndicatorRead:
     found = intel_of(request).store.get(indicator_id)
     if found is None:
         raise NotFound(f"no indicator {indicator_id}")

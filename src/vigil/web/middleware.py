@@ -62,7 +62,7 @@ class BodyLimit:
         self.ingest_limit = ingest_limit if ingest_limit is not None else limit
 
     def limit_for(self, path: str) -> int:
-        if path in ("/api/v1/ingest", "/api/v1/intel/imports") or path.endswith("/_bulk"):
+        if path in ("/api/v1/ingest", "/api/v1/intel/imports", "/intel/import") or path.endswith("/_bulk"):
             return max(self.limit, self.ingest_limit)
         return self.limit
 

@@ -162,7 +162,7 @@ def _import(request: Request, *, values: dict[str, str] | None = None, result: d
         "values": values or {"format": "stix", "retrohunt": "on"},
         "result": result,
         "error": error,
-        "max_bytes": settings_of(request).max_body_bytes,
+        "max_bytes": max(settings_of(request).max_body_bytes, settings_of(request).ingest_max_body_bytes),
         "lookback_days": settings_of(request).intel_lookback_days,
         "zone": settings_of(request).timezone,
     }, status=status)
