@@ -64,6 +64,9 @@ _ACTIVE = (  # constant fragments only; values are bound
     "WHERE NOT i.allowlisted AND ($warn OR len(i.warninglists) = 0) "
     "AND EXISTS (SELECT 1 FROM sources s WHERE s.indicator_id = i.id AND " + _VALID + " AND " + SCORE_SQL
     + " >= s.threshold)")
+# The indicators some source still vouches for now (valid, scored at or above its threshold).
+_VOUCHED = ("SELECT s.indicator_id FROM sources s WHERE " + _VALID + " AND " + SCORE_SQL  # noqa: S608
+            + " >= s.threshold")
 _SOURCES = (  # constant fragments only; values are bound
     "SELECT s.*, " + SCORE_SQL + " AS score FROM sources s "  # noqa: S608
     "WHERE s.indicator_id IN (SELECT unnest($ids)) "
@@ -372,19 +375,20 @@ class IntelStore:
     def search(self, *, text: str = "", types: Sequence[str] = (), source: str = "", tag: str = "",
                active_only: bool = False, limit: int = 50, offset: int = 0,
                now: datetime | None = None) -> tuple[list[StoredIndicator], int]:
-        """A page of indicators, newest first, with the total that matched."""
+        """A page of indicators, newest first, with the total that matched. Only the page is scored; the
+        active-only filter is one set operation over the sources, not a score per indicator."""
         where, params = self._filters(text=text, types=types, source=source, tag=tag)
-        params["now"] = now or datetime.now(UTC)
-        scored = _SCORED + where
-        active = "WHERE vouched AND NOT allowlisted AND len(warninglists) = 0" if active_only else ""
+        if active_only:
+            params["now"] = now or datetime.now(UTC)
+            where += " AND i.id IN (" + _VOUCHED + ") AND NOT i.allowlisted AND len(i.warninglists) = 0"
         cursor = self._cursor()
         # Only fixed SQL fragments are joined here; every value is bound.
-        total = cursor.execute(f"SELECT count(*) FROM ({scored}) {active}", params).fetchone()  # noqa: S608
-        rows = cursor.execute(f"SELECT * FROM ({scored}) {active} ORDER BY updated_at DESC, id DESC "  # noqa: S608
-                              f"LIMIT {int(limit)} OFFSET {int(offset)}", params).fetchall()
-        names = [d[0] for d in cursor.description or ()]
-        found = [dict(zip(names, row, strict=True)) for row in rows]
-        return self._with_sources(found), int(total[0]) if total else 0
+        total = cursor.execute(f"SELECT count(*) FROM indicators i WHERE {where}", params).fetchone()  # noqa: S608
+        ids = [int(r[0]) for r in cursor.execute(
+            f"SELECT i.id FROM indicators i WHERE {where} ORDER BY i.updated_at DESC, i.id DESC "  # noqa: S608
+            f"LIMIT {int(limit)} OFFSET {int(offset)}", params).fetchall()]
+        found = {i.id: i for i in self._page_by_ids(ids, now=now)[0]}
+        return [found[i] for i in ids if i in found], int(total[0]) if total else 0
 
     def get(self, indicator_id: int) -> StoredIndicator | None:
         found, _ = self._page_by_ids([indicator_id])
@@ -397,22 +401,22 @@ class IntelStore:
     def by_ids(self, ids: Sequence[int]) -> list[StoredIndicator]:
         return self._page_by_ids(ids)[0]
 
-    def _page_by_ids(self, ids: Sequence[int]) -> tuple[list[StoredIndicator], int]:
+    def _page_by_ids(self, ids: Sequence[int], *, now: datetime | None = None) -> tuple[list[StoredIndicator], int]:
         if not ids:
             return [], 0
         cursor = self._cursor()
-        now = datetime.now(UTC)
+        now = now or datetime.now(UTC)
         rows = cursor.execute(_SCORED + "i.id IN (SELECT unnest($ids)) ORDER BY i.id",
                               {"now": now, "ids": list(ids)}).fetchall()
         names = [d[0] for d in cursor.description or ()]
         found = [dict(zip(names, row, strict=True)) for row in rows]
-        return self._with_sources(found), len(found)
+        return self._with_sources(found, now), len(found)
 
-    def _with_sources(self, rows: list[dict[str, Any]]) -> list[StoredIndicator]:
+    def _with_sources(self, rows: list[dict[str, Any]], now: datetime) -> list[StoredIndicator]:
         if not rows:
             return []
         cursor = self._cursor()
-        listed = cursor.execute(_SOURCES, {"ids": [r["id"] for r in rows], "now": datetime.now(UTC)}).fetchall()
+        listed = cursor.execute(_SOURCES, {"ids": [r["id"] for r in rows], "now": now}).fetchall()
         names = [d[0] for d in cursor.description or ()]
         by_id: dict[int, list[dict[str, Any]]] = {}
         for row in listed:
