@@ -18,7 +18,7 @@ import httpx
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID
@@ -27,7 +27,7 @@ from vigil.core.pagination import Page, PageParams, page_params, paginate
 from vigil.intel import export, feeds_service, lookup, service, sightings_service
 from vigil.intel.feeds.presets import presets
 from vigil.intel.indicators import IndicatorType, InvalidValue, ParsedIndicator, normalise
-from vigil.intel.models import IntelAllowlist, IntelFeed, IntelPull, IntelSighting, RetroHunt
+from vigil.intel.models import IntelAllowlist, IntelFeed, IntelPull, RetroHunt
 from vigil.intel.runtime import Intel
 from vigil.intel.schemas import (
     AllowCreate,
@@ -247,15 +247,9 @@ def export_bundle(request: Request, principal: Reader, session: SessionDep,
 def list_sightings(principal: Reader, session: SessionDep, pages: Pages, retroactive: bool | None = None,
                    sighting_status: Annotated[str | None, Query(alias="status", max_length=20)] = None,
                    indicator_id: int | None = None) -> Page[SightingRead]:
-    query = select(IntelSighting).order_by(IntelSighting.last_seen.desc(), IntelSighting.id.desc())
-    if retroactive is not None:
-        query = query.where(IntelSighting.retroactive.is_(retroactive))
-    if sighting_status:
-        query = query.where(IntelSighting.status == sighting_status)
-    if indicator_id is not None:
-        query = query.where(IntelSighting.indicator_id == indicator_id)
-    total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    rows = session.scalars(query.limit(pages.limit).offset(pages.offset))
+    query = sightings_service.sightings_query(retroactive=retroactive, status=sighting_status or "",
+                                              indicator_id=indicator_id)
+    rows, total = paginate(session, query, pages)
     return Page(items=[SightingRead.model_validate(r) for r in rows], total=total, limit=pages.limit,
                 offset=pages.offset)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from vigil.core.context import Context
@@ -31,12 +31,25 @@ def get_sighting(session: Session, sighting_id: int) -> IntelSighting:
     return row
 
 
-def recent(session: Session, *, retroactive: bool | None = None, limit: int = 50) -> list[IntelSighting]:
-    """The session's units' sightings, most recent first."""
-    query = select(IntelSighting).order_by(IntelSighting.last_seen.desc(), IntelSighting.id.desc()).limit(limit)
+def sightings_query(*, retroactive: bool | None = None, status: str = "", held: bool | None = None,
+                    indicator_id: int | None = None) -> Select[IntelSighting]:
+    """Sightings newest activity first, filtered by how they were found, status,
+    held back or not, indicator; the session's scope keeps them to the caller's units."""
+    query = select(IntelSighting).order_by(IntelSighting.last_seen.desc(), IntelSighting.id.desc())
     if retroactive is not None:
         query = query.where(IntelSighting.retroactive.is_(retroactive))
-    return list(session.scalars(query))
+    if status:
+        query = query.where(IntelSighting.status == status)
+    if held is not None:
+        query = query.where(IntelSighting.suppressed_by != "" if held else IntelSighting.suppressed_by == "")
+    if indicator_id is not None:
+        query = query.where(IntelSighting.indicator_id == indicator_id)
+    return query
+
+
+def recent(session: Session, *, retroactive: bool | None = None, limit: int = 50) -> list[IntelSighting]:
+    """The session's units' sightings, most recent first."""
+    return list(session.scalars(sightings_query(retroactive=retroactive).limit(limit)))
 
 
 def mark(ctx: Context, store: IntelStore, *, sighting_id: int, data: SightingUpdate) -> IntelSighting:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from vigil.accounts import service as accounts
@@ -50,22 +50,6 @@ def done_of(request: Request) -> str:
 
 def unit_names(session: Session) -> dict[int, str]:
     return {unit.id: unit.name for unit in accounts.list_units(session)}
-
-
-def sightings_query(*, retroactive: bool | None = None, status: str = "", held: bool | None = None,
-                    indicator_id: int | None = None) -> Select[IntelSighting]:
-    """Sightings newest activity first, filtered as /api/v1/intel/sightings filters them (plus held back or
-    not); the session's scope keeps them to the caller's units."""
-    query = select(IntelSighting).order_by(IntelSighting.last_seen.desc(), IntelSighting.id.desc())
-    if retroactive is not None:
-        query = query.where(IntelSighting.retroactive.is_(retroactive))
-    if status:
-        query = query.where(IntelSighting.status == status)
-    if held is not None:
-        query = query.where(IntelSighting.suppressed_by != "" if held else IntelSighting.suppressed_by == "")
-    if indicator_id is not None:
-        query = query.where(IntelSighting.indicator_id == indicator_id)
-    return query
 
 
 def recent_sighting_counts(session: Session, *, days: int, now: datetime | None = None) -> dict[str, int]:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from vigil.core.errors import NotFound
 from vigil.core.pagination import PageParams
-from vigil.intel import feeds_service, lookup, service
+from vigil.intel import feeds_service, lookup, service, sightings_service
 from vigil.intel.indicators import IndicatorType
 from vigil.intel.views.common import (
     REFUSED,
@@ -26,7 +26,6 @@ from vigil.intel.views.common import (
     done_of,
     entity_ids,
     intel_of,
-    sightings_query,
     source_names,
     unit_names,
 )
@@ -87,7 +86,8 @@ def indicator_page(indicator_id: IndicatorId, request: Request, principal: Reade
         "feed_ids": {feeds_service.source_of(feed): feed.id for feed in feeds_service.feeds(session)},
         "entities": entity_ids(session, {r["name"] for r in indicator.related if r.get("name")}),
         "allowed": allowed[0] if allowed else None,
-        "sightings": list(session.scalars(sightings_query(indicator_id=indicator.id).limit(SIGHTINGS_SHOWN))),
+        "sightings": list(session.scalars(
+            sightings_service.sightings_query(indicator_id=indicator.id).limit(SIGHTINGS_SHOWN))),
         "unit_names": unit_names(session),
         "allow_type": indicator.type if indicator.type in ALLOW_TYPES else "",
         "zone": settings_of(request).timezone,

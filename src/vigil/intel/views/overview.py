@@ -11,14 +11,13 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import select
 
 from vigil.core.auth import Permission
-from vigil.intel import feeds_service, lookup
+from vigil.intel import feeds_service, lookup, sightings_service
 from vigil.intel.models import RetroHunt
 from vigil.intel.views.common import (
     Reader,
     held_back_lists,
     intel_of,
     recent_sighting_counts,
-    sightings_query,
     unit_names,
 )
 from vigil.web.deps import SessionDep, settings_of
@@ -42,7 +41,7 @@ def overview_page(request: Request, principal: Reader, session: SessionDep) -> H
         "days": RECENT_DAYS,
         "feeds": feeds,
         "troubled": sum(1 for feed in feeds if feed.status == "error" or feed.stale),
-        "sightings": list(session.scalars(sightings_query().limit(RECENT_SIGHTINGS))),
+        "sightings": list(session.scalars(sightings_service.sightings_query().limit(RECENT_SIGHTINGS))),
         "hunts": list(session.scalars(select(RetroHunt).order_by(RetroHunt.created_at.desc(), RetroHunt.id.desc())
                                       .limit(RECENT_HUNTS))),
         "unit_names": unit_names(session),

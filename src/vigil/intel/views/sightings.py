@@ -35,7 +35,6 @@ from vigil.intel.views.common import (
     entity_ids,
     held_back_lists,
     intel_of,
-    sightings_query,
     source_names,
     unit_names,
 )
@@ -58,8 +57,9 @@ def sightings_page(request: Request, principal: Reader, session: SessionDep, pag
     """``found``: live or retro; ``held``: yes (a list held it back) or no (it raised an alert)."""
     filters = {"found": found if found in ("live", "retro") else "",
                "status": status if status in SIGHTING_STATUSES else "", "held": held if held in ("yes", "no") else ""}
-    query = sightings_query(retroactive={"live": False, "retro": True}.get(filters["found"]), status=filters["status"],
-                            held={"yes": True, "no": False}.get(filters["held"]))
+    query = sightings_service.sightings_query(
+        retroactive={"live": False, "retro": True}.get(filters["found"]), status=filters["status"],
+        held={"yes": True, "no": False}.get(filters["held"]))
     rows, total = paginate(session, query, pages)
     return render(request, "intel/sightings.html", {
         "sightings": rows,
