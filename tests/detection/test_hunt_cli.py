@@ -294,6 +294,31 @@ def test_workers_give_the_same_output_in_the_same_order(
     assert shared.stdout == alone.stdout
 
 
+def test_files_of_the_same_name_in_several_folders_come_out_in_file_order(
+    hunter: Hunt, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Workers hunt the files of one name together (each machine's sysmon.json): the output still follows
+    # the files as given, folder by folder, with each file's problems where the file is.
+    folder = tmp_path / "hosts"
+    for host in ("ws1", "ws2", "ws3"):
+        (folder / host).mkdir(parents=True)
+        for name, first in (("sysmon.json", 0), ("other.json", 10)):
+            (folder / host / name).write_bytes(orjson.dumps(
+                [sysmon_process("C:\\Windows\\System32\\whoami.exe", first + n, computer=host) for n in range(3)]))
+        (folder / host / "broken.ndjson").write_text('{"message": "ok"}\n{"message": \n', encoding="utf-8")
+    monkeypatch.setattr(hunt_module, "TASK_BYTES", 2000)  # a few files a task: the pool has work to share
+    alone = hunter(str(folder), "--rules", str(hunter.rules), "--output", "jsonl", "--workers", "1")
+    shared = hunter(str(folder), "--rules", str(hunter.rules), "--output", "jsonl", "--workers", "3")
+    assert alone.exit_code == shared.exit_code == 0, shared.output
+    assert shared.stdout == alone.stdout
+    assert [(Path(record["file"]).relative_to(folder).as_posix(), record["EventRecordID"])
+            for record in jsonl(shared)] == [
+        (f"{host}/{name}", first + n)
+        for host in ("ws1", "ws2", "ws3") for name, first in (("other.json", 10), ("sysmon.json", 0)) for n in range(3)]
+    problems = [line for line in shared.stderr.splitlines() if "not JSON" in line]
+    assert [Path(line.split(":")[0]).parent.name for line in problems] == ["ws1", "ws2", "ws3"]
+
+
 def test_spawned_workers_load_the_rules_themselves_and_give_the_same_output(
     hunter: Hunt, logs: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,12 +3,14 @@
 The parent loads the engine once: from its image in the cache (``RuleSource``; the first hunt with a rule
 set compiles the rules, builds the engine and keeps its image). Workers are forked from it and inherit
 the engine; where processes can only be spawned, each worker loads the same image itself. No engine is
-ever sent to a worker. Files are grouped into tasks of about ``TASK_BYTES`` in the order given, and a
-bigger .evtx or NDJSON file is cut into parts of that size (chunk ranges, line ranges), read in parallel.
-The biggest tasks go first (no worker is left alone with a big file at the end) and results are put back
-in file order, so the output does not depend on the number of workers. A worker sends back only its
-matches, already in the output format (a JSON line, a CSV row, table cells), and what it could not read:
-the parent only writes them.
+ever sent to a worker. Files are grouped into tasks of about ``TASK_BYTES``, and a bigger .evtx or NDJSON
+file is cut into parts of that size (chunk ranges, line ranges), read in parallel. With more than one
+worker, files of the same name go together (``Security.evtx`` of each machine: the same channel, so the
+same rule buckets and much the same values): the worker that hunts them remembers their values once,
+where two workers would each pay the first look at every one. The biggest tasks go first (no worker is
+left alone with a big file at the end) and results are put back in file order, so the output does not
+depend on the number of workers. A worker sends back only its matches, already in the output format (a
+JSON line, a CSV row, table cells), and what it could not read: the parent only writes them.
 
 A match's JSON record (``Match.record``): ``@timestamp``, ``rule`` (id, title, level, author and
 references: the Detection Rule License asks for attribution; tags), ``file`` and, when the event has
@@ -22,7 +24,7 @@ import multiprocessing
 import os
 import pickle
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -65,8 +67,9 @@ class Hit:
     attribution: tuple[str, str, str] = ("", "", "")  # table: the rule's title, id and author
 
 
-Task = tuple[tuple[str, Part], ...]  # files, or parts of one file
-TaskResult = tuple[int, int, list[Hit | Problem]]  # task number, events read, findings in file order
+Piece = tuple[int, int]  # a file's number (in the order given) and the number of its part (0: the whole file)
+Task = tuple[tuple[Piece, str, Part], ...]  # files, or a part of one file
+PieceResult = tuple[Piece, int, list[Hit | Problem]]  # events read, findings in the piece's order
 
 
 class HuntFailed(VigilError):
@@ -209,7 +212,7 @@ def hunt(
     filled in as results come.
     """
     stats.files, stats.rules = len(files), len(rules.rules)
-    tasks, sizes = _tasks(files)
+    tasks, sizes, pieces = _tasks(files, by_name=workers > 1)
     workers = max(1, min(workers, len(tasks)))
     forking = workers > 1 and "fork" in multiprocessing.get_all_start_methods() and sys.platform != "darwin"
     if workers == 1 or forking:
@@ -219,16 +222,17 @@ def hunt(
     gc.freeze()
     try:
         if workers == 1:
-            yield from _emit((_run_task((number, task, 0, output)) for number, task in enumerate(tasks)), stats)
+            results = (result for task in tasks for result in _run_task((task, 0, output)))
+            yield from _emit(_in_order(results, pieces), stats)
         else:
-            yield from _in_workers(tasks, sizes, source, output, workers, forking, stats)
+            yield from _in_workers(tasks, sizes, pieces, source, output, workers, forking, stats)
     finally:
         gc.unfreeze()
 
 
 def _in_workers(
-    tasks: list[Task], sizes: list[int], source: RuleSource, output: str, workers: int, forking: bool,
-    stats: HuntStats,
+    tasks: list[Task], sizes: list[int], pieces: list[int], source: RuleSource, output: str, workers: int,
+    forking: bool, stats: HuntStats,
 ) -> Iterator[Hit | Problem]:
     context = multiprocessing.get_context("fork" if forking else "spawn")
     initargs = () if forking else (source,)
@@ -237,8 +241,9 @@ def _in_workers(
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start_worker, initargs=initargs)
     finished = False
     try:
-        futures = [pool.submit(_run_task, (number, tasks[number], 1, output)) for number in order]
-        yield from _emit(_in_order(future.result() for future in as_completed(futures)), stats)
+        futures = [pool.submit(_run_task, (tasks[number], 1, output)) for number in order]
+        results = (result for future in as_completed(futures) for result in future.result())
+        yield from _emit(_in_order(results, pieces), stats)
         finished = True
     except BrokenProcessPool as exc:
         raise HuntFailed(f"a hunt worker process died ({exc}); try --workers 1 to find the file") from None
@@ -246,18 +251,20 @@ def _in_workers(
         pool.shutdown(wait=finished, cancel_futures=True)
 
 
-def _in_order(results: Iterator[TaskResult]) -> Iterator[TaskResult]:
-    """Task results by task number, holding back those that finish before an earlier one."""
-    waiting: dict[int, TaskResult] = {}
-    following = 0
+def _in_order(results: Iterator[PieceResult], pieces: list[int]) -> Iterator[PieceResult]:
+    """The results of every piece in file order (``pieces``: how many each file is read in), holding back
+    those that come before an earlier one."""
+    waiting: dict[Piece, PieceResult] = {}
+    following: Piece = (0, 0)
     for result in results:
         waiting[result[0]] = result
         while following in waiting:
             yield waiting.pop(following)
-            following += 1
+            file, part = following
+            following = (file, part + 1) if part + 1 < pieces[file] else (file + 1, 0)
 
 
-def _emit(results: Iterator[TaskResult], stats: HuntStats) -> Iterator[Hit | Problem]:
+def _emit(results: Iterator[PieceResult], stats: HuntStats) -> Iterator[Hit | Problem]:
     for _, events, findings in results:
         stats.events += events
         for finding in findings:
@@ -269,17 +276,28 @@ def _emit(results: Iterator[TaskResult], stats: HuntStats) -> Iterator[Hit | Pro
             yield finding
 
 
-def _tasks(files: Sequence[Path]) -> tuple[list[Task], list[int]]:
-    """Consecutive files grouped into tasks of about ``TASK_BYTES``, and the tasks' sizes in bytes.
+def _tasks(files: Sequence[Path], *, by_name: bool) -> tuple[list[Task], list[int], list[int]]:
+    """Files grouped into tasks of about ``TASK_BYTES``, the tasks' sizes in bytes, and how many pieces
+    each file is read in.
 
-    A bigger .evtx or NDJSON file is cut into parts of that size, each a task of its own.
+    Files follow one another in the order given, or with ``by_name`` those of the same name (whatever
+    its case) together, in the order their names first come. A bigger .evtx or NDJSON file is cut into
+    parts of that size, each a task of its own.
     """
+    paths = [str(file) for file in files]
+    order: Iterable[int] = range(len(paths))
+    if by_name:
+        names: dict[str, list[int]] = {}
+        for number, file in enumerate(files):
+            names.setdefault(file.name.casefold(), []).append(number)
+        order = [number for same in names.values() for number in same]
     tasks: list[Task] = []
     sizes: list[int] = []
-    current: list[tuple[str, Part]] = []
+    pieces = [1] * len(paths)
+    current: list[tuple[Piece, str, Part]] = []
     size = 0
-    for file in files:
-        path = str(file)
+    for number in order:
+        path = paths[number]
         file_size = _size(path)
         parts = split_file(path, file_size, TASK_BYTES)
         if len(parts) > 1:
@@ -287,10 +305,11 @@ def _tasks(files: Sequence[Path]) -> tuple[list[Task], list[int]]:
                 tasks.append(tuple(current))
                 sizes.append(size)
                 current, size = [], 0
-            tasks.extend(((path, part),) for part in parts)
+            tasks.extend((((number, piece), path, part),) for piece, part in enumerate(parts))
             sizes.extend(b * CHUNK_SIZE if kind == "chunks" else b - a for kind, a, b, _ in parts)
+            pieces[number] = len(parts)
             continue
-        current.append((path, WHOLE))
+        current.append(((number, 0), path, WHOLE))
         size += file_size
         if size >= TASK_BYTES:
             tasks.append(tuple(current))
@@ -299,7 +318,7 @@ def _tasks(files: Sequence[Path]) -> tuple[list[Task], list[int]]:
     if current:
         tasks.append(tuple(current))
         sizes.append(size)
-    return tasks, sizes
+    return tasks, sizes, pieces
 
 
 def _size(path: str) -> int:
@@ -325,15 +344,16 @@ def _start_worker(source: RuleSource | None = None) -> None:
         _use(source.load().engine)
 
 
-def _run_task(task: tuple[int, Task, int, str]) -> TaskResult:
+def _run_task(task: tuple[Task, int, str]) -> list[PieceResult]:
     """Read a task's files and match their events; ``threads`` 0 lets the EVTX reader use every core."""
-    number, files, threads, output = task
+    files, threads, output = task
     engine = _engine
     if engine is None:
         raise RuntimeError("hunt worker started without rules")
-    findings: list[Hit | Problem] = []
-    events = 0
-    for path, part in files:
+    results: list[PieceResult] = []
+    for piece, path, part in files:
+        findings: list[Hit | Problem] = []
+        events = 0
         batch: list[Event] = []
         for item in read_events(path, threads=threads, part=part):
             if type(item) is dict:
@@ -346,7 +366,8 @@ def _run_task(task: tuple[int, Task, int, str]) -> TaskResult:
                 findings.append(item)  # type: ignore[arg-type]  # a Problem
         _match(engine, path, batch, output, findings)
         events += len(batch)
-    return number, events, findings
+        results.append((piece, events, findings))
+    return results
 
 
 def _match(engine: Engine, path: str, batch: list[Event], output: str, findings: list[Hit | Problem]) -> None:
