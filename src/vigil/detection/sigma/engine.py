@@ -66,6 +66,8 @@ _INTEGER_CHARACTERS = frozenset("-0123456789")
 _SCALAR_TEXT_CHARACTERS = frozenset("-+.0123456789einfatruls")
 _INERT_SCALARS = frozenset({int, bool, float})
 _RAW_KEYS = frozenset({str, int, type(None)})
+# In an event's scans: its time for regular expressions is running (see _tester). No field has this name.
+_BUDGET = "\0regex budget"
 
 
 @dataclass
@@ -333,20 +335,21 @@ class Engine:
 
     def match(self, event: Mapping[str, Any]) -> list[Rule]:
         """The rules whose detection matches the event, in the order they were given."""
-        open_regex_budget()
+        scans: dict[str, Scan] = {}
         try:
-            return self._match(event)
+            return self._match(event, scans)
         finally:
-            close_regex_budget()
+            if _BUDGET in scans:  # opened by the first rule evaluated (most events remembered need none)
+                close_regex_budget()
 
-    def _match(self, event: Mapping[str, Any]) -> list[Rule]:
+    def _match(self, event: Mapping[str, Any], scans: dict[str, Scan]) -> list[Rule]:
         channel = event.get("Channel")
         event_id = event.get("EventID")
         raw = (channel, event_id) if channel.__class__ in _RAW_KEYS and event_id.__class__ in _RAW_KEYS else None
         bucket = self._raw_buckets.get(raw) if raw is not None else None
         if bucket is None:
             if isinstance(channel, list | tuple | dict) or isinstance(event_id, list | tuple | dict):
-                return self._match_unbucketed(event)
+                return self._match_unbucketed(event, scans)
             channel_text = as_text(channel)
             event_id_text = as_text(event_id)
             bucket = self._bucket(channel_text.casefold() if channel_text is not None else None,
@@ -355,7 +358,6 @@ class Engine:
                 if len(self._raw_buckets) >= MEMO_ENTRIES:  # a stream of made-up channels: bounded
                     self._raw_buckets.clear()
                 self._raw_buckets[raw] = bucket
-        scans: dict[str, Scan] = {}
         matched: Sequence[int] = self._fielded(event, bucket, scans)
         if bucket.keyword.variants:
             found = self._evaluate(event, bucket.keyword, scans)
@@ -435,14 +437,13 @@ class Engine:
         remembered = group.by_scan[found] = tuple(candidates)
         return remembered
 
-    def _match_unbucketed(self, event: Mapping[str, Any]) -> list[Rule]:
+    def _match_unbucketed(self, event: Mapping[str, Any], scans: dict[str, Scan]) -> list[Rule]:
         """An event whose Channel or EventID is a list (or an object): no bucket fits, so every variant
         whose gate one of its values meets is evaluated (rare: real events have one of each)."""
         channels = {text.casefold() for item in scalars(event.get("Channel")) if (text := as_text(item)) is not None}
         event_ids = {text.casefold() for item in scalars(event.get("EventID")) if (text := as_text(item)) is not None}
         variants = [v for v, (channel, event_id) in enumerate(self._variant_gate)
                     if (channel is None or channel in channels) and (event_id is None or event_id in event_ids)]
-        scans: dict[str, Scan] = {}
         test = self._tester(event, scans)
         matched = sorted({self._variant_rule[v] for v in variants if self._conditions[v](test)})
         return [self.rules[index] for index in matched]
@@ -554,7 +555,12 @@ class Engine:
         return texts
 
     def _tester(self, event: Mapping[str, Any], scans: dict[str, Scan]) -> Callable[[int], bool]:
-        """``t(pid)`` for one event: each predicate computed once, literal ones read off the field scans."""
+        """``t(pid)`` for one event: each predicate computed once, literal ones read off the field scans.
+
+        The event's time for regular expressions starts with the first of its rules evaluated."""
+        if _BUDGET not in scans:
+            open_regex_budget()
+            scans[_BUDGET] = NO_HITS
         known: dict[int, bool] = {}
         predicates = self._predicates
         scan_keys = self._scan_keys
