@@ -121,7 +121,7 @@ def test_import_look_up_and_read_a_sighting(running: Running, browser: Browser) 
     sign_in(page, running.server)
 
     # 1. The analyst imports a blocklist (pasted, in the lines format) on the import page.
-    page.get_by_role("navigation", name="Main navigation").get_by_role("link", name="Intelligence").click()
+    page.get_by_role("navigation", name="Main navigation").get_by_role("link", name="IOC detection").click()
     expect(page.get_by_role("heading", name="Threat intelligence", exact=True)).to_be_visible()
     page.get_by_role("navigation", name="Threat intelligence").get_by_role("link", name="Import").click()
     importing = page.locator("#import")
