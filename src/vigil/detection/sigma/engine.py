@@ -81,6 +81,7 @@ class _Group:
     other_fields: list[str]  # dotted paths and keywords
     # The candidates a field's scan gives (scans are remembered per value: the same ones come again).
     by_scan: dict[Scan, tuple[int, ...]] = field(default_factory=dict)
+    keywords_only: bool = False  # every variant has needles, all of them keywords
 
 
 @dataclass
@@ -313,7 +314,9 @@ class Engine:
             else:
                 fields.update(found)
         plain = frozenset(name for name in fields if name in self._plain_fields)
-        return _Group(variants, always, frozenset(variants), plain, [name for name in fields if name not in plain])
+        other = [name for name in fields if name not in plain]
+        return _Group(variants, always, frozenset(variants), plain, other,
+                      keywords_only=not always and not plain and other == [KEYWORDS])
 
     def _needle_index(self) -> tuple[dict[int, list[int]], list[dict[str, None] | None]]:
         """The variants of each needle, and the fields of each variant's needles (None: it has none), made
@@ -359,8 +362,11 @@ class Engine:
                     self._raw_buckets.clear()
                 self._raw_buckets[raw] = bucket
         matched: Sequence[int] = self._fielded(event, bucket, scans)
-        if bucket.keyword.variants:
-            found = self._evaluate(event, bucket.keyword, scans)
+        keyword = bucket.keyword
+        # Keyword variants whose only needles are keywords (SigmaHQ's) are no candidates when no keyword is
+        # in the event, as is most often the case: then no need to go through _evaluate.
+        if keyword.variants and (not keyword.keywords_only or self._scan(event, KEYWORDS, scans) is not NO_HITS):
+            found = self._evaluate(event, keyword, scans)
             if found:
                 matched = sorted({*matched, *found})
         return [self.rules[index] for index in matched]
