@@ -23,7 +23,7 @@ import marshal
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, filterfalse, repeat
+from itertools import chain, repeat
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from vigil.detection.sigma.field_index import (
     is_indexed,
 )
 from vigil.detection.sigma.gates import variant_gate, without_gate
+from vigil.detection.sigma.keywords import KeywordSearch
 from vigil.detection.sigma.predicates import (
     MISSING,
     And,
@@ -49,7 +50,6 @@ from vigil.detection.sigma.predicates import (
     Predicate,
     as_text,
     close_regex_budget,
-    every_text,
     field_value,
     holds,
     is_missing,
@@ -61,10 +61,6 @@ from vigil.detection.sigma.rules import Rule
 
 GATE_FIELDS = ("Channel", "EventID")
 MEMO_TRIAL, MEMO_PAUSE = 2_000, 50_000  # lookups judged at a time; events evaluated without the memo
-_INTEGER_CHARACTERS = frozenset("-0123456789")
-# Every character of the texts of numbers and booleans (as_text: "-12", "1.5e+20", "inf", "nan", "true", "false").
-_SCALAR_TEXT_CHARACTERS = frozenset("-+.0123456789einfatruls")
-_INERT_SCALARS = frozenset({int, bool, float})
 _RAW_KEYS = frozenset({str, int, type(None)})
 # In an event's scans: its time for regular expressions is running (see _tester). No field has this name.
 _BUDGET = "\0regex budget"
@@ -163,17 +159,7 @@ class Engine:
                                                                                         strict=True)]
 
     def _start_matching(self) -> None:
-        keywords = self._fields.get(KEYWORDS)
-        needles = [*keywords.exact, *(keywords.automaton.keys() if keywords.automaton is not None else ())] \
-            if keywords is not None else []
-        self._keyword_shortest = min(map(len, needles), default=0)
-        self._keyword_numeric = any(set(needle) <= _INTEGER_CHARACTERS for needle in needles)
-        # Whether no keyword needle can be in the text of a number or a boolean (every needle has a
-        # character none of those texts has): then such values never need a look.
-        self._keyword_scalars_inert = not any(set(needle) <= _SCALAR_TEXT_CHARACTERS for needle in needles)
-        # Values (of any event) known to hold no keyword needle: most of an event's values are, and a
-        # set's membership test, run in C over the event's values, leaves only the others to look at.
-        self._keyword_clean: set[Any] = set()
+        self._keywords = KeywordSearch(self._fields.get(KEYWORDS) or FieldIndex())
         # Fields read as one top-level key (no dotted path to walk).
         self._plain_fields = frozenset(name for name in self._fields if "." not in name and name != KEYWORDS)
         self._buckets: dict[tuple[str | None, str | None], _Bucket] = {}
@@ -462,10 +448,10 @@ class Engine:
         found = scans.get(name)
         if found is not None:
             return found
-        index = self._fields[name]
         if name == KEYWORDS:
-            found = scans[name] = self._scan_keywords(index, event)
+            found = scans[name] = self._keywords.scan(event)
             return found
+        index = self._fields[name]
         value = event.get(name) if name in self._plain_fields else field_value(event, name)
         if value.__class__ is dict:  # OpenSSH's "process" beside the ECS object: see field_value
             value = field_value(event, name)
@@ -490,75 +476,6 @@ class Engine:
             found = NO_HITS if text is None else (index.memo.get(text) or index.scan(text))
         scans[name] = found
         return found
-
-    def _scan_keywords(self, index: FieldIndex, event: Mapping[str, Any]) -> Scan:
-        """Keyword needles anywhere in any value: each value scanned on its own and remembered, as a
-        field's values are (most of an event's values are those of others: the same images, users, hosts).
-
-        Values known to hold no needle are passed over in C (``_keyword_clean``); of the others, texts are
-        scanned here, and anything but texts, numbers and booleans (lists, objects) sends the whole event
-        through ``_keyword_texts``."""
-        clean = self._keyword_clean
-        try:
-            unknown = list(filterfalse(clean.__contains__, event.values()))
-        except TypeError:  # a list or an object among the values
-            return self._scan_texts(index, self._keyword_texts(event))
-        if not unknown:
-            return NO_HITS
-        if len(clean) >= MEMO_ENTRIES:
-            clean.clear()
-        sure: frozenset[int] = frozenset()
-        verify: frozenset[int] = frozenset()
-        memo = index.memo
-        shortest, inert = self._keyword_shortest, self._keyword_scalars_inert
-        for value in unknown:
-            kind = value.__class__
-            if kind is str:
-                if len(value) < shortest and value.isascii():  # an ASCII text folds to one as long
-                    clean.add(value)
-                    continue
-                found = memo.get(value) or index.scan(value)
-                if found is NO_HITS:
-                    if len(value) <= MEMO_VALUE_CHARS:
-                        clean.add(value)
-                    continue
-            elif value is None or (inert and kind in _INERT_SCALARS):
-                clean.add(value)
-                continue
-            else:  # a number a needle may be in, bytes, a tuple, ...: as every value of the event
-                return self._scan_texts(index, self._keyword_texts(event))
-            sure |= found[0]
-            verify |= found[1]
-        return (sure, verify) if sure or verify else NO_HITS
-
-    def _scan_texts(self, index: FieldIndex, texts: list[str]) -> Scan:
-        sure: frozenset[int] = frozenset()
-        verify: frozenset[int] = frozenset()
-        memo = index.memo
-        for text in texts:
-            found = memo.get(text) or index.scan(text)
-            if found is not NO_HITS:
-                sure |= found[0]
-                verify |= found[1]
-        return (sure, verify) if sure or verify else NO_HITS
-
-    def _keyword_texts(self, event: Mapping[str, Any]) -> list[str]:
-        """The values a keyword needle may be in: ``every_text``, read cheaply from a flat event of texts and
-        integers (a Windows event as hunts read it), without what no needle fits in: ASCII texts shorter
-        than the shortest needle (an ASCII text folds to one as long), integers when no needle is digits."""
-        shortest, numeric = self._keyword_shortest, self._keyword_numeric
-        texts: list[str] = []
-        for value in event.values():
-            kind = value.__class__
-            if kind is str:
-                if len(value) >= shortest or not value.isascii():
-                    texts.append(value)
-            elif kind is int:
-                if numeric and (text := as_text(value)) is not None:
-                    texts.append(text)
-            elif value is not None:  # objects, lists, other scalars: every_text knows them all
-                return every_text(event)
-        return texts
 
     def _tester(self, event: Mapping[str, Any], scans: dict[str, Scan]) -> Callable[[int], bool]:
         """``t(pid)`` for one event: each predicate computed once, literal ones read off the field scans.
