@@ -158,20 +158,22 @@ class _Stager:
                 "related": [orjson.dumps({"kind": r.kind, "name": r.name, "external_id": r.external_id}).decode()
                             for r in item.related],
                 "description": item.description[:4000], "pattern": item.pattern}).decode()
-        first = self._time(item.first_seen)
-        last = self._time(item.last_seen)
-        value = item.value if item.type is not IndicatorType.PATTERN else item.value.translate(_CLEAN)
-        return (f"{position}\t{item.type.value}\t{value}\t"
-                f"{'' if item.confidence is None else item.confidence}\t{first}\t{last}\t{tags}\t{policy}\t{extra}")
+        times = self._times
+        first = item.first_seen
+        first_text = "" if first is None else (times.get(first) or self._time(first))
+        last = item.last_seen
+        last_text = "" if last is None else (times.get(last) or self._time(last))
+        kind = item.type
+        value = item.value if kind is not IndicatorType.PATTERN else item.value.translate(_CLEAN)
+        confidence = item.confidence
+        # A StrEnum formats as its value: no descriptor look-up per line.
+        return (f"{position}\t{kind}\t{value}\t{'' if confidence is None else confidence}\t{first_text}\t"
+                f"{last_text}\t{tags}\t{policy}\t{extra}")
 
-    def _time(self, value: datetime | None) -> str:
-        if value is None:
-            return ""
-        text = self._times.get(value)
-        if text is None:
-            text = _when(value)
-            if len(self._times) < 100_000:
-                self._times[value] = text
+    def _time(self, value: datetime) -> str:
+        text = _when(value)
+        if len(self._times) < 100_000:
+            self._times[value] = text
         return text
 
 

@@ -342,6 +342,8 @@ class _CsvPlan:
         self.malware = self._optional(options.malware, "malware")
         self.tags = tuple(self._position(ref, "tags") for ref in options.tags)
         self._times: dict[str, datetime] = {}
+        self._time_columns = tuple((name, position) for name, position in (
+            ("first_seen", self.first_seen), ("last_seen", self.last_seen)) if position is not None)
         self._tag_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._related: dict[str, tuple[Related, ...]] = {}
         self.has_extras = bool(self.tags) or any(position is not None for position in (
@@ -422,10 +424,11 @@ class _CsvPlan:
 
     def _fill(self, values: dict[str, Any], cells: list[str]) -> None:
         """The optional columns of one row into ``values``; ``ValueError`` says which cell is wrong. Feeds repeat
-        their dates and tags from row to row, so each distinct cell is parsed once (bounded memos)."""
+        their dates, tags and families from row to row, so each distinct cell is read once (bounded memos);
+        only the columns the options name are looked at."""
         count = len(cells)
-        for name, position in (("first_seen", self.first_seen), ("last_seen", self.last_seen)):
-            if position is None or position >= count:
+        for name, position in self._time_columns:
+            if position >= count:
                 continue
             raw = cells[position]
             stamp = self._times.get(raw)
@@ -440,13 +443,15 @@ class _CsvPlan:
                 if len(self._times) < MEMO_SIZE:
                     self._times[raw] = stamp
             values[name] = stamp
-        text = _cell(cells, self.confidence)
-        if text is not None:
-            if not text.isdigit() or not 0 <= int(text) <= 100:
-                raise ValueError(f"confidence {text!r} is not a whole number from 0 to 100")
-            values["confidence"] = int(text)
+        if self.confidence is not None:
+            text = _cell(cells, self.confidence)
+            if text is not None:
+                if not text.isdigit() or not 0 <= int(text) <= 100:
+                    raise ValueError(f"confidence {text!r} is not a whole number from 0 to 100")
+                values["confidence"] = int(text)
         if self.tags:
-            tag_cells = tuple(cells[p] if p < count else "" for p in self.tags)
+            tag_cells = (cells[self.tags[0]] if self.tags[0] < count else "",) if len(self.tags) == 1 else tuple(
+                cells[p] if p < count else "" for p in self.tags)
             tags = self._tag_sets.get(tag_cells)
             if tags is None:
                 row_tags = [tag for raw in tag_cells for tag in split_tags(raw)]
@@ -454,17 +459,20 @@ class _CsvPlan:
                 if len(self._tag_sets) < MEMO_SIZE:
                     self._tag_sets[tag_cells] = tags
             values["tags"] = tags
-        text = _cell(cells, self.description)
-        if text is not None:
-            values["description"] = text
-        text = _cell(cells, self.malware)
-        if text is not None:
-            related = self._related.get(text)
+        if self.description is not None:
+            text = _cell(cells, self.description)
+            if text is not None:
+                values["description"] = text
+        if self.malware is not None and self.malware < count:
+            raw = cells[self.malware]
+            related = self._related.get(raw)
             if related is None:
-                related = (Related("malware", text),)
+                family = raw.strip()
+                related = (Related("malware", family),) if family.lower() not in NULLS else ()
                 if len(self._related) < MEMO_SIZE:
-                    self._related[text] = related
-            values["related"] = related
+                    self._related[raw] = related
+            if related:
+                values["related"] = related
 
 
 def _cell(cells: list[str], position: int | None) -> str | None:
