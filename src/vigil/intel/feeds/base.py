@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
@@ -23,6 +24,21 @@ class FeedParser(Protocol):
 
     def parse(self, source: BinaryIO, options: Mapping[str, Any]) -> Iterator[ParsedItem]:
         ...
+
+
+class StreamedItems(Iterator[ParsedItem]):
+    """A format's items, streamed, and counts of what it left out: ``skipped_types`` (items of types Vigil does
+    not match), read after iteration. A format's subclass sets ``_items`` and adds its own counts."""
+
+    def __init__(self) -> None:
+        self.skipped_types: Counter[str] = Counter()
+        self._items: Iterator[ParsedItem] = iter(())
+
+    def __iter__(self) -> StreamedItems:
+        return self
+
+    def __next__(self) -> ParsedItem:
+        return next(self._items)
 
 
 def feed_parsers() -> dict[str, FeedParser]:

@@ -17,7 +17,6 @@ entity, MISP's internal ``workflow:*`` nothing; every other tag is kept.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,6 +25,7 @@ from typing import Any, BinaryIO, ClassVar
 import orjson
 
 from vigil.core.errors import BadInput
+from vigil.intel.feeds.base import StreamedItems
 from vigil.intel.feeds.tabular import parse_time, tlp_level
 from vigil.intel.indicators import (
     TLP_LEVELS,
@@ -86,20 +86,14 @@ def galaxy_kind(galaxy_type: str) -> str | None:
     return kind
 
 
-class MispItems(Iterator[ParsedItem]):
-    """The items of a MISP source, streamed, and what was left out: ``skipped_types`` counts attributes
-    of types Vigil does not match, ``not_for_ids`` those not flagged ``to_ids`` (both after iteration)."""
+class MispItems(StreamedItems):
+    """The items of a MISP source, streamed; besides ``skipped_types``, ``not_for_ids`` counts the attributes
+    not flagged ``to_ids`` (after iteration)."""
 
     def __init__(self, produce: Callable[[MispItems], Iterator[ParsedItem]]) -> None:
-        self.skipped_types: Counter[str] = Counter()
+        super().__init__()
         self.not_for_ids = 0
         self._items = produce(self)
-
-    def __iter__(self) -> MispItems:
-        return self
-
-    def __next__(self) -> ParsedItem:
-        return next(self._items)
 
 
 def _options(options: Mapping[str, Any]) -> bool:

@@ -14,7 +14,6 @@ whole URL.
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, BinaryIO, ClassVar
@@ -22,6 +21,7 @@ from typing import Any, BinaryIO, ClassVar
 import orjson
 
 from vigil.core.errors import BadInput
+from vigil.intel.feeds.base import StreamedItems
 from vigil.intel.feeds.tabular import parse_time, tlp_level
 from vigil.intel.indicators import (
     IndicatorType,
@@ -44,20 +44,14 @@ _ATTACK_ID = re.compile(r"(?:T\d{4}(?:\.\d{3})?|TA\d{4})")
 _NAMED_ATTACK_ID = re.compile(r"(?P<id>" + _ATTACK_ID.pattern + r")\s+-\s+(?P<name>.+)")
 
 
-class OtxItems(Iterator[ParsedItem]):
-    """The items of an OTX source, streamed, and what was left out: ``skipped_types`` counts indicators of
-    types Vigil does not match (or URIs that are only a path), ``inactive`` those OTX marks inactive."""
+class OtxItems(StreamedItems):
+    """The items of an OTX source, streamed; ``skipped_types`` also counts URIs that are only a path, and
+    ``inactive`` the indicators OTX marks inactive (after iteration)."""
 
     def __init__(self, produce: Callable[[OtxItems], Iterator[ParsedItem]]) -> None:
-        self.skipped_types: Counter[str] = Counter()
+        super().__init__()
         self.inactive = 0
         self._items = produce(self)
-
-    def __iter__(self) -> OtxItems:
-        return self
-
-    def __next__(self) -> ParsedItem:
-        return next(self._items)
 
 
 class OtxParser:
