@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from vigil.core.context import Context
 from vigil.core.db import utcnow
 from vigil.core.errors import BadInput, NotFound
+from vigil.core.memory import collector_paused
 from vigil.intel.attack_import import SOURCE as ATTACK_SOURCE
 from vigil.intel.attack_import import attack_entities
 from vigil.intel.feeds.base import feed_parsers
@@ -127,8 +128,9 @@ def take_in(ctx: Context, store: IntelStore, *, stream: BinaryIO, fmt: str, opti
             raise BadInput(f"unknown intelligence format {fmt!r}; one of {', '.join(sorted(feed_parsers()))}")
         items = parser.parse(stream, options)
     intake = Intake()
-    merged = store.merge(intake.split(items, defaults or {}), source=source, version=version,
-                         policies=policies_of(decay or {}), replace=replace)
+    with collector_paused():  # a million short-lived items: reference counting frees them, no cycle to find
+        merged = store.merge(intake.split(items, defaults or {}), source=source, version=version,
+                             policies=policies_of(decay or {}), replace=replace)
     ctx.session.add(pull)  # only now: a source refused whole leaves no pull behind (the caller records why)
     entities = record_entities(ctx.session, intake.entities, source=source)
     flagged = flag_indicators(ctx.session, store, source=source, warninglists=warninglists, ids=merged.fresh)

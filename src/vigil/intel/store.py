@@ -27,7 +27,7 @@ import orjson
 
 from vigil.intel.indicators import IndicatorType, ParsedIndicator
 
-STAGE_CHUNK = 250_000  # indicators staged per DuckDB merge: bounded memory for huge feeds
+STAGE_CHUNK = 500_000  # indicators staged per DuckDB merge: bounded memory for huge feeds
 _SCHEMA = [
     "CREATE SEQUENCE IF NOT EXISTS indicator_ids START 1",
     """CREATE TABLE IF NOT EXISTS indicators (
@@ -253,10 +253,14 @@ class IntelStore:
                    "decay_speed DOUBLE, threshold DOUBLE)")
         db.executemany("INSERT INTO policies VALUES (?, ?, ?, ?, ?)",
                        [(i, *policy) for i, policy in enumerate(scores)])
+        db.execute(f"""CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM read_csv(?, delim='\t', header=false,
+            quote='', escape='', nullstr='', auto_detect=false, columns={_STAGE_COLUMNS})""", [str(path)])  # noqa: S608
+        repeated = db.execute("SELECT count(*) - count(DISTINCT (type, value)) FROM staged").fetchone()
+        # A value stated twice in one chunk: its last statement counts (a window sort, only when needed).
+        last = (" QUALIFY row_number() OVER (PARTITION BY type, value ORDER BY pos DESC) = 1"
+                if repeated and repeated[0] else "")
         db.execute(f"""CREATE OR REPLACE TEMP TABLE stage AS
-            WITH raw AS (SELECT * FROM read_csv(?, delim='\t', header=false, quote='', escape='', nullstr='',
-                                                auto_detect=false, columns={_STAGE_COLUMNS})
-                         QUALIFY row_number() OVER (PARTITION BY type, value ORDER BY pos DESC) = 1)
+            WITH raw AS (SELECT * FROM staged{last})
             SELECT r.type, r.value, r.confidence, r.first_seen, r.last_seen,
                    coalesce(string_split(r.tags, chr(31)), []) AS tags,
                    p.base_score, p.lifetime_days, p.decay_speed, p.threshold,
@@ -267,8 +271,7 @@ class IntelStore:
                    coalesce(from_json(r.extra->'related', '["VARCHAR"]'), []) AS related,
                    coalesce(r.extra->>'description', '') AS description, coalesce(r.extra->>'pattern', '') AS pattern,
                    i.id AS id, i.id IS NULL AS new
-            FROM raw r JOIN policies p ON p.id = r.policy LEFT JOIN indicators i USING (type, value)""",  # noqa: S608
-                   [str(path)])
+            FROM raw r JOIN policies p ON p.id = r.policy LEFT JOIN indicators i USING (type, value)""")  # noqa: S608
         path.unlink()
         added = int(db.execute("SELECT count(*) FROM stage WHERE new").fetchone()[0])  # type: ignore[index]
         db.execute("UPDATE stage SET id = nextval('indicator_ids') WHERE new")
