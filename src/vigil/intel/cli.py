@@ -36,7 +36,7 @@ from vigil.intel import export, feeds_service, lookup, service, sightings_servic
 from vigil.intel.feeds.presets import presets
 from vigil.intel.runtime import Intel, forget, intel_for
 from vigil.intel.schemas import AllowRead, EntityRead, FeedCreate, SightingRead, SightingUpdate
-from vigil.siem.store.duckdb import DuckDBEventStore
+from vigil.siem.store.duckdb import DuckDBEventStore, open_if_free
 
 app = typer.Typer(help="Threat intelligence: feeds, indicators, sightings, the allow-list.", no_args_is_help=True)
 feed_app = typer.Typer(help="Feeds pulled on a schedule (presets: URLhaus, Feodo Tracker, ThreatFox, ET, OTX).",
@@ -84,13 +84,10 @@ def _intel(op: Operation, *, with_events: bool = False) -> Iterator[Intel]:
 
 
 def _events(settings: Settings) -> DuckDBEventStore | None:
-    if not settings.events_path.exists():
-        return None
-    try:
-        return DuckDBEventStore(settings.events_path, memory_limit=settings.events_memory_limit)
-    except duckdb.IOException:
+    store = open_if_free(settings.events_path, memory_limit=settings.events_memory_limit)
+    if store is None and settings.events_path.exists():
         note(f"the event store {settings.events_path} is in use by a running `vigil serve`: no retro-hunt here")
-        return None
+    return store
 
 
 @app.command("import", epilog=EXIT_CODES_HELP)

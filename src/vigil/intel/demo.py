@@ -14,7 +14,6 @@ import io
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 
-import duckdb
 import orjson
 from sqlalchemy import select
 
@@ -25,7 +24,7 @@ from vigil.intel import feeds_service, service
 from vigil.intel.models import IntelFeed, IntelPull
 from vigil.intel.runtime import forget, intel_for
 from vigil.intel.schemas import FeedCreate
-from vigil.siem.store.duckdb import DuckDBEventStore
+from vigil.siem.store.duckdb import open_if_free
 
 REPORT_SOURCE = "import:dusty-jump-report.json"
 _CREATED = "2026-11-01T08:00:00.000Z"
@@ -80,10 +79,7 @@ def load(settings: Settings, database: Database,
         return {}
     intel = intel_for(settings, database)
     added: dict[str, int] = {}
-    try:
-        events = DuckDBEventStore(settings.events_path) if settings.events_path.exists() else None
-    except duckdb.IOException:
-        events = None
+    events = open_if_free(settings.events_path, memory_limit=settings.events_memory_limit)
     intel.events = lambda: events
     try:
         with transaction() as ctx:

@@ -78,7 +78,7 @@ def feed_read(feed: IntelFeed) -> FeedRead:
                                     "has_secret": bool(feed.auth_value), "stale": stale(feed)})
 
 
-def _check_url(url: str, fmt: str) -> str:
+def _check_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise BadInput(f"feed URL {url!r}: an http:// or https:// address is needed")
@@ -105,7 +105,7 @@ def add_feed(ctx: Context, data: FeedCreate) -> IntelFeed:
     if ctx.session.scalars(select(IntelFeed).where(IntelFeed.name == data.name)).first() is not None:
         raise Conflict(f"a feed named {data.name!r} exists")
     feed = IntelFeed(
-        name=data.name, format=fmt, preset=data.preset, url=_check_url(url, fmt), options=options,
+        name=data.name, format=fmt, preset=data.preset, url=_check_url(url), options=options,
         auth_header=auth_header, auth_value=data.auth_value, enabled=data.enabled,
         interval_minutes=data.interval_minutes,
         replace=data.replace if data.replace is not None else fmt in LIST_FORMATS,
@@ -126,7 +126,7 @@ def update_feed(ctx: Context, *, feed_id: int, data: FeedUpdate) -> IntelFeed:
         if value is None and name != "confidence":
             continue
         if name == "url":
-            value = _check_url(value, feed.format)
+            value = _check_url(value)
         if name == "decay":
             value = {k: v.model_dump() for k, v in (data.decay or {}).items()}
         if getattr(feed, name) != value:

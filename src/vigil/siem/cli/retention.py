@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-import duckdb
 import typer
 
 from vigil.accounts import service as accounts
@@ -30,7 +29,7 @@ from vigil.core.config import Settings
 from vigil.core.errors import NotFound
 from vigil.siem import retention, sources
 from vigil.siem.sources import SourceCreate, SourceUpdate
-from vigil.siem.store.duckdb import DuckDBEventStore
+from vigil.siem.store.duckdb import DuckDBEventStore, open_if_free
 
 retention_app = typer.Typer(help="Event retention per log source: status, and a run now.", no_args_is_help=True)
 sources_app = typer.Typer(help="Log sources: list them with their figures, configure one, remove its settings.",
@@ -46,12 +45,11 @@ IN_USE = ("the event store {path} is in use by a running `vigil serve`; figures 
 def event_store(settings: Settings, *, required: bool) -> Iterator[DuckDBEventStore | None]:
     """The event store when it exists and no server holds it; else None (or exit 1 when ``required``)."""
     path = settings.events_path
-    if not path.exists():
-        yield None
-        return
-    try:
-        store = DuckDBEventStore(path, memory_limit=settings.events_memory_limit)
-    except duckdb.IOException:
+    store = open_if_free(path, memory_limit=settings.events_memory_limit)
+    if store is None:
+        if not path.exists():
+            yield None
+            return
         if required:
             fail(f"the event store {path} is in use by a running `vigil serve`: run retention from the log-sources "
                  "page or with POST /api/v1/siem/retention/run (the server also runs it daily)")

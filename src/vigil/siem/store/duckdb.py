@@ -163,6 +163,17 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def open_if_free(path: Path, *, memory_limit: str | None = DEFAULT_MEMORY_LIMIT) -> DuckDBEventStore | None:
+    """The event store at ``path`` for a command run beside the server: None when there is none yet or a
+    running `vigil serve` holds it (DuckDB lets one process hold the file)."""
+    if not path.exists():
+        return None
+    try:
+        return DuckDBEventStore(path, memory_limit=memory_limit)
+    except duckdb.IOException:
+        return None
+
+
 class DuckDBEventStore:
     """``EventStore`` on a DuckDB file (or ``":memory:"``)."""
 
