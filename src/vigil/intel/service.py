@@ -10,6 +10,7 @@ leaves the indicators already held untouched.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ from vigil.intel.indicators import (
     normalise,
 )
 from vigil.intel.models import IntelAllowlist, IntelEntity, IntelPull
+from vigil.intel.staging import Stager, StagingParser
 from vigil.intel.store import DecayPolicy, IntelStore, MergeResult
 from vigil.intel.warninglists import WarninglistIndex
 
@@ -61,9 +63,12 @@ class Intake:
             elif isinstance(item, ParsedEntity):
                 self.entities.append(item)
             else:
-                self.error_count += 1
-                if len(self.errors) < KEPT_ERRORS:
-                    self.errors.append(item)
+                self.refuse(item)
+
+    def refuse(self, error: ItemError) -> None:
+        self.error_count += 1
+        if len(self.errors) < KEPT_ERRORS:
+            self.errors.append(error)
 
 
 def _with_defaults(item: ParsedIndicator, defaults: Mapping[str, Any]) -> ParsedIndicator:
@@ -122,15 +127,23 @@ def take_in(ctx: Context, store: IntelStore, *, stream: BinaryIO, fmt: str, opti
     """Read ``stream`` as ``fmt`` (or take ready ``items``, as the MISP feed and TAXII readers give) and merge
     it as ``source``. A source that is not of its format raises ``BadInput`` and changes nothing."""
     pull = IntelPull(feed_id=feed_id, source=source[:300], by=ctx.actor.name, started_at=utcnow())
+    intake = Intake()
+    stager = Stager(policies_of(decay or {}))
+    lines: Iterable[str]
     if items is None:
         parser = feed_parsers().get(fmt)
         if parser is None:
             raise BadInput(f"unknown intelligence format {fmt!r}; one of {', '.join(sorted(feed_parsers()))}")
-        items = parser.parse(stream, options)
-    intake = Intake()
+        if isinstance(parser, StagingParser):  # rows straight to staging lines, the same as through items
+            apply = {k: v for k, v in (defaults or {}).items() if v}
+            lines = parser.stage(stream, options, stager, refuse=intake.refuse,
+                                 finish=(lambda item: _with_defaults(item, apply)) if apply else (lambda item: item))
+        else:
+            items = parser.parse(stream, options)
+    if items is not None:
+        lines = map(stager.line, itertools.count(), intake.split(items, defaults or {}))
     with collector_paused():  # a million short-lived items: reference counting frees them, no cycle to find
-        merged = store.merge(intake.split(items, defaults or {}), source=source, version=version,
-                             policies=policies_of(decay or {}), replace=replace)
+        merged = store.merge_lines(lines, stager, source=source, version=version, replace=replace)
     ctx.session.add(pull)  # only now: a source refused whole leaves no pull behind (the caller records why)
     entities = record_entities(ctx.session, intake.entities, source=source)
     flagged = flag_indicators(ctx.session, store, source=source, warninglists=warninglists, ids=merged.fresh)

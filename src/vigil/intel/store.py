@@ -12,6 +12,7 @@ neither allow-listed nor (unless asked) on a warninglist.
 
 from __future__ import annotations
 
+import itertools
 import os
 import tempfile
 import threading
@@ -26,6 +27,9 @@ import duckdb
 import orjson
 
 from vigil.intel.indicators import IndicatorType, ParsedIndicator
+from vigil.intel.staging import STAGE_COLUMNS, DecayPolicy, Stager
+
+__all__ = ["DecayPolicy", "IntelStore", "MergeResult", "StoredIndicator"]
 
 STAGE_CHUNK = 500_000  # indicators staged per DuckDB merge: bounded memory for huge feeds
 _SCHEMA = [
@@ -44,11 +48,6 @@ _SCHEMA = [
         threshold DOUBLE NOT NULL)""",
     "CREATE TABLE IF NOT EXISTS meta (key VARCHAR NOT NULL, value VARCHAR NOT NULL)",
 ]
-_STAGE_COLUMNS = ("{'pos': 'BIGINT', 'type': 'VARCHAR', 'value': 'VARCHAR', 'confidence': 'INTEGER', "
-                  "'first_seen': 'TIMESTAMPTZ', 'last_seen': 'TIMESTAMPTZ', 'tags': 'VARCHAR', 'policy': 'INTEGER', "
-                  "'extra': 'VARCHAR'}")
-_SEP = "\x1f"  # joins list items in the staging file; never inside a validated value
-_CLEAN = str.maketrans({"\t": " ", "\n": " ", "\r": " ", _SEP: " "})
 # The score of a source row now (MISP decay); ``$now`` is bound by the caller.
 SCORE_SQL = ("greatest(0.0, s.base_score * (1 - pow(least(1.0, greatest(0.0, epoch($now - coalesce(s.last_seen, "
              "s.imported_at)) / 86400.0) / s.lifetime_days), 1.0 / s.decay_speed)))")
@@ -71,17 +70,6 @@ _SOURCES = (  # constant fragments only; values are bound
     "SELECT s.*, " + SCORE_SQL + " AS score FROM sources s "  # noqa: S608
     "WHERE s.indicator_id IN (SELECT unnest($ids)) "
     "ORDER BY s.source")
-
-
-@dataclass(frozen=True)
-class DecayPolicy:
-    """How a source's word on an indicator fades: its score starts at ``base_score`` (0..100) and reaches 0
-    after ``lifetime_days``; ``decay_speed`` > 1 keeps it high longer; below ``threshold`` it stops counting."""
-
-    base_score: float = 80.0
-    lifetime_days: float = 30.0
-    decay_speed: float = 1.0
-    threshold: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -113,68 +101,6 @@ class StoredIndicator:
     warninglists: list[str]
     allowlisted: bool
     sources: list[dict[str, Any]]
-
-
-def _when(value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
-
-
-class _Stager:
-    """Turns parsed indicators into staging lines fast. A feed repeats the same tags and policy on every
-    line, so those are joined once and looked up after; the fields most feeds leave empty travel together
-    as one JSON column, written only when one of them is set."""
-
-    def __init__(self, policies: dict[str, DecayPolicy]) -> None:
-        self.policies = policies
-        self.scores: list[tuple[float, float, float, float]] = []  # staged rows name one by its position
-        self._policy_of: dict[tuple[str, int | None], int] = {}
-        self._tags: dict[tuple[str, ...], str] = {}
-        self._times: dict[datetime, str] = {}  # feeds repeat their dates
-
-    def _policy(self, kind: str, confidence: int | None) -> int:
-        policy = self.policies.get(kind, self.policies.get("*", DecayPolicy()))
-        base = float(confidence) if confidence is not None else policy.base_score
-        self.scores.append((base, policy.lifetime_days, policy.decay_speed, policy.threshold))
-        self._policy_of[(kind, confidence)] = position = len(self.scores) - 1
-        return position
-
-    def _join(self, tags: tuple[str, ...]) -> str:
-        self._tags[tags] = text = _SEP.join(tags).translate(_CLEAN)
-        return text
-
-    def line(self, position: int, item: ParsedIndicator) -> str:
-        tags = (self._tags.get(item.tags) or self._join(item.tags)) if item.tags else ""
-        policy = self._policy_of.get((item.type, item.confidence))
-        if policy is None:
-            policy = self._policy(item.type, item.confidence)
-        extra = ""
-        if (item.external_id or item.tlp or item.valid_from or item.valid_until or item.kill_chain or item.related
-                or item.description or item.pattern):
-            extra = orjson.dumps({
-                "external_id": item.external_id, "tlp": item.tlp, "valid_from": _when(item.valid_from) or None,
-                "valid_until": _when(item.valid_until) or None, "kill_chain": item.kill_chain,
-                "related": [orjson.dumps({"kind": r.kind, "name": r.name, "external_id": r.external_id}).decode()
-                            for r in item.related],
-                "description": item.description[:4000], "pattern": item.pattern}).decode()
-        times = self._times
-        first = item.first_seen
-        first_text = "" if first is None else (times.get(first) or self._time(first))
-        last = item.last_seen
-        last_text = "" if last is None else (times.get(last) or self._time(last))
-        kind = item.type
-        value = item.value if kind is not IndicatorType.PATTERN else item.value.translate(_CLEAN)
-        confidence = item.confidence
-        # A StrEnum formats as its value: no descriptor look-up per line.
-        return (f"{position}\t{kind}\t{value}\t{'' if confidence is None else confidence}\t{first_text}\t"
-                f"{last_text}\t{tags}\t{policy}\t{extra}")
-
-    def _time(self, value: datetime) -> str:
-        text = _when(value)
-        if len(self._times) < 100_000:
-            self._times[value] = text
-        return text
 
 
 def _add(pending: Future[tuple[int, int]] | None, received: int, added: int, updated: int) -> tuple[int, int, int]:
@@ -209,8 +135,15 @@ class IntelStore:
         """Merge a source's indicators. ``replace``: the items are the source's whole list now, so what it
         no longer states loses this source (a CSV blocklist pulled again); otherwise items are added to
         what it stated before (a TAXII or MISP increment)."""
+        stager = Stager(policies or {})
+        return self.merge_lines(map(stager.line, itertools.count(), items), stager, source=source, version=version,
+                                replace=replace, now=now)
+
+    def merge_lines(self, lines: Iterable[str], stager: Stager, *, source: str, version: str = "",
+                    replace: bool = False, now: datetime | None = None) -> MergeResult:
+        """``merge`` for indicators already written as staging lines by ``stager`` (or by a reader that
+        stages its own rows with it, ``staging.StagingParser``)."""
         now = now or datetime.now(UTC)
-        policies = policies or {}
         received = added = updated = 0
         with self._lock, tempfile.TemporaryDirectory(prefix="vigil-intel-") as folder:
             db = self._db
@@ -218,21 +151,22 @@ class IntelStore:
             try:
                 db.execute("CREATE OR REPLACE TEMP TABLE seen (id BIGINT)")
                 db.execute("CREATE OR REPLACE TEMP TABLE fresh (id BIGINT)")
-                stage = _Stager(policies)
                 # DuckDB merges one chunk (without the GIL) while Python reads and stages the next.
                 with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-intel-merge") as merger:
                     pending: Future[tuple[int, int]] | None = None
                     chunk: list[str] = []
-                    for position, item in enumerate(items):
-                        chunk.append(stage.line(position, item))
+                    append = chunk.append
+                    for line in lines:
+                        append(line)
                         if len(chunk) >= STAGE_CHUNK:
                             received, added, updated = _add(pending, received, added, updated)
-                            pending = merger.submit(self._merge_chunk, db, chunk, list(stage.scores), Path(folder),
+                            pending = merger.submit(self._merge_chunk, db, chunk, list(stager.scores), Path(folder),
                                                     source, version, now)
                             chunk = []
+                            append = chunk.append
                     received, added, updated = _add(pending, received, added, updated)
                     if chunk:
-                        merged = self._merge_chunk(db, chunk, list(stage.scores), Path(folder), source, version, now)
+                        merged = self._merge_chunk(db, chunk, list(stager.scores), Path(folder), source, version, now)
                         received, added, updated = received + sum(merged), added + merged[0], updated + merged[1]
                 removed = self._drop_unstated(db, source) if replace else 0
                 fresh = tuple(int(r[0]) for r in db.execute("SELECT id FROM fresh ORDER BY id").fetchall())
@@ -254,7 +188,7 @@ class IntelStore:
         db.executemany("INSERT INTO policies VALUES (?, ?, ?, ?, ?)",
                        [(i, *policy) for i, policy in enumerate(scores)])
         db.execute(f"""CREATE OR REPLACE TEMP TABLE staged AS SELECT * FROM read_csv(?, delim='\t', header=false,
-            quote='', escape='', nullstr='', auto_detect=false, columns={_STAGE_COLUMNS})""", [str(path)])  # noqa: S608
+            quote='', escape='', nullstr='', auto_detect=false, columns={STAGE_COLUMNS})""", [str(path)])  # noqa: S608
         repeated = db.execute("SELECT count(*) - count(DISTINCT (type, value)) FROM staged").fetchone()
         # A value stated twice in one chunk: its last statement counts (a window sort, only when needed).
         last = (" QUALIFY row_number() OVER (PARTITION BY type, value ORDER BY pos DESC) = 1"

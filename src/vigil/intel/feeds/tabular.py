@@ -22,7 +22,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
-from typing import Any, BinaryIO, ClassVar
+from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from vigil.core.errors import BadInput
 from vigil.intel.indicators import (
@@ -36,6 +36,9 @@ from vigil.intel.indicators import (
     guess,
     normalise,
 )
+from vigil.intel.staging import Stager
+
+_T = TypeVar("_T")
 
 # Cells that mean "nothing here" in optional columns (ThreatFox writes "None").
 NULLS = frozenset({"", "none", "null", "n/a", "-"})
@@ -389,14 +392,16 @@ class _CsvPlan:
             self.kinds[raw] = kind
         return kind
 
-    def converter(self) -> Callable[[list[str], str], ParsedItem]:
-        """The function that turns one row's cells into an item, everything it needs bound as locals
-        (this runs once per row: attribute look-ups are a measurable share of its time)."""
+    def converter(self) -> Callable[[list[str], int], ParsedItem]:
+        """The function that turns one row's cells (the record starting at line ``number``) into an item,
+        everything it needs bound as locals (this runs once per row: attribute look-ups are a measurable
+        share of its time)."""
         value_column, type_column, fixed, kind_of = self.value, self.type, self.fixed, self.kind_of
         normalisers, base, fill = self.normalisers, self.base, (self._fill if self.has_extras else None)
         new, set_attribute = object.__new__, object.__setattr__
 
-        def convert(cells: list[str], position: str) -> ParsedItem:
+        def convert(cells: list[str], number: int) -> ParsedItem:
+            position = f"line {number}"
             try:
                 raw = cells[value_column]
             except IndexError:
@@ -491,16 +496,30 @@ class CsvParser:
                                   "from the columns the options name")
 
     def parse(self, source: BinaryIO, options: Mapping[str, Any]) -> Iterator[ParsedItem]:
-        return self._items(source, CsvOptions.from_mapping(options))  # options refused before any read
+        # Options are refused before any read.
+        return self._rows(source, CsvOptions.from_mapping(options), _CsvPlan.converter)
+
+    def stage(self, source: BinaryIO, options: Mapping[str, Any], stager: Stager, *,
+              finish: Callable[[ParsedIndicator], ParsedIndicator],
+              refuse: Callable[[ItemError], None]) -> Iterator[str]:
+        """The staging lines of the items ``parse`` yields (``staging.StagingParser``)."""
+        from vigil.intel.feeds.tabular_staging import row_stager  # here: that module builds on this one
+
+        return self._rows(source, CsvOptions.from_mapping(options),
+                          lambda plan: row_stager(plan, stager, finish=finish, refuse=refuse))
 
     @staticmethod
-    def _items(source: BinaryIO, options: CsvOptions) -> Iterator[ParsedItem]:
+    def _rows(source: BinaryIO, options: CsvOptions,
+              converter: Callable[[_CsvPlan], Callable[[list[str], int], _T | None]]) -> Iterator[_T]:
+        """Each record's ``converter(plan)(cells, first line number)``, the ``None`` ones left out."""
         one = _OneRecord()
         reader = csv.reader(one, delimiter=options.delimiter, quotechar=options.quotechar, skipinitialspace=True)
         quote, delimiter, comment = options.quotechar, options.delimiter, options.comment
         names: Sequence[str] = options.columns
         plan: _CsvPlan | None = None
-        convert: Callable[[list[str], str], ParsedItem] | None = None
+        convert: Callable[[list[str], int], _T | None] | None = None
+        header_value: str | None = None  # a copy of the header is looked for only in rows with this value
+        value_column = 0
         number = 0
         text = text_lines(source)
         try:
@@ -528,12 +547,16 @@ class CsvParser:
                     if options.header:
                         names = names or [cell.strip() for cell in cells]
                     plan = _CsvPlan(options, names)
-                    convert = plan.converter()
+                    convert = converter(plan)
+                    header_value, value_column = plan.header_value if names else None, plan.value
                     if options.header:
                         continue
-                if names and plan.is_header(cells):
+                if (header_value is not None and value_column < len(cells)
+                        and cells[value_column].strip() == header_value and plan.is_header(cells)):
                     continue
-                yield convert(cells, f"line {first}")
+                converted = convert(cells, first)
+                if converted is not None:
+                    yield converted
         finally:
             _release(text)
 

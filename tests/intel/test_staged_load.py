@@ -1,0 +1,136 @@
+"""CSV imports write their rows straight to the store's staging lines (``CsvParser.stage``), most rows on a
+fast path and the rest (refanged values, errors, cells not seen yet) through the item path. What a user
+sees must not depend on which path a row took: the same indicators, sources, scores, flags and errors
+as when the same file goes through ``CsvParser.parse``'s items."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.conftest import cli_context
+
+from vigil.core.db import Scope
+from vigil.intel import service
+from vigil.intel.feeds.tabular import CsvParser
+from vigil.intel.runtime import Intel
+from vigil.intel.store import IntelStore
+
+MIXED = """\
+# an export with every kind of row
+first_seen,ioc,type,tags,confidence,malware,description
+2026-10-01 10:00:00,203.0.113.5,ip,"c2,botnet",80,QakBot,
+2026-10-01 10:00:00,hxxp://evil[.]example/a,url,phish,,None,"two
+lines"
+2026-10-02,evil[.]example,domain,,-,Emotet,
+
+not-a-date,198.51.100.7,ip,c2,50,,
+2026-10-02,999.1.1.1,ip,,,,
+first_seen,ioc,type,tags,confidence,malware,description
+1700000000,203.0.113.5:8080,ip,c2,90,QakBot,
+2026-10-03T05:00:00Z,D41D8CD98F00B204E9800998ECF8427E,md5,,,,
+2026-10-03,203.0.113.9,ip,c2,101,,
+2026-10-03,198.51.100.8,ip,"c2,botnet",80,QakBot,
+2026-10-03,[2001:db8::1]:443,ipv6,,,,
+2026-10-03,evil.example,weird,,,,
+2026-10-04,198.51.100.9
+2026-10-04,198[.]51[.]100[.]10,ip,"c2,botnet",80,QakBot,
+2026-10-04,8.8.8.8,ip,"c2,botnet",80,QakBot,
+"""
+MIXED_OPTIONS = {"value": "ioc", "type": "type", "type_map": {"ip": "ipv4"}, "first_seen": "first_seen",
+                 "tags": "tags", "confidence": "confidence", "malware": "malware", "description": "description",
+                 "header": True}
+DEFAULTS = {"confidence": 60, "tlp": "amber", "tags": ["feed-tag"]}
+DECAY = {"ipv4": {"base_score": 70, "lifetime_days": 10, "decay_speed": 1, "threshold": 30}}
+
+
+def take(intel: Intel, store: IntelStore, text: str, options: dict[str, Any], *, by_items: bool,
+         **extra: Any) -> service.IntakeResult:
+    """``text`` taken in as CSV: by the staging path, or (``by_items``) by the parser's items."""
+    stream = io.BytesIO(text.encode())
+    items = CsvParser().parse(stream, options) if by_items else None
+    with intel.db.transaction(Scope.system()) as session:
+        result = service.take_in(cli_context(session), store, stream=stream, fmt="csv", options=options,
+                                 source="feed:1", replace=True, warninglists=intel.warninglists, items=items,
+                                 **extra)
+        session.expunge(result.pull)
+    return result
+
+
+def seen(store: IntelStore) -> list[tuple[Any, ...]]:
+    """Everything a user can read of the stored indicators, their ids, import times and exact scores aside."""
+    found, total = store.search(limit=1000)
+    assert total == len(found)
+    return sorted((i.type, i.value, round(i.score, 1), i.active, i.first_seen, i.last_seen, i.tags, i.kill_chain,
+                   i.related, i.description, i.pattern, i.warninglists, i.allowlisted,
+                   [{k: round(v, 1) if k == "score" else v for k, v in s.items() if k != "imported_at"}
+                    for s in i.sources]) for i in found)
+
+
+def both_ways(intel: Intel, tmp_path: Path, text: str, options: dict[str, Any], **extra: Any
+              ) -> tuple[service.IntakeResult, IntelStore]:
+    """Take ``text`` in both ways (twice: new, then every indicator known) and check that they agree."""
+    by_items = IntelStore(tmp_path / "by-items.duckdb")
+    try:
+        for _ in range(2):
+            staged = take(intel, intel.store, text, options, by_items=False, **extra)
+            itemised = take(intel, by_items, text, options, by_items=True, **extra)
+            assert staged.pull.errors == itemised.pull.errors
+            assert staged.pull.error_count == itemised.pull.error_count
+            assert staged.pull.warninglisted == itemised.pull.warninglisted
+            assert (staged.merge.received, staged.merge.added, staged.merge.updated, staged.merge.removed) == (
+                itemised.merge.received, itemised.merge.added, itemised.merge.updated, itemised.merge.removed)
+            assert len(staged.merge.fresh) == len(itemised.merge.fresh)
+            assert seen(intel.store) == seen(by_items)
+    finally:
+        by_items.close()
+    return staged, intel.store
+
+
+def test_refanged_and_plain_rows_of_one_file_are_stored_alike(intel: Intel, tmp_path: Path) -> None:
+    result, store = both_ways(intel, tmp_path, MIXED, MIXED_OPTIONS, defaults=DEFAULTS, decay=DECAY)
+    assert store.find("url", "http://evil.example/a") is not None  # refanged, quoted over two lines
+    assert store.find("domain", "evil.example") is not None
+    refanged = store.find("ipv4", "198.51.100.10")
+    plain = store.find("ipv4", "198.51.100.8")
+    assert refanged is not None and plain is not None
+    assert refanged.tags == plain.tags
+    assert refanged.related == plain.related == [{"kind": "malware", "name": "QakBot", "external_id": ""}]
+    assert plain.sources[0]["confidence"] == 80 and plain.sources[0]["tlp"] == "amber"
+    restated = store.find("ipv4", "203.0.113.5")  # twice in the file: the later row counts for the source
+    assert restated is not None and restated.sources[0]["confidence"] == 90
+    assert store.find("md5", "d41d8cd98f00b204e9800998ecf8427e") is not None
+    assert store.find("ipv6", "2001:db8::1") is not None
+    google = store.find("ipv4", "8.8.8.8")
+    assert google is not None and google.warninglists  # flagged at import, whichever path it took
+    # The second pull found every value known; the errors are listed with their lines, in order.
+    assert [e["position"] for e in result.pull.errors] == ["line 8", "line 9", "line 13", "line 16", "line 17"]
+    assert "date" in result.pull.errors[0]["reason"] and "confidence" in result.pull.errors[2]["reason"]
+
+
+def test_a_bad_row_between_good_rows_is_reported_with_its_line(intel: Intel, tmp_path: Path) -> None:
+    rows = [f"192.0.2.{n},scan" for n in range(1, 60)]
+    rows[30] = "192.0.2.300,scan"
+    result, store = both_ways(intel, tmp_path, "\n".join(rows) + "\n", {"value": 0, "tags": 1,
+                                                                          "default_type": "ipv4"})
+    assert result.pull.error_count == 1 and result.pull.errors[0]["position"] == "line 31"
+    assert store.count() == 58
+
+
+@pytest.mark.parametrize("options", [
+    {"value": 1, "first_seen": 0, "last_seen": 2},  # types guessed
+    {"value": 1, "first_seen": 0, "default_type": "ipv4", "tags": [3, 4], "delimiter": ";", "comment": "//"},
+])
+def test_guessed_types_several_tag_columns_and_chunks(intel: Intel, tmp_path: Path, options: dict[str, Any],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("vigil.intel.store.STAGE_CHUNK", 7)  # several merges, a value restated across them
+    delimiter = options.get("delimiter", ",")
+    values = ["198.51.100.1", "hxxps://bad[.]example/x", "BAD.example", "198.51.100.2:80", "not a value",
+              "44d88612fea8a8f36de82e1278abb02f", "198.51.100.1", "user@bad.example", "10.0.0.0/8"]
+    rows = [delimiter.join([f"2026-10-0{n % 3 + 1}", value, "-" if n % 2 else "1700000000", f"t{n % 2}", "x;y"
+                            if delimiter == "," else "x|y"]) for n, value in enumerate(values * 3)]
+    text = "// comment\n" + "\n".join(rows) + "\n"
+    result, store = both_ways(intel, tmp_path, text, options)
+    assert result.merge.received > 0 and store.count() > 0
