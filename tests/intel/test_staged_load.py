@@ -15,6 +15,7 @@ from tests.conftest import cli_context
 from vigil.core.db import Scope
 from vigil.intel import service
 from vigil.intel.feeds.tabular import CsvParser
+from vigil.intel.indicators import IndicatorType, ParsedIndicator
 from vigil.intel.runtime import Intel
 from vigil.intel.store import IntelStore
 
@@ -96,7 +97,7 @@ def test_refanged_and_plain_rows_of_one_file_are_stored_alike(intel: Intel, tmp_
     refanged = store.find("ipv4", "198.51.100.10")
     plain = store.find("ipv4", "198.51.100.8")
     assert refanged is not None and plain is not None
-    assert refanged.tags == plain.tags
+    assert sorted(refanged.tags) == sorted(plain.tags) == ["botnet", "c2", "feed-tag"]
     assert refanged.related == plain.related == [{"kind": "malware", "name": "QakBot", "external_id": ""}]
     assert plain.sources[0]["confidence"] == 80 and plain.sources[0]["tlp"] == "amber"
     restated = store.find("ipv4", "203.0.113.5")  # twice in the file: the later row counts for the source
@@ -122,6 +123,7 @@ def test_a_bad_row_between_good_rows_is_reported_with_its_line(intel: Intel, tmp
 @pytest.mark.parametrize("options", [
     {"value": 1, "first_seen": 0, "last_seen": 2},  # types guessed
     {"value": 1, "first_seen": 0, "default_type": "ipv4", "tags": [3, 4], "delimiter": ";", "comment": "//"},
+    {"value": 1, "type": 3, "type_map": {"t0": "domain", "t1": "ipv4"}, "default_type": "ipv4", "tags": 4},
 ])
 def test_guessed_types_several_tag_columns_and_chunks(intel: Intel, tmp_path: Path, options: dict[str, Any],
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
@@ -134,3 +136,15 @@ def test_guessed_types_several_tag_columns_and_chunks(intel: Intel, tmp_path: Pa
     text = "// comment\n" + "\n".join(rows) + "\n"
     result, store = both_ways(intel, tmp_path, text, options)
     assert result.merge.received > 0 and store.count() > 0
+
+
+def test_an_indicators_tags_are_kept_apart(tmp_path: Path) -> None:
+    store = IntelStore(tmp_path / "tags.duckdb")
+    try:
+        store.merge([ParsedIndicator(IndicatorType.DOMAIN, "evil.example", tags=("c2", "qak\tbot", "phish"))],
+                    source="s")
+        found = store.find("domain", "evil.example")
+        assert found is not None and found.tags == ["c2", "qak bot", "phish"]
+        assert store.search(tag="phish")[1] == 1
+    finally:
+        store.close()

@@ -65,7 +65,7 @@ class Stager:
         return position
 
     def _join(self, tags: tuple[str, ...]) -> str:
-        self._tags[tags] = text = SEP.join(tags).translate(_CLEAN)
+        self._tags[tags] = text = SEP.join(tag.translate(_CLEAN) for tag in tags)  # cleaned before joining
         return text
 
     def tail(self, item: ParsedIndicator) -> str:

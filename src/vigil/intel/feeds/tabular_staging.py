@@ -28,7 +28,8 @@ def row_stager(plan: _CsvPlan, stager: Stager, *, finish: Callable[[ParsedIndica
     line, or ``None`` when the row is refused (the error went to ``refuse``)."""
     item_of = plan.converter()
     value_column, type_column, kind_of = plan.value, plan.type, plan.kind_of
-    fixed_kind, fixed_normaliser = plan.fixed if plan.fixed is not None else (None, None)
+    # A type column wins over a default type, as in the item path.
+    fixed_kind, fixed_normaliser = plan.fixed if plan.fixed is not None and type_column is None else (None, None)
     normalisers = plan.normalisers
     # A fixed IPv4 type: ``value_normaliser``'s own first check, without the call.
     plain_ipv4 = _PLAIN_IPV4.fullmatch if fixed_kind is IndicatorType.IPV4 else None
@@ -90,9 +91,12 @@ def row_stager(plan: _CsvPlan, stager: Stager, *, finish: Callable[[ParsedIndica
             return by_item(cells, number, None)
         if kind is _PATTERN:
             return by_item(cells, number, None)
-        # The type by identity (an enum member is one object; hashing it runs Python code).
+        # The type by identity (an enum member is one object; hashing it runs Python code), and only when
+        # it varies from row to row.
         if only is not None:
-            key: Hashable = (id(kind), cells[only] if only < count else None)
+            key: Hashable = cells[only] if only < count else None
+            if fixed_kind is None:
+                key = (id(kind), key)
         elif shape:
             key = (id(kind), *(cells[position] if position < count else None for position in shape))
         else:
