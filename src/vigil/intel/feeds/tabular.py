@@ -525,7 +525,7 @@ class CsvParser:
         try:
             for line in text:  # one loop for every row and no generator in between: this is the hot path
                 number += 1
-                if (comment and line.startswith(comment)) or not line.strip():
+                if (comment and line.startswith(comment)) or line.isspace() or not line:  # strip() would copy
                     continue
                 first = number
                 if quote not in line:
