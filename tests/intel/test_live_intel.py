@@ -13,8 +13,9 @@ import orjson
 import pytest
 
 from vigil.core.config import load_settings
+from vigil.intel import live
 from vigil.intel.indicators import normalise
-from vigil.intel.live import IntelHit, LiveIntel, snapshot_path
+from vigil.intel.live import IntelHit, LiveIntel, WorkerIntelMatch, snapshot_path
 from vigil.intel.matcher import Entry
 from vigil.siem.runtime import Siem
 from vigil.siem.spool import BatchMeta
@@ -229,3 +230,17 @@ def test_parse_workers_take_a_new_version(with_workers: Running, tmp_path: Path)
         ("evil.example", 1), ("b.phish.example", 3)}
     assert snapshot_path(tmp_path / "intel", "v2").is_file()
 
+
+
+def test_a_worker_matches_batches_of_an_older_job_with_the_newer_index_it_prepared(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "_current", None)  # this process stands in for a worker
+    first, second = tmp_path / "v1.tsv", tmp_path / "v2.tsv"
+    first.write_text("1\thostname\ta.evil.example\n", encoding="utf-8")
+    second.write_text("2\thostname\tb.phish.example\n", encoding="utf-8")
+    old, new = WorkerIntelMatch("v1", str(first), 1), WorkerIntelMatch("v2", str(second), 2)
+    events = [{"QueryName": "a.evil.example"}, {"QueryName": "b.phish.example"}]
+    assert [(at, hits[0][0]) for at, hits in old(events)] == [(0, 1)]
+    new.prepare()  # the pipeline's step, while batches still go out with the old job
+    assert [(at, hits[0][0]) for at, hits in old(events)] == [(1, 2)]  # no rebuild of v1: v2 is newer
+    assert [(at, hits[0][0]) for at, hits in new(events)] == [(1, 2)]

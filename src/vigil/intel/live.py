@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -155,7 +156,7 @@ class LiveIntel:
             log.warning("intel: index snapshot not written for the parse workers (%s); matched here instead", exc)
             return index, None
         _remove_old_snapshots(self.worker_dir, keep=path)
-        return index, WorkerIntelMatch(version, str(path))
+        return index, WorkerIntelMatch(version, str(path), self.status.builds + 1)
 
     # --- the pipeline consumer -----------------------------------------------------------------------
 
@@ -215,16 +216,24 @@ class LiveIntel:
 # --- in the parse worker processes ---------------------------------------------------------------------
 
 BAD_EVENT = "bad event"  # a worker's finding for an event matching failed on
-# (version, index) of this worker process: built from a snapshot once per version.
-_current: tuple[str, IndicatorIndex] | None = None
+# (build number, version, index) of this worker process: built from a snapshot once per version.
+_current: tuple[int, str, IndicatorIndex] | None = None
 
 
 @dataclass(frozen=True)
 class WorkerIntelMatch:
-    """The picklable job the parse workers run on each batch's events: the index version and its snapshot."""
+    """The picklable job the parse workers run on each batch's events: the index version, its snapshot, and
+    the number of its build (later builds have higher numbers)."""
 
     version: str
     snapshot: str
+    build: int = 0
+
+    def prepare(self) -> int:
+        """Build this job's index in this worker ahead of its first batch (the pipeline asks every worker when
+        a new index comes, and sends batches with the previous job meanwhile); the worker's pid."""
+        _index_for(self)
+        return os.getpid()
 
     def __call__(self, events: Sequence[Event]) -> list[tuple[int, Any]]:
         """(event index, hits as tuples) for the events with hits; (event index, BAD_EVENT) for one that
@@ -244,12 +253,15 @@ class WorkerIntelMatch:
 
 
 def _index_for(job: WorkerIntelMatch) -> IndicatorIndex:
+    """The index of the job's build, or of a later one this worker already has (a batch sent while the
+    workers prepared a newer index is matched with it: newer indicators, no rebuild of the old)."""
     global _current
-    if _current is None or _current[0] != job.version:
+    if _current is None or ((_current[0], _current[1]) != (job.build, job.version) and _current[0] <= job.build):
         _current = None  # the old index goes before the new one is built: one in memory at a time
         with Path(job.snapshot).open(encoding="utf-8") as handle:
-            _current = (job.version, IndicatorIndex.build(_read(handle)))
-    return _current[1]
+            index = IndicatorIndex.build(_read(handle))
+        _current = (job.build, job.version, index)
+    return _current[2]
 
 
 # --- snapshots -----------------------------------------------------------------------------------------

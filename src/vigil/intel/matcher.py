@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vigil.intel.event_fields import URL, Plan, read, split_url, url_host, url_with_host
+from vigil.intel.event_fields import ADDRESS, URL, Plan, read, split_url, url_host, url_with_host
 from vigil.intel.feeds.stix_patterns import ComplexPattern, PatternError, compile_pattern
 from vigil.intel.indicators import IndicatorType
 
@@ -140,7 +140,10 @@ class IndicatorIndex:
 
     def __init__(self) -> None:
         self.exact: dict[IndicatorType, dict[str, Ids]] = {kind: {} for kind in _STRING_TYPES}
-        self.addresses: dict[int, dict[int, Ids]] = {_V4: {}, _V6: {}}
+        # IPv4 addresses by their text: inet_pton takes only the canonical dotted quad, so an observed address
+        # is either that text or no address (no conversion per event); IPv6 ones by number (many spellings).
+        self.ipv4: dict[str, Ids] = {}
+        self.ipv6: dict[int, Ids] = {}
         self.networks = {_V4: _Networks(_V4), _V6: _Networks(_V6)}
         self.urls: dict[str, list[tuple[int, str]]] = {}
         self.url_hosts: set[str] = set()
@@ -177,12 +180,16 @@ class IndicatorIndex:
     def _add(self, indicator_id: int, kind: str, value: str) -> bool:
         if not isinstance(value, str) or not value:
             return False
-        if kind in (T.IPV4, T.IPV6):
-            family = _V4 if kind == T.IPV4 else _V6
-            number = _address_int(value, family)
+        if kind == T.IPV4:
+            number = _address_int(value, _V4)
             if number is None:
                 return False
-            _add(self.addresses[family], number, indicator_id)
+            _add(self.ipv4, _address_text(number, _V4), indicator_id)
+        elif kind == T.IPV6:
+            number = _address_int(value, _V6)
+            if number is None:
+                return False
+            _add(self.ipv6, number, indicator_id)
         elif kind == T.CIDR:
             address, _, length = value.partition("/")
             family = _V6 if ":" in address else _V4
@@ -221,9 +228,9 @@ class IndicatorIndex:
         for networks in self.networks.values():
             networks.freeze()
         lookups: dict[IndicatorType, Callable[[str], tuple[Ref, ...]]] = {}
-        if self.addresses[_V4] or self.networks[_V4].masks:
+        if self.ipv4 or self.networks[_V4].masks:
             lookups[T.IPV4] = self._ipv4
-        if self.addresses[_V6] or self.networks[_V6].masks:
+        if self.ipv6 or self.networks[_V6].masks:
             lookups[T.IPV6] = self._ipv6
         if self.exact[T.DOMAIN] or self.exact[T.HOSTNAME]:
             lookups[T.DOMAIN] = self._name
@@ -266,6 +273,11 @@ class IndicatorIndex:
     def _slow(self, reader: int, field: str, value: str, event: Mapping[str, Any]) -> tuple[Found, ...]:
         """A text value not in the memo: read, looked up, and kept. A URL that is only a path is joined to its
         host first, and kept as that whole URL (the same path on another host is another URL)."""
+        if reader == ADDRESS and _is_dotted_quad(value):  # most addresses: no need to read them apart
+            look = self._lookups.get(T.IPV4)
+            result = () if look is None else tuple((*ref, value) for ref in look(value))
+            _keep(self._memos[ADDRESS], value, result)
+            return result
         if reader == URL and value.lstrip()[:1] == "/":
             joined = url_with_host(field, value.strip(), event)
             if joined is None:
@@ -288,20 +300,24 @@ class IndicatorIndex:
         return list(look(value)) if look is not None else []
 
     def _ipv4(self, text: str) -> tuple[Ref, ...]:
-        number = _address_int(text, _V4)
-        return () if number is None else self._address(number, _V4, text)
+        held = self.ipv4.get(text)
+        refs = [] if held is None else [(indicator_id, T.IPV4.value, text) for indicator_id in _ids(held)]
+        networks = self.networks[_V4]
+        if networks.masks:
+            number = _address_int(text, _V4)
+            if number is not None:
+                refs += networks.lookup(number)
+        return tuple(refs)
 
     def _ipv6(self, text: str) -> tuple[Ref, ...]:
         number = _address_int(text, _V6)
-        return () if number is None else self._address(number, _V6, text)
-
-    def _address(self, number: int, family: int, text: str) -> tuple[Ref, ...]:
-        refs = self.networks[family].lookup(number)
-        held = self.addresses[family].get(number)
+        if number is None:
+            return ()
+        refs = self.networks[_V6].lookup(number)
+        held = self.ipv6.get(number)
         if held is not None:
-            kind = T.IPV4.value if family == _V4 else T.IPV6.value
-            value = text if family == _V4 else _address_text(number, family)
-            refs[:0] = [(indicator_id, kind, value) for indicator_id in _ids(held)]
+            value = _address_text(number, _V6)
+            refs[:0] = [(indicator_id, T.IPV6.value, value) for indicator_id in _ids(held)]
         return tuple(refs)
 
     def _name(self, text: str) -> tuple[Ref, ...]:
@@ -364,6 +380,11 @@ class IndicatorIndex:
             if held is not None:
                 refs.extend((indicator_id, T.URL.value, value) for indicator_id, value in held)
         return tuple(refs)
+
+
+def _is_dotted_quad(text: str) -> bool:
+    """Digits in four dot-separated parts (what ``split_address`` reads as IPv4 as it is), checked cheaply."""
+    return len(text) <= 15 and text.count(".") == 3 and text.replace(".", "").isdigit() and text[-1] != "."
 
 
 _URL_MARKS = re.compile(r"[/?#&=]")

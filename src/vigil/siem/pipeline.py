@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,6 +75,16 @@ class Submitted:
     consumers: list[EventConsumer]
 
 
+@dataclass
+class _Preparing:
+    """A consumer's new worker job being prepared in the workers: the step running, the workers done."""
+
+    job: WorkerJob
+    future: Future[Any]
+    workers: set[Any] = field(default_factory=set)  # what each step returned: its worker's pid
+    tries: int = 0
+
+
 @dataclass(frozen=True)
 class Matching:
     """A JSON group's consumer jobs in the worker processes (the store takes its documents as they are)."""
@@ -104,6 +114,9 @@ class Pipeline:
         # reading got to: ahead of ``status.position`` only while those wait.
         self._ahead: deque[tuple[list[SpoolBatch], Submitted | Matching | None]] = deque()
         self._read_to: SpoolPosition | None = self.status.position
+        # Per consumer: the worker job the workers are ready for, and a newer one they are preparing.
+        self._ready_jobs: dict[str, WorkerJob] = {}
+        self._preparing: dict[str, _Preparing] = {}
 
     # --- one batch ---------------------------------------------------------------------------------
 
@@ -241,6 +254,8 @@ class Pipeline:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        self._ready_jobs.clear()  # new workers have prepared nothing
+        self._preparing.clear()
 
     def _stored(self, batches: Sequence[SpoolBatch], events: int, failures: int) -> None:
         status = self.status
@@ -304,10 +319,42 @@ class Pipeline:
 
     def _job_of(self, consumer: EventConsumer) -> WorkerJob | None:
         try:
-            return consumer.worker_job() if consumer.wanted() else None
+            job = consumer.worker_job() if consumer.wanted() else None
         except Exception as exc:  # its events then come to it here, where consume() reports the failure
             log.warning("pipeline: consumer %s has no worker job: %s", consumer.name, exc)
             return None
+        return None if job is None else self._prepared(consumer.name, job)
+
+    def _prepared(self, name: str, job: WorkerJob) -> WorkerJob:
+        """The job to hand the workers now. A new job with a ``prepare`` step (an indicator index to build from
+        its snapshot: seconds for a million) is prepared in one worker after the other, while batches keep
+        going out with the job before it to the others, so that an update never stalls ingestion."""
+        prepare: Callable[[], object] | None = getattr(job, "prepare", None)
+        ready = self._ready_jobs.get(name)
+        if prepare is None or ready is None or job == ready or self._pool is None:
+            return self._take(name, job)
+        preparing = self._preparing.get(name)
+        try:
+            if preparing is None or preparing.job != job:
+                self._preparing[name] = _Preparing(job, self._pool.submit(prepare))
+                return ready
+            if not preparing.future.done():
+                return ready
+            preparing.workers.add(preparing.future.result())
+            preparing.tries += 1
+            # Each worker once (an idle worker may take the step twice: a second time costs nothing).
+            if len(preparing.workers) < self.parse_workers and preparing.tries < 4 * self.parse_workers:
+                preparing.future = self._pool.submit(prepare)
+                return ready
+        except Exception:  # a broken step or pool: the workers build what the job needs when they meet it
+            log.warning("pipeline: preparing the %s job in the workers failed; they prepare it on its first batch",
+                        name, exc_info=True)
+        return self._take(name, job)
+
+    def _take(self, name: str, job: WorkerJob) -> WorkerJob:
+        self._ready_jobs[name] = job
+        self._preparing.pop(name, None)
+        return job
 
     def run_once(self) -> int:
         """Store what the spool holds now (up to ``max_records``); the number of batches stored.
@@ -358,10 +405,17 @@ class Pipeline:
             self._worker.start(self._loop)
 
     def wait_ready(self, timeout: float = 60.0) -> bool:
-        """Wait until the parse workers have booted; whether they did in time. A benchmark starts its clock
-        here, as real traffic meets a server that has been up for a while."""
-        done, _ = wait(self._booting, timeout)
-        return len(done) == len(self._booting)
+        """Wait until the parse workers have booted and prepared the consumers' current jobs; whether they
+        did in time. A benchmark starts its clock here, as real traffic meets a server that has been up for a
+        while."""
+        steps = [step for step in (getattr(self._job_of(consumer), "prepare", None) for consumer in self.consumers)
+                 if step is not None]
+        pool = self._parse_pool() if steps else None
+        preparing: list[Future[Any]] = list(self._booting)
+        if pool is not None:
+            preparing += [pool.submit(step) for step in steps for _ in range(self.parse_workers)]
+        done, _ = wait(preparing, timeout)
+        return len(done) == len(preparing)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._worker.stop(timeout)
