@@ -14,7 +14,7 @@ from tests.conftest import cli_context
 
 from vigil.core.db import Scope
 from vigil.intel import service
-from vigil.intel.feeds.tabular import CsvParser
+from vigil.intel.feeds.tabular import CsvParser, LinesParser
 from vigil.intel.indicators import IndicatorType, ParsedIndicator
 from vigil.intel.runtime import Intel
 from vigil.intel.store import IntelStore
@@ -47,13 +47,13 @@ DEFAULTS = {"confidence": 60, "tlp": "amber", "tags": ["feed-tag"]}
 DECAY = {"ipv4": {"base_score": 70, "lifetime_days": 10, "decay_speed": 1, "threshold": 30}}
 
 
-def take(intel: Intel, store: IntelStore, text: str, options: dict[str, Any], *, by_items: bool,
+def take(intel: Intel, store: IntelStore, text: str, options: dict[str, Any], *, by_items: bool, fmt: str = "csv",
          **extra: Any) -> service.IntakeResult:
-    """``text`` taken in as CSV: by the staging path, or (``by_items``) by the parser's items."""
+    """``text`` taken in as ``fmt``: by the staging path, or (``by_items``) by the parser's items."""
     stream = io.BytesIO(text.encode())
-    items = CsvParser().parse(stream, options) if by_items else None
+    items = (CsvParser() if fmt == "csv" else LinesParser()).parse(stream, options) if by_items else None
     with intel.db.transaction(Scope.system()) as session:
-        result = service.take_in(cli_context(session), store, stream=stream, fmt="csv", options=options,
+        result = service.take_in(cli_context(session), store, stream=stream, fmt=fmt, options=options,
                                  source="feed:1", replace=True, warninglists=intel.warninglists, items=items,
                                  **extra)
         session.expunge(result.pull)
@@ -136,6 +136,14 @@ def test_guessed_types_several_tag_columns_and_chunks(intel: Intel, tmp_path: Pa
     text = "// comment\n" + "\n".join(rows) + "\n"
     result, store = both_ways(intel, tmp_path, text, options)
     assert result.merge.received > 0 and store.count() > 0
+
+
+@pytest.mark.parametrize("options", [{}, {"type": "domain", "tags_all": "phish", "confidence_all": 70, "tlp": "green"}])
+def test_plain_lists_are_stored_alike_both_ways(intel: Intel, tmp_path: Path, options: dict[str, Any]) -> None:
+    text = ("# a blocklist\n198.51.100.1\nbad[.]example ; a comment\n\nhxxp://bad[.]example/x\nnot a value\n"
+            "BAD.example\n198.51.100.1\n2001:db8::5\n44d88612fea8a8f36de82e1278abb02f\nevil.example\n")
+    result, store = both_ways(intel, tmp_path, text, options, fmt="lines", defaults={"tags": ["list"]})
+    assert result.pull.error_count > 0 and store.count() > 0
 
 
 def test_an_indicators_tags_are_kept_apart(tmp_path: Path) -> None:

@@ -8,7 +8,9 @@ that cannot be read is an ``ItemError`` at ``line N``, and every other row is ke
 
 Both read the source line by line and never hold it whole. The options become a plan once (column
 positions, the type's normaliser, the fields every indicator shares), so a row costs a split, a
-validation and one object: a million-line blocklist parses in about a second.
+validation and one object: a million-line blocklist parses in about a second. An import skips the objects:
+``stage`` writes the indicator store's staging lines directly (``tabular_staging``), the same as the items
+would give. The options are checked in ``tabular_options``.
 
 ``parse_time`` and ``tlp_level`` are shared with the JSON formats (MISP, OTX).
 """
@@ -20,13 +22,24 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from datetime import UTC, datetime
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from vigil.core.errors import BadInput
+from vigil.intel.feeds.tabular_options import (
+    LINES_OPTIONS,
+    NULLS,
+    ColumnRef,
+    CsvOptions,
+    Shared,
+    indicator_type_option,
+    refuse_options,
+    shared_options,
+    split_tags,
+)
+from vigil.intel.feeds.tabular_options import tlp_level as tlp_level  # the JSON formats read TLP the same way
 from vigil.intel.indicators import (
-    TLP_LEVELS,
     IndicatorType,
     InvalidValue,
     ItemError,
@@ -40,9 +53,6 @@ from vigil.intel.staging import Stager
 
 _T = TypeVar("_T")
 
-# Cells that mean "nothing here" in optional columns (ThreatFox writes "None").
-NULLS = frozenset({"", "none", "null", "n/a", "-"})
-_TAG_SEPARATORS = re.compile(r"[,;|]")
 MEMO_SIZE = 100_000  # distinct dates, tag cells and families remembered per parse
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _PLAIN_IPV4 = re.compile(r"\.".join([_OCTET] * 4))  # unrolled: a fifth faster than {3}
@@ -50,11 +60,6 @@ _PLAIN_IPV4_PORT = re.compile(_PLAIN_IPV4.pattern + r":\d{1,5}")
 _PLAIN_HEX = re.compile(r"[0-9a-fA-F]+")
 _HASH_LENGTHS = {32: IndicatorType.MD5, 40: IndicatorType.SHA1, 64: IndicatorType.SHA256}
 _EPOCH = re.compile(r"\d{9,17}(?:\.\d+)?")
-_TLP_ALIASES = {"white": "clear"}
-_COLUMN_OPTIONS = ("value", "type", "first_seen", "last_seen", "confidence", "description", "malware")
-_CSV_OPTIONS = frozenset({*_COLUMN_OPTIONS, "tags", "default_type", "type_map", "delimiter", "header", "columns",
-                          "comment", "quotechar", "tags_all", "confidence_all", "tlp"})
-_LINES_OPTIONS = frozenset({"type", "comment", "tags_all", "confidence_all", "tlp"})
 
 
 def parse_time(text: str) -> datetime:
@@ -73,19 +78,6 @@ def parse_time(text: str) -> datetime:
     except ValueError:
         raise ValueError(f"{text!r} is not a date and time (ISO 8601 or epoch seconds)") from None
     return stamp.replace(tzinfo=UTC) if stamp.tzinfo is None else stamp.astimezone(UTC)
-
-
-def tlp_level(text: str) -> str | None:
-    """``tlp:white`` / ``WHITE`` / ``amber+strict`` → the TLP 2.0 level, or None when it is not one."""
-    level = text.strip().lower().removeprefix("tlp:").strip()
-    level = _TLP_ALIASES.get(level, level)
-    return level if level in TLP_LEVELS else None
-
-
-def split_tags(text: str) -> tuple[str, ...]:
-    """``"elf,mips; Mozi|"`` → ``("elf", "mips", "Mozi")``: split on , ; or |, empty and null cells dropped."""
-    tags = (tag.strip() for tag in _TAG_SEPARATORS.split(text))
-    return tuple(dict.fromkeys(tag for tag in tags if tag.lower() not in NULLS))
 
 
 # Creating a frozen dataclass through ``__init__`` costs a microsecond (one guarded setattr per field);
@@ -158,159 +150,10 @@ def text_lines(source: BinaryIO) -> io.TextIOWrapper:
     return io.TextIOWrapper(source, encoding="utf-8-sig", errors="replace", newline="")
 
 
-def _release(text: io.TextIOWrapper) -> None:
+def release(text: io.TextIOWrapper) -> None:
     """Detach the wrapper so that collecting it does not close the caller's source."""
     with contextlib.suppress(ValueError):  # already detached, or the source was closed by its owner
         text.detach()
-
-
-@dataclass(frozen=True)
-class _Shared:
-    """What every indicator of a source gets from the options: tags, confidence and TLP."""
-
-    tags: tuple[str, ...] = ()
-    confidence: int | None = None
-    tlp: str | None = None
-
-
-def _shared_options(options: Mapping[str, Any], problems: list[dict[str, str]]) -> _Shared:
-    tags: tuple[str, ...] = ()
-    raw_tags = options.get("tags_all", ())
-    if isinstance(raw_tags, str):
-        tags = split_tags(raw_tags)
-    elif isinstance(raw_tags, Sequence) and all(isinstance(tag, str) for tag in raw_tags):
-        tags = tuple(dict.fromkeys(tag.strip() for tag in raw_tags if tag.strip()))
-    else:
-        problems.append({"field": "tags_all", "message": "a list of tags or a comma-separated text"})
-    confidence = options.get("confidence_all")
-    if confidence is not None and (isinstance(confidence, bool) or not isinstance(confidence, int)
-                                   or not 0 <= confidence <= 100):
-        problems.append({"field": "confidence_all", "message": "a whole number from 0 to 100"})
-        confidence = None
-    tlp = options.get("tlp")
-    if tlp is not None:
-        level = tlp_level(tlp) if isinstance(tlp, str) else None
-        if level is None:
-            problems.append({"field": "tlp", "message": f"one of {', '.join(TLP_LEVELS)} (or white)"})
-        tlp = level
-    return _Shared(tags, confidence, tlp)
-
-
-def _indicator_type(raw: Any, option: str, problems: list[dict[str, str]]) -> IndicatorType | None:
-    try:
-        return IndicatorType(raw)
-    except ValueError:
-        problems.append({"field": option, "message": f"{raw!r} is not an indicator type; one of "
-                                                     f"{', '.join(IndicatorType)}"})
-        return None
-
-
-def _single_character(options: Mapping[str, Any], name: str, default: str,
-                      problems: list[dict[str, str]]) -> str:
-    value = options.get(name, default)
-    if not isinstance(value, str) or len(value) != 1:
-        problems.append({"field": name, "message": "a single character"})
-        return default
-    return value
-
-
-def _refuse(format_name: str, problems: list[dict[str, str]]) -> None:
-    if problems:
-        summary = "; ".join(f"{problem['field']}: {problem['message']}" for problem in problems)
-        raise BadInput(f"bad {format_name} feed options: {summary}", errors=problems)
-
-
-ColumnRef = str | int
-
-
-@dataclass(frozen=True)
-class CsvOptions:
-    """The options of a CSV feed, checked (``from_mapping`` raises ``BadInput`` listing every problem)."""
-
-    value: ColumnRef
-    type_column: ColumnRef | None = None
-    default_type: IndicatorType | None = None  # neither a type column nor a default: each value is guessed
-    type_map: Mapping[str, IndicatorType] | None = None
-    first_seen: ColumnRef | None = None
-    last_seen: ColumnRef | None = None
-    tags: tuple[ColumnRef, ...] = ()
-    confidence: ColumnRef | None = None
-    description: ColumnRef | None = None
-    malware: ColumnRef | None = None  # a malware family column → a Related malware
-    delimiter: str = ","
-    quotechar: str = '"'
-    header: bool = False
-    columns: tuple[str, ...] = ()  # names for the columns when the header is missing or commented out
-    comment: str = "#"
-    shared: _Shared = _Shared()
-
-    @classmethod
-    def from_mapping(cls, options: Mapping[str, Any]) -> CsvOptions:
-        problems: list[dict[str, str]] = []
-        unknown = sorted(set(options) - _CSV_OPTIONS)
-        if unknown:
-            problems.append({"field": ", ".join(unknown),
-                             "message": f"unknown option; known: {', '.join(sorted(_CSV_OPTIONS))}"})
-        refs: dict[str, ColumnRef | None] = {}
-        for name in _COLUMN_OPTIONS:
-            refs[name] = _column_ref(options.get(name), name, problems)
-        if options.get("value") is None:
-            problems.append({"field": "value", "message": "required: the column (name or 0-based index) of the value"})
-        tags = options.get("tags", ())
-        tag_refs = tuple(_column_ref(ref, "tags", problems) for ref in
-                         (tags if isinstance(tags, list | tuple) else [tags]))
-        default_type = None
-        if options.get("default_type") is not None:
-            default_type = _indicator_type(options["default_type"], "default_type", problems)
-        type_map: dict[str, IndicatorType] | None = None
-        if options.get("type_map") is not None:
-            if not isinstance(options["type_map"], Mapping):
-                problems.append({"field": "type_map", "message": "a mapping of feed type → Vigil type"})
-            else:
-                type_map = {}
-                for feed_type, vigil_type in options["type_map"].items():
-                    kind = _indicator_type(vigil_type, "type_map", problems)
-                    if kind is not None:
-                        type_map[str(feed_type).strip().lower()] = kind
-        header = options.get("header", False)
-        if not isinstance(header, bool):
-            problems.append({"field": "header", "message": "true or false"})
-        columns = options.get("columns", ())
-        if not isinstance(columns, list | tuple) or not all(isinstance(name, str) for name in columns):
-            problems.append({"field": "columns", "message": "a list of column names"})
-            columns = ()
-        comment = options.get("comment", "#")
-        if not isinstance(comment, str):
-            problems.append({"field": "comment", "message": "the prefix of lines to skip (empty: none)"})
-            comment = "#"
-        named = [ref for ref in (*refs.values(), *tag_refs) if isinstance(ref, str)]
-        if named and not header and not columns:
-            problems.append({"field": ", ".join(dict.fromkeys(named)),
-                             "message": "columns named but the feed has no header: set header true, give "
-                                        "'columns', or use 0-based indexes"})
-        shared = _shared_options(options, problems)
-        delimiter = _single_character(options, "delimiter", ",", problems)
-        quotechar = _single_character(options, "quotechar", '"', problems)
-        _refuse("csv", problems)
-        value = refs["value"]
-        assert value is not None  # refused above otherwise
-        return cls(value=value, type_column=refs["type"], default_type=default_type, type_map=type_map,
-                   first_seen=refs["first_seen"], last_seen=refs["last_seen"],
-                   tags=tuple(ref for ref in tag_refs if ref is not None), confidence=refs["confidence"],
-                   description=refs["description"], malware=refs["malware"], delimiter=delimiter,
-                   quotechar=quotechar, header=bool(header), columns=tuple(name.strip() for name in columns),
-                   comment=comment, shared=shared)
-
-
-def _column_ref(raw: Any, option: str, problems: list[dict[str, str]]) -> ColumnRef | None:
-    if raw is None:
-        return None
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
-        return raw
-    if isinstance(raw, str) and raw.strip():
-        return raw.strip()
-    problems.append({"field": option, "message": "a column name or a 0-based column index"})
-    return None
 
 
 class _OneRecord:
@@ -558,7 +401,7 @@ class CsvParser:
                 if converted is not None:
                     yield converted
         finally:
-            _release(text)
+            release(text)
 
 
 class LinesParser:
@@ -568,21 +411,34 @@ class LinesParser:
     description: ClassVar[str] = "Plain list: one IP, network, domain, URL, hash or e-mail address per line"
 
     def parse(self, source: BinaryIO, options: Mapping[str, Any]) -> Iterator[ParsedItem]:
+        return self._items(source, *self.checked(options))
+
+    def stage(self, source: BinaryIO, options: Mapping[str, Any], stager: Stager, *,
+              finish: Callable[[ParsedIndicator], ParsedIndicator],
+              refuse: Callable[[ItemError], None]) -> Iterator[str]:
+        """The staging lines of the items ``parse`` yields (``staging.StagingParser``)."""
+        from vigil.intel.feeds.tabular_staging import staged_list  # here: that module builds on this one
+
+        return staged_list(source, *self.checked(options), stager, finish=finish, refuse=refuse)
+
+    @staticmethod
+    def checked(options: Mapping[str, Any]) -> tuple[IndicatorType | None, str, Shared]:
+        """The type, comment prefix and shared fields the options give; ``BadInput`` lists what is wrong."""
         problems: list[dict[str, str]] = []
-        unknown = sorted(set(options) - _LINES_OPTIONS)
+        unknown = sorted(set(options) - LINES_OPTIONS)
         if unknown:
             problems.append({"field": ", ".join(unknown),
-                             "message": f"unknown option; known: {', '.join(sorted(_LINES_OPTIONS))}"})
-        kind = None if options.get("type") is None else _indicator_type(options["type"], "type", problems)
+                             "message": f"unknown option; known: {', '.join(sorted(LINES_OPTIONS))}"})
+        kind = None if options.get("type") is None else indicator_type_option(options["type"], "type", problems)
         comment = options.get("comment", "#")
         if not isinstance(comment, str):
             problems.append({"field": "comment", "message": "the prefix of lines to skip (empty: none)"})
-        shared = _shared_options(options, problems)
-        _refuse("lines", problems)
-        return self._items(source, kind, comment, shared)
+        shared = shared_options(options, problems)
+        refuse_options("lines", problems)
+        return kind, comment, shared
 
     def _items(self, source: BinaryIO, kind: IndicatorType | None, comment: str,
-               shared: _Shared) -> Iterator[ParsedItem]:
+               shared: Shared) -> Iterator[ParsedItem]:
         base = indicator_fields(type=kind, tags=shared.tags, confidence=shared.confidence, tlp=shared.tlp)
         fixed = None if kind is None else value_normaliser(kind)
         text = text_lines(source)
@@ -607,4 +463,4 @@ class LinesParser:
                 values["position"] = f"line {number}"
                 yield make_indicator(values)
         finally:
-            _release(text)
+            release(text)

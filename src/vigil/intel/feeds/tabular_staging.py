@@ -1,9 +1,10 @@
-"""CSV rows straight to staging lines, without an item per row (``CsvParser.stage``).
+"""CSV rows and list lines straight to staging lines, without an item per row (``CsvParser.stage``,
+``LinesParser.stage``).
 
 Most of a feed's rows repeat the same few cells besides the value and the dates (the type, the tags, the
 family, the confidence), and those cells alone make the end of the row's staging line (``Stager.tail``).
 So a row costs its value's check, two memo look-ups and one f-string: what a row off that path would
-cost in items and staging together is paid once per distinct cells.
+cost in items and staging together is paid once per distinct cells (once per type for a plain list).
 
 Exactness comes first: any row the fast path is not sure of (a value that needs refanging or fails, a date
 not seen yet, cells not seen yet, a STIX pattern) goes through the item path (``_CsvPlan.converter``, the
@@ -13,10 +14,24 @@ is what later rows with those cells reuse.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from typing import BinaryIO
 
-from vigil.intel.feeds.tabular import _PLAIN_IPV4, MEMO_SIZE, NULLS, _CsvPlan, guess_value, parse_time
-from vigil.intel.indicators import IndicatorType, ItemError, ParsedIndicator
+from vigil.core.errors import BadInput
+from vigil.intel.feeds.tabular import (
+    _PLAIN_IPV4,
+    MEMO_SIZE,
+    _CsvPlan,
+    guess_value,
+    indicator_fields,
+    make_indicator,
+    parse_time,
+    release,
+    text_lines,
+    value_normaliser,
+)
+from vigil.intel.feeds.tabular_options import NULLS, Shared
+from vigil.intel.indicators import IndicatorType, InvalidValue, ItemError, ParsedIndicator
 from vigil.intel.staging import Stager, staged_time
 
 _PATTERN = IndicatorType.PATTERN
@@ -111,3 +126,43 @@ def row_stager(plan: _CsvPlan, stager: Stager, *, finish: Callable[[ParsedIndica
         return f"{number}\t{value}\t{first}\t{last}\t{tail}"
 
     return convert
+
+
+def staged_list(source: BinaryIO, kind: IndicatorType | None, comment: str, shared: Shared, stager: Stager, *,
+                finish: Callable[[ParsedIndicator], ParsedIndicator],
+                refuse: Callable[[ItemError], None]) -> Iterator[str]:
+    """``LinesParser.parse``'s loop, writing staging lines: a plain list's lines differ only by their value and
+    its type, so the tail is the item path's once per type."""
+    base = indicator_fields(type=kind, tags=shared.tags, confidence=shared.confidence, tlp=shared.tlp)
+    fixed = None if kind is None else value_normaliser(kind)
+    tails: dict[int, str] = {}  # id(type) → the tail the item path gave it
+    text = text_lines(source)
+    try:
+        for number, line in enumerate(text, 1):
+            value = line.strip()
+            if not value or (comment and value.startswith(comment)):
+                continue
+            if number == 1 and "\x00" in value:
+                raise BadInput("the feed is not text (it contains NUL bytes): is it compressed or binary?")
+            if " " in value or "\t" in value:
+                value = value.split(None, 1)[0]  # "1.10.16.0/20 ; SBL256894": the rest is a comment
+            try:
+                if fixed is None:
+                    found, value = guess_value(value)
+                else:
+                    found, value = kind, fixed(value)  # type: ignore[assignment]
+            except InvalidValue as exc:
+                refuse(ItemError(f"line {number}", str(exc)))
+                continue
+            tail = tails.get(id(found))
+            if tail is None or found is _PATTERN:
+                values = base.copy()
+                values["type"], values["value"], values["position"] = found, value, f"line {number}"
+                staged_line = stager.line(number, finish(make_indicator(values)))
+                if found is not _PATTERN and len(tails) < MEMO_SIZE:
+                    tails[id(found)] = staged_line.split("\t", 4)[4]
+                yield staged_line
+                continue
+            yield f"{number}\t{value}\t\t\t{tail}"
+    finally:
+        release(text)
