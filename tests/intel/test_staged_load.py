@@ -6,6 +6,7 @@ as when the same file goes through ``CsvParser.parse``'s items."""
 from __future__ import annotations
 
 import io
+import random
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,32 @@ def test_an_indicators_tags_are_kept_apart(tmp_path: Path) -> None:
         assert store.search(tag="phish")[1] == 1
     finally:
         store.close()
+
+
+def test_rows_drawn_at_random_are_stored_alike_both_ways(intel: Intel, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cells drawn (seeded) from what feeds write, good and bad, so that rows take either path in any order."""
+    monkeypatch.setattr("vigil.intel.store.STAGE_CHUNK", 200)
+    pick = random.Random(5).choice
+    typed = [("ip", "198.51.100.7"), ("ip", " 198.51.100.8 "), ("ip", "198.51.100.9:443"), ("IP", "198.51.100.7"),
+             ("ip", "198[.]51[.]100[.]10"), ("ip", "999.1.1.1"), ("ip", ""), ("domain", "evil.example"),
+             ("domain", "Evil[.]Example"), ("url", "hxxps://evil[.]example/p?q=1"), ("weird", "evil.example"),
+             ("md5", "D41D8CD98F00B204E9800998ECF8427E"), ("md5", "x y"), ("ipv6", "2001:db8::7"), ("", "1.2.3.4"),
+             ("cidr", "10.1.0.0/16"), ("email", "user@evil.example"), ("ip", '"198.51.100.11"')]
+    dates = ["2026-10-01", "2026-10-01 10:00:00", "1700000000", "1700000000123", "-", "", "None",
+             "2026-10-01T10:00:00+02:00", " 2026-10-02 ", "2026-10-03", "2026-10-04", "yesterday"]
+    tags = ["c2", "c2,botnet", "", "None", "a|b; c", '"x,y"', "c2"]
+    confidences = ["80", "", "-", "50", "80", "101", "high"]
+    families = ["QakBot", "", "None", "Emotet", "QakBot"]
+    rows = ["first,last,ioc,type,tags,confidence,malware,description"]
+    for _ in range(1500):
+        kind, value = pick(typed)
+        rows.append(",".join([pick(dates), pick(dates), value, kind, pick(tags), pick(confidences), pick(families),
+                              pick(["", "", "seen on a honeypot", '"two\nlines"'])]))
+        if pick(range(40)) == 0:
+            rows.append(pick(["", "# a comment", rows[0], "only-one-cell"]))
+    options = {"value": "ioc", "type": "type", "type_map": {"ip": "ipv4"}, "first_seen": "first",
+               "last_seen": "last", "tags": ["tags"], "confidence": "confidence", "malware": "malware",
+               "description": "description", "header": True}
+    result, store = both_ways(intel, tmp_path, "\n".join(rows) + "\n", options, defaults=DEFAULTS)
+    assert result.pull.error_count > 0 and store.count() > 10
