@@ -52,6 +52,32 @@ def user_names(session: Session, ids: Iterable[int]) -> dict[int, User]:
     return {u.id: u for u in session.scalars(select(User).where(User.id.in_(wanted)))}
 
 
+def user_ids_by_name(session: Session, names: Sequence[str], field: str) -> list[int]:
+    """The ids of these user names (in order) among the users the caller can see; BadInput naming the unknown."""
+    wanted = [n for n in names if n]
+    found = {u.username: u.id for u in session.scalars(select(User).where(User.username.in_(wanted)))} \
+        if wanted else {}
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        raise BadInput(f"no such user in your units: {', '.join(missing)}",
+                       errors=[{"field": field, "message": f"unknown user {m}"} for m in missing])
+    return [found[n] for n in wanted]
+
+
+def schedule_by_name(session: Session, name: str) -> OncallSchedule:
+    found = session.scalars(select(OncallSchedule).where(OncallSchedule.name == name)).first()
+    if found is None:
+        raise NotFound(f"no schedule called {name!r} in your units")
+    return found
+
+
+def policy_by_name(session: Session, name: str) -> EscalationPolicy:
+    found = session.scalars(select(EscalationPolicy).where(EscalationPolicy.name == name)).first()
+    if found is None:
+        raise NotFound(f"no escalation policy called {name!r} in your units")
+    return found
+
+
 def _check_users(session: Session, ids: Sequence[int], field: str) -> None:
     known = user_names(session, ids)
     missing = [str(i) for i in ids if i not in known]
