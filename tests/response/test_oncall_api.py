@@ -3,15 +3,22 @@ responder, a viewer and another branch's user get; bad input refused whole; ever
 
 from __future__ import annotations
 
+import secrets
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi.testclient import TestClient
-from tests.conftest import World
+from tests.conftest import World, cli_context
 from tests.web.support import audit_actions
 
+from vigil.core.db import Scope
+from vigil.response import escalation as engine
+from vigil.response import oncall_service
 from vigil.response.escalation import Recipient
+from vigil.response.oncall_runtime import EscalationRunner
+from vigil.response.oncall_schemas import LayerIn, LevelIn, OverrideCreate, PolicyCreate, ScheduleCreate, TargetIn
 
 TODAY = datetime.now(UTC).date()
 
@@ -190,3 +197,55 @@ def test_signed_link_works_without_a_session_and_refuses_tampering(client: TestC
     assert anonymous.post(link).status_code == 409
     record = next(r for r in audit_actions(world.database) if r.action == "escalation.acknowledge")
     assert record.actor == "analyst"
+
+
+# --- fresh records for the role matrix (tests/api/test_role_matrix.py) ------------------------------------
+
+
+def fresh_schedule_id(world: World, unit_id: int | None = None) -> int:
+    """A new schedule (default: at headquarters) with the responder on call, and no policy paging it."""
+    with world.database.transaction(Scope.system()) as session:
+        ctx = cli_context(session)
+        return oncall_service.create_schedule(ctx, data=ScheduleCreate(
+            name=f"matrix {uuid.uuid4().hex[:10]}", unit_id=unit_id or world.hq, layers=[LayerIn(
+                name="primary", participants=[world.users["responder"]], rotation="weekly",
+                start=TODAY - timedelta(days=3))])).id
+
+
+def fresh_override_id(world: World, schedule_id: int) -> int:
+    start = datetime.now(UTC)
+    with world.database.transaction(Scope.system()) as session:
+        return oncall_service.add_override(cli_context(session), schedule_id=schedule_id, data=OverrideCreate(
+            user_id=world.users["viewer"], starts_at=start, ends_at=start + timedelta(hours=1))).id
+
+
+def fresh_override_path(world: World) -> str:
+    """/oncall/schedules/{id}/overrides/{id} of a new override on a new schedule."""
+    schedule_id = fresh_schedule_id(world)
+    return f"/oncall/schedules/{schedule_id}/overrides/{fresh_override_id(world, schedule_id)}"
+
+
+def fresh_policy_id(world: World, unit_id: int | None = None) -> int:
+    """A new policy (default: at headquarters) paging the viewer."""
+    with world.database.transaction(Scope.system()) as session:
+        return oncall_service.create_policy(cli_context(session), data=PolicyCreate(
+            name=f"matrix {uuid.uuid4().hex[:10]}", unit_id=unit_id or world.hq,
+            levels=[LevelIn(targets=[TargetIn(kind="user", id=world.users["viewer"])])])).id
+
+
+def fresh_escalation_id(world: World, app: Any, unit_id: int | None = None) -> int:
+    """A new escalation paging the viewer, not yet acknowledged (in the unit of its policy)."""
+    policy_id = fresh_policy_id(world, unit_id)
+    runner: EscalationRunner = app.state.escalations
+    with world.database.transaction(Scope.system()) as session:
+        return engine.start(cli_context(session), incident_id=secrets.randbelow(10**6) + 1, title="matrix",
+                            severity="P3", policy_id=policy_id, now=datetime.now(UTC), pager=runner.pager).id
+
+
+def fresh_ack_path(world: World, app: Any) -> str:
+    """The signed link the viewer was sent for a new escalation."""
+    escalation_id = fresh_escalation_id(world, app)
+    runner: EscalationRunner = app.state.escalations
+    token = runner.links.sign(escalation_id=escalation_id, user_id=world.users["viewer"],
+                              expires=datetime.now(UTC) + timedelta(hours=1))
+    return f"/ack/{token}"
