@@ -49,7 +49,7 @@ from vigil.detection.alerts import alert_count
 from vigil.detection.rules_import import install_starter_pack
 from vigil.intel import cli as intel_cli
 from vigil.intel import demo as intel_demo
-from vigil.response import oncall_cli
+from vigil.response import oncall_cli, oncall_demo
 from vigil.siem import cli as siem_cli
 from vigil.siem import demo as siem_demo
 from vigil.siem.receivers import syslog as syslog_receivers
@@ -122,6 +122,7 @@ DEMO_LOADERS: tuple[tuple[str, DemoLoader], ...] = (
     ("detection", load_detection_demo),
     ("siem", load_siem_demo),
     ("intel", load_intel_demo),
+    ("oncall", in_transaction(oncall_demo.load)),
 )
 
 
