@@ -106,6 +106,10 @@ def test_levels_escalate_on_timeout_and_acknowledgement_stops_them(world: World,
     with world.database.transaction(Scope.system()) as session, pytest.raises(Conflict, match="acknowledged by"):
         engine.acknowledge(cli_context(session), escalation_id=escalation_id, via="ui", now=T0 + timedelta(hours=4))
     with world.database.transaction(Scope.system()) as session:
+        timeline = [(s.kind, s.level) for s in engine.steps_for_incident(session, 41)]
+        assert timeline == [("started", None), ("level", 0), ("notified", 0), ("level", 1), ("notified", 1),
+                            ("acknowledged", 1)]
+        assert engine.steps_for_incident(session, 40) == []
         actions = set(session.scalars(select(AuditRecord.action)))
     assert {"escalation.start", "escalation.escalate", "escalation.acknowledge"} <= actions
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from tests.conftest import World, cli_context
 from tests.web.support import audit_actions
 
+from vigil.core.auth import Role
 from vigil.core.db import Scope
 from vigil.response import escalation as engine
 from vigil.response import oncall_service
@@ -126,6 +127,18 @@ def test_permissions_and_unit_scope(client: TestClient, world: World) -> None:
     assert client.get(f"/api/v1/oncall/schedules/{sid}", headers=staff_b).status_code == 404
     assert client.get(f"/api/v1/oncall/schedules/{sid}/now", headers=staff_b).status_code == 404
     assert client.get("/api/v1/oncall/now", headers=staff_b).json()["items"] == []
+
+
+def test_a_schedule_paged_by_another_units_policy_cannot_be_deleted(client: TestClient, world: World) -> None:
+    world.add_user("analyst_a", Role.ANALYST, world.branch_a)
+    schedule_id = fresh_schedule_id(world, world.branch_a)
+    fresh = fresh_policy_id(world)  # headquarters' policy, paging nobody yet
+    answer = client.patch(f"/api/v1/escalation-policies/{fresh}", headers=world.headers("responder"), json={
+        "levels": [{"timeout_minutes": 5, "targets": [{"kind": "schedule", "id": schedule_id}]}]})
+    assert answer.status_code == 200, answer.text
+    refused = client.delete(f"/api/v1/oncall/schedules/{schedule_id}", headers=world.headers("analyst_a"))
+    assert refused.status_code == 409 and "1 outside your units" in refused.json()["detail"]
+    assert client.get(f"/api/v1/oncall/schedules/{schedule_id}", headers=world.headers("analyst_a")).status_code == 200
 
 
 def test_policy_escalation_and_acknowledgement(client: TestClient, world: World) -> None:

@@ -266,6 +266,12 @@ def steps_of(session: Session, escalation_id: int) -> list[EscalationStep]:
                                 .order_by(EscalationStep.at, EscalationStep.id)))
 
 
+def steps_for_incident(session: Session, incident_id: int) -> list[EscalationStep]:
+    """Every paging step of an incident's escalations, oldest first: what the incident timeline shows."""
+    return list(session.scalars(select(EscalationStep).where(EscalationStep.incident_id == incident_id)
+                                .order_by(EscalationStep.at, EscalationStep.id)))
+
+
 def acknowledge(ctx: Context, *, escalation_id: int, via: str, now: datetime, note: str = "") -> Escalation:
     """Stops the paging; refused (409) when someone acknowledged already."""
     escalation = get_escalation(ctx.session, escalation_id)

@@ -15,6 +15,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from vigil.accounts.models import User
+from vigil.accounts.service import UNSCOPED
 from vigil.core.context import Context
 from vigil.core.db import get_scope, utcnow
 from vigil.core.errors import BadInput, Conflict, NotFound, PermissionDenied
@@ -161,10 +162,15 @@ def update_schedule(ctx: Context, *, schedule_id: int, data: ScheduleUpdate) -> 
 
 def delete_schedule(ctx: Context, *, schedule_id: int) -> None:
     schedule = get_schedule(ctx.session, schedule_id)
-    in_use = [p.name for p in ctx.session.scalars(select(EscalationPolicy))
+    # Every unit's policies (a headquarters policy may page a branch's schedule); only visible names are told.
+    scope = get_scope(ctx.session)
+    in_use = [p for p in ctx.session.scalars(select(EscalationPolicy), execution_options=UNSCOPED)
               if any(t["kind"] == "schedule" and t["id"] == schedule.id for lv in p.levels for t in lv["targets"])]
     if in_use:
-        raise Conflict(f"escalation policies page this schedule: {', '.join(in_use)}; change them first")
+        names = [p.name for p in in_use if scope.allows(p.unit_id)]
+        hidden = len(in_use) - len(names)
+        told = ", ".join(names + ([f"{hidden} outside your units"] if hidden else []))
+        raise Conflict(f"escalation policies page this schedule: {told}; change them first")
     for override in ctx.session.scalars(select(OncallOverride).where(OncallOverride.schedule_id == schedule.id)):
         ctx.session.delete(override)
     ctx.session.delete(schedule)
