@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID, Scope, set_scope, utcnow
 from vigil.core.errors import BadInput, Conflict, NotFound, PermissionDenied
+from vigil.core.pagination import PageParams, page_params, paginate
 from vigil.response import escalation as engine
 from vigil.response import oncall_forms as forms
 from vigil.response import oncall_service as service
@@ -37,6 +38,7 @@ from vigil.response.oncall_schemas import (
 from vigil.web.deps import SessionDep, client_ip, context
 from vigil.web.templating import (
     FormDep,
+    Pager,
     PageRoute,
     describe_error,
     page_guard,
@@ -316,14 +318,17 @@ STATUSES = ("active", "acknowledged", "exhausted")
 
 
 @router.get("/oncall/escalations")
-def escalations_page(request: Request, principal: Reader, session: SessionDep) -> HTMLResponse:
+def escalations_page(request: Request, principal: Reader, session: SessionDep,
+                     pages: Annotated[PageParams, Depends(page_params)]) -> HTMLResponse:
     state = request.query_params.get("status", "")
-    query = select(Escalation).order_by(Escalation.started_at.desc(), Escalation.id.desc()).limit(200)
-    if state in STATUSES:
+    state = state if state in STATUSES else ""
+    query = select(Escalation).order_by(Escalation.started_at.desc(), Escalation.id.desc())
+    if state:
         query = query.where(Escalation.status == state)
+    items, total = paginate(session, query, pages)
     return render(request, "oncall/escalations.html", {
-        "escalations": list(session.scalars(query)), "state": state if state in STATUSES else "",
-        "done": done_of(request)})
+        "escalations": items, "state": state, "done": done_of(request),
+        "pager": Pager("/oncall/escalations", total, pages.limit, pages.offset, {"status": state})})
 
 
 @router.get("/oncall/escalations/{escalation_id}")
