@@ -39,6 +39,13 @@ from tests.intel.test_intel_api import (
     fresh_indicator_id,
     fresh_sighting_id,
 )
+from tests.response.test_oncall_api import (
+    fresh_ack_path,
+    fresh_escalation_id,
+    fresh_override_path,
+    fresh_policy_id,
+    fresh_schedule_id,
+)
 
 from vigil.accounts.models import RoleGrant, User
 from vigil.core.auth import ROLE_PERMISSIONS, Permission, Role
@@ -611,6 +618,89 @@ ROUTES: dict[tuple[str, str], Row] = {
         "type": "domain", "value": f"{uuid.uuid4().hex[:12]}.example.net", "reason": f"added by {c.name} (page)"})),
     ("POST", "/intel/allowlist/{allow_id}/delete"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
         f"/intel/allowlist/{fresh_allow_id(c.app, c.world)}/delete", data={})),
+    # --- on-call and escalation (records of headquarters) ----------------------------------------------
+    ("GET", "/api/v1/oncall/schedules"): Row(Needs(P.INCIDENTS_READ), fixed("/api/v1/oncall/schedules")),
+    ("POST", "/api/v1/oncall/schedules"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        "/api/v1/oncall/schedules", json={"name": f"rota of {c.name} {uuid.uuid4().hex[:8]}", "layers": [
+            {"name": "primary", "participants": [c.world.users["viewer"]], "start": "2026-01-05"}]})),
+    ("GET", "/api/v1/oncall/schedules/{schedule_id}"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/api/v1/oncall/schedules/{fresh_schedule_id(c.world)}")),
+    ("PATCH", "/api/v1/oncall/schedules/{schedule_id}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/oncall/schedules/{fresh_schedule_id(c.world)}", json={"description": "changed"})),
+    ("PUT", "/api/v1/oncall/schedules/{schedule_id}/layers"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/oncall/schedules/{fresh_schedule_id(c.world)}/layers", json=[
+            {"name": "only", "participants": [c.world.users["viewer"]], "start": "2026-01-05"}])),
+    ("DELETE", "/api/v1/oncall/schedules/{schedule_id}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/oncall/schedules/{fresh_schedule_id(c.world)}")),
+    ("GET", "/api/v1/oncall/schedules/{schedule_id}/overrides"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/api/v1/oncall/schedules/{fresh_schedule_id(c.world)}/overrides")),
+    ("POST", "/api/v1/oncall/schedules/{schedule_id}/overrides"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/oncall/schedules/{fresh_schedule_id(c.world)}/overrides", json={
+            "user_id": c.world.users["viewer"], "starts_at": "2026-12-01T09:00:00+08:00",
+            "ends_at": "2026-12-01T18:00:00+08:00"})),
+    ("DELETE", "/api/v1/oncall/schedules/{schedule_id}/overrides/{override_id}"): Row(
+        Needs(P.INCIDENTS_WRITE), lambda c: Req("/api/v1" + fresh_override_path(c.world))),
+    ("GET", "/api/v1/oncall/schedules/{schedule_id}/now"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/api/v1/oncall/schedules/{fresh_schedule_id(c.world)}/now")),
+    ("GET", "/api/v1/oncall/schedules/{schedule_id}/shifts"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/api/v1/oncall/schedules/{fresh_schedule_id(c.world)}/shifts")),
+    ("GET", "/api/v1/oncall/now"): Row(Needs(P.INCIDENTS_READ), fixed("/api/v1/oncall/now")),
+    ("GET", "/api/v1/escalation-policies"): Row(Needs(P.INCIDENTS_READ), fixed("/api/v1/escalation-policies")),
+    ("POST", "/api/v1/escalation-policies"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        "/api/v1/escalation-policies", json={"name": f"policy of {c.name} {uuid.uuid4().hex[:8]}", "levels": [
+            {"timeout_minutes": 5, "targets": [{"kind": "user", "id": c.world.users["viewer"]}]}]})),
+    ("GET", "/api/v1/escalation-policies/{policy_id}"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/api/v1/escalation-policies/{fresh_policy_id(c.world)}")),
+    ("PATCH", "/api/v1/escalation-policies/{policy_id}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/escalation-policies/{fresh_policy_id(c.world)}", json={"repeat": 2})),
+    ("DELETE", "/api/v1/escalation-policies/{policy_id}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/escalation-policies/{fresh_policy_id(c.world)}")),
+    ("GET", "/api/v1/escalations"): Row(Needs(P.INCIDENTS_READ), fixed("/api/v1/escalations")),
+    ("POST", "/api/v1/escalations"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req("/api/v1/escalations", json={
+        "incident_id": 1 + uuid.uuid4().int % 10**6, "title": f"paged by {c.name}",
+        "policy_id": fresh_policy_id(c.world)})),
+    ("GET", "/api/v1/escalations/{escalation_id}"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/api/v1/escalations/{fresh_escalation_id(c.world, c.app)}")),
+    ("POST", "/api/v1/escalations/{escalation_id}/acknowledge"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/escalations/{fresh_escalation_id(c.world, c.app)}/acknowledge")),
+    # The signed link: its token is the credential, whoever opens it (a GET only shows what it acknowledges).
+    ("GET", "/ack/{token}"): Row(PUBLIC, lambda c: Req(fresh_ack_path(c.world, c.app))),
+    ("POST", "/ack/{token}"): Row(PUBLIC, lambda c: Req(fresh_ack_path(c.world, c.app), data={})),
+    # --- UI: on-call ----------------------------------------------------------------------------------------
+    ("GET", "/oncall"): Row(Needs(P.INCIDENTS_READ), fixed("/oncall")),
+    ("GET", "/oncall/schedules/new"): Row(Needs(P.INCIDENTS_WRITE), fixed("/oncall/schedules/new")),
+    ("POST", "/oncall/schedules"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req("/oncall/schedules", data={
+        "name": f"page rota of {c.name} {uuid.uuid4().hex[:8]}", "time_zone": "Asia/Shanghai", "layer_count": "1",
+        "layer0_name": "primary", "layer0_participants": "viewer", "layer0_start": "2026-01-05"})),
+    ("GET", "/oncall/schedules/{schedule_id}"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/oncall/schedules/{fresh_schedule_id(c.world)}")),
+    ("POST", "/oncall/schedules/{schedule_id}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/oncall/schedules/{fresh_schedule_id(c.world)}", data={
+            "name": f"renamed by {c.name} {uuid.uuid4().hex[:8]}", "time_zone": "Europe/Berlin", "layer_count": "0"})),
+    ("POST", "/oncall/schedules/{schedule_id}/delete"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/oncall/schedules/{fresh_schedule_id(c.world)}/delete", data={})),
+    ("POST", "/oncall/schedules/{schedule_id}/overrides"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/oncall/schedules/{fresh_schedule_id(c.world)}/overrides", data={
+            "username": "viewer", "starts_at": "2026-12-01T09:00", "ends_at": "2026-12-01T18:00"})),
+    ("POST", "/oncall/schedules/{schedule_id}/overrides/{override_id}/delete"): Row(
+        Needs(P.INCIDENTS_WRITE), lambda c: Req(fresh_override_path(c.world) + "/delete", data={})),
+    ("GET", "/oncall/policies"): Row(Needs(P.INCIDENTS_READ), fixed("/oncall/policies")),
+    ("POST", "/oncall/policies"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req("/oncall/policies", data={
+        "name": f"page policy of {c.name} {uuid.uuid4().hex[:8]}", "repeat": "0", "level_count": "1",
+        "level0_targets": "viewer", "level0_timeout": "5"})),
+    ("GET", "/oncall/policies/{policy_id}"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/oncall/policies/{fresh_policy_id(c.world)}")),
+    ("POST", "/oncall/policies/{policy_id}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/oncall/policies/{fresh_policy_id(c.world)}", data={
+            "name": f"changed by {c.name} {uuid.uuid4().hex[:8]}", "repeat": "1", "level_count": "1",
+            "level0_targets": "viewer", "level0_timeout": "7"})),
+    ("POST", "/oncall/policies/{policy_id}/delete"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/oncall/policies/{fresh_policy_id(c.world)}/delete", data={})),
+    ("GET", "/oncall/escalations"): Row(Needs(P.INCIDENTS_READ), fixed("/oncall/escalations")),
+    ("GET", "/oncall/escalations/{escalation_id}"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/oncall/escalations/{fresh_escalation_id(c.world, c.app)}")),
+    ("POST", "/oncall/escalations/{escalation_id}/acknowledge"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/oncall/escalations/{fresh_escalation_id(c.world, c.app)}/acknowledge", data={})),
 }
 
 

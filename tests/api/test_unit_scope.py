@@ -16,6 +16,12 @@ from sqlalchemy.orm import Session
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
 from tests.detection.test_hunts_api import fresh_hunt_id
 from tests.intel.test_intel_api import fresh_sighting_id
+from tests.response.test_oncall_api import (
+    fresh_escalation_id,
+    fresh_override_id,
+    fresh_policy_id,
+    fresh_schedule_id,
+)
 
 from vigil.accounts import service
 from vigil.accounts.models import ApiToken, OrgUnit, RoleGrant, User
@@ -24,6 +30,7 @@ from vigil.core.db import Scope, ScopeMissing
 from vigil.core.errors import PermissionDenied
 from vigil.core.pagination import PageParams
 from vigil.detection.models import Alert, Suppression
+from vigil.response.oncall_models import Escalation, EscalationPolicy, OncallOverride, OncallSchedule
 from vigil.siem.models import LogSource, SavedSearch
 
 from .support import assert_problem, new_token, user_row, web_session
@@ -117,6 +124,57 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("GET", "/intel/sightings/{sighting_id}"): lambda w, t: ("GET", f"/intel/sightings/{t['sighting']}", None),
     ("POST", "/intel/sightings/{sighting_id}/mark"): lambda w, t: (
         "POST", f"/intel/sightings/{t['sighting']}/mark", {"status": "false-positive"}),
+    # On-call schedules, overrides, escalation policies and escalations of branch_b, asked for by an analyst of
+    # branch_a (analysts keep their unit's rota).
+    ("GET", "/api/v1/oncall/schedules/{schedule_id}"): lambda w, t: (
+        "GET", f"/api/v1/oncall/schedules/{t['schedule']}", None),
+    ("PATCH", "/api/v1/oncall/schedules/{schedule_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/oncall/schedules/{t['schedule']}", {"description": "taken over"}),
+    ("DELETE", "/api/v1/oncall/schedules/{schedule_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/oncall/schedules/{t['schedule']}", None),
+    ("PUT", "/api/v1/oncall/schedules/{schedule_id}/layers"): lambda w, t: (
+        "PUT", f"/api/v1/oncall/schedules/{t['schedule']}/layers", []),
+    ("GET", "/api/v1/oncall/schedules/{schedule_id}/overrides"): lambda w, t: (
+        "GET", f"/api/v1/oncall/schedules/{t['schedule']}/overrides", None),
+    ("POST", "/api/v1/oncall/schedules/{schedule_id}/overrides"): lambda w, t: (
+        "POST", f"/api/v1/oncall/schedules/{t['schedule']}/overrides", {
+            "user_id": w.users["staff_b"], "starts_at": "2026-12-01T09:00:00+08:00",
+            "ends_at": "2026-12-01T18:00:00+08:00"}),
+    ("DELETE", "/api/v1/oncall/schedules/{schedule_id}/overrides/{override_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/oncall/schedules/{t['schedule']}/overrides/{t['override']}", None),
+    ("GET", "/api/v1/oncall/schedules/{schedule_id}/now"): lambda w, t: (
+        "GET", f"/api/v1/oncall/schedules/{t['schedule']}/now", None),
+    ("GET", "/api/v1/oncall/schedules/{schedule_id}/shifts"): lambda w, t: (
+        "GET", f"/api/v1/oncall/schedules/{t['schedule']}/shifts", None),
+    ("GET", "/api/v1/escalation-policies/{policy_id}"): lambda w, t: (
+        "GET", f"/api/v1/escalation-policies/{t['policy']}", None),
+    ("PATCH", "/api/v1/escalation-policies/{policy_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/escalation-policies/{t['policy']}", {"repeat": 9}),
+    ("DELETE", "/api/v1/escalation-policies/{policy_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/escalation-policies/{t['policy']}", None),
+    ("GET", "/api/v1/escalations/{escalation_id}"): lambda w, t: (
+        "GET", f"/api/v1/escalations/{t['escalation']}", None),
+    ("POST", "/api/v1/escalations/{escalation_id}/acknowledge"): lambda w, t: (
+        "POST", f"/api/v1/escalations/{t['escalation']}/acknowledge", None),
+    ("GET", "/oncall/schedules/{schedule_id}"): lambda w, t: ("GET", f"/oncall/schedules/{t['schedule']}", None),
+    ("POST", "/oncall/schedules/{schedule_id}"): lambda w, t: (
+        "POST", f"/oncall/schedules/{t['schedule']}", {"name": "taken over", "time_zone": "UTC", "layer_count": "0"}),
+    ("POST", "/oncall/schedules/{schedule_id}/delete"): lambda w, t: (
+        "POST", f"/oncall/schedules/{t['schedule']}/delete", {}),
+    ("POST", "/oncall/schedules/{schedule_id}/overrides"): lambda w, t: (
+        "POST", f"/oncall/schedules/{t['schedule']}/overrides", {
+            "username": "analyst_a", "starts_at": "2026-12-01T09:00", "ends_at": "2026-12-01T18:00"}),
+    ("POST", "/oncall/schedules/{schedule_id}/overrides/{override_id}/delete"): lambda w, t: (
+        "POST", f"/oncall/schedules/{t['schedule']}/overrides/{t['override']}/delete", {}),
+    ("GET", "/oncall/policies/{policy_id}"): lambda w, t: ("GET", f"/oncall/policies/{t['policy']}", None),
+    ("POST", "/oncall/policies/{policy_id}"): lambda w, t: (
+        "POST", f"/oncall/policies/{t['policy']}", {"name": "taken over", "repeat": "9", "level_count": "0"}),
+    ("POST", "/oncall/policies/{policy_id}/delete"): lambda w, t: (
+        "POST", f"/oncall/policies/{t['policy']}/delete", {}),
+    ("GET", "/oncall/escalations/{escalation_id}"): lambda w, t: (
+        "GET", f"/oncall/escalations/{t['escalation']}", None),
+    ("POST", "/oncall/escalations/{escalation_id}/acknowledge"): lambda w, t: (
+        "POST", f"/oncall/escalations/{t['escalation']}/acknowledge", {}),
 }
 
 
@@ -148,6 +206,8 @@ NOT_RECORD_IDS = {
     ("POST", "/intel/feeds/{feed_id}/enabled"), ("POST", "/intel/feeds/{feed_id}/delete"),
     ("GET", "/intel/indicators/{indicator_id}"), ("GET", "/intel/actors/{entity_id}"),
     ("POST", "/intel/allowlist/{allow_id}/delete"),
+    # The signed acknowledgement link's token is a credential, not a record id (its own tests refuse tampering).
+    ("GET", "/ack/{token}"), ("POST", "/ack/{token}"),
 }
 
 
@@ -170,7 +230,8 @@ def test_every_route_with_an_id_is_covered(app: Any) -> None:
 ANALYST_PATHS = ("/api/v1/intel/sightings/", "/intel/sightings/", "/api/v1/events/", "/api/v1/saved-searches/",
                  "/siem/events/", "/siem/search/", "/api/v1/alerts/",
                  "/api/v1/suppressions/", "/detection/alerts/", "/detection/suppressions/", "/api/v1/hunts/",
-                 "/detection/hunts/")
+                 "/detection/hunts/", "/api/v1/oncall/", "/oncall/", "/api/v1/escalation-policies/",
+                 "/api/v1/escalations/")
 
 
 def branch_caller(path: str) -> str:
@@ -207,7 +268,10 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
             "unit": world.branch_b, "event": event, "saved": saved_id,
             "source": source_id, "alert": fresh_alert_id(world, world.branch_b),
             "suppression": fresh_suppression_id(world, world.branch_b), "hunt": fresh_hunt_id(world, world.branch_b),
-            "sighting": fresh_sighting_id(world, world.branch_b)}
+            "sighting": fresh_sighting_id(world, world.branch_b),
+            "schedule": (schedule_b := fresh_schedule_id(world, world.branch_b)),
+            "override": fresh_override_id(world, schedule_b), "policy": fresh_policy_id(world, world.branch_b),
+            "escalation": fresh_escalation_id(world, client.app, world.branch_b)}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:
@@ -223,8 +287,13 @@ def snapshot(world: Any) -> dict[str, Any]:
         source_b = (source.unit_id, source.retention_days) if source is not None else None
         alerts_b = session.execute(select(Alert.id, Alert.status, Alert.assignee_id)).all()
         suppressions_b = session.execute(select(Suppression.id, Suppression.enabled)).all()
+        oncall_b = [session.execute(select(OncallSchedule.id, OncallSchedule.name, OncallSchedule.description,
+                                           OncallSchedule.layers)).all(),
+                    session.execute(select(OncallOverride.id)).all(),
+                    session.execute(select(EscalationPolicy.id, EscalationPolicy.name, EscalationPolicy.repeat)).all(),
+                    session.execute(select(Escalation.id, Escalation.status)).all()]
     return {"staff_b": user_row(world.database, world.users["staff_b"]), "unit_b": name, "source_b": source_b,
-            "alerts_b": alerts_b, "suppressions_b": suppressions_b}
+            "alerts_b": alerts_b, "suppressions_b": suppressions_b, "oncall_b": oncall_b}
 
 
 def request_as(client: TestClient, world: Any, username: str, method: str, path: str, body: Any,

@@ -83,6 +83,18 @@ ACTION_LABELS: dict[str, str] = {
     "intel.sighting.mark": N_("Sighting marked"),
     "intel.retrohunt": N_("Retro-hunt run"),
     "intel.attack.import": N_("ATT&CK groups and software imported"),
+    "oncall.schedule.create": N_("On-call schedule created"),
+    "oncall.schedule.update": N_("On-call schedule changed"),
+    "oncall.schedule.delete": N_("On-call schedule deleted"),
+    "oncall.override.create": N_("On-call override added"),
+    "oncall.override.delete": N_("On-call override removed"),
+    "escalation.policy.create": N_("Escalation policy created"),
+    "escalation.policy.update": N_("Escalation policy changed"),
+    "escalation.policy.delete": N_("Escalation policy deleted"),
+    "escalation.start": N_("Escalation started"),
+    "escalation.escalate": N_("Escalated to the next level"),
+    "escalation.exhaust": N_("Escalation ran out"),
+    "escalation.acknowledge": N_("Escalation acknowledged"),
 }
 TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 

@@ -122,6 +122,15 @@ class Settings(BaseSettings):
     intel_pull_check_seconds: float = Field(
         default=30.0, ge=1.0, le=3600.0, description="How often `vigil serve` looks for feeds due to be pulled.",
     )
+    escalation_tick_seconds: float = Field(
+        default=30.0, ge=1.0, le=600.0,
+        description="How often `vigil serve` moves escalations whose acknowledgement timed out to the next level.",
+    )
+    public_url: str = Field(
+        default="", max_length=500, pattern=r"^(https?://[^\s/]+(/[^\s]*)?)?$",
+        description="Address users reach Vigil at (https://soc.example.com), for links in notifications; "
+                    "empty: links are paths only.",
+    )
 
     @field_validator("timezone", "log_timezone")
     @classmethod

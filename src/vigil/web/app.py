@@ -24,6 +24,8 @@ from vigil.detection.source_health import SilentSourceWatch
 from vigil.intel import api as intel_api
 from vigil.intel import views as intel_views
 from vigil.intel.runtime import Intel, intel_for
+from vigil.response import oncall_api, oncall_views
+from vigil.response.oncall_runtime import EscalationRunner
 from vigil.siem import api as siem_api
 from vigil.siem import views as siem_views
 from vigil.siem.runtime import ReceiverFactory, Siem
@@ -45,9 +47,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         health.start()
         intel: Intel = app.state.intel
         intel.start()
+        escalations: EscalationRunner = app.state.escalations
+        escalations.start()
         try:
             yield
         finally:
+            escalations.stop()
             health.stop()
             intel.stop()
             await run_in_threadpool(siem.stop)
@@ -67,11 +72,15 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.siem = Siem(settings, app.state.db)
     app.state.intel = intel_for(settings, app.state.db)
     app.state.intel.events = app.state.siem.existing_store
+    # The escalation engine; notification channels plug in as app.state.escalations.notify (a Notify).
+    app.state.escalations = EscalationRunner(settings, app.state.db)
     problems.install(app)
     app.include_router(system_api.router)
     app.include_router(accounts_api.router)
     app.include_router(audit_api.router)
     for router in [*siem_api.routers, *detection_api.routers, *intel_api.routers]:
+        app.include_router(router)
+    for router in oncall_api.routers:
         app.include_router(router)
     app.state.render_error = templating.render_error
     app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")
@@ -79,6 +88,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(accounts_views.router)
     app.include_router(audit_views.router)
     for router in [*siem_views.routers, *detection_views.routers, *intel_views.routers]:
+        app.include_router(router)
+    for router in oncall_views.routers:
         app.include_router(router)
     app.add_middleware(SecurityHeadersAndMetrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, ingest_limit=settings.ingest_max_body_bytes)
