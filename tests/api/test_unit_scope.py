@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
 from tests.detection.test_hunts_api import fresh_hunt_id
 from tests.intel.test_intel_api import fresh_sighting_id
+from tests.kb.test_kb_api import kb_target_slug
 
 from vigil.accounts import service
 from vigil.accounts.models import ApiToken, OrgUnit, RoleGrant, User
@@ -117,6 +118,28 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("GET", "/intel/sightings/{sighting_id}"): lambda w, t: ("GET", f"/intel/sightings/{t['sighting']}", None),
     ("POST", "/intel/sightings/{sighting_id}/mark"): lambda w, t: (
         "POST", f"/intel/sightings/{t['sighting']}/mark", {"status": "false-positive"}),
+    # A knowledge-base page of branch_b (its slug all digits), asked for by an analyst of branch_a.
+    ("GET", "/api/v1/kb/pages/{slug}"): lambda w, t: ("GET", f"/api/v1/kb/pages/{t['kb_page']}", None),
+    ("PATCH", "/api/v1/kb/pages/{slug}"): lambda w, t: ("PATCH", f"/api/v1/kb/pages/{t['kb_page']}", {"title": "mine"}),
+    ("DELETE", "/api/v1/kb/pages/{slug}"): lambda w, t: ("DELETE", f"/api/v1/kb/pages/{t['kb_page']}", None),
+    ("GET", "/api/v1/kb/pages/{slug}/versions"): lambda w, t: (
+        "GET", f"/api/v1/kb/pages/{t['kb_page']}/versions", None),
+    ("GET", "/api/v1/kb/pages/{slug}/versions/{number}"): lambda w, t: (
+        "GET", f"/api/v1/kb/pages/{t['kb_page']}/versions/1", None),
+    ("GET", "/api/v1/kb/pages/{slug}/export.md"): lambda w, t: (
+        "GET", f"/api/v1/kb/pages/{t['kb_page']}/export.md", None),
+    ("POST", "/api/v1/kb/pages/{slug}/publish"): lambda w, t: (
+        "POST", f"/api/v1/kb/pages/{t['kb_page']}/publish", None),
+    ("GET", "/kb/pages/{slug}"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}", None),
+    ("GET", "/kb/pages/{slug}/edit"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/edit", None),
+    ("POST", "/kb/pages/{slug}/edit"): lambda w, t: ("POST", f"/kb/pages/{t['kb_page']}/edit", {
+        "title": "mine", "body": "mine", "tags": ""}),
+    ("POST", "/kb/pages/{slug}/delete"): lambda w, t: ("POST", f"/kb/pages/{t['kb_page']}/delete", {}),
+    ("GET", "/kb/pages/{slug}/history"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/history", None),
+    ("GET", "/kb/pages/{slug}/versions/{number}"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/versions/1", None),
+    ("GET", "/kb/pages/{slug}/export.md"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/export.md", None),
+    ("GET", "/kb/pages/{slug}/print"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/print", None),
+    ("POST", "/kb/pages/{slug}/publish"): lambda w, t: ("POST", f"/kb/pages/{t['kb_page']}/publish", {}),
 }
 
 
@@ -170,7 +193,7 @@ def test_every_route_with_an_id_is_covered(app: Any) -> None:
 ANALYST_PATHS = ("/api/v1/intel/sightings/", "/intel/sightings/", "/api/v1/events/", "/api/v1/saved-searches/",
                  "/siem/events/", "/siem/search/", "/api/v1/alerts/",
                  "/api/v1/suppressions/", "/detection/alerts/", "/detection/suppressions/", "/api/v1/hunts/",
-                 "/detection/hunts/")
+                 "/detection/hunts/", "/api/v1/kb/", "/kb/")
 
 
 def branch_caller(path: str) -> str:
@@ -207,7 +230,8 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
             "unit": world.branch_b, "event": event, "saved": saved_id,
             "source": source_id, "alert": fresh_alert_id(world, world.branch_b),
             "suppression": fresh_suppression_id(world, world.branch_b), "hunt": fresh_hunt_id(world, world.branch_b),
-            "sighting": fresh_sighting_id(world, world.branch_b)}
+            "sighting": fresh_sighting_id(world, world.branch_b),
+            "kb_page": kb_target_slug(world)}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:

@@ -83,6 +83,10 @@ ACTION_LABELS: dict[str, str] = {
     "intel.sighting.mark": N_("Sighting marked"),
     "intel.retrohunt": N_("Retro-hunt run"),
     "intel.attack.import": N_("ATT&CK groups and software imported"),
+    "kb.page.create": N_("Knowledge-base page created"),
+    "kb.page.update": N_("Knowledge-base page edited"),
+    "kb.page.delete": N_("Knowledge-base page deleted"),
+    "kb.page.publish": N_("Knowledge-base page published to git"),
 }
 TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 
