@@ -83,6 +83,11 @@ def get_page(session: Session, slug: str) -> KbPage:
     return page
 
 
+def page_exists(session: Session, slug: str) -> bool:
+    """A page of the session's units holds ``slug``."""
+    return session.scalar(select(KbPage.id).where(KbPage.slug == slug)) is not None
+
+
 def get_version(session: Session, page: KbPage, number: int) -> KbPageVersion:
     found = session.scalar(select(KbPageVersion).where(KbPageVersion.page_id == page.id,
                                                        KbPageVersion.number == number))
@@ -219,7 +224,7 @@ def publish_page(ctx: Context, *, slug: str, title: str, markdown: str, tags: li
     """Create the page ``slug`` or, when the caller's units hold it, save a new version of it: how another
     domain (a post-mortem) writes its text into the knowledge base. ``Conflict`` when another unit's page
     holds the slug. The values are checked as the API checks them (``BadInput`` naming the field)."""
-    exists = ctx.session.scalar(select(KbPage.id).where(KbPage.slug == slug)) is not None
+    exists = page_exists(ctx.session, slug)
     try:
         if exists:
             update = PageUpdate(title=title, body=markdown, tags=tags, comment=comment)
@@ -251,6 +256,26 @@ def markdown_document(page: KbPage | KbPageVersion, *, slug: str, updated: Any) 
     header = yaml.safe_dump(front, allow_unicode=True, sort_keys=False, default_flow_style=None, width=1000)
     body = page.body if page.body.endswith("\n") or not page.body else page.body + "\n"
     return f"---\n{header}---\n\n{body}"
+
+
+def read_markdown_document(text: str) -> tuple[dict[str, Any], str]:
+    """A Markdown file's front matter (a YAML mapping between ``---`` lines, as ``markdown_document`` writes and
+    most wikis and static-site tools read) and its body; no front matter: an empty mapping and the whole text."""
+    text = text.removeprefix("\ufeff").replace("\r\n", "\n")
+    if not text.startswith("---\n"):
+        return {}, text
+    header, found, body = text[4:].partition("\n---\n")
+    if not found:
+        return {}, text
+    try:
+        meta = yaml.safe_load(header)
+    except yaml.YAMLError as exc:
+        raise BadInput(f"the front matter between the --- lines is not valid YAML: {exc}") from exc
+    if meta is None:
+        meta = {}
+    if not isinstance(meta, dict):
+        raise BadInput("the front matter between the --- lines must be a mapping (title: ..., tags: [...])")
+    return meta, body.removeprefix("\n")
 
 
 def wiki_config(settings: Settings) -> gitwiki.GitWikiConfig:
