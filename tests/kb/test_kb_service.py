@@ -12,7 +12,7 @@ from vigil.core.audit import AuditRecord
 from vigil.core.db import Database, Scope
 from vigil.core.errors import BadInput, Conflict, NotFound
 from vigil.core.pagination import PageParams
-from vigil.kb import service
+from vigil.kb import demo, service
 from vigil.kb.schemas import PageCreate, PageUpdate
 
 from .support import acting
@@ -141,3 +141,15 @@ def test_publish_page_creates_then_versions_a_postmortem(database: Database) -> 
         assert page.version == 2 and page.body == "Approved text"
         with pytest.raises(BadInput):
             service.publish_page(ctx, slug="PM 13", title="x", markdown="", tags=[], source_id="13")
+
+
+def test_demo_pages_load_once_and_are_found(database: Database) -> None:
+    with acting(database) as ctx:
+        assert demo.load(ctx) == {"knowledge-base pages": 3}
+    with acting(database) as ctx:
+        assert demo.load(ctx) == {}
+        page = service.get_page(ctx.session, "postmortem-2026-11-phishing")
+        assert page.version == 2 and service.list_versions(ctx.session, page, ALL)[1] == 2
+    assert [item.slug for item in search(database, "多因素认证")] == ["postmortem-2026-11-phishing"]
+    assert {item.slug for item in search(database, "vpn")} == {"runbook-vpn-brute-force", "postmortem-2026-11-phishing"}
+    assert [item.slug for item in search(database, "值班")] == ["shanghai-on-call-notes"]

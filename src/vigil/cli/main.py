@@ -50,6 +50,7 @@ from vigil.detection.rules_import import install_starter_pack
 from vigil.intel import cli as intel_cli
 from vigil.intel import demo as intel_demo
 from vigil.kb import cli as kb_cli
+from vigil.kb import demo as kb_demo
 from vigil.siem import cli as siem_cli
 from vigil.siem import demo as siem_demo
 from vigil.siem.receivers import syslog as syslog_receivers
@@ -121,6 +122,7 @@ DEMO_LOADERS: tuple[tuple[str, DemoLoader], ...] = (
     ("detection", load_detection_demo),
     ("siem", load_siem_demo),
     ("intel", load_intel_demo),
+    ("kb", in_transaction(kb_demo.load)),
 )
 
 
