@@ -58,7 +58,8 @@ def test_write_search_edit_publish_and_delete_a_page(world: Any, app: Any, tmp_p
     markdown = browser.get("/kb/pages/pm-phish/export.md")
     assert markdown.text.startswith("---\ntitle: 事件复盘：钓鱼邮件\n") and "邮件网关未拦截。" in markdown.text
     printable = browser.get("/kb/pages/pm-phish/print")
-    assert "data-print" in printable.text and "@page" not in printable.text and "/static/kb/kb.css" in printable.text
+    assert "data-print" in printable.text and "/static/kb/kb.css" in printable.text
+    assert "Main navigation" not in printable.text and "<td>遏制</td>" in printable.text
 
     # Publishing without a configured wiki says so on the page; with one, the commit is shown.
     refused = post_form(browser, "/kb/pages/pm-phish/publish", page="/kb/pages/pm-phish")

@@ -179,36 +179,44 @@ def publish_file(config: GitWikiConfig, *, relative: str, content: bytes, messag
     if not parts or PurePosixPath(relative).is_absolute() or any(part in ("..", ".", ".git") for part in parts):
         raise GitWikiError(f"{relative!r} is not a path inside the wiki")
     git = _Git(config)
-    with _locked(config.path):
-        _prepare(git)
-        target = config.path / relative
-        existed = target.is_file()
-        old_content = target.read_bytes() if existed else None
-        before = git.head()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            target.write_bytes(content)
-            git.run("add", "--", relative)
-            staged = git.run("diff", "--cached", "--quiet", "--", relative, check=False).returncode != 0
-            if not staged and before is not None:
-                last = git.run("log", "-1", "--format=%H", "--", relative).stdout.strip()
-                return GitCommit(commit=last or before, path=relative, branch=config.branch, changed=False,
-                                 pushed=False)
-            git.run("commit", "--quiet", "--no-verify", "-m", message, "--", relative)
-            commit = git.head()
-            if commit is None:
-                raise GitWikiError("git made no commit")
-            pushed = False
-            if config.remote is not None:
-                git.run("push", "--quiet", "--porcelain", "origin", f"HEAD:refs/heads/{config.branch}")
-                pushed = True
-        except GitWikiError:
-            _undo(git, before=before, relative=relative, existed=existed, old_content=old_content)
-            raise
-        except OSError as exc:
-            _undo(git, before=before, relative=relative, existed=existed, old_content=old_content)
-            raise GitWikiError(f"cannot write {relative} in {config.path}: {exc.strerror or exc}") from exc
-        return GitCommit(commit=commit, path=relative, branch=config.branch, changed=True, pushed=pushed)
+    try:
+        with _locked(config.path):
+            return _publish(git, relative=relative, content=content, message=message)
+    except OSError as exc:  # the lock file or the folder cannot be made
+        raise GitWikiError(f"cannot use {config.path} (kb_git_path): {exc.strerror or exc}") from exc
+
+
+def _publish(git: _Git, *, relative: str, content: bytes, message: str) -> GitCommit:
+    config = git.config
+    _prepare(git)
+    target = config.path / relative
+    existed = target.is_file()
+    old_content = target.read_bytes() if existed else None
+    before = git.head()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.write_bytes(content)
+        git.run("add", "--", relative)
+        staged = git.run("diff", "--cached", "--quiet", "--", relative, check=False).returncode != 0
+        if not staged and before is not None:
+            last = git.run("log", "-1", "--format=%H", "--", relative).stdout.strip()
+            return GitCommit(commit=last or before, path=relative, branch=config.branch, changed=False,
+                             pushed=False)
+        git.run("commit", "--quiet", "--no-verify", "-m", message, "--", relative)
+        commit = git.head()
+        if commit is None:
+            raise GitWikiError("git made no commit")
+        pushed = False
+        if config.remote is not None:
+            git.run("push", "--quiet", "--porcelain", "origin", f"HEAD:refs/heads/{config.branch}")
+            pushed = True
+    except GitWikiError:
+        _undo(git, before=before, relative=relative, existed=existed, old_content=old_content)
+        raise
+    except OSError as exc:
+        _undo(git, before=before, relative=relative, existed=existed, old_content=old_content)
+        raise GitWikiError(f"cannot write {relative} in {config.path}: {exc.strerror or exc}") from exc
+    return GitCommit(commit=commit, path=relative, branch=config.branch, changed=True, pushed=pushed)
 
 
 def history(config: GitWikiConfig, relative: str, *, limit: int = 20) -> Sequence[tuple[str, str]]:
