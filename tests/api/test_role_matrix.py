@@ -627,6 +627,8 @@ ROUTES: dict[tuple[str, str], Row] = {
         f"/api/v1/kb/pages/{fresh_kb_slug(c.world)}/versions")),
     ("GET", "/api/v1/kb/pages/{slug}/versions/{number}"): Row(Needs(P.KB_READ), lambda c: Req(
         f"/api/v1/kb/pages/{fresh_kb_slug(c.world)}/versions/1")),
+    ("GET", "/api/v1/kb/pages/{slug}/versions/{number}/diff"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/api/v1/kb/pages/{fresh_kb_slug(c.world)}/versions/1/diff")),
     ("GET", "/api/v1/kb/pages/{slug}/export.md"): Row(Needs(P.KB_READ), lambda c: Req(
         f"/api/v1/kb/pages/{fresh_kb_slug(c.world)}/export.md")),
     ("POST", "/api/v1/kb/pages/{slug}/publish"): Row(Needs(P.KB_WRITE), lambda c: (
@@ -646,6 +648,8 @@ ROUTES: dict[tuple[str, str], Row] = {
         f"/kb/pages/{fresh_kb_slug(c.world)}/history")),
     ("GET", "/kb/pages/{slug}/versions/{number}"): Row(Needs(P.KB_READ), lambda c: Req(
         f"/kb/pages/{fresh_kb_slug(c.world)}/versions/1")),
+    ("GET", "/kb/pages/{slug}/versions/{number}/diff"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/kb/pages/{fresh_kb_slug(c.world)}/versions/1/diff")),
     ("GET", "/kb/pages/{slug}/export.md"): Row(Needs(P.KB_READ), lambda c: Req(
         f"/kb/pages/{fresh_kb_slug(c.world)}/export.md")),
     ("GET", "/kb/pages/{slug}/print"): Row(Needs(P.KB_READ), lambda c: Req(

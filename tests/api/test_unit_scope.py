@@ -126,6 +126,8 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
         "GET", f"/api/v1/kb/pages/{t['kb_page']}/versions", None),
     ("GET", "/api/v1/kb/pages/{slug}/versions/{number}"): lambda w, t: (
         "GET", f"/api/v1/kb/pages/{t['kb_page']}/versions/1", None),
+    ("GET", "/api/v1/kb/pages/{slug}/versions/{number}/diff"): lambda w, t: (
+        "GET", f"/api/v1/kb/pages/{t['kb_page']}/versions/1/diff", None),
     ("GET", "/api/v1/kb/pages/{slug}/export.md"): lambda w, t: (
         "GET", f"/api/v1/kb/pages/{t['kb_page']}/export.md", None),
     ("POST", "/api/v1/kb/pages/{slug}/publish"): lambda w, t: (
@@ -137,6 +139,8 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("POST", "/kb/pages/{slug}/delete"): lambda w, t: ("POST", f"/kb/pages/{t['kb_page']}/delete", {}),
     ("GET", "/kb/pages/{slug}/history"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/history", None),
     ("GET", "/kb/pages/{slug}/versions/{number}"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/versions/1", None),
+    ("GET", "/kb/pages/{slug}/versions/{number}/diff"): lambda w, t: (
+        "GET", f"/kb/pages/{t['kb_page']}/versions/1/diff", None),
     ("GET", "/kb/pages/{slug}/export.md"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/export.md", None),
     ("GET", "/kb/pages/{slug}/print"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/print", None),
     ("POST", "/kb/pages/{slug}/publish"): lambda w, t: ("POST", f"/kb/pages/{t['kb_page']}/publish", {}),

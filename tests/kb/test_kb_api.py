@@ -84,6 +84,12 @@ def test_pages_through_the_api(world: Any, client: TestClient, tmp_path: Path) -
     old = client.get("/api/v1/kb/pages/pm-vpn/versions/1", headers=viewer).json()
     assert old["body"] == "## 概要\n\n攻击者对 VPN 暴力破解。" and old["author"] == "analyst"
     assert_problem(client.get("/api/v1/kb/pages/pm-vpn/versions/9", headers=viewer), 404, "not-found")
+    diff = client.get("/api/v1/kb/pages/pm-vpn/versions/2/diff", headers=viewer).json()
+    assert diff["against"] == 1 and diff["title_before"] == diff["title_after"]
+    assert "-攻击者对 VPN 暴力破解。" in diff["diff"].splitlines()
+    assert "+攻击者对 VPN 暴力破解，已封禁来源。" in diff["diff"].splitlines()
+    first = client.get("/api/v1/kb/pages/pm-vpn/versions/1/diff", headers=viewer).json()
+    assert first["against"] == 0 and "+## 概要" in first["diff"].splitlines()
 
     exported = client.get("/api/v1/kb/pages/pm-vpn/export.md", headers=viewer)
     assert exported.headers["content-type"].startswith("text/markdown")
@@ -135,6 +141,7 @@ def test_a_branch_reaches_only_its_own_pages(world: Any, client: TestClient) -> 
                                ("DELETE", f"/api/v1/kb/pages/{theirs}", None),
                                ("GET", f"/api/v1/kb/pages/{theirs}/versions", None),
                                ("GET", f"/api/v1/kb/pages/{theirs}/versions/1", None),
+                               ("GET", f"/api/v1/kb/pages/{theirs}/versions/1/diff", None),
                                ("GET", f"/api/v1/kb/pages/{theirs}/export.md", None),
                                ("POST", f"/api/v1/kb/pages/{theirs}/publish", None)]:
         assert_problem(client.request(method, path, headers=h, json=body), 404, "not-found")

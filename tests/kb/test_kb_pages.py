@@ -52,6 +52,8 @@ def test_write_search_edit_publish_and_delete_a_page(world: Any, app: Any, tmp_p
 
     history = browser.get("/kb/pages/pm-phish/history")
     assert "加入根因" in history.text and "初稿" in history.text
+    changes = browser.get("/kb/pages/pm-phish/versions/2/diff")
+    assert '<span class="add">+## 根本原因</span>' in changes.text and "Compared with version 1." in changes.text
     old = browser.get("/kb/pages/pm-phish/versions/1")
     assert "You are reading version 1 of 2" in text_of(old) and "根本原因" not in old.text
 

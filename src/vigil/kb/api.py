@@ -23,6 +23,7 @@ from vigil.kb.schemas import (
     PageRead,
     PageSummary,
     PageUpdate,
+    VersionDiff,
     VersionRead,
     VersionSummary,
 )
@@ -89,6 +90,14 @@ def list_versions(slug: SlugPath, principal: Reader, session: SessionDep,
 @router.get("/pages/{slug}/versions/{number}")
 def read_version(slug: SlugPath, number: Number, principal: Reader, session: SessionDep) -> VersionRead:
     return VersionRead.model_validate(service.get_version(session, service.get_page(session, slug), number))
+
+
+@router.get("/pages/{slug}/versions/{number}/diff")
+def diff_version(slug: SlugPath, number: Number, principal: Reader, session: SessionDep,
+                 against: Annotated[int | None, Query(ge=1, le=1_000_000, description=(
+                     "The version to compare with; default: the one before."))] = None) -> VersionDiff:
+    """What changed in a version: title and tags before and after, and a unified diff of the text."""
+    return service.diff_versions(session, service.get_page(session, slug), number=number, against=against)
 
 
 @router.get("/pages/{slug}/export.md", response_class=Response,

@@ -144,3 +144,16 @@ class GitPublication(BaseModel):
     branch: str
     changed: bool = Field(description="False when the repository already held this text: no new commit.")
     pushed: bool = Field(description="True when the commit was pushed to the configured remote.")
+
+
+class VersionDiff(BaseModel):
+    """What changed between two versions of a page."""
+
+    slug: str
+    number: int
+    against: int = Field(description="The version compared with; 0 for the first version (compared with nothing).")
+    title_before: str
+    title_after: str
+    tags_before: list[str]
+    tags_after: list[str]
+    diff: str = Field(description="A unified diff of the Markdown; empty when the text did not change.")

@@ -12,6 +12,7 @@ For the incidents domain, ``publish_page`` creates or updates a page from a post
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 import unicodedata
@@ -32,7 +33,7 @@ from vigil.core.pagination import Page, PageParams
 from vigil.kb import gitwiki, search
 from vigil.kb.models import KbPage, KbPageVersion
 from vigil.kb.render import plain_text
-from vigil.kb.schemas import SLUG_PATTERN, GitPublication, PageCreate, PageSummary, PageUpdate
+from vigil.kb.schemas import SLUG_PATTERN, GitPublication, PageCreate, PageSummary, PageUpdate, VersionDiff
 
 UNSCOPED = {"vigil_unscoped": True}
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
@@ -102,6 +103,21 @@ def list_versions(session: Session, page: KbPage, params: PageParams) -> tuple[l
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows = session.scalars(query.order_by(KbPageVersion.number.desc()).limit(params.limit).offset(params.offset))
     return list(rows), total
+
+
+def diff_versions(session: Session, page: KbPage, *, number: int, against: int | None = None) -> VersionDiff:
+    """What changed from version ``against`` (default: the one before) to version ``number``: the title and tags
+    before and after, and a unified diff of the Markdown (lines starting ``-`` removed, ``+`` added)."""
+    new = get_version(session, page, number)
+    base_number = against if against is not None else number - 1
+    old = get_version(session, page, base_number) if base_number >= 1 else None
+    lines = list(difflib.unified_diff(
+        (old.body if old else "").splitlines(), new.body.splitlines(),
+        fromfile=f"{page.slug}.md (version {base_number})" if old else "/dev/null",
+        tofile=f"{page.slug}.md (version {number})", lineterm="", n=3))
+    return VersionDiff(slug=page.slug, number=number, against=base_number if old else 0,
+                       title_before=old.title if old else "", title_after=new.title,
+                       tags_before=list(old.tags) if old else [], tags_after=list(new.tags), diff="\n".join(lines))
 
 
 def _has_tag(tag: str) -> Any:

@@ -196,6 +196,17 @@ def version_page(slug: SlugPath, number: Number, request: Request, principal: Re
     return _view(request, session, page, version=service.get_version(session, page, number))
 
 
+@router.get("/kb/pages/{slug}/versions/{number}/diff")
+def diff_page(slug: SlugPath, number: Number, request: Request, principal: Reader, session: SessionDep,
+              against: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> HTMLResponse:
+    page = service.get_page(session, slug)
+    found = service.diff_versions(session, page, number=number, against=against)
+    lines = [("add" if line.startswith("+") and not line.startswith("+++") else
+              "del" if line.startswith("-") and not line.startswith("---") else
+              "hunk" if line.startswith("@@") else "", line) for line in found.diff.splitlines()]
+    return render(request, "kb/diff.html", {"page": page, "found": found, "lines": lines})
+
+
 @router.get("/kb/pages/{slug}/export.md")
 def export_markdown(slug: SlugPath, principal: Reader, session: SessionDep,
                     version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> Response:
