@@ -37,6 +37,7 @@ def test_write_search_edit_publish_and_delete_a_page(world: Any, app: Any, tmp_p
     assert taken.status_code == 409 and "is taken" in taken.text
 
     edit = browser.get("/kb/pages/pm-phish/edit")
+    assert 'aria-describedby="body-note">\n## 概要' in edit.text  # the browser drops that first newline only
     saved = browser.post("/kb/pages/pm-phish/edit", data={
         "csrf_token": csrf_of(edit), "title": "事件复盘：钓鱼邮件", "tags": "postmortem, 钓鱼", "comment": "加入根因",
         "base_version": "1", "body": BODY + "\n## 根本原因\n\n邮件网关未拦截。\n"}, follow_redirects=False)
