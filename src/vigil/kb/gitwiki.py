@@ -20,7 +20,7 @@ import os
 import re
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -218,12 +218,3 @@ def _publish(git: _Git, *, relative: str, content: bytes, message: str) -> GitCo
         raise GitWikiError(f"cannot write {relative} in {config.path}: {exc.strerror or exc}") from exc
     return GitCommit(commit=commit, path=relative, branch=config.branch, changed=True, pushed=pushed)
 
-
-def history(config: GitWikiConfig, relative: str, *, limit: int = 20) -> Sequence[tuple[str, str]]:
-    """The last commits of a page's file: (hash, subject), newest first (for operators and tests)."""
-    done = _Git(config).run("log", f"-{limit}", "--format=%H%x00%s", "--", relative)
-    found: list[tuple[str, str]] = []
-    for line in done.stdout.splitlines():
-        commit, _, subject = line.partition("\x00")
-        found.append((commit, subject))
-    return found
