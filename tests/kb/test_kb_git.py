@@ -129,3 +129,25 @@ def test_a_path_outside_the_wiki_is_refused(tmp_path: Path) -> None:
     for bad in ("../x.md", "/etc/x.md", ".git/config", "a/../../x.md"):
         with pytest.raises(GitWikiError, match="not a path inside"):
             gitwiki.publish_file(config, relative=bad, content=b"x", message="m")
+
+
+def test_pages_edited_in_the_wiki_meanwhile_are_kept(database: Database, settings: Settings, tmp_path: Path) -> None:
+    """People edit the wiki too (in Gitea's UI, say): Vigil builds on the remote's latest commit, never over it."""
+    remote = bare_remote(tmp_path)
+    configured = wiki_settings(settings, tmp_path, remote)
+    with acting(database) as ctx:
+        page = service.create_page(ctx, data=PageCreate(title="Runbook", slug="runbook", body="v1"))
+        first = service.publish_to_git(ctx, settings=configured, page=page)
+    person = checkout(remote, tmp_path / "person")
+    (person / "Home.md").write_text("Welcome to the SOC wiki\n")
+    git("add", "Home.md", cwd=person)
+    git("-c", "user.name=Wiki User", "-c", "user.email=user@example.com", "commit", "--quiet", "-m", "Home", cwd=person)
+    git("push", "--quiet", "origin", "main", cwd=person)
+    with acting(database) as ctx:
+        page = service.update_page(ctx, slug="runbook", data=PageUpdate(body="v2"))
+        second = service.publish_to_git(ctx, settings=configured, page=page)
+    git("pull", "--quiet", cwd=person)
+    subjects = git("log", "--format=%s", cwd=person).splitlines()
+    assert subjects == ["Update runbook: Runbook", "Home", "Add runbook: Runbook"]
+    assert (person / "Home.md").exists() and (person / "runbook.md").read_text().endswith("v2\n")
+    assert git("rev-parse", "HEAD", cwd=person).strip() == second.commit != first.commit
