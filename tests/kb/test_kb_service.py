@@ -126,6 +126,13 @@ def test_search_finds_chinese_and_english_and_ranks_title_hits_first(database: D
     assert search(database, "100%") == [] and search(database, "_") == []
     # Tags count as title hits.
     assert [item.slug for item in search(database, "postmortem")] == ["phishing-cn"]
+    # The tag filter: exact tags, Chinese ones too; a stray quote is no part of a term.
+    with database.transaction(Scope.system()) as session:
+        assert [item.slug for item in service.list_pages(session, tag="钓鱼", params=ALL).items] == ["phishing-cn"]
+        assert service.list_pages(session, tag="钓", params=ALL).items == []
+        assert [item.slug for item in service.list_pages(session, q="钓鱼", tag="postmortem", params=ALL).items] == [
+            "phishing-cn"]
+    assert [item.slug for item in search(database, '"mailbox')] == ["phishing-en"]
     with pytest.raises(BadInput):
         search(database, " ".join(f"t{i}" for i in range(11)))
 

@@ -47,7 +47,7 @@ def parse_terms(query: str) -> list[str]:
     """The folded terms of a query, in order, without repeats; ``BadInput`` for too many or too long."""
     terms: list[str] = []
     for quoted, bare in _TERMS.findall(query):
-        term = fold((quoted or bare).strip())
+        term = fold((quoted or bare.strip('"')).strip())  # a stray quote ("abc) is no part of the term
         if term and term not in terms:
             terms.append(term)
     if len(terms) > MAX_TERMS:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import re
 import unicodedata
 from datetime import UTC
@@ -121,8 +122,10 @@ def diff_versions(session: Session, page: KbPage, *, number: int, against: int |
 
 
 def _has_tag(tag: str) -> Any:
-    escaped = tag.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace('"', '\\\\"')
-    return cast(KbPage.tags, String).like(f'%"{escaped}"%', escape="\\")
+    """The page's tags (a JSON list, stored as ``json.dumps`` writes it: non-ASCII as \\u escapes) hold ``tag``."""
+    encoded = json.dumps(tag)
+    escaped = encoded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return cast(KbPage.tags, String).like(f"%{escaped}%", escape="\\")
 
 
 def list_pages(session: Session, *, q: str = "", tag: str = "", params: PageParams) -> Page[PageSummary]:
