@@ -39,6 +39,7 @@ from tests.intel.test_intel_api import (
     fresh_indicator_id,
     fresh_sighting_id,
 )
+from tests.kb.test_kb_api import fresh_kb_slug, with_git_wiki
 from tests.response.test_oncall_api import (
     fresh_ack_path,
     fresh_escalation_id,
@@ -701,6 +702,50 @@ ROUTES: dict[tuple[str, str], Row] = {
         f"/oncall/escalations/{fresh_escalation_id(c.world, c.app)}")),
     ("POST", "/oncall/escalations/{escalation_id}/acknowledge"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
         f"/oncall/escalations/{fresh_escalation_id(c.world, c.app)}/acknowledge", data={})),
+    # --- knowledge base (pages of line_a, below branch_a) ---------------------------------------------------
+    ("GET", "/api/v1/kb/pages"): Row(Needs(P.KB_READ), lambda c: Req("/api/v1/kb/pages", params={"q": "matrix 页"})),
+    ("POST", "/api/v1/kb/pages"): Row(Needs(P.KB_WRITE), lambda c: Req("/api/v1/kb/pages", json={
+        "title": f"Page of {c.name}", "slug": f"api-{uuid.uuid4().hex[:12]}", "body": "text",
+        "unit_id": c.world.line_a})),
+    ("GET", "/api/v1/kb/pages/{slug}"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/api/v1/kb/pages/{fresh_kb_slug(c.world)}")),
+    ("PATCH", "/api/v1/kb/pages/{slug}"): Row(Needs(P.KB_WRITE), lambda c: Req(
+        f"/api/v1/kb/pages/{fresh_kb_slug(c.world)}", json={"body": f"edited by {c.name}"})),
+    ("DELETE", "/api/v1/kb/pages/{slug}"): Row(Needs(P.KB_WRITE), lambda c: Req(
+        f"/api/v1/kb/pages/{fresh_kb_slug(c.world)}")),
+    ("GET", "/api/v1/kb/pages/{slug}/versions"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/api/v1/kb/pages/{fresh_kb_slug(c.world)}/versions")),
+    ("GET", "/api/v1/kb/pages/{slug}/versions/{number}"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/api/v1/kb/pages/{fresh_kb_slug(c.world)}/versions/1")),
+    ("GET", "/api/v1/kb/pages/{slug}/versions/{number}/diff"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/api/v1/kb/pages/{fresh_kb_slug(c.world)}/versions/1/diff")),
+    ("GET", "/api/v1/kb/pages/{slug}/export.md"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/api/v1/kb/pages/{fresh_kb_slug(c.world)}/export.md")),
+    ("POST", "/api/v1/kb/pages/{slug}/publish"): Row(Needs(P.KB_WRITE), lambda c: (
+        with_git_wiki(c.app), Req(f"/api/v1/kb/pages/{fresh_kb_slug(c.world)}/publish"))[1]),
+    ("GET", "/kb"): Row(Needs(P.KB_READ), lambda c: Req("/kb", params={"q": "matrix"})),
+    ("GET", "/kb/new"): Row(Needs(P.KB_WRITE), fixed("/kb/new")),
+    ("POST", "/kb/new"): Row(Needs(P.KB_WRITE), lambda c: Req("/kb/new", data={
+        "title": f"Page of {c.name}", "slug": f"page-{uuid.uuid4().hex[:12]}", "body": "text", "tags": "matrix",
+        "unit_id": str(c.world.line_a)})),
+    ("GET", "/kb/pages/{slug}"): Row(Needs(P.KB_READ), lambda c: Req(f"/kb/pages/{fresh_kb_slug(c.world)}")),
+    ("GET", "/kb/pages/{slug}/edit"): Row(Needs(P.KB_WRITE), lambda c: Req(f"/kb/pages/{fresh_kb_slug(c.world)}/edit")),
+    ("POST", "/kb/pages/{slug}/edit"): Row(Needs(P.KB_WRITE), lambda c: Req(
+        f"/kb/pages/{fresh_kb_slug(c.world)}/edit", data={"title": "Edited", "body": f"by {c.name}", "tags": ""})),
+    ("POST", "/kb/pages/{slug}/delete"): Row(Needs(P.KB_WRITE), lambda c: Req(
+        f"/kb/pages/{fresh_kb_slug(c.world)}/delete", data={})),
+    ("GET", "/kb/pages/{slug}/history"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/kb/pages/{fresh_kb_slug(c.world)}/history")),
+    ("GET", "/kb/pages/{slug}/versions/{number}"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/kb/pages/{fresh_kb_slug(c.world)}/versions/1")),
+    ("GET", "/kb/pages/{slug}/versions/{number}/diff"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/kb/pages/{fresh_kb_slug(c.world)}/versions/1/diff")),
+    ("GET", "/kb/pages/{slug}/export.md"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/kb/pages/{fresh_kb_slug(c.world)}/export.md")),
+    ("GET", "/kb/pages/{slug}/print"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/kb/pages/{fresh_kb_slug(c.world)}/print")),
+    ("POST", "/kb/pages/{slug}/publish"): Row(Needs(P.KB_WRITE), lambda c: (
+        with_git_wiki(c.app), Req(f"/kb/pages/{fresh_kb_slug(c.world)}/publish", data={}))[1]),
 }
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
 from tests.detection.test_hunts_api import fresh_hunt_id
 from tests.intel.test_intel_api import fresh_sighting_id
+from tests.kb.test_kb_api import kb_target_slug
 from tests.response.test_oncall_api import (
     fresh_escalation_id,
     fresh_override_id,
@@ -175,6 +176,32 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
         "GET", f"/oncall/escalations/{t['escalation']}", None),
     ("POST", "/oncall/escalations/{escalation_id}/acknowledge"): lambda w, t: (
         "POST", f"/oncall/escalations/{t['escalation']}/acknowledge", {}),
+    # A knowledge-base page of branch_b (its slug all digits), asked for by an analyst of branch_a.
+    ("GET", "/api/v1/kb/pages/{slug}"): lambda w, t: ("GET", f"/api/v1/kb/pages/{t['kb_page']}", None),
+    ("PATCH", "/api/v1/kb/pages/{slug}"): lambda w, t: ("PATCH", f"/api/v1/kb/pages/{t['kb_page']}", {"title": "mine"}),
+    ("DELETE", "/api/v1/kb/pages/{slug}"): lambda w, t: ("DELETE", f"/api/v1/kb/pages/{t['kb_page']}", None),
+    ("GET", "/api/v1/kb/pages/{slug}/versions"): lambda w, t: (
+        "GET", f"/api/v1/kb/pages/{t['kb_page']}/versions", None),
+    ("GET", "/api/v1/kb/pages/{slug}/versions/{number}"): lambda w, t: (
+        "GET", f"/api/v1/kb/pages/{t['kb_page']}/versions/1", None),
+    ("GET", "/api/v1/kb/pages/{slug}/versions/{number}/diff"): lambda w, t: (
+        "GET", f"/api/v1/kb/pages/{t['kb_page']}/versions/1/diff", None),
+    ("GET", "/api/v1/kb/pages/{slug}/export.md"): lambda w, t: (
+        "GET", f"/api/v1/kb/pages/{t['kb_page']}/export.md", None),
+    ("POST", "/api/v1/kb/pages/{slug}/publish"): lambda w, t: (
+        "POST", f"/api/v1/kb/pages/{t['kb_page']}/publish", None),
+    ("GET", "/kb/pages/{slug}"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}", None),
+    ("GET", "/kb/pages/{slug}/edit"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/edit", None),
+    ("POST", "/kb/pages/{slug}/edit"): lambda w, t: ("POST", f"/kb/pages/{t['kb_page']}/edit", {
+        "title": "mine", "body": "mine", "tags": ""}),
+    ("POST", "/kb/pages/{slug}/delete"): lambda w, t: ("POST", f"/kb/pages/{t['kb_page']}/delete", {}),
+    ("GET", "/kb/pages/{slug}/history"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/history", None),
+    ("GET", "/kb/pages/{slug}/versions/{number}"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/versions/1", None),
+    ("GET", "/kb/pages/{slug}/versions/{number}/diff"): lambda w, t: (
+        "GET", f"/kb/pages/{t['kb_page']}/versions/1/diff", None),
+    ("GET", "/kb/pages/{slug}/export.md"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/export.md", None),
+    ("GET", "/kb/pages/{slug}/print"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/print", None),
+    ("POST", "/kb/pages/{slug}/publish"): lambda w, t: ("POST", f"/kb/pages/{t['kb_page']}/publish", {}),
 }
 
 
@@ -231,7 +258,7 @@ ANALYST_PATHS = ("/api/v1/intel/sightings/", "/intel/sightings/", "/api/v1/event
                  "/siem/events/", "/siem/search/", "/api/v1/alerts/",
                  "/api/v1/suppressions/", "/detection/alerts/", "/detection/suppressions/", "/api/v1/hunts/",
                  "/detection/hunts/", "/api/v1/oncall/", "/oncall/", "/api/v1/escalation-policies/",
-                 "/api/v1/escalations/")
+                 "/api/v1/escalations/", "/api/v1/kb/", "/kb/")
 
 
 def branch_caller(path: str) -> str:
@@ -271,7 +298,8 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
             "sighting": fresh_sighting_id(world, world.branch_b),
             "schedule": (schedule_b := fresh_schedule_id(world, world.branch_b)),
             "override": fresh_override_id(world, schedule_b), "policy": fresh_policy_id(world, world.branch_b),
-            "escalation": fresh_escalation_id(world, client.app, world.branch_b)}
+            "escalation": fresh_escalation_id(world, client.app, world.branch_b),
+            "kb_page": kb_target_slug(world)}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:

@@ -95,6 +95,10 @@ ACTION_LABELS: dict[str, str] = {
     "escalation.escalate": N_("Escalated to the next level"),
     "escalation.exhaust": N_("Escalation ran out"),
     "escalation.acknowledge": N_("Escalation acknowledged"),
+    "kb.page.create": N_("Knowledge-base page created"),
+    "kb.page.update": N_("Knowledge-base page edited"),
+    "kb.page.delete": N_("Knowledge-base page deleted"),
+    "kb.page.publish": N_("Knowledge-base page published to git"),
 }
 TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 

@@ -49,6 +49,8 @@ from vigil.detection.alerts import alert_count
 from vigil.detection.rules_import import install_starter_pack
 from vigil.intel import cli as intel_cli
 from vigil.intel import demo as intel_demo
+from vigil.kb import cli as kb_cli
+from vigil.kb import demo as kb_demo
 from vigil.response import oncall_cli, oncall_demo
 from vigil.siem import cli as siem_cli
 from vigil.siem import demo as siem_demo
@@ -77,6 +79,7 @@ app.add_typer(cli_hunts.app, name="hunts")
 app.add_typer(intel_cli.app, name="intel")
 app.add_typer(oncall_cli.oncall, name="oncall")
 app.add_typer(oncall_cli.escalation, name="escalation")
+app.add_typer(kb_cli.app, name="kb")
 
 # Every finished domain's demo data, loaded in this order. A loader adds what is missing and returns how
 # many records of each kind it added (empty: nothing to do). Records-store loaders run in a transaction
@@ -123,6 +126,7 @@ DEMO_LOADERS: tuple[tuple[str, DemoLoader], ...] = (
     ("siem", load_siem_demo),
     ("intel", load_intel_demo),
     ("oncall", in_transaction(oncall_demo.load)),
+    ("kb", in_transaction(kb_demo.load)),
 )
 
 

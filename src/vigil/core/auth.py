@@ -47,6 +47,8 @@ class Permission(StrEnum):
     INCIDENTS_WRITE = "incidents:write"
     RESPONSE_EXECUTE = "response:execute"
     DASHBOARDS_READ = "dashboards:read"
+    KB_READ = "kb:read"
+    KB_WRITE = "kb:write"
 
 
 class Role(StrEnum):
@@ -89,6 +91,17 @@ ROLE_PERMISSIONS: Mapping[Role, frozenset[Permission]] = {
     Role.VIEWER: frozenset({P.UNITS_READ, P.ALERTS_READ, P.INCIDENTS_READ, P.DASHBOARDS_READ}),
     Role.SHIPPER: frozenset({P.EVENTS_INGEST}),
 }
+
+# The knowledge base (post-mortems, runbooks): every business role reads it; those who investigate and
+# respond write it. Neither the system nor the audit administrator holds business data, so neither gets it.
+_KNOWLEDGE_BASE: Mapping[Role, frozenset[Permission]] = {
+    Role.SECURITY_ADMIN: frozenset({P.KB_READ, P.KB_WRITE}),
+    Role.ANALYST: frozenset({P.KB_READ, P.KB_WRITE}),
+    Role.RESPONDER: frozenset({P.KB_READ, P.KB_WRITE}),
+    Role.VIEWER: frozenset({P.KB_READ}),
+}
+ROLE_PERMISSIONS = {role: granted | _KNOWLEDGE_BASE.get(role, frozenset())
+                    for role, granted in ROLE_PERMISSIONS.items()}
 
 # The three powers: one account may hold at most one of these.
 SEPARATED_ROLES: frozenset[Role] = frozenset({Role.SYSTEM_ADMIN, Role.SECURITY_ADMIN, Role.AUDIT_ADMIN})

@@ -131,6 +131,28 @@ class Settings(BaseSettings):
         description="Address users reach Vigil at (https://soc.example.com), for links in notifications; "
                     "empty: links are paths only.",
     )
+    kb_git_path: Path | None = Field(
+        default=None,
+        description="Local git working copy the knowledge base publishes pages to as <slug>.md; with kb_git_remote "
+                    "set, Vigil clones the remote here when the folder is missing or empty. Unset: no git wiki.",
+    )
+    kb_git_remote: str | None = Field(
+        default=None,
+        description="Repository URL or path pushed to after each commit (e.g. a Gitea or GitLab wiki, "
+                    "https://git.example.com/soc/handbook.wiki.git). Unset: commit in kb_git_path only.",
+    )
+    kb_git_branch: str = Field(default="main", description="Branch of the git wiki that pages are committed to.")
+    kb_git_folder: str = Field(
+        default="",
+        description="Folder inside the git wiki for pages; empty: the top, as Gitea and GitLab wikis keep them.",
+    )
+    kb_git_author_name: str = Field(default="Vigil", min_length=1, max_length=200,
+                                    description="Author name of the git wiki's commits.")
+    kb_git_author_email: str = Field(default="vigil@localhost", min_length=3, max_length=200,
+                                     description="Author e-mail of the git wiki's commits.")
+    kb_git_timeout_seconds: float = Field(
+        default=60.0, ge=1.0, le=600.0, description="Longest a git command (clone, fetch, commit, push) may take.",
+    )
 
     @field_validator("timezone", "log_timezone")
     @classmethod
@@ -139,6 +161,32 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Asia/Shanghai") from exc
+        return value
+
+    @field_validator("kb_git_remote")
+    @classmethod
+    def _git_remote(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        if value.strip().startswith("-") or any(ord(char) < 32 for char in value):
+            raise ValueError("give a repository URL (https://..., ssh://..., git@host:path) or a path")
+        return value.strip()
+
+    @field_validator("kb_git_branch")
+    @classmethod
+    def _git_branch(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._/-]{0,199}", value) or ".." in value or value.endswith(
+                (".lock", "/", ".")):
+            raise ValueError("give a git branch name such as main or wiki/pages")
+        return value
+
+    @field_validator("kb_git_folder")
+    @classmethod
+    def _git_folder(cls, value: str) -> str:
+        value = value.strip().strip("/")
+        if value and (not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9._/ -]{0,199}", value)
+                      or any(part in ("", ".", "..", ".git") for part in value.split("/"))):
+            raise ValueError("give a relative folder such as postmortems or docs/wiki (no .., no leading /)")
         return value
 
     @field_validator("events_memory_limit")
@@ -211,6 +259,8 @@ class Settings(BaseSettings):
                 shown[name] = "********" if value.get_secret_value() else ""
             elif name == "database_url":
                 shown[name] = mask_url_password(self.effective_database_url)
+            elif name == "kb_git_remote" and value:
+                shown[name] = mask_url_password(value)
             elif isinstance(value, Path):
                 shown[name] = str(value)
             else:

@@ -24,6 +24,8 @@ from vigil.detection.source_health import SilentSourceWatch
 from vigil.intel import api as intel_api
 from vigil.intel import views as intel_views
 from vigil.intel.runtime import Intel, intel_for
+from vigil.kb import api as kb_api
+from vigil.kb import views as kb_views
 from vigil.response import oncall_api, oncall_views
 from vigil.response.oncall_runtime import EscalationRunner
 from vigil.siem import api as siem_api
@@ -82,6 +84,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     for router in oncall_api.routers:
         app.include_router(router)
+    app.include_router(kb_api.router)
     app.state.render_error = templating.render_error
     app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")
     app.include_router(views.router)
@@ -91,6 +94,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     for router in oncall_views.routers:
         app.include_router(router)
+    app.include_router(kb_views.router)
     app.add_middleware(SecurityHeadersAndMetrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, ingest_limit=settings.ingest_max_body_bytes)
     return app

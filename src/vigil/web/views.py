@@ -173,6 +173,13 @@ SETTING_LABELS: dict[str, str] = {
     "timezone": N_("Time zone for display and reports."),
     "log_level": N_("Level of detail of the server log."),
     "metrics_public": N_("Serve /metrics without a token (only behind a trusted network)."),
+    "kb_git_path": N_("Local git working copy the knowledge base publishes pages to; no git wiki unless set."),
+    "kb_git_remote": N_("Repository the git wiki pushes to after each commit; commits stay local unless set."),
+    "kb_git_branch": N_("Branch of the git wiki that pages are committed to."),
+    "kb_git_folder": N_("Folder inside the git wiki for pages; empty: the top folder."),
+    "kb_git_author_name": N_("Author name of the git wiki's commits."),
+    "kb_git_author_email": N_("Author e-mail of the git wiki's commits."),
+    "kb_git_timeout_seconds": N_("Longest a git command of the git wiki may take, in seconds."),
 }
 
 
