@@ -83,6 +83,10 @@ ACTION_LABELS: dict[str, str] = {
     "intel.sighting.mark": N_("Sighting marked"),
     "intel.retrohunt": N_("Retro-hunt run"),
     "intel.attack.import": N_("ATT&CK groups and software imported"),
+    "notification.channel.create": N_("Notification channel added"),
+    "notification.channel.update": N_("Notification channel changed"),
+    "notification.channel.delete": N_("Notification channel removed"),
+    "notification.send": N_("Notification sent"),
 }
 TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 

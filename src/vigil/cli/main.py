@@ -49,6 +49,7 @@ from vigil.detection.alerts import alert_count
 from vigil.detection.rules_import import install_starter_pack
 from vigil.intel import cli as intel_cli
 from vigil.intel import demo as intel_demo
+from vigil.response.notifications import cli as notifications_cli
 from vigil.siem import cli as siem_cli
 from vigil.siem import demo as siem_demo
 from vigil.siem.receivers import syslog as syslog_receivers
@@ -74,6 +75,7 @@ app.add_typer(cli_rules.app, name="rules")
 app.add_typer(cli_alerts.app, name="alerts")
 app.add_typer(cli_hunts.app, name="hunts")
 app.add_typer(intel_cli.app, name="intel")
+app.add_typer(notifications_cli.app, name="notify")
 
 # Every finished domain's demo data, loaded in this order. A loader adds what is missing and returns how
 # many records of each kind it added (empty: nothing to do). Records-store loaders run in a transaction

@@ -122,6 +122,13 @@ class Settings(BaseSettings):
     intel_pull_check_seconds: float = Field(
         default=30.0, ge=1.0, le=3600.0, description="How often `vigil serve` looks for feeds due to be pulled.",
     )
+    notify_retry_seconds: float = Field(
+        default=2.0, ge=0.0, le=300.0,
+        description="Wait before a failed notification is tried again; it doubles with each further attempt.",
+    )
+    notify_timeout_seconds: float = Field(
+        default=10.0, ge=1.0, le=120.0, description="How long one attempt to deliver a notification may take.",
+    )
 
     @field_validator("timezone", "log_timezone")
     @classmethod

@@ -24,6 +24,8 @@ from vigil.detection.source_health import SilentSourceWatch
 from vigil.intel import api as intel_api
 from vigil.intel import views as intel_views
 from vigil.intel.runtime import Intel, intel_for
+from vigil.response.notifications import api as notifications_api
+from vigil.response.notifications import views as notifications_views
 from vigil.siem import api as siem_api
 from vigil.siem import views as siem_views
 from vigil.siem.runtime import ReceiverFactory, Siem
@@ -73,12 +75,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(audit_api.router)
     for router in [*siem_api.routers, *detection_api.routers, *intel_api.routers]:
         app.include_router(router)
+    for router in notifications_api.routers:
+        app.include_router(router)
     app.state.render_error = templating.render_error
     app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")
     app.include_router(views.router)
     app.include_router(accounts_views.router)
     app.include_router(audit_views.router)
     for router in [*siem_views.routers, *detection_views.routers, *intel_views.routers]:
+        app.include_router(router)
+    for router in notifications_views.routers:
         app.include_router(router)
     app.add_middleware(SecurityHeadersAndMetrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, ingest_limit=settings.ingest_max_body_bytes)
