@@ -111,8 +111,11 @@ class RenderedMessage:
 
 
 def markdown_text(value: str) -> str:
-    """A value shown as text in Markdown: brackets and emphasis marks cannot turn it into a link or style."""
-    return "".join(f"\\{char}" if char in "[]()*_`#>" else char for char in value).replace("\n", " ")
+    """A value shown as text in Markdown: it cannot become a link or an image, nor start a new block.
+
+    The robots' Markdown dialects differ on backslash escapes (DingTalk shows them), so the link syntax is
+    broken apart instead of escaped: ``](`` gets a space, and the value stays on one line."""
+    return " ".join(value.split("\n")).replace("](", "] (").replace("![", "! [")
 
 
 @runtime_checkable
