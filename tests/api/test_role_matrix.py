@@ -39,6 +39,7 @@ from tests.intel.test_intel_api import (
     fresh_indicator_id,
     fresh_sighting_id,
 )
+from tests.response.test_notifications_api import channel_form, fresh_channel_id
 
 from vigil.accounts.models import RoleGrant, User
 from vigil.core.auth import ROLE_PERMISSIONS, Permission, Role
@@ -611,6 +612,32 @@ ROUTES: dict[tuple[str, str], Row] = {
         "type": "domain", "value": f"{uuid.uuid4().hex[:12]}.example.net", "reason": f"added by {c.name} (page)"})),
     ("POST", "/intel/allowlist/{allow_id}/delete"): Row(Needs(P.INTEL_WRITE, everywhere=True), lambda c: Req(
         f"/intel/allowlist/{fresh_allow_id(c.app, c.world)}/delete", data={})),
+    # --- notification channels (of line_a, below branch_a) and the delivery log ----------------------------
+    ("GET", "/api/v1/notification-kinds"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/api/v1/notification-kinds")),
+    ("GET", "/api/v1/notification-channels"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/api/v1/notification-channels")),
+    ("POST", "/api/v1/notification-channels"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        "/api/v1/notification-channels", json={"name": f"api channel {c.name} {uuid.uuid4().hex[:8]}",
+                                               "kind": "wecom", "config": {"key": "k"}, "unit_id": c.world.line_a})),
+    ("GET", "/api/v1/notification-channels/{channel_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/notification-channels/{fresh_channel_id(c.world)}")),
+    ("PATCH", "/api/v1/notification-channels/{channel_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/notification-channels/{fresh_channel_id(c.world)}", json={"language": "zh_CN"})),
+    ("DELETE", "/api/v1/notification-channels/{channel_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/notification-channels/{fresh_channel_id(c.world)}")),
+    ("POST", "/api/v1/notification-channels/{channel_id}/test"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/notification-channels/{fresh_channel_id(c.world)}/test")),
+    ("GET", "/api/v1/notification-deliveries"): Row(Needs(P.INCIDENTS_READ), fixed("/api/v1/notification-deliveries")),
+    ("GET", "/response/notifications"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/response/notifications")),
+    ("POST", "/response/notifications"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        "/response/notifications", data=channel_form(c.name, c.world.line_a))),
+    ("POST", "/response/notifications/{channel_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/response/notifications/{fresh_channel_id(c.world)}", data=channel_form(c.name, c.world.line_a))),
+    ("POST", "/response/notifications/{channel_id}/delete"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/response/notifications/{fresh_channel_id(c.world)}/delete", data={})),
+    ("POST", "/response/notifications/{channel_id}/test"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/response/notifications/{fresh_channel_id(c.world)}/test", data={})),
+    ("GET", "/response/notifications/deliveries"): Row(Needs(P.INCIDENTS_READ),
+                                                       fixed("/response/notifications/deliveries")),
 }
 
 

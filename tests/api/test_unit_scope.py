@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
 from tests.detection.test_hunts_api import fresh_hunt_id
 from tests.intel.test_intel_api import fresh_sighting_id
+from tests.response.test_notifications_api import channel_form, fresh_channel_id
 
 from vigil.accounts import service
 from vigil.accounts.models import ApiToken, OrgUnit, RoleGrant, User
@@ -117,6 +118,21 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("GET", "/intel/sightings/{sighting_id}"): lambda w, t: ("GET", f"/intel/sightings/{t['sighting']}", None),
     ("POST", "/intel/sightings/{sighting_id}/mark"): lambda w, t: (
         "POST", f"/intel/sightings/{t['sighting']}/mark", {"status": "false-positive"}),
+    # Notification channels of branch_b, asked for by the security administrator of branch_a.
+    ("GET", "/api/v1/notification-channels/{channel_id}"): lambda w, t: (
+        "GET", f"/api/v1/notification-channels/{t['channel']}", None),
+    ("PATCH", "/api/v1/notification-channels/{channel_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/notification-channels/{t['channel']}", {"unit_id": w.branch_a, "enabled": False}),
+    ("DELETE", "/api/v1/notification-channels/{channel_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/notification-channels/{t['channel']}", None),
+    ("POST", "/api/v1/notification-channels/{channel_id}/test"): lambda w, t: (
+        "POST", f"/api/v1/notification-channels/{t['channel']}/test", None),
+    ("POST", "/response/notifications/{channel_id}"): lambda w, t: (
+        "POST", f"/response/notifications/{t['channel']}", channel_form("secadmin_a", w.branch_a)),
+    ("POST", "/response/notifications/{channel_id}/delete"): lambda w, t: (
+        "POST", f"/response/notifications/{t['channel']}/delete", {}),
+    ("POST", "/response/notifications/{channel_id}/test"): lambda w, t: (
+        "POST", f"/response/notifications/{t['channel']}/test", {}),
 }
 
 
@@ -178,6 +194,8 @@ def branch_caller(path: str) -> str:
     administrator's to grant and revoke, everything else about accounts and units the system administrator's."""
     if path.startswith(ANALYST_PATHS):
         return "analyst_a"  # events and saved searches are for analysts: ``targets`` adds one to branch_a
+    if "/notification" in path:
+        return "secadmin_a"  # notification channels are integrations: the security administrator's
     return "secadmin_a" if "/grants" in path or "/sources/" in path else "sysadmin_a"  # log sources: security
 
 
@@ -207,7 +225,8 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
             "unit": world.branch_b, "event": event, "saved": saved_id,
             "source": source_id, "alert": fresh_alert_id(world, world.branch_b),
             "suppression": fresh_suppression_id(world, world.branch_b), "hunt": fresh_hunt_id(world, world.branch_b),
-            "sighting": fresh_sighting_id(world, world.branch_b)}
+            "sighting": fresh_sighting_id(world, world.branch_b),
+            "channel": fresh_channel_id(world, world.branch_b)}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:

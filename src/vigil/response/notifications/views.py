@@ -156,7 +156,7 @@ def _page(request: Request, principal: Principal, session: Session, *, form: For
         "editing_secrets": service.public_settings(editing)[1] if editing is not None else {},
         "unit_names": {unit.id: unit.name for unit in units},
         "write_units": unit_options(unit for unit in units if unit.id in writable),
-        "languages": list(LANGUAGE_LABELS.items()),
+        "language_options": list(LANGUAGE_LABELS.items()),
         "language_labels": LANGUAGE_LABELS,
         "tested": tested,
         "status_label": lambda status: _(STATUS_LABELS.get(status, status)),

@@ -139,6 +139,15 @@ class Notifier(Protocol):
 
 def check_fields(fields: Sequence[ConfigField], config: Mapping[str, Any]) -> dict[str, Any]:
     """The generic checks: no unknown keys, required fields present, each value of its type."""
+    cleaned, errors = collect_field_errors(fields, config)
+    if errors:
+        raise ConfigProblem(errors)
+    return cleaned
+
+
+def collect_field_errors(fields: Sequence[ConfigField],
+                         config: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """``check_fields`` without raising: what passed, and every complaint (a notifier adds its own to them)."""
     errors: list[dict[str, str]] = []
     known = {f.name: f for f in fields}
     errors += [{"field": key, "message": f"unknown setting; known: {', '.join(known)}"}
@@ -156,9 +165,7 @@ def check_fields(fields: Sequence[ConfigField], config: Mapping[str, Any]) -> di
             cleaned[spec.name] = _typed(spec, value)
         except ValueError as exc:
             errors.append({"field": spec.name, "message": str(exc)})
-    if errors:
-        raise ConfigProblem(errors)
-    return cleaned
+    return cleaned, errors
 
 
 def _typed(spec: ConfigField, value: Any) -> Any:

@@ -17,7 +17,13 @@ from typing import Any
 
 import httpx
 
-from vigil.response.notifiers.base import ConfigField, ConfigProblem, DeliveryFailed, RenderedMessage, check_fields
+from vigil.response.notifiers.base import (
+    ConfigField,
+    ConfigProblem,
+    DeliveryFailed,
+    RenderedMessage,
+    collect_field_errors,
+)
 
 SECURITY = ("starttls", "ssl", "none")
 
@@ -65,13 +71,12 @@ class EmailNotifier:
     )
 
     def check_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        cleaned = check_fields(self.fields, config)
-        errors: list[dict[str, str]] = []
-        if not 1 <= cleaned["port"] <= 65535:
+        cleaned, errors = collect_field_errors(self.fields, config)
+        if "port" in cleaned and not 1 <= cleaned["port"] <= 65535:
             errors.append({"field": "port", "message": "must be a port number from 1 to 65535"})
-        if not _address(cleaned["from_address"]):
+        if "from_address" in cleaned and not _address(cleaned["from_address"]):
             errors.append({"field": "from_address", "message": "must be an e-mail address"})
-        bad = [value for value in cleaned["to"] if not _address(value)]
+        bad = [value for value in cleaned.get("to", []) if not _address(value)]
         if bad:
             errors.append({"field": "to", "message": f"not e-mail addresses: {', '.join(bad)}"})
         if cleaned.get("password") and not cleaned.get("username"):
