@@ -56,7 +56,7 @@ def test_a_channel_is_created_read_and_listed_without_its_secrets(world: World, 
     for response in (created, client.get(f"{BASE}/{body['id']}", headers=h), client.get(BASE, headers=h)):
         assert TOKEN not in response.text and SECRET not in response.text
     assert client.get(BASE, headers=h).json()["total"] == 1
-    kinds = client.get("/api/v1/notification-kinds", headers=h).json()
+    kinds = client.get("/api/v1/notification-kinds", headers=h).json()["items"]
     assert {k["kind"] for k in kinds} == {"dingtalk", "wecom", "feishu", "email", "slack", "webhook"}
 
 

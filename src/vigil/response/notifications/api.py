@@ -39,9 +39,11 @@ FilterId = Annotated[int | None, Query(ge=1, le=MAX_RECORD_ID)]
 
 
 @router.get("/notification-kinds")
-def list_kinds(principal: Configurer) -> list[NotifierKind]:
+def list_kinds(principal: Configurer, pages: Pages) -> Page[NotifierKind]:
     """The channel kinds installed (built-in and plugins) and the settings each takes."""
-    return service.kinds()
+    found = service.kinds()
+    return Page(items=found[pages.offset:pages.offset + pages.limit], total=len(found), limit=pages.limit,
+                offset=pages.offset)
 
 
 @router.get("/notification-channels")
