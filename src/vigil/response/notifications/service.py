@@ -183,18 +183,16 @@ def update_channel(ctx: Context, *, channel_id: int, data: ChannelUpdate) -> Not
         given.pop("config", None)
     if "description" in given and given["description"] is None:
         given["description"] = ""
-    before = _audit_view(channel)
+    before = {**_audit_view(channel), "unit_id": channel.unit_id}
     old_secrets = {name: (channel.config or {}).get(name) for name in secret_fields(channel.kind)}
     for name, value in given.items():
         setattr(channel, name, value)
-    after = _audit_view(channel)
+    after = {**_audit_view(channel), "unit_id": channel.unit_id}
     changes: dict[str, Any] = {key: [before[key], after[key]] for key in after if before[key] != after[key]
                                and key != "secrets"}
     changed_secrets = sorted(name for name, value in old_secrets.items() if (channel.config or {}).get(name) != value)
     if changed_secrets:
         changes["secrets_changed"] = changed_secrets
-    if "unit_id" in given and given["unit_id"] != before.get("unit_id"):
-        changes["unit_id"] = given["unit_id"]
     if changes:
         channel.updated_at = utcnow()
         channel.updated_by = ctx.actor.name

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -34,6 +36,7 @@ from vigil.web.templating import (
     PageRoute,
     Translator,
     describe_error,
+    format_time,
     page_guard,
     redirect,
     render,
@@ -146,6 +149,7 @@ def _page(request: Request, principal: Principal, session: Session, *, form: For
     if form is not None and form.channel_id is not None:
         editing = next((c for c in channels if c.id == form.channel_id), None)
     done = request.query_params.get("done", "")
+    zone = ZoneInfo(settings_of(request).timezone)
     return render(request, "response/notifications.html", {
         "channels": [(channel, *service.public_settings(channel)) for channel in channels],
         "kinds": [(kind, kind_label(_, kind)) for kind in sorted(plugins)],
@@ -161,6 +165,7 @@ def _page(request: Request, principal: Principal, session: Session, *, form: For
         "tested": tested,
         "status_label": lambda status: _(STATUS_LABELS.get(status, status)),
         "tests": service.deliveries_of(session, channel_ids=[c.id for c in channels], message_kind="test"),
+        "attempt_time": lambda text: format_time(datetime.fromisoformat(text), zone),
         "done": done if done in DONE else "",
     }, status=status)
 
