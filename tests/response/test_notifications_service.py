@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 from tests.conftest import World, cli_context
 
+from vigil.core import audit
 from vigil.core.audit import AuditRecord
 from vigil.core.db import Scope
 from vigil.core.errors import BadInput, Conflict
@@ -182,3 +183,33 @@ def test_a_delivery_belongs_to_the_unit_it_is_sent_for(world: World) -> None:
         assert session.scalars(service.deliveries_query()).all() == []
     with world.database.transaction(Scope(frozenset({world.branch_b}))) as session:
         assert [d.id for d in session.scalars(service.deliveries_query())] == [delivery_id]
+
+
+def test_a_detached_send_holds_no_transaction_while_it_tries(world: World) -> None:
+    """While the robot is being called, the delivery is already in the log as pending, and another writer
+    gets through at once (on SQLite a transaction left open would hold the write lock)."""
+    seen: list[tuple[str, int]] = []
+    robot = platforms.dingtalk(TOKEN, SECRET)
+
+    def check(request: platforms.Received) -> platforms.Answer:
+        with world.database.transaction(Scope.system()) as session:
+            statuses = [d.status for d in session.scalars(service.deliveries_query())]
+            session.add(NotificationChannel(unit_id=world.hq, name=f"written meanwhile {len(seen)}", kind="wecom",
+                                            config={"key": "k"}))
+        seen.append((statuses[0], len(statuses)))
+        return robot(request)
+
+    with platforms.serve(check) as server:
+        server.fail_first = 1
+        channel_id = add_dingtalk(world, server.url)
+        delivery = service.send_detached(world.database, actor=audit.Actor(None, "escalation", world.hq),
+                                         channel_id=channel_id, message=ESCALATION, unit_id=world.branch_a,
+                                         retry_delay=0)
+    assert seen == [("pending", 1)] and len(server.received) == 2  # the first answer was a 500
+    assert delivery.status == "sent" and delivery.attempts == 2 and delivery.unit_id == world.branch_a
+    with world.database.transaction(Scope.system()) as session:
+        stored = service.get_delivery(session, delivery.id)
+        assert stored.status == "sent" and [a["ok"] for a in stored.attempt_log] == [False, True]
+        assert session.scalar(select(func.count()).select_from(NotificationChannel)) == 2
+        record = session.scalars(select(AuditRecord).where(AuditRecord.action == "notification.send")).one()
+        assert record.actor == "escalation" and record.outcome == "success"

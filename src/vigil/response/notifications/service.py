@@ -11,7 +11,9 @@ with a doubling back-off (``retry_delay``, 2 x, 4 x ...), records every attempt 
 ``failed`` with ``last_error``. It never raises for what an endpoint does (down, refusing, slow, a
 broken plugin); it raises ``NotFound`` only for a channel that is not there or outside the session's
 scope. Sending happens inside the caller's transaction, so the delivery is stored when the caller
-commits, and a caller that must not wait (a request) keeps ``max_attempts`` and ``retry_delay`` small.
+commits. A background job (an escalation timer) calls ``send_detached(database, actor=..., ...)``
+instead: it records the delivery as ``pending`` in a short transaction of its own, tries with no
+transaction open (on SQLite an open transaction holds the write lock), and records the outcome.
 
 Like every service here: a ``Context`` (or a session for reads), keyword arguments, never a commit.
 """
@@ -21,6 +23,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cache
 from types import MappingProxyType
 from typing import Any
@@ -32,12 +36,12 @@ from sqlalchemy.orm import Session
 from vigil.accounts import service as accounts
 from vigil.core import audit, plugins
 from vigil.core.context import Context
-from vigil.core.db import get_scope, utcnow
+from vigil.core.db import Database, Scope, get_scope, utcnow
 from vigil.core.errors import BadInput, Conflict, NotFound
 from vigil.response.notifications.messages import Message, MessageKind, render
 from vigil.response.notifications.models import NotificationChannel, NotificationDelivery
 from vigil.response.notifications.schemas import ChannelCreate, ChannelRead, ChannelUpdate, NotifierKind
-from vigil.response.notifiers.base import ConfigProblem, DeliveryFailed, Notifier
+from vigil.response.notifiers.base import ConfigProblem, DeliveryFailed, Notifier, RenderedMessage
 
 log = logging.getLogger(__name__)
 
@@ -95,15 +99,6 @@ def channel_read(channel: NotificationChannel) -> ChannelRead:
                        max_attempts=channel.max_attempts, description=channel.description,
                        created_at=channel.created_at, created_by=channel.created_by, updated_at=channel.updated_at,
                        updated_by=channel.updated_by)
-
-
-def scrub(text: str, channel: NotificationChannel) -> str:
-    """``text`` with the channel's secrets masked: an error message may quote a URL with its token."""
-    for name in secret_fields(channel.kind):
-        value = str((channel.config or {}).get(name) or "")
-        if len(value) >= 4:
-            text = text.replace(value, "***")
-    return text
 
 
 # --- channels ---------------------------------------------------------------------------------------
@@ -242,6 +237,114 @@ def list_channels(session: Session) -> list[NotificationChannel]:
 # --- sending ----------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Target:
+    """What sending needs of a channel, copied, so the attempts can run with no database session open."""
+
+    id: int
+    name: str
+    kind: str
+    language: str
+    unit_id: int
+    enabled: bool
+    config: Mapping[str, Any]
+    max_attempts: int
+
+    @classmethod
+    def of(cls, channel: NotificationChannel) -> Target:
+        return cls(channel.id, channel.name, channel.kind, channel.language, channel.unit_id, channel.enabled,
+                   dict(channel.config or {}), channel.max_attempts)
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the channel's secrets masked: an error message may quote a URL with its token."""
+        for name in secret_fields(self.kind):
+            value = str(self.config.get(name) or "")
+            if len(value) >= 4:
+                text = text.replace(value, "***")
+        return text
+
+
+@dataclass
+class Outcome:
+    """How the attempts went: ``sent`` or ``failed``, each attempt, the last error and HTTP status."""
+
+    status: str = "failed"
+    attempts: int = 0
+    attempt_log: list[dict[str, Any]] = field(default_factory=list)
+    last_error: str = ""
+    http_status: int | None = None
+    sent_at: datetime | None = None
+
+
+def attempt(target: Target, rendered: RenderedMessage, *, client: httpx.Client | None, retry_delay: float,
+            timeout: float, sleep: Callable[[float], None], even_disabled: bool = False) -> Outcome:
+    """Try the channel up to its ``max_attempts`` times, waiting ``retry_delay``, then twice that, and so on
+    between attempts; a refusal that cannot pass by itself ends the tries early. Touches no database."""
+    plugin = notifiers().get(target.kind)
+    if not target.enabled and not even_disabled:
+        return Outcome(last_error="the channel is disabled")
+    if plugin is None:
+        return Outcome(last_error=f"no notifier of kind {target.kind!r} is installed")
+    outcome = Outcome()
+    http = client or httpx.Client(follow_redirects=False)
+    try:
+        for number in range(1, max(target.max_attempts, 1) + 1):
+            if number > 1:
+                sleep(retry_delay * 2 ** (number - 2))
+            at, started = utcnow(), time.monotonic()
+            http_status: int | None = None
+            error, retryable = "", True
+            try:
+                http_status = plugin.deliver(target.config, rendered, client=http, timeout=timeout)
+            except DeliveryFailed as exc:
+                error, http_status, retryable = exc.reason, exc.http_status, exc.retryable
+            except Exception as exc:  # a third-party notifier may fail in any way: recorded, never raised
+                error = f"{type(exc).__name__}: {exc}"
+            error = target.scrub(error)[:2000]
+            outcome.attempt_log.append({"at": at.isoformat(), "ok": not error, "http_status": http_status,
+                                        "error": error, "seconds": round(time.monotonic() - started, 3)})
+            outcome.attempts, outcome.http_status = number, http_status
+            if not error:
+                outcome.status, outcome.sent_at, outcome.last_error = "sent", utcnow(), ""
+                return outcome
+            outcome.last_error = error
+            if not retryable:
+                break
+        return outcome
+    finally:
+        if client is None:
+            http.close()
+
+
+def _open_delivery(ctx: Context, target: Target, message: Message, rendered: RenderedMessage,
+                   unit_id: int | None) -> NotificationDelivery:
+    delivery = NotificationDelivery(
+        unit_id=unit_id if unit_id is not None else target.unit_id, channel_id=target.id, channel_name=target.name,
+        channel_kind=target.kind, message_kind=str(message.kind), subject=rendered.title[:2000],
+        language=target.language, incident_id=message.incident_id, status="pending", attempts=0, attempt_log=[],
+        created_by=ctx.actor.name)
+    ctx.session.add(delivery)
+    ctx.session.flush()
+    return delivery
+
+
+def _close_delivery(ctx: Context, delivery: NotificationDelivery, outcome: Outcome) -> NotificationDelivery:
+    delivery.status, delivery.attempts, delivery.attempt_log = outcome.status, outcome.attempts, outcome.attempt_log
+    delivery.last_error, delivery.http_status = outcome.last_error, outcome.http_status
+    delivery.sent_at = outcome.sent_at
+    ctx.session.flush()
+    if delivery.status == "failed":
+        log.warning("notification %d to channel %s failed after %d attempt(s): %s", delivery.id,
+                    delivery.channel_name, delivery.attempts, delivery.last_error)
+    ctx.audit("notification.send", target_type="notification_delivery", target_id=delivery.id,
+              unit_id=delivery.unit_id,
+              outcome=audit.Outcome.SUCCESS if delivery.status == "sent" else audit.Outcome.FAILURE,
+              details={"channel": delivery.channel_name, "channel_id": delivery.channel_id,
+                       "message_kind": delivery.message_kind, "incident_id": delivery.incident_id,
+                       "status": delivery.status, "attempts": delivery.attempts, "error": delivery.last_error[:500]})
+    return delivery
+
+
 def send(ctx: Context, *, channel_id: int, message: Message, unit_id: int | None = None,
          client: httpx.Client | None = None, retry_delay: float = DEFAULT_RETRY_SECONDS,
          timeout: float = DEFAULT_TIMEOUT_SECONDS, sleep: Callable[[float], None] = time.sleep) -> NotificationDelivery:
@@ -257,68 +360,35 @@ def send(ctx: Context, *, channel_id: int, message: Message, unit_id: int | None
 def _send(ctx: Context, channel: NotificationChannel, message: Message, *, unit_id: int | None,
           client: httpx.Client | None, retry_delay: float, timeout: float, sleep: Callable[[float], None],
           even_disabled: bool) -> NotificationDelivery:
-    rendered = render(message, language=channel.language, channel=channel.name)
-    delivery = NotificationDelivery(
-        unit_id=unit_id if unit_id is not None else channel.unit_id, channel_id=channel.id, channel_name=channel.name,
-        channel_kind=channel.kind, message_kind=str(message.kind), subject=rendered.title[:2000],
-        language=channel.language, incident_id=message.incident_id, status="pending", attempts=0, attempt_log=[],
-        created_by=ctx.actor.name)
-    ctx.session.add(delivery)
-    ctx.session.flush()
-    plugin = notifiers().get(channel.kind)
-    if not channel.enabled and not even_disabled:
-        delivery.status, delivery.last_error = "failed", "the channel is disabled"
-    elif plugin is None:
-        delivery.status, delivery.last_error = "failed", f"no notifier of kind {channel.kind!r} is installed"
-    else:
-        own = client is None
-        http = client or httpx.Client(follow_redirects=False)
-        try:
-            _attempt(delivery, channel, plugin, rendered_message=rendered, client=http, retry_delay=retry_delay,
-                     timeout=timeout, sleep=sleep)
-        finally:
-            if own:
-                http.close()
-    ctx.session.flush()
-    if delivery.status == "failed":
-        log.warning("notification %d to channel %s failed after %d attempt(s): %s", delivery.id, channel.name,
-                    delivery.attempts, delivery.last_error)
-    ctx.audit("notification.send", target_type="notification_delivery", target_id=delivery.id,
-              unit_id=delivery.unit_id,
-              outcome=audit.Outcome.SUCCESS if delivery.status == "sent" else audit.Outcome.FAILURE,
-              details={"channel": channel.name, "channel_id": channel.id, "message_kind": delivery.message_kind,
-                       "incident_id": delivery.incident_id, "status": delivery.status,
-                       "attempts": delivery.attempts, "error": delivery.last_error[:500]})
-    return delivery
+    target = Target.of(channel)
+    rendered = render(message, language=target.language, channel=target.name)
+    delivery = _open_delivery(ctx, target, message, rendered, unit_id)
+    outcome = attempt(target, rendered, client=client, retry_delay=retry_delay, timeout=timeout, sleep=sleep,
+                      even_disabled=even_disabled)
+    return _close_delivery(ctx, delivery, outcome)
 
 
-def _attempt(delivery: NotificationDelivery, channel: NotificationChannel, plugin: Notifier, *,
-             rendered_message: Any, client: httpx.Client, retry_delay: float, timeout: float,
-             sleep: Callable[[float], None]) -> None:
-    attempts: list[dict[str, Any]] = []
-    for number in range(1, max(channel.max_attempts, 1) + 1):
-        if number > 1:
-            sleep(retry_delay * 2 ** (number - 2))
-        at, started = utcnow(), time.monotonic()
-        http_status: int | None = None
-        error, retryable = "", True
-        try:
-            http_status = plugin.deliver(channel.config or {}, rendered_message, client=client, timeout=timeout)
-        except DeliveryFailed as exc:
-            error, http_status, retryable = exc.reason, exc.http_status, exc.retryable
-        except Exception as exc:  # a third-party notifier may fail in any way: recorded, never raised
-            error = f"{type(exc).__name__}: {exc}"
-        error = scrub(error, channel)[:2000]
-        attempts.append({"at": at.isoformat(), "ok": not error, "http_status": http_status, "error": error,
-                         "seconds": round(time.monotonic() - started, 3)})
-        delivery.attempts, delivery.attempt_log, delivery.http_status = number, list(attempts), http_status
-        if not error:
-            delivery.status, delivery.sent_at, delivery.last_error = "sent", utcnow(), ""
-            return
-        delivery.last_error = error
-        if not retryable:
-            break
-    delivery.status = "failed"
+def send_detached(database: Database, *, actor: audit.Actor, channel_id: int, message: Message,
+                  unit_id: int | None = None, scope: Scope | None = None, client: httpx.Client | None = None,
+                  retry_delay: float = DEFAULT_RETRY_SECONDS, timeout: float = DEFAULT_TIMEOUT_SECONDS,
+                  sleep: Callable[[float], None] = time.sleep) -> NotificationDelivery:
+    """``send`` for background jobs (escalation timers): no transaction stays open while the attempts run.
+
+    One short transaction records the delivery as ``pending`` (so the log shows a message on its way, and
+    one a dead process left behind); the attempts run with no session; a second transaction records the
+    outcome and the audit record. On embedded SQLite a transaction holds the write lock, so a slow
+    endpoint never makes other writers wait. ``scope`` defaults to every unit. The delivery is returned
+    detached from any session, its fields loaded.
+    """
+    scope = scope or Scope.system()
+    with database.transaction(scope) as session:
+        ctx = Context(session=session, actor=actor)
+        target = Target.of(get_channel(session, channel_id))
+        rendered = render(message, language=target.language, channel=target.name)
+        delivery_id = _open_delivery(ctx, target, message, rendered, unit_id).id
+    outcome = attempt(target, rendered, client=client, retry_delay=retry_delay, timeout=timeout, sleep=sleep)
+    with database.transaction(scope) as session:
+        return _close_delivery(Context(session=session, actor=actor), get_delivery(session, delivery_id), outcome)
 
 
 def send_many(ctx: Context, *, channel_ids: Iterable[int], message: Message, unit_id: int | None = None,
