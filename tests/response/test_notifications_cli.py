@@ -3,6 +3,7 @@ WeCom robot (delivered, and failed with exit 1 and the reason), the delivery log
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +39,14 @@ def vigil(world: Any, database_url: str, tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_add_list_test_and_remove_a_channel(vigil: Vigil) -> None:
     with platforms.serve(platforms.wecom("wecom-key-8841")) as server:
+        numeric = vigil.ok("channel", "add", "Numeric key", "--kind", "wecom", "--set", "key=123456")
+        assert "(wecom) added" in numeric.output  # a numeric key stays text
+        vigil.ok("channel", "remove", "Numeric key")
         added = vigil.ok("channel", "add", "Ops WeCom", "--kind", "wecom", "--language", "en",
                          "--set", f"url={server.url}/cgi-bin/webhook/send", "--set", "key=wecom-key-8841")
-        assert "channel 1 'Ops WeCom' (wecom) added" in added.output
+        found = re.search(r"channel (\d+) 'Ops WeCom' \(wecom\) added", added.output)
+        assert found, added.output
+        channel_id = found.group(1)
         listed = vigil.ok("channel", "list")
         assert "Ops WeCom" in listed.output and "key: set" in listed.output
         assert "wecom-key-8841" not in listed.output
@@ -49,14 +55,14 @@ def test_add_list_test_and_remove_a_channel(vigil: Vigil) -> None:
         assert "test message to 'Ops WeCom' delivered after 1 attempt(s)" in tested.output
         assert server.received[0].json()["markdown"]["content"].startswith("## Test message from Vigil")
         server.always_fail = True
-        failed = vigil("channel", "test", "1")
+        failed = vigil("channel", "test", channel_id)
         assert failed.exit_code == 1
         assert "not delivered after 3 attempt(s): HTTP 500" in failed.output
     log = orjson.loads(vigil.ok("deliveries", "--json").output)
     assert [(d["status"], d["attempts"]) for d in log] == [("failed", 3), ("sent", 1)]
     assert [d["status"] for d in orjson.loads(vigil.ok("deliveries", "--status", "sent", "--json").output)] == ["sent"]
     assert "Ops WeCom" in vigil.ok("deliveries", "--channel", "Ops WeCom").output
-    assert "channel 1 'Ops WeCom' removed" in vigil.ok("channel", "remove", "Ops WeCom").output
+    assert f"channel {channel_id} 'Ops WeCom' removed" in vigil.ok("channel", "remove", "Ops WeCom").output
     assert vigil("channel", "test", "Ops WeCom").exit_code == 1
 
 

@@ -1,7 +1,8 @@
 """`vigil notify`: notification channels (add, list, remove, send a test) and the delivery log.
 
-A channel's settings are given as ``--set key=value`` (a JSON value is read as JSON, so
-``--set to='["a@example.com"]'`` and ``--set port=465`` work; a list may also be comma-separated).
+A channel's settings are given as ``--set key=value`` (a JSON list or true/false is read as JSON, so
+``--set to='["a@example.com"]'`` and ``--set at_all=true`` work; a list may also be comma-separated, and a
+number is read by the setting that takes one).
 Secrets are never printed: listings say "set" or "not set".
 """
 
@@ -23,7 +24,7 @@ channel_app = typer.Typer(help="Configured notification channels.", no_args_is_h
 app.add_typer(channel_app, name="channel")
 
 SetPairs = Annotated[list[str] | None, typer.Option(
-    "--set", "-s", help="A setting of the kind as key=value (JSON values read as JSON): url=..., "
+    "--set", "-s", help="A setting of the kind as key=value (a JSON list or true/false read as JSON): url=..., "
                         "access_token=..., secret=..., to=a@x.cn,b@x.cn ...", show_default=False)]
 
 
@@ -35,7 +36,8 @@ def _pairs(pairs: list[str] | None) -> dict[str, Any]:
             fail(f"--set {pair!r}: write key=value", EXIT_USAGE)
         try:
             value = orjson.loads(raw)
-            config[key.strip()] = value if isinstance(value, list | bool | int) else raw
+            # Lists and true/false as JSON; anything else as typed (a numeric key stays text).
+            config[key.strip()] = value if isinstance(value, list | bool) else raw
         except orjson.JSONDecodeError:
             config[key.strip()] = raw
     return config
