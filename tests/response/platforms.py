@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 @dataclass
@@ -202,10 +203,23 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def password_check(user: str, password: str) -> Callable[..., AuthResult]:
+    """An aiosmtpd authenticator taking one user name and password (LOGIN or PLAIN)."""
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and data.login == user.encode() and data.password == password.encode()
+        return AuthResult(success=ok, handled=False)
+
+    return authenticate
+
+
 @contextmanager
-def smtp_server() -> Iterator[Mailbox]:
+def smtp_server(*, user: str = "", password: str = "") -> Iterator[Mailbox]:
+    """An SMTP server on loopback; with ``user``, it offers AUTH (over plain SMTP, for the test) and checks it."""
     mailbox = Mailbox("127.0.0.1", free_port())
-    controller = Controller(mailbox, hostname=mailbox.host, port=mailbox.port)
+    extra: dict[str, Any] = {"authenticator": password_check(user, password),
+                             "auth_require_tls": False} if user else {}
+    controller = Controller(mailbox, hostname=mailbox.host, port=mailbox.port, **extra)
     controller.start()
     try:
         yield mailbox

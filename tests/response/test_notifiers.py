@@ -194,6 +194,21 @@ def test_email_reaches_the_mail_server_with_a_chinese_subject_and_both_parts(cli
         "https://vigil.example.cn/ack/abc" in html.get_content()
 
 
+def test_email_logs_in_and_a_wrong_password_is_not_retried(client: httpx.Client) -> None:
+    notifier = EmailNotifier()
+    with platforms.smtp_server(user="vigil", password="mail-pass-31") as mailbox:
+        base = {"host": mailbox.host, "port": mailbox.port, "security": "none", "username": "vigil",
+                "from_address": "vigil@example.cn", "to": ["oncall@example.cn"]}
+        notifier.deliver(notifier.check_config({**base, "password": "mail-pass-31"}), rendered("en"), client=client,
+                         timeout=5)
+        with pytest.raises(DeliveryFailed) as refused:
+            notifier.deliver(notifier.check_config({**base, "password": "wrong"}), rendered("en"), client=client,
+                             timeout=5)
+    assert [recipients for _, recipients, _ in mailbox.messages] == [["oncall@example.cn"]]
+    assert "refused" in refused.value.reason and not refused.value.retryable
+    assert "wrong" not in refused.value.reason
+
+
 def test_email_to_a_closed_port_fails_and_may_be_retried(client: httpx.Client) -> None:
     config = EmailNotifier().check_config({"host": "127.0.0.1", "port": platforms.free_port(), "security": "none",
                                            "from_address": "vigil@example.cn", "to": ["a@example.cn"]})
