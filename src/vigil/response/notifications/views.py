@@ -83,6 +83,8 @@ FIELD_HINTS: Mapping[str, str] = {
     "at_mobiles": N_("Comma-separated."),
     "to": N_("Comma-separated e-mail addresses."),
     "secret": N_("The secret shown when signing is turned on for the robot or webhook."),
+    "access_token": N_("Leave empty when the webhook address above includes it."),
+    "key": N_("Leave empty when the webhook address above includes it."),
 }
 LANGUAGE_LABELS: Mapping[str, str] = {"zh_CN": "简体中文", "en": "English"}
 STATUS_LABELS: Mapping[str, str] = {"pending": N_("pending"), "sent": N_("sent"), "failed": N_("failed")}
