@@ -4,7 +4,7 @@ The administrator opens Notification channels from the navigation, picks DingTal
 address (with its access token) and the 加签 secret, saves, and sends a test: the stand-in DingTalk robot on
 loopback checks the message format and recomputes the signature, and the page says the message was delivered.
 The robot then breaks (HTTP 500): the next test shows the failure with its reason after every attempt. The
-page never shows the token or the secret.
+page never shows the token or the secret. An analyst then reads both in the delivery log, in 简体中文.
 """
 
 from __future__ import annotations
@@ -37,10 +37,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with database.transaction(Scope.system()) as session:
         hq = service.root_unit_id(session)
         ctx = Context(session=session, actor=audit.Actor(None, "e2e-setup", hq))
-        user = service.create_user(ctx, data=UserCreate(
-            username="sec", display_name="Sun Security", password=PASSWORD, unit_id=hq,
-            grants=[GrantCreate(role=Role.SECURITY_ADMIN, unit_id=hq)]))
-        user.must_change_password = False
+        for username, display, role in (("sec", "Sun Security", Role.SECURITY_ADMIN),
+                                        ("ana", "Ana Analyst", Role.ANALYST)):
+            user = service.create_user(ctx, data=UserCreate(
+                username=username, display_name=display, password=PASSWORD, unit_id=hq,
+                grants=[GrantCreate(role=role, unit_id=hq)]))
+            user.must_change_password = False
     try:
         with serve(create_app(settings, database)) as running:
             yield running
@@ -48,12 +50,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         database.dispose()
 
 
-def sign_in(page: Page, server: Server) -> None:
+def sign_in(page: Page, server: Server, username: str = "sec", display: str = "Sun Security") -> None:
     page.goto(server.url + "/")
-    page.get_by_label("User name").fill("sec")
+    page.get_by_label("User name").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", name="Hello, Sun Security")).to_be_visible()
+    expect(page.get_by_role("heading", name=f"Hello, {display}")).to_be_visible()
 
 
 def test_add_a_dingtalk_robot_and_send_a_test(browser: Browser, server: Server) -> None:
@@ -84,4 +86,21 @@ def test_add_a_dingtalk_robot_and_send_a_test(browser: Browser, server: Server) 
         expect(page.locator("#recent-tests tbody tr")).to_have_count(2)
     html = page.content()
     assert TOKEN not in html and SECRET not in html
+    page.close()
+
+
+def test_an_analyst_reads_the_delivery_log_in_chinese(browser: Browser, server: Server) -> None:
+    """Runs after the test above: its two test messages are in the log."""
+    page = browser.new_page()
+    sign_in(page, server, "ana", "Ana Analyst")
+    page.goto(server.url + "/response/notifications/deliveries")
+    page.get_by_role("button", name="简体中文").click()
+    expect(page.get_by_role("heading", name="投递记录")).to_be_visible()
+    rows = page.locator("table.deliveries tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text("失败")
+    expect(rows.nth(1)).to_contain_text("已送达")
+    page.get_by_label("状态").select_option("failed")
+    page.get_by_role("button", name="筛选").click()
+    expect(page.locator("table.deliveries tbody tr")).to_have_count(1)
     page.close()

@@ -112,5 +112,10 @@ def test_the_delivery_log_page_in_chinese_and_who_may_open_what(world: World, ap
     text = text_of(log)
     assert "投递记录" in text and "SOC DingTalk" in text and "已送达" in text and "Test message from Vigil" in text
     assert analyst.get(f"{PAGE}/deliveries", params={"status": "failed"}).text.count("data-delivery=") == 0
+    # The filter form as a browser sends it: empty fields are no filter.
+    unfiltered = analyst.get(f"{PAGE}/deliveries", params={"channel": "", "incident": "", "status": ""})
+    assert unfiltered.status_code == 200 and unfiltered.text.count("data-delivery=") == 1
+    assert analyst.get(f"{PAGE}/deliveries", params={"channel": str(channel_id), "incident": "",
+                                                     "status": "sent"}).text.count("data-delivery=") == 1
     assert analyst.get(PAGE).status_code == 403  # configuring channels is the security administrator's
     assert admin.get(f"{PAGE}/deliveries").status_code == 403  # the log is incident data

@@ -50,7 +50,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Configurer = Annotated[Principal, Depends(page_guard(Permission.INTEGRATIONS_WRITE))]
 LogReader = Annotated[Principal, Depends(page_guard(Permission.INCIDENTS_READ))]
 ChannelId = Annotated[int, Path(ge=1, le=MAX_RECORD_ID)]
-OptionalId = Annotated[int | None, Query(ge=1, le=MAX_RECORD_ID)]
+FilterText = Annotated[str, Query(max_length=20)]
 REFUSED = (BadInput, Conflict, NotFound)
 PAGE = "/response/notifications"
 BASE_FIELDS = ("name", "language", "unit_id", "max_attempts", "description")
@@ -99,6 +99,11 @@ class FormState:
     values: dict[str, Any] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     error: str = ""
+
+
+def record_id(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() and 0 < int(text) <= MAX_RECORD_ID else None
 
 
 def kind_label(_: Translator, kind: str) -> str:
@@ -288,16 +293,17 @@ def test_channel(channel_id: ChannelId, request: Request, principal: Configurer,
 
 @router.get(PAGE + "/deliveries")
 def deliveries_page(request: Request, principal: LogReader, session: SessionDep,
-                    pages: Annotated[PageParams, Depends(page_params)], channel_id: OptionalId = None,
-                    incident_id: OptionalId = None,
-                    status: Annotated[str, Query(max_length=20)] = "") -> HTMLResponse:
+                    pages: Annotated[PageParams, Depends(page_params)], channel: FilterText = "",
+                    incident: FilterText = "", status: FilterText = "") -> HTMLResponse:
+    """The filter form sends empty fields as empty strings: an empty or unreadable filter is no filter."""
     _ = translator(request)
+    channel_id, incident_id = record_id(channel), record_id(incident)
     chosen = status if status in service.STATUSES else ""
     query = service.deliveries_query(channel_id=channel_id, incident_id=incident_id, status=chosen or None)
     items, total = paginate(session, query, pages)
     named = session.execute(select(NotificationDelivery.channel_id, NotificationDelivery.channel_name)
                             .where(NotificationDelivery.channel_id.is_not(None)).distinct()).all()
-    params = {"channel_id": str(channel_id or ""), "incident_id": str(incident_id or ""), "status": chosen}
+    params = {"channel": str(channel_id or ""), "incident": str(incident_id or ""), "status": chosen}
     return render(request, "response/deliveries.html", {
         "deliveries": items,
         "pager": Pager(PAGE + "/deliveries", total, pages.limit, pages.offset, params),
