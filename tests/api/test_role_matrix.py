@@ -40,6 +40,7 @@ from tests.intel.test_intel_api import (
     fresh_sighting_id,
 )
 from tests.kb.test_kb_api import fresh_kb_slug, with_git_wiki
+from tests.response.test_notifications_api import channel_form, fresh_channel_id
 from tests.response.test_oncall_api import (
     fresh_ack_path,
     fresh_escalation_id,
@@ -746,6 +747,32 @@ ROUTES: dict[tuple[str, str], Row] = {
         f"/kb/pages/{fresh_kb_slug(c.world)}/print")),
     ("POST", "/kb/pages/{slug}/publish"): Row(Needs(P.KB_WRITE), lambda c: (
         with_git_wiki(c.app), Req(f"/kb/pages/{fresh_kb_slug(c.world)}/publish", data={}))[1]),
+    # --- notification channels (of line_a, below branch_a) and the delivery log ----------------------------
+    ("GET", "/api/v1/notification-kinds"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/api/v1/notification-kinds")),
+    ("GET", "/api/v1/notification-channels"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/api/v1/notification-channels")),
+    ("POST", "/api/v1/notification-channels"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        "/api/v1/notification-channels", json={"name": f"api channel {c.name} {uuid.uuid4().hex[:8]}",
+                                               "kind": "wecom", "config": {"key": "k"}, "unit_id": c.world.line_a})),
+    ("GET", "/api/v1/notification-channels/{channel_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/notification-channels/{fresh_channel_id(c.world)}")),
+    ("PATCH", "/api/v1/notification-channels/{channel_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/notification-channels/{fresh_channel_id(c.world)}", json={"language": "zh_CN"})),
+    ("DELETE", "/api/v1/notification-channels/{channel_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/notification-channels/{fresh_channel_id(c.world)}")),
+    ("POST", "/api/v1/notification-channels/{channel_id}/test"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/notification-channels/{fresh_channel_id(c.world)}/test")),
+    ("GET", "/api/v1/notification-deliveries"): Row(Needs(P.INCIDENTS_READ), fixed("/api/v1/notification-deliveries")),
+    ("GET", "/response/notifications"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/response/notifications")),
+    ("POST", "/response/notifications"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        "/response/notifications", data=channel_form(c.name, c.world.line_a))),
+    ("POST", "/response/notifications/{channel_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/response/notifications/{fresh_channel_id(c.world)}", data=channel_form(c.name, c.world.line_a))),
+    ("POST", "/response/notifications/{channel_id}/delete"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/response/notifications/{fresh_channel_id(c.world)}/delete", data={})),
+    ("POST", "/response/notifications/{channel_id}/test"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/response/notifications/{fresh_channel_id(c.world)}/test", data={})),
+    ("GET", "/response/notifications/deliveries"): Row(Needs(P.INCIDENTS_READ),
+                                                       fixed("/response/notifications/deliveries")),
 }
 
 

@@ -17,6 +17,7 @@ from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppressio
 from tests.detection.test_hunts_api import fresh_hunt_id
 from tests.intel.test_intel_api import fresh_sighting_id
 from tests.kb.test_kb_api import kb_target_slug
+from tests.response.test_notifications_api import channel_form, fresh_channel_id
 from tests.response.test_oncall_api import (
     fresh_escalation_id,
     fresh_override_id,
@@ -202,6 +203,21 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("GET", "/kb/pages/{slug}/export.md"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/export.md", None),
     ("GET", "/kb/pages/{slug}/print"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/print", None),
     ("POST", "/kb/pages/{slug}/publish"): lambda w, t: ("POST", f"/kb/pages/{t['kb_page']}/publish", {}),
+    # Notification channels of branch_b, asked for by the security administrator of branch_a.
+    ("GET", "/api/v1/notification-channels/{channel_id}"): lambda w, t: (
+        "GET", f"/api/v1/notification-channels/{t['channel']}", None),
+    ("PATCH", "/api/v1/notification-channels/{channel_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/notification-channels/{t['channel']}", {"unit_id": w.branch_a, "enabled": False}),
+    ("DELETE", "/api/v1/notification-channels/{channel_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/notification-channels/{t['channel']}", None),
+    ("POST", "/api/v1/notification-channels/{channel_id}/test"): lambda w, t: (
+        "POST", f"/api/v1/notification-channels/{t['channel']}/test", None),
+    ("POST", "/response/notifications/{channel_id}"): lambda w, t: (
+        "POST", f"/response/notifications/{t['channel']}", channel_form("secadmin_a", w.branch_a)),
+    ("POST", "/response/notifications/{channel_id}/delete"): lambda w, t: (
+        "POST", f"/response/notifications/{t['channel']}/delete", {}),
+    ("POST", "/response/notifications/{channel_id}/test"): lambda w, t: (
+        "POST", f"/response/notifications/{t['channel']}/test", {}),
 }
 
 
@@ -266,6 +282,8 @@ def branch_caller(path: str) -> str:
     administrator's to grant and revoke, everything else about accounts and units the system administrator's."""
     if path.startswith(ANALYST_PATHS):
         return "analyst_a"  # events and saved searches are for analysts: ``targets`` adds one to branch_a
+    if "/notification" in path:
+        return "secadmin_a"  # notification channels are integrations: the security administrator's
     return "secadmin_a" if "/grants" in path or "/sources/" in path else "sysadmin_a"  # log sources: security
 
 
@@ -299,7 +317,7 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
             "schedule": (schedule_b := fresh_schedule_id(world, world.branch_b)),
             "override": fresh_override_id(world, schedule_b), "policy": fresh_policy_id(world, world.branch_b),
             "escalation": fresh_escalation_id(world, client.app, world.branch_b),
-            "kb_page": kb_target_slug(world)}
+            "kb_page": kb_target_slug(world), "channel": fresh_channel_id(world, world.branch_b)}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:

@@ -99,6 +99,10 @@ ACTION_LABELS: dict[str, str] = {
     "kb.page.update": N_("Knowledge-base page edited"),
     "kb.page.delete": N_("Knowledge-base page deleted"),
     "kb.page.publish": N_("Knowledge-base page published to git"),
+    "notification.channel.create": N_("Notification channel added"),
+    "notification.channel.update": N_("Notification channel changed"),
+    "notification.channel.delete": N_("Notification channel removed"),
+    "notification.send": N_("Notification sent"),
 }
 TIME_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 

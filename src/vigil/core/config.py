@@ -153,6 +153,13 @@ class Settings(BaseSettings):
     kb_git_timeout_seconds: float = Field(
         default=60.0, ge=1.0, le=600.0, description="Longest a git command (clone, fetch, commit, push) may take.",
     )
+    notify_retry_seconds: float = Field(
+        default=2.0, ge=0.0, le=300.0,
+        description="Wait before a failed notification is tried again; it doubles with each further attempt.",
+    )
+    notify_timeout_seconds: float = Field(
+        default=10.0, ge=1.0, le=120.0, description="How long one attempt to deliver a notification may take.",
+    )
 
     @field_validator("timezone", "log_timezone")
     @classmethod

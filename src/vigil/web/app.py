@@ -27,6 +27,8 @@ from vigil.intel.runtime import Intel, intel_for
 from vigil.kb import api as kb_api
 from vigil.kb import views as kb_views
 from vigil.response import oncall_api, oncall_views
+from vigil.response.notifications import api as notifications_api
+from vigil.response.notifications import views as notifications_views
 from vigil.response.oncall_runtime import EscalationRunner
 from vigil.siem import api as siem_api
 from vigil.siem import views as siem_views
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for router in oncall_api.routers:
         app.include_router(router)
     app.include_router(kb_api.router)
+    for router in notifications_api.routers:
+        app.include_router(router)
     app.state.render_error = templating.render_error
     app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")
     app.include_router(views.router)
@@ -95,6 +99,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for router in oncall_views.routers:
         app.include_router(router)
     app.include_router(kb_views.router)
+    for router in notifications_views.routers:
+        app.include_router(router)
     app.add_middleware(SecurityHeadersAndMetrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, ingest_limit=settings.ingest_max_body_bytes)
     return app

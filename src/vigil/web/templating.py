@@ -169,6 +169,8 @@ ADMIN_PAGES: tuple[Domain, ...] = (
     Domain("settings", N_("Settings"), href="/admin/settings", permission=P.SETTINGS_READ, everywhere=True),
     Domain("policy", N_("Security policy"), href="/security/policy", permission=P.POLICY_READ, everywhere=True),
     Domain("audit", N_("Audit log"), href="/audit", permission=P.AUDIT_READ),
+    Domain("notification-channels", N_("Notification channels"), href="/response/notifications",
+           permission=P.INTEGRATIONS_WRITE),
 )
 OVERVIEW: tuple[Domain, ...] = (
     Domain("home", N_("Home"), href="/"),
