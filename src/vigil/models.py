@@ -9,4 +9,5 @@ from vigil.intel import models as intel_models
 from vigil.siem import models as siem_models
 
 metadata = Base.metadata
-__all__ = ["accounts_models", "core_audit", "detection_models", "incidents_models", "intel_models", "metadata", "siem_models"]
+__all__ = ["accounts_models", "core_audit", "detection_models", "intel_models", "metadata", "siem_models"]
+__all__ += ["incidents_models"]

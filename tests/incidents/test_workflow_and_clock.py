@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo
 
@@ -17,9 +18,9 @@ SHANGHAI = Calendar(zone=ZoneInfo("Asia/Shanghai"), weekdays=frozenset({0, 1, 2,
 
 def test_the_five_steps_go_forward_one_at_a_time() -> None:
     order = ["identify", "contain", "eradicate", "recover", "review"]
-    for source, target in zip(order, order[1:], strict=False):
+    for source, target in itertools.pairwise(order):
         assert plan(source, target, Facts()).move is Move.ADVANCE
-    with pytest.raises(InvalidTransition, match="cannot move to recover .allowed: contain"):
+    with pytest.raises(InvalidTransition, match=r"cannot move to recover .allowed: contain"):
         plan("identify", "recover", Facts())
     assert plan("eradicate", "contain", Facts()).move is Move.RETURN
     assert allowed_targets("recover") == [Phase.REVIEW, Phase.ERADICATE]
@@ -36,7 +37,7 @@ def test_required_tasks_gate_leaving_a_phase_and_the_refusal_names_them() -> Non
 
 def test_closing_needs_an_approved_post_mortem() -> None:
     for state, shown in [(None, "not written"), ("draft", "draft"), ("in_review", "in_review")]:
-        with pytest.raises(InvalidTransition, match=f"approved post-mortem .it is {shown}"):
+        with pytest.raises(InvalidTransition, match=rf"approved post-mortem .it is {shown}"):
             plan("review", "closed", Facts(postmortem_status=state))
     assert plan("review", "closed", Facts(postmortem_status="approved")).move is Move.CLOSE
 
