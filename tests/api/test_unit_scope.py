@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
 from tests.detection.test_hunts_api import fresh_hunt_id
+from tests.incidents.test_incidents_api import incident_targets
 from tests.intel.test_intel_api import fresh_sighting_id
 
 from vigil.accounts import service
@@ -24,6 +25,7 @@ from vigil.core.db import Scope, ScopeMissing
 from vigil.core.errors import PermissionDenied
 from vigil.core.pagination import PageParams
 from vigil.detection.models import Alert, Suppression
+from vigil.incidents.models import Incident
 from vigil.siem.models import LogSource, SavedSearch
 
 from .support import assert_problem, new_token, user_row, web_session
@@ -117,6 +119,44 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("GET", "/intel/sightings/{sighting_id}"): lambda w, t: ("GET", f"/intel/sightings/{t['sighting']}", None),
     ("POST", "/intel/sightings/{sighting_id}/mark"): lambda w, t: (
         "POST", f"/intel/sightings/{t['sighting']}/mark", {"status": "false-positive"}),
+    # Incidents of branch_b (with a task, an observable and a linked alert), asked for by an analyst of branch_a.
+    ("GET", "/api/v1/incidents/{incident_id}"): lambda w, t: ("GET", f"/api/v1/incidents/{t['incident']}", None),
+    ("PATCH", "/api/v1/incidents/{incident_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/incidents/{t['incident']}", {"severity": "P4"}),
+    ("POST", "/api/v1/incidents/{incident_id}/assign"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/assign", {"owner_id": None, "team": "mine"}),
+    ("POST", "/api/v1/incidents/{incident_id}/acknowledge"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/acknowledge", None),
+    ("POST", "/api/v1/incidents/{incident_id}/transition"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/transition", {"phase": "contain"}),
+    ("POST", "/api/v1/incidents/{incident_id}/alerts"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/alerts", {"alert_ids": [t["alert"]]}),
+    ("DELETE", "/api/v1/incidents/{incident_id}/alerts/{alert_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/incidents/{t['incident']}/alerts/{t['incident_alert']}", None),
+    ("POST", "/api/v1/incidents/{incident_id}/observables"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/observables", {"value": "mine.example.net"}),
+    ("DELETE", "/api/v1/incidents/{incident_id}/observables/{observable_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/incidents/{t['incident']}/observables/{t['observable']}", None),
+    ("POST", "/api/v1/incidents/{incident_id}/tasks"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/tasks", {"title": "mine"}),
+    ("PATCH", "/api/v1/incidents/{incident_id}/tasks/{task_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/incidents/{t['incident']}/tasks/{t['task']}", {"title": "mine"}),
+    ("POST", "/api/v1/incidents/{incident_id}/tasks/{task_id}/complete"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/tasks/{t['task']}/complete", None),
+    ("POST", "/api/v1/incidents/{incident_id}/tasks/{task_id}/reopen"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/tasks/{t['task']}/reopen", None),
+    ("DELETE", "/api/v1/incidents/{incident_id}/tasks/{task_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/incidents/{t['incident']}/tasks/{t['task']}", None),
+    ("POST", "/api/v1/incidents/{incident_id}/comments"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/comments", {"body": "mine"}),
+    ("POST", "/api/v1/incidents/{incident_id}/timeline"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/timeline", {"summary": "mine"}),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/postmortem", None),
+    ("PATCH", "/api/v1/incidents/{incident_id}/postmortem"): lambda w, t: (
+        "PATCH", f"/api/v1/incidents/{t['incident']}/postmortem", {"impact": "mine"}),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/{action}"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/postmortem/submit", None),
 }
 
 
@@ -149,6 +189,12 @@ NOT_RECORD_IDS = {
     ("GET", "/intel/indicators/{indicator_id}"), ("GET", "/intel/actors/{entity_id}"),
     ("POST", "/intel/allowlist/{allow_id}/delete"),
 }
+# The incident domain's settings (custom fields, task templates, SLA targets) are platform-wide.
+NOT_RECORD_IDS |= {
+    ("DELETE", "/api/v1/incident-settings/fields/{field_id}"),
+    ("DELETE", "/api/v1/incident-settings/templates/{template_id}"),
+    ("PUT", "/api/v1/incident-settings/sla/{severity}"),
+}
 
 
 def test_every_route_with_an_id_is_covered(app: Any) -> None:
@@ -171,6 +217,7 @@ ANALYST_PATHS = ("/api/v1/intel/sightings/", "/intel/sightings/", "/api/v1/event
                  "/siem/events/", "/siem/search/", "/api/v1/alerts/",
                  "/api/v1/suppressions/", "/detection/alerts/", "/detection/suppressions/", "/api/v1/hunts/",
                  "/detection/hunts/")
+ANALYST_PATHS += ("/api/v1/incidents/",)
 
 
 def branch_caller(path: str) -> str:
@@ -207,7 +254,7 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
             "unit": world.branch_b, "event": event, "saved": saved_id,
             "source": source_id, "alert": fresh_alert_id(world, world.branch_b),
             "suppression": fresh_suppression_id(world, world.branch_b), "hunt": fresh_hunt_id(world, world.branch_b),
-            "sighting": fresh_sighting_id(world, world.branch_b)}
+            "sighting": fresh_sighting_id(world, world.branch_b), **incident_targets(world)}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:
@@ -223,8 +270,9 @@ def snapshot(world: Any) -> dict[str, Any]:
         source_b = (source.unit_id, source.retention_days) if source is not None else None
         alerts_b = session.execute(select(Alert.id, Alert.status, Alert.assignee_id)).all()
         suppressions_b = session.execute(select(Suppression.id, Suppression.enabled)).all()
+        incidents_b = session.execute(select(Incident.id, Incident.updated_at, Incident.team)).all()
     return {"staff_b": user_row(world.database, world.users["staff_b"]), "unit_b": name, "source_b": source_b,
-            "alerts_b": alerts_b, "suppressions_b": suppressions_b}
+            "alerts_b": alerts_b, "suppressions_b": suppressions_b, "incidents_b": incidents_b}
 
 
 def request_as(client: TestClient, world: Any, username: str, method: str, path: str, body: Any,

@@ -48,7 +48,8 @@ class Reader:
         self.now = now
         self.targets = sla.targets(session)
         self.calendar = sla.calendar(session)
-        self.types: Mapping[int, str] = dict(session.execute(select(IncidentType.id, IncidentType.key)).tuples().all())
+        self.types: Mapping[int, str] = {row.id: row.key for row in session.execute(select(IncidentType.id,
+                                                                                          IncidentType.key))}
 
     def figures(self, incident: Incident) -> list[sla.SlaFigure]:
         return sla.figures_of(self.session, incident, self.now, self.targets, self.calendar)

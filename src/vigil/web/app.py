@@ -21,6 +21,7 @@ from vigil.detection import api as detection_api
 from vigil.detection import hunts_service
 from vigil.detection import views as detection_views
 from vigil.detection.source_health import SilentSourceWatch
+from vigil.incidents import api as incidents_api
 from vigil.intel import api as intel_api
 from vigil.intel import views as intel_views
 from vigil.intel.runtime import Intel, intel_for
@@ -72,6 +73,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(accounts_api.router)
     app.include_router(audit_api.router)
     for router in [*siem_api.routers, *detection_api.routers, *intel_api.routers]:
+        app.include_router(router)
+    for router in incidents_api.routers:
         app.include_router(router)
     app.state.render_error = templating.render_error
     app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")
