@@ -34,6 +34,7 @@ from tests.detection.test_rules_service import sigma_rule
 from tests.incidents.test_incidents_api import (
     fresh_done_task_ids,
     fresh_field_id,
+    fresh_grouping_rule_id,
     fresh_incident_id,
     fresh_linked_alert_ids,
     fresh_observable_ids,
@@ -693,6 +694,16 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("PUT", "/api/v1/incident-settings/sla/{severity}"): Row(Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
         "/api/v1/incident-settings/sla/P4", json={"acknowledge_minutes": 60 + len(c.name), "contain_minutes": 600,
                                                   "resolve_minutes": 6000, "clock": "business"})),
+    ("POST", "/api/v1/incidents/escalate"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        "/api/v1/incidents/escalate", json={"alert_ids": [fresh_alert_id(c.world)], "type": "intrusion"})),
+    ("GET", "/api/v1/incident-settings/grouping-rules"): Row(Needs(P.INCIDENTS_READ),
+                                                             fixed("/api/v1/incident-settings/grouping-rules")),
+    ("POST", "/api/v1/incident-settings/grouping-rules"): Row(Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/incident-settings/grouping-rules", json={"name": f"rule {uuid.uuid4().hex[:8]}", "match_on": "host",
+                                                          "window_minutes": 60})),
+    ("DELETE", "/api/v1/incident-settings/grouping-rules/{rule_id}"): Row(
+        Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
+            f"/api/v1/incident-settings/grouping-rules/{fresh_grouping_rule_id(c.world)}")),
     ("GET", "/api/v1/incident-settings/calendar"): Row(Needs(P.INCIDENTS_READ),
                                                        fixed("/api/v1/incident-settings/calendar")),
     ("PUT", "/api/v1/incident-settings/calendar"): Row(Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(

@@ -194,6 +194,7 @@ NOT_RECORD_IDS |= {
     ("DELETE", "/api/v1/incident-settings/fields/{field_id}"),
     ("DELETE", "/api/v1/incident-settings/templates/{template_id}"),
     ("PUT", "/api/v1/incident-settings/sla/{severity}"),
+    ("DELETE", "/api/v1/incident-settings/grouping-rules/{rule_id}"),
 }
 
 

@@ -16,10 +16,11 @@ from vigil.accounts import service as accounts
 from vigil.core import audit
 from vigil.core.context import Context
 from vigil.core.db import Scope
-from vigil.incidents import activity, postmortem, service, settings_service, tasks
+from vigil.incidents import activity, intake, postmortem, service, settings_service, tasks
 from vigil.incidents.models import Task
 from vigil.incidents.schemas import (
     FieldDefinitionCreate,
+    GroupingRuleCreate,
     IncidentCreate,
     ObservableCreate,
     TaskCreate,
@@ -94,6 +95,12 @@ def fresh_field_id(world: Any) -> int:
     with world.database.transaction(Scope.system()) as session:
         return settings_service.create_field(_system(session), data=FieldDefinitionCreate(
             key=f"f_{uuid.uuid4().hex[:12]}", label="Matrix field", kind="text")).id
+
+
+def fresh_grouping_rule_id(world: Any) -> int:
+    with world.database.transaction(Scope.system()) as session:
+        return intake.create_rule(_system(session), data=GroupingRuleCreate(
+            name=f"matrix {uuid.uuid4().hex[:8]}", match_on="user", window_minutes=30)).id
 
 
 def fresh_template_id(world: Any) -> int:

@@ -47,6 +47,8 @@ from vigil.detection import cli as detection_cli
 from vigil.detection import cli_alerts, cli_hunts, cli_rules
 from vigil.detection.alerts import alert_count
 from vigil.detection.rules_import import install_starter_pack
+from vigil.incidents import cli as incidents_cli
+from vigil.incidents import demo as incidents_demo
 from vigil.intel import cli as intel_cli
 from vigil.intel import demo as intel_demo
 from vigil.siem import cli as siem_cli
@@ -74,6 +76,7 @@ app.add_typer(cli_rules.app, name="rules")
 app.add_typer(cli_alerts.app, name="alerts")
 app.add_typer(cli_hunts.app, name="hunts")
 app.add_typer(intel_cli.app, name="intel")
+app.add_typer(incidents_cli.app, name="incident")
 
 # Every finished domain's demo data, loaded in this order. A loader adds what is missing and returns how
 # many records of each kind it added (empty: nothing to do). Records-store loaders run in a transaction
@@ -119,6 +122,7 @@ DEMO_LOADERS: tuple[tuple[str, DemoLoader], ...] = (
     ("detection", load_detection_demo),
     ("siem", load_siem_demo),
     ("intel", load_intel_demo),
+    ("incidents", in_transaction(incidents_demo.load)),
 )
 
 

@@ -21,15 +21,18 @@ from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID, utcnow
 from vigil.core.errors import BadInput
 from vigil.core.pagination import Page, PageParams, page_params
-from vigil.incidents import activity, metrics, postmortem, service, settings_service, sla, tasks
+from vigil.incidents import activity, intake, metrics, postmortem, service, settings_service, sla, tasks
 from vigil.incidents.common import get_incident
 from vigil.incidents.reads import IndicatorFinder, Reader
 from vigil.incidents.schemas import (
     AlertIds,
     CommentCreate,
     CommentRead,
+    EscalateAlerts,
     FieldDefinitionCreate,
     FieldDefinitionRead,
+    GroupingRuleCreate,
+    GroupingRuleRead,
     IncidentAssign,
     IncidentCreate,
     IncidentFilter,
@@ -136,6 +139,13 @@ def incident_metrics(
     if start >= end:
         raise BadInput("since must be before until", errors=[{"field": "since", "message": "after until"}])
     return metrics.compute(session, since=start, until=end, group_by=group_by, period=period)
+
+
+@router.post("/escalate", status_code=status.HTTP_201_CREATED)
+def escalate_alerts(data: EscalateAlerts, request: Request, principal: Writer, session: SessionDep) -> IncidentRead:
+    """Alerts into an open incident (``incident_id``) or a new one, all or none."""
+    incident = intake.escalate(context(request, session, principal), data=data)
+    return full(request, session, incident.id)
 
 
 @router.get("/{incident_id}")
@@ -366,6 +376,24 @@ def read_calendar(principal: Reader_, session: SessionDep) -> SlaCalendarRead:
 def set_calendar(data: SlaCalendarUpdate, request: Request, principal: Admin, session: SessionDep) -> SlaCalendarRead:
     return SlaCalendarRead.model_validate(settings_service.set_calendar(context(request, session, principal),
                                                                         data=data))
+
+
+@settings_router.get("/grouping-rules")
+def list_grouping_rules(principal: Reader_, session: SessionDep, pages: Pages) -> Page[GroupingRuleRead]:
+    found = [GroupingRuleRead.model_validate(r) for r in intake.list_rules(session)]
+    return Page(items=found[pages.offset:pages.offset + pages.limit], total=len(found), **pages.model_dump())
+
+
+@settings_router.post("/grouping-rules", status_code=status.HTTP_201_CREATED)
+def create_grouping_rule(data: GroupingRuleCreate, request: Request, principal: Admin,
+                         session: SessionDep) -> GroupingRuleRead:
+    return GroupingRuleRead.model_validate(intake.create_rule(context(request, session, principal), data=data))
+
+
+@settings_router.delete("/grouping-rules/{rule_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_grouping_rule(rule_id: ChildId, request: Request, principal: Admin, session: SessionDep) -> Response:
+    intake.delete_rule(context(request, session, principal), rule_id=rule_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 routers = [router, settings_router]

@@ -22,6 +22,7 @@ from vigil.detection import hunts_service
 from vigil.detection import views as detection_views
 from vigil.detection.source_health import SilentSourceWatch
 from vigil.incidents import api as incidents_api
+from vigil.incidents.clock import IncidentClock
 from vigil.intel import api as intel_api
 from vigil.intel import views as intel_views
 from vigil.intel.runtime import Intel, intel_for
@@ -46,9 +47,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         health.start()
         intel: Intel = app.state.intel
         intel.start()
+        incident_clock = IncidentClock(app.state.db)
+        incident_clock.start()
         try:
             yield
         finally:
+            incident_clock.stop()
             health.stop()
             intel.stop()
             await run_in_threadpool(siem.stop)
