@@ -704,6 +704,9 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("DELETE", "/api/v1/incident-settings/grouping-rules/{rule_id}"): Row(
         Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
             f"/api/v1/incident-settings/grouping-rules/{fresh_grouping_rule_id(c.world)}")),
+    ("GET", "/incidents"): Row(Needs(P.INCIDENTS_READ), lambda c: Req("/incidents", params={"phase": "identify"})),
+    ("GET", "/incidents/{incident_id}"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}")),
     ("GET", "/api/v1/incident-settings/calendar"): Row(Needs(P.INCIDENTS_READ),
                                                        fixed("/api/v1/incident-settings/calendar")),
     ("PUT", "/api/v1/incident-settings/calendar"): Row(Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(

@@ -157,6 +157,7 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
         "PATCH", f"/api/v1/incidents/{t['incident']}/postmortem", {"impact": "mine"}),
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/{action}"): lambda w, t: (
         "POST", f"/api/v1/incidents/{t['incident']}/postmortem/submit", None),
+    ("GET", "/incidents/{incident_id}"): lambda w, t: ("GET", f"/incidents/{t['incident']}", None),
 }
 
 
@@ -218,7 +219,7 @@ ANALYST_PATHS = ("/api/v1/intel/sightings/", "/intel/sightings/", "/api/v1/event
                  "/siem/events/", "/siem/search/", "/api/v1/alerts/",
                  "/api/v1/suppressions/", "/detection/alerts/", "/detection/suppressions/", "/api/v1/hunts/",
                  "/detection/hunts/")
-ANALYST_PATHS += ("/api/v1/incidents/",)
+ANALYST_PATHS += ("/api/v1/incidents/", "/incidents/")
 
 
 def branch_caller(path: str) -> str:

@@ -22,6 +22,7 @@ from vigil.detection import hunts_service
 from vigil.detection import views as detection_views
 from vigil.detection.source_health import SilentSourceWatch
 from vigil.incidents import api as incidents_api
+from vigil.incidents import views as incidents_views
 from vigil.incidents.clock import IncidentClock
 from vigil.intel import api as intel_api
 from vigil.intel import views as intel_views
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(audit_views.router)
     for router in [*siem_views.routers, *detection_views.routers, *intel_views.routers]:
         app.include_router(router)
+    app.include_router(incidents_views.router)
     app.add_middleware(SecurityHeadersAndMetrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, ingest_limit=settings.ingest_max_body_bytes)
     return app
