@@ -126,19 +126,20 @@ def create_incident(data: IncidentCreate, request: Request, principal: Writer, s
 
 @router.get("/metrics")
 def incident_metrics(
-    principal: Reader_, session: SessionDep,
+    principal: Reader_, session: SessionDep, pages: Pages,
     since: AwareDatetime | None = None, until: AwareDatetime | None = None,
     group_by: Annotated[metrics.GroupBy, Query(description="period, type, severity or team.")] = metrics.GroupBy.PERIOD,
     period: Annotated[metrics.Period, Query(description="day, week or month (with group_by=period).")] =
         metrics.Period.MONTH,
-) -> list[metrics.MetricRow]:
+) -> Page[metrics.MetricRow]:
     """MTTA, MTTC and MTTR in minutes of incidents opened in [since, until) (default: the last 90 days),
     recomputed from the recorded status changes."""
     end = until or datetime.now(UTC)
     start = since or end - timedelta(days=90)
     if start >= end:
         raise BadInput("since must be before until", errors=[{"field": "since", "message": "after until"}])
-    return metrics.compute(session, since=start, until=end, group_by=group_by, period=period)
+    found = metrics.compute(session, since=start, until=end, group_by=group_by, period=period)
+    return Page(items=found[pages.offset:pages.offset + pages.limit], total=len(found), **pages.model_dump())
 
 
 @router.post("/escalate", status_code=status.HTTP_201_CREATED)
@@ -355,9 +356,10 @@ def delete_template(template_id: ChildId, request: Request, principal: Admin, se
 
 
 @settings_router.get("/sla")
-def list_sla_targets(principal: Reader_, session: SessionDep) -> list[SlaTargetRead]:
+def list_sla_targets(principal: Reader_, session: SessionDep, pages: Pages) -> Page[SlaTargetRead]:
     known = sla.targets(session)
-    return [SlaTargetRead.model_validate(known[s]) for s in sla.SEVERITIES if s in known]
+    found = [SlaTargetRead.model_validate(known[s]) for s in sla.SEVERITIES if s in known]
+    return Page(items=found[pages.offset:pages.offset + pages.limit], total=len(found), **pages.model_dump())
 
 
 @settings_router.put("/sla/{severity}")
