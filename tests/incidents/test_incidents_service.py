@@ -139,14 +139,14 @@ def test_the_author_cannot_approve_their_own_post_mortem(world: Any) -> None:
         assert task is not None and task.assignee_id == world.users["responder"]  # tracked as a task
 
 
-def test_comments_store_mentions_of_known_users_and_announce_them_after_commit(world: Any) -> None:
+def test_comments_store_mentions_of_users_who_may_read_and_announce_them_after_commit(world: Any) -> None:
     incident_id = open_one(world.database)
     seen: list[Any] = []
     unsubscribe = bus.subscribe(UsersMentioned, seen.append)
     try:
         with acting(world.database, "analyst") as ctx:
             comment = activity.add_comment(ctx, incident_id=incident_id, data=CommentCreate(
-                body="@responder please isolate WS01; cc @viewer and @ghost. mail a@b.example"))
+                body="@responder please isolate WS01; cc @viewer, @staff_b and @ghost. mail a@b.example"))
             assert seen == []  # not before the commit
         assert comment.mentions == [world.users["responder"], world.users["viewer"]]
         assert seen[0].user_ids == (world.users["responder"], world.users["viewer"])

@@ -17,7 +17,14 @@ from vigil.core.events import emit
 from vigil.detection import alerts_service
 from vigil.detection.models import Alert
 from vigil.detection.workflow import AlertStatus
-from vigil.incidents.common import event_fields, get_incident, get_open_incident, note, users_by_name
+from vigil.incidents.common import (
+    can_read_incidents,
+    event_fields,
+    get_incident,
+    get_open_incident,
+    note,
+    users_by_name,
+)
 from vigil.incidents.events import AlertsLinked, UsersMentioned
 from vigil.incidents.models import Comment, Incident, IncidentAlert, Observable, TimelineEntry
 from vigil.incidents.schemas import CommentCreate, ObservableCreate, TimelineCreate
@@ -32,11 +39,14 @@ def mentioned_names(body: str) -> list[str]:
 
 
 def add_comment(ctx: Context, *, incident_id: int, data: CommentCreate) -> Comment:
-    """Comment on the incident; each @username of an enabled user is stored as a mention and announced."""
+    """Comment on the incident; each @username of an enabled user who may read it is stored as a mention and
+    announced."""
     incident = get_incident(ctx.session, incident_id)
     users = users_by_name(ctx.session, mentioned_names(data.body))
+    # Only people who may read the incident are mentioned (and so told of it); others stay plain text.
     mentions = list(dict.fromkeys(user.id for name in mentioned_names(data.body)
-                                  if (user := users.get(name.lower())) is not None))
+                                  if (user := users.get(name.lower())) is not None
+                                  and can_read_incidents(ctx.session, user.id, incident.unit_id)))
     comment = Comment(incident_id=incident.id, author_id=ctx.actor.user_id, author=ctx.actor.name, body=data.body,
                       mentions=mentions)
     ctx.session.add(comment)
