@@ -31,6 +31,18 @@ from tests.detection.test_rule_placeholders import matrix_placeholder
 from tests.detection.test_rule_tests import WHOAMI, matrix_rule_with_case
 from tests.detection.test_rules_api import matrix_rule_id
 from tests.detection.test_rules_service import sigma_rule
+from tests.incidents.test_incidents_api import (
+    fresh_done_task_ids,
+    fresh_field_id,
+    fresh_grouping_rule_id,
+    fresh_incident_id,
+    fresh_linked_alert_ids,
+    fresh_observable_ids,
+    fresh_postmortem_incident,
+    fresh_ready_incident,
+    fresh_task_ids,
+    fresh_template_id,
+)
 from tests.intel.test_intel_api import (
     STIX_BUNDLE,
     fresh_allow_id,
@@ -773,6 +785,95 @@ ROUTES: dict[tuple[str, str], Row] = {
         f"/response/notifications/{fresh_channel_id(c.world)}/test", data={})),
     ("GET", "/response/notifications/deliveries"): Row(Needs(P.INCIDENTS_READ),
                                                        fixed("/response/notifications/deliveries")),
+    # --- incidents (records of line_a, below branch_a; settings platform-wide) --------------------------
+    ("GET", "/api/v1/incidents"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        "/api/v1/incidents", params={"status": "open", "sla": "ok"})),
+    ("POST", "/api/v1/incidents"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req("/api/v1/incidents", json={
+        "title": f"Opened by {c.name}", "type": "malware", "severity": "P3", "unit_id": c.world.line_a})),
+    ("GET", "/api/v1/incidents/metrics"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        "/api/v1/incidents/metrics", params={"group_by": "type"})),
+    ("GET", "/api/v1/incidents/{incident_id}"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}")),
+    ("PATCH", "/api/v1/incidents/{incident_id}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}", json={"severity": "P2"})),
+    ("POST", "/api/v1/incidents/{incident_id}/assign"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}/assign", json={
+            "owner_id": c.world.users["responder"], "team": "CSIRT"})),
+    ("POST", "/api/v1/incidents/{incident_id}/acknowledge"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}/acknowledge")),
+    ("POST", "/api/v1/incidents/{incident_id}/transition"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_ready_incident(c.world)}/transition", json={"phase": "contain"})),
+    ("POST", "/api/v1/incidents/{incident_id}/alerts"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}/alerts", json={"alert_ids": [fresh_alert_id(c.world)]})),
+    ("DELETE", "/api/v1/incidents/{incident_id}/alerts/{alert_id}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        "/api/v1/incidents/{}/alerts/{}".format(*fresh_linked_alert_ids(c.world)))),
+    ("POST", "/api/v1/incidents/{incident_id}/observables"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}/observables", json={"value": "evil.example.net"})),
+    ("DELETE", "/api/v1/incidents/{incident_id}/observables/{observable_id}"): Row(
+        Needs(P.INCIDENTS_WRITE), lambda c: Req("/api/v1/incidents/{}/observables/{}".format(
+            *fresh_observable_ids(c.world)))),
+    ("POST", "/api/v1/incidents/{incident_id}/tasks"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}/tasks", json={"title": f"task of {c.name}"})),
+    ("PATCH", "/api/v1/incidents/{incident_id}/tasks/{task_id}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        "/api/v1/incidents/{}/tasks/{}".format(*fresh_task_ids(c.world)), json={"title": "renamed"})),
+    ("POST", "/api/v1/incidents/{incident_id}/tasks/{task_id}/complete"): Row(
+        Needs(P.INCIDENTS_WRITE), lambda c: Req("/api/v1/incidents/{}/tasks/{}/complete".format(
+            *fresh_task_ids(c.world)))),
+    ("POST", "/api/v1/incidents/{incident_id}/tasks/{task_id}/reopen"): Row(
+        Needs(P.INCIDENTS_WRITE), lambda c: Req("/api/v1/incidents/{}/tasks/{}/reopen".format(
+            *fresh_done_task_ids(c.world)))),
+    ("DELETE", "/api/v1/incidents/{incident_id}/tasks/{task_id}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        "/api/v1/incidents/{}/tasks/{}".format(*fresh_task_ids(c.world)))),
+    ("POST", "/api/v1/incidents/{incident_id}/comments"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}/comments", json={"body": f"@viewer from {c.name}"})),
+    ("POST", "/api/v1/incidents/{incident_id}/timeline"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}/timeline", json={"summary": "Called the ISP"})),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}/postmortem")),
+    ("PATCH", "/api/v1/incidents/{incident_id}/postmortem"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_postmortem_incident(c.world)}/postmortem", json={"impact": "two laptops"})),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/{action}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_postmortem_incident(c.world, 'in_review')}/postmortem/approve")),
+    ("GET", "/api/v1/incident-settings/types"): Row(Needs(P.INCIDENTS_READ), fixed("/api/v1/incident-settings/types")),
+    ("POST", "/api/v1/incident-settings/types"): Row(Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/incident-settings/types", json={"key": f"t_{uuid.uuid4().hex[:12]}", "names": {"en": "Matrix"}})),
+    ("GET", "/api/v1/incident-settings/fields"): Row(Needs(P.INCIDENTS_READ),
+                                                     fixed("/api/v1/incident-settings/fields")),
+    ("POST", "/api/v1/incident-settings/fields"): Row(Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/incident-settings/fields", json={"key": f"f_{uuid.uuid4().hex[:12]}", "label": "Ticket",
+                                                  "kind": "text"})),
+    ("DELETE", "/api/v1/incident-settings/fields/{field_id}"): Row(
+        Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
+            f"/api/v1/incident-settings/fields/{fresh_field_id(c.world)}")),
+    ("GET", "/api/v1/incident-settings/templates"): Row(Needs(P.INCIDENTS_READ),
+                                                        fixed("/api/v1/incident-settings/templates")),
+    ("POST", "/api/v1/incident-settings/templates"): Row(Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/incident-settings/templates", json={"phase": "contain", "title": f"by {c.name}"})),
+    ("DELETE", "/api/v1/incident-settings/templates/{template_id}"): Row(
+        Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
+            f"/api/v1/incident-settings/templates/{fresh_template_id(c.world)}")),
+    ("GET", "/api/v1/incident-settings/sla"): Row(Needs(P.INCIDENTS_READ), fixed("/api/v1/incident-settings/sla")),
+    ("PUT", "/api/v1/incident-settings/sla/{severity}"): Row(Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/incident-settings/sla/P4", json={"acknowledge_minutes": 60 + len(c.name), "contain_minutes": 600,
+                                                  "resolve_minutes": 6000, "clock": "business"})),
+    ("POST", "/api/v1/incidents/escalate"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        "/api/v1/incidents/escalate", json={"alert_ids": [fresh_alert_id(c.world)], "type": "intrusion"})),
+    ("GET", "/api/v1/incident-settings/grouping-rules"): Row(Needs(P.INCIDENTS_READ),
+                                                             fixed("/api/v1/incident-settings/grouping-rules")),
+    ("POST", "/api/v1/incident-settings/grouping-rules"): Row(Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/incident-settings/grouping-rules", json={"name": f"rule {uuid.uuid4().hex[:8]}", "match_on": "host",
+                                                          "window_minutes": 60})),
+    ("DELETE", "/api/v1/incident-settings/grouping-rules/{rule_id}"): Row(
+        Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
+            f"/api/v1/incident-settings/grouping-rules/{fresh_grouping_rule_id(c.world)}")),
+    ("GET", "/incidents"): Row(Needs(P.INCIDENTS_READ), lambda c: Req("/incidents", params={"phase": "identify"})),
+    ("GET", "/incidents/{incident_id}"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}")),
+    ("GET", "/api/v1/incident-settings/calendar"): Row(Needs(P.INCIDENTS_READ),
+                                                       fixed("/api/v1/incident-settings/calendar")),
+    ("PUT", "/api/v1/incident-settings/calendar"): Row(Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
+        "/api/v1/incident-settings/calendar", json={"timezone": "Asia/Shanghai", "weekdays": [0, 1, 2, 3, 4],
+                                                    "day_start": "09:00", "day_end": "18:00", "warn_ratio": 0.8})),
 }
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
 from tests.detection.test_hunts_api import fresh_hunt_id
+from tests.incidents.test_incidents_api import incident_targets
 from tests.intel.test_intel_api import fresh_sighting_id
 from tests.kb.test_kb_api import kb_target_slug
 from tests.response.test_notifications_api import channel_form, fresh_channel_id
@@ -32,6 +33,7 @@ from vigil.core.db import Scope, ScopeMissing
 from vigil.core.errors import PermissionDenied
 from vigil.core.pagination import PageParams
 from vigil.detection.models import Alert, Suppression
+from vigil.incidents.models import Incident
 from vigil.response.oncall_models import Escalation, EscalationPolicy, OncallOverride, OncallSchedule
 from vigil.siem.models import LogSource, SavedSearch
 
@@ -218,6 +220,45 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
         "POST", f"/response/notifications/{t['channel']}/delete", {}),
     ("POST", "/response/notifications/{channel_id}/test"): lambda w, t: (
         "POST", f"/response/notifications/{t['channel']}/test", {}),
+    # Incidents of branch_b (with a task, an observable and a linked alert), asked for by an analyst of branch_a.
+    ("GET", "/api/v1/incidents/{incident_id}"): lambda w, t: ("GET", f"/api/v1/incidents/{t['incident']}", None),
+    ("PATCH", "/api/v1/incidents/{incident_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/incidents/{t['incident']}", {"severity": "P4"}),
+    ("POST", "/api/v1/incidents/{incident_id}/assign"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/assign", {"owner_id": None, "team": "mine"}),
+    ("POST", "/api/v1/incidents/{incident_id}/acknowledge"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/acknowledge", None),
+    ("POST", "/api/v1/incidents/{incident_id}/transition"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/transition", {"phase": "contain"}),
+    ("POST", "/api/v1/incidents/{incident_id}/alerts"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/alerts", {"alert_ids": [t["alert"]]}),
+    ("DELETE", "/api/v1/incidents/{incident_id}/alerts/{alert_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/incidents/{t['incident']}/alerts/{t['incident_alert']}", None),
+    ("POST", "/api/v1/incidents/{incident_id}/observables"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/observables", {"value": "mine.example.net"}),
+    ("DELETE", "/api/v1/incidents/{incident_id}/observables/{observable_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/incidents/{t['incident']}/observables/{t['observable']}", None),
+    ("POST", "/api/v1/incidents/{incident_id}/tasks"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/tasks", {"title": "mine"}),
+    ("PATCH", "/api/v1/incidents/{incident_id}/tasks/{task_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/incidents/{t['incident']}/tasks/{t['task']}", {"title": "mine"}),
+    ("POST", "/api/v1/incidents/{incident_id}/tasks/{task_id}/complete"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/tasks/{t['task']}/complete", None),
+    ("POST", "/api/v1/incidents/{incident_id}/tasks/{task_id}/reopen"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/tasks/{t['task']}/reopen", None),
+    ("DELETE", "/api/v1/incidents/{incident_id}/tasks/{task_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/incidents/{t['incident']}/tasks/{t['task']}", None),
+    ("POST", "/api/v1/incidents/{incident_id}/comments"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/comments", {"body": "mine"}),
+    ("POST", "/api/v1/incidents/{incident_id}/timeline"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/timeline", {"summary": "mine"}),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/postmortem", None),
+    ("PATCH", "/api/v1/incidents/{incident_id}/postmortem"): lambda w, t: (
+        "PATCH", f"/api/v1/incidents/{t['incident']}/postmortem", {"impact": "mine"}),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/{action}"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/postmortem/submit", None),
+    ("GET", "/incidents/{incident_id}"): lambda w, t: ("GET", f"/incidents/{t['incident']}", None),
 }
 
 
@@ -252,6 +293,13 @@ NOT_RECORD_IDS = {
     # The signed acknowledgement link's token is a credential, not a record id (its own tests refuse tampering).
     ("GET", "/ack/{token}"), ("POST", "/ack/{token}"),
 }
+# The incident domain's settings (custom fields, task templates, SLA targets) are platform-wide.
+NOT_RECORD_IDS |= {
+    ("DELETE", "/api/v1/incident-settings/fields/{field_id}"),
+    ("DELETE", "/api/v1/incident-settings/templates/{template_id}"),
+    ("PUT", "/api/v1/incident-settings/sla/{severity}"),
+    ("DELETE", "/api/v1/incident-settings/grouping-rules/{rule_id}"),
+}
 
 
 def test_every_route_with_an_id_is_covered(app: Any) -> None:
@@ -275,6 +323,7 @@ ANALYST_PATHS = ("/api/v1/intel/sightings/", "/intel/sightings/", "/api/v1/event
                  "/api/v1/suppressions/", "/detection/alerts/", "/detection/suppressions/", "/api/v1/hunts/",
                  "/detection/hunts/", "/api/v1/oncall/", "/oncall/", "/api/v1/escalation-policies/",
                  "/api/v1/escalations/", "/api/v1/kb/", "/kb/")
+ANALYST_PATHS += ("/api/v1/incidents/", "/incidents/")
 
 
 def branch_caller(path: str) -> str:
@@ -317,7 +366,8 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
             "schedule": (schedule_b := fresh_schedule_id(world, world.branch_b)),
             "override": fresh_override_id(world, schedule_b), "policy": fresh_policy_id(world, world.branch_b),
             "escalation": fresh_escalation_id(world, client.app, world.branch_b),
-            "kb_page": kb_target_slug(world), "channel": fresh_channel_id(world, world.branch_b)}
+            "kb_page": kb_target_slug(world), "channel": fresh_channel_id(world, world.branch_b),
+            **incident_targets(world)}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:
@@ -338,8 +388,9 @@ def snapshot(world: Any) -> dict[str, Any]:
                     session.execute(select(OncallOverride.id)).all(),
                     session.execute(select(EscalationPolicy.id, EscalationPolicy.name, EscalationPolicy.repeat)).all(),
                     session.execute(select(Escalation.id, Escalation.status)).all()]
+        incidents_b = session.execute(select(Incident.id, Incident.updated_at, Incident.team)).all()
     return {"staff_b": user_row(world.database, world.users["staff_b"]), "unit_b": name, "source_b": source_b,
-            "alerts_b": alerts_b, "suppressions_b": suppressions_b, "oncall_b": oncall_b}
+            "alerts_b": alerts_b, "suppressions_b": suppressions_b, "oncall_b": oncall_b, "incidents_b": incidents_b}
 
 
 def request_as(client: TestClient, world: Any, username: str, method: str, path: str, body: Any,

@@ -47,6 +47,8 @@ from vigil.detection import cli as detection_cli
 from vigil.detection import cli_alerts, cli_hunts, cli_rules
 from vigil.detection.alerts import alert_count
 from vigil.detection.rules_import import install_starter_pack
+from vigil.incidents import cli as incidents_cli
+from vigil.incidents import demo as incidents_demo
 from vigil.intel import cli as intel_cli
 from vigil.intel import demo as intel_demo
 from vigil.kb import cli as kb_cli
@@ -82,6 +84,7 @@ app.add_typer(oncall_cli.oncall, name="oncall")
 app.add_typer(oncall_cli.escalation, name="escalation")
 app.add_typer(kb_cli.app, name="kb")
 app.add_typer(notifications_cli.app, name="notify")
+app.add_typer(incidents_cli.app, name="incident")
 
 # Every finished domain's demo data, loaded in this order. A loader adds what is missing and returns how
 # many records of each kind it added (empty: nothing to do). Records-store loaders run in a transaction
@@ -129,6 +132,7 @@ DEMO_LOADERS: tuple[tuple[str, DemoLoader], ...] = (
     ("intel", load_intel_demo),
     ("oncall", in_transaction(oncall_demo.load)),
     ("kb", in_transaction(kb_demo.load)),
+    ("incidents", in_transaction(incidents_demo.load)),
 )
 
 

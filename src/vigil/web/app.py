@@ -21,6 +21,9 @@ from vigil.detection import api as detection_api
 from vigil.detection import hunts_service
 from vigil.detection import views as detection_views
 from vigil.detection.source_health import SilentSourceWatch
+from vigil.incidents import api as incidents_api
+from vigil.incidents import views as incidents_views
+from vigil.incidents.clock import IncidentClock
 from vigil.intel import api as intel_api
 from vigil.intel import views as intel_views
 from vigil.intel.runtime import Intel, intel_for
@@ -53,9 +56,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         intel.start()
         escalations: EscalationRunner = app.state.escalations
         escalations.start()
+        incident_clock = IncidentClock(app.state.db)
+        incident_clock.start()
         try:
             yield
         finally:
+            incident_clock.stop()
             escalations.stop()
             health.stop()
             intel.stop()
@@ -89,6 +95,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(kb_api.router)
     for router in notifications_api.routers:
         app.include_router(router)
+    for router in incidents_api.routers:
+        app.include_router(router)
     app.state.render_error = templating.render_error
     app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")
     app.include_router(views.router)
@@ -101,6 +109,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(kb_views.router)
     for router in notifications_views.routers:
         app.include_router(router)
+    app.include_router(incidents_views.router)
     app.add_middleware(SecurityHeadersAndMetrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, ingest_limit=settings.ingest_max_body_bytes)
     return app
