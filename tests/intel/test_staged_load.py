@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import cli_context
 
 from vigil.core.db import Scope
+from vigil.core.errors import BadInput
 from vigil.intel import service
 from vigil.intel.feeds.tabular import CsvParser, LinesParser
 from vigil.intel.indicators import IndicatorType, ParsedIndicator
@@ -186,3 +187,14 @@ def test_rows_drawn_at_random_are_stored_alike_both_ways(intel: Intel, tmp_path:
                "description": "description", "header": True}
     result, store = both_ways(intel, tmp_path, "\n".join(rows) + "\n", options, defaults=DEFAULTS)
     assert result.pull.error_count > 0 and store.count() > 10
+
+
+@pytest.mark.parametrize(("fmt", "options", "said"), [("csv", {}, "bad csv feed options"),
+                                                      ("lines", {"nope": 1}, "bad lines feed options"),
+                                                      ("no-such-format", {}, "unknown intelligence format")])
+def test_the_format_and_its_options_are_refused_before_the_decay(intel: Intel, fmt: str, options: dict[str, Any],
+                                                                 said: str) -> None:
+    with intel.db.transaction(Scope.system()) as session, pytest.raises(BadInput, match=said):
+        service.take_in(cli_context(session), intel.store, stream=io.BytesIO(b"198.51.100.1\n"), fmt=fmt,
+                        options=options, source="feed:1", decay={"nonsense": {"base_score": 1}})
+    assert intel.store.count() == 0

@@ -128,7 +128,7 @@ def take_in(ctx: Context, store: IntelStore, *, stream: BinaryIO, fmt: str, opti
     it as ``source``. A source that is not of its format raises ``BadInput`` and changes nothing."""
     pull = IntelPull(feed_id=feed_id, source=source[:300], by=ctx.actor.name, started_at=utcnow())
     intake = Intake()
-    stager = Stager(policies_of(decay or {}))
+    stager = Stager({})  # the decay policies are checked below, after the format and its options, as ever
     lines: Iterable[str]
     if items is None:
         parser = feed_parsers().get(fmt)
@@ -142,6 +142,7 @@ def take_in(ctx: Context, store: IntelStore, *, stream: BinaryIO, fmt: str, opti
             items = parser.parse(stream, options)
     if items is not None:
         lines = map(stager.line, itertools.count(), intake.split(items, defaults or {}))
+    stager.policies = policies_of(decay or {})  # before any line is read: the lines name policies lazily
     with collector_paused():  # a million short-lived items: reference counting frees them, no cycle to find
         merged = store.merge_lines(lines, stager, source=source, version=version, replace=replace)
     ctx.session.add(pull)  # only now: a source refused whole leaves no pull behind (the caller records why)
