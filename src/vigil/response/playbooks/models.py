@@ -53,7 +53,8 @@ class PlaybookRun(UnitScoped, Base):
     version: Mapped[int] = mapped_column(Integer)
     incident_id: Mapped[int | None] = mapped_column(Integer, index=True)
     trigger: Mapped[str] = mapped_column(String(40))  # manual | incident_opened | incident_changed
-    status: Mapped[str] = mapped_column(String(20), index=True)  # running | awaiting_approval | succeeded | failed | rejected
+    # running | awaiting_approval | succeeded | failed | rejected
+    status: Mapped[str] = mapped_column(String(20), index=True)
     current_step: Mapped[int] = mapped_column(Integer, default=0)
     started_by: Mapped[str] = mapped_column(String(64))
     started_by_id: Mapped[int | None] = mapped_column(Integer)
