@@ -136,7 +136,7 @@ def request_execution(ctx: Context, *, data: ExecutionCreate, playbook_run_id: i
 def _decidable(ctx: Context, execution: ActionExecution, *, via_playbook: bool) -> None:
     if execution.status != "awaiting_approval":
         raise InvalidTransition(f"execution {execution.id} is {execution.status}, not awaiting approval",
-                                status=execution.status)
+                                current=execution.status)
     if execution.playbook_run_id is not None and not via_playbook:
         raise Conflict(f"execution {execution.id} belongs to playbook run {execution.playbook_run_id}; approve or "
                        "reject it there, so the run goes on", playbook_run_id=execution.playbook_run_id)
@@ -211,7 +211,7 @@ def run(ctx: Context, *, execution: ActionExecution, client: httpx.Client | None
     """Run an approved or requested execution: each step recorded; a midway failure undone and recorded."""
     if execution.status not in ("requested", "approved"):
         raise InvalidTransition(f"execution {execution.id} is {execution.status}; only a requested or approved run "
-                                "runs", status=execution.status)
+                                "runs", current=execution.status)
     action, plan, undo, problem = _plans_of(ctx.session, execution)
     execution.status, execution.started_at = "running", utcnow()
     ctx.session.flush()
@@ -244,7 +244,7 @@ def rollback(ctx: Context, *, execution_id: int, client: httpx.Client | None = N
     execution = get_execution(ctx.session, execution_id)
     if execution.status != "succeeded":
         raise InvalidTransition(f"execution {execution.id} is {execution.status}; only a run that succeeded is "
-                                "rolled back", status=execution.status)
+                                "rolled back", current=execution.status)
     action, _plan, undo, problem = _plans_of(ctx.session, execution)
     if undo is None:
         raise Conflict(f"execution {execution.id} cannot be rolled back: "

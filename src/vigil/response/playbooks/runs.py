@@ -350,7 +350,7 @@ def _settle(session: Session, result: PlaybookStepResult) -> None:
 def _waiting(ctx: Context, run_id: int) -> tuple[PlaybookRun, PlaybookStepResult, Definition, Incident]:
     run = get_run(ctx.session, run_id)
     if run.status != "awaiting_approval":
-        raise InvalidTransition(f"playbook run {run.id} is {run.status}, not awaiting approval", status=run.status)
+        raise InvalidTransition(f"playbook run {run.id} is {run.status}, not awaiting approval", current=run.status)
     if run.started_by_id is not None and run.started_by_id == ctx.actor.user_id:
         raise PermissionDenied("you started this playbook run; another person must approve or reject its steps")
     if run.incident_id is None:

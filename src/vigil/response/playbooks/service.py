@@ -22,7 +22,14 @@ from vigil.incidents.common import find_type
 from vigil.response.actions import service as actions
 from vigil.response.notifications import service as notifications
 from vigil.response.playbooks.models import Playbook, PlaybookVersion
-from vigil.response.playbooks.schemas import ActStep, Definition, NotifyStep, PlaybookCreate, PlaybookUpdate
+from vigil.response.playbooks.schemas import (
+    ActStep,
+    Definition,
+    NotifyStep,
+    PlaybookCreate,
+    PlaybookRead,
+    PlaybookUpdate,
+)
 
 UNSCOPED = {"vigil_unscoped": True}
 
@@ -172,6 +179,13 @@ def get_version(session: Session, playbook: Playbook, version: int | None = None
     if found is None:
         raise NotFound(f"playbook {playbook.name} has no version {wanted}")
     return found
+
+
+def playbook_read(session: Session, playbook: Playbook) -> PlaybookRead:
+    return PlaybookRead(id=playbook.id, unit_id=playbook.unit_id, name=playbook.name,
+                        description=playbook.description, enabled=playbook.enabled, version=playbook.version,
+                        definition=definition_of(session, playbook), created_at=playbook.created_at,
+                        created_by=playbook.created_by, updated_at=playbook.updated_at, updated_by=playbook.updated_by)
 
 
 def definition_of(session: Session, playbook: Playbook) -> dict[str, Any]:
