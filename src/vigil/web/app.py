@@ -31,10 +31,12 @@ from vigil.kb import api as kb_api
 from vigil.kb import views as kb_views
 from vigil.response import oncall_api, oncall_views
 from vigil.response.actions import api as actions_api
+from vigil.response.actions import views as actions_views
 from vigil.response.notifications import api as notifications_api
 from vigil.response.notifications import views as notifications_views
 from vigil.response.oncall_runtime import EscalationRunner
 from vigil.response.playbooks import api as playbooks_api
+from vigil.response.playbooks import views as playbooks_views
 from vigil.response.playbooks.runtime import ResponseRunner
 from vigil.siem import api as siem_api
 from vigil.siem import views as siem_views
@@ -120,6 +122,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for router in notifications_views.routers:
         app.include_router(router)
     app.include_router(incidents_views.router)
+    for router in [*actions_views.routers, *playbooks_views.routers]:
+        app.include_router(router)
     app.add_middleware(SecurityHeadersAndMetrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, ingest_limit=settings.ingest_max_body_bytes)
     return app

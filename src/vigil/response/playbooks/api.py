@@ -26,7 +26,8 @@ from vigil.response.playbooks.schemas import (
     RunStatus,
     VersionRead,
 )
-from vigil.web.deps import SessionDep, context, require, settings_of
+from vigil.response.playbooks.web import options_of
+from vigil.web.deps import SessionDep, context, require
 
 router = APIRouter(prefix="/api/v1", tags=["playbooks"])
 Configurer = Annotated[Principal, Depends(require(Permission.INTEGRATIONS_WRITE))]
@@ -35,13 +36,6 @@ PlaybookId = Annotated[int, PathParam(ge=1, le=MAX_RECORD_ID, description="A pla
 RunId = Annotated[int, PathParam(ge=1, le=MAX_RECORD_ID, description="A playbook run's id.")]
 Pages = Annotated[PageParams, Depends(page_params)]
 FilterId = Annotated[int | None, Query(ge=1, le=MAX_RECORD_ID)]
-
-
-def options_of(request: Request) -> runs.Options:
-    """What the steps need from this process: its intel store, the retry pause, Vigil's address for links."""
-    settings = settings_of(request)
-    return runs.Options(intel=getattr(request.app.state, "intel", None), retry_delay=settings.notify_retry_seconds,
-                        base_url=settings.public_url or str(request.base_url).rstrip("/"))
 
 
 def read(session: SessionDep, playbook_id: int) -> PlaybookRead:
