@@ -135,7 +135,7 @@ def _audit_view(action: ActionConfig) -> dict[str, Any]:
     settings, secrets = public_settings(action)
     return {"name": action.name, "kind": action.kind, "enabled": action.enabled, "settings": settings,
             "secrets": secrets, "requires_approval": action.requires_approval,
-            "rollback_after_seconds": action.rollback_after_seconds}
+            "rollback_after_seconds": action.rollback_after_seconds, "description": action.description}
 
 
 def create_action(ctx: Context, *, data: ActionCreate) -> ActionConfig:
