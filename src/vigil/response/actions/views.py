@@ -236,7 +236,7 @@ def dry_run(action_id: RecordPath, request: Request, principal: Configurer, sess
     try:
         with session.begin_nested():
             shown = service.dry_run(context(request, session, principal), action_id=action_id, target=target)
-    except REFUSED as exc:
+    except BadInput as exc:  # a refused target is shown; an action outside the caller's units stays a 404
         return _page(request, principal, session, form=FormState(error=describe_error(exc, _)), status=422)
     return _page(request, principal, session, dry=shown)
 
