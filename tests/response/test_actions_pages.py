@@ -62,7 +62,7 @@ def test_configure_dry_run_request_and_approve_from_the_pages(world: World, app:
         "reason": "scanner"})
     assert asked.status_code == 303
     waiting = responder.get(asked.headers["location"])
-    assert "The run is awaiting approval." in text_of(waiting) and "Waiting for another person" in text_of(waiting)
+    assert "Run status: awaiting approval." in text_of(waiting) and "Waiting for another person" in text_of(waiting)
     execution_id = int(re.search(r'data-execution="(\d+)"', waiting.text).group(1))
     own = responder.post(f"/response/executions/{execution_id}/approve", data={"csrf_token": csrf_of(waiting)})
     assert own.status_code == 403 and not log.exists()
