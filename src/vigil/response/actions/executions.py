@@ -140,10 +140,19 @@ def _decidable(ctx: Context, execution: ActionExecution, *, via_playbook: bool) 
     if execution.playbook_run_id is not None and not via_playbook:
         raise Conflict(f"execution {execution.id} belongs to playbook run {execution.playbook_run_id}; approve or "
                        "reject it there, so the run goes on", playbook_run_id=execution.playbook_run_id)
-    if execution.requested_by_id is not None and execution.requested_by_id == ctx.actor.user_id:
-        raise PermissionDenied("you requested this run; another person must approve or reject it")
-    if ctx.actor.user_id is None:
-        raise PermissionDenied("a run is approved or rejected by a person")
+    if not may_decide(ctx, requested_by=execution.requested_by, requested_by_id=execution.requested_by_id):
+        raise PermissionDenied("you requested this run, or you are the system; another person must approve or "
+                               "reject it")
+
+
+def may_decide(ctx: Context, *, requested_by: str, requested_by_id: int | None) -> bool:
+    """Separation of duties: the system never decides, nor does the person who asked (a signed-in user by id,
+    a local operator of the command line by login)."""
+    if ctx.actor.name == SYSTEM:
+        return False
+    if requested_by_id is not None:
+        return requested_by_id != ctx.actor.user_id
+    return requested_by != ctx.actor.name
 
 
 def approve_execution(ctx: Context, *, execution_id: int, comment: str = "", via_playbook: bool = False,

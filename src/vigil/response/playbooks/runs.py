@@ -351,7 +351,7 @@ def _waiting(ctx: Context, run_id: int) -> tuple[PlaybookRun, PlaybookStepResult
     run = get_run(ctx.session, run_id)
     if run.status != "awaiting_approval":
         raise InvalidTransition(f"playbook run {run.id} is {run.status}, not awaiting approval", current=run.status)
-    if run.started_by_id is not None and run.started_by_id == ctx.actor.user_id:
+    if not executions.may_decide(ctx, requested_by=run.started_by, requested_by_id=run.started_by_id):
         raise PermissionDenied("you started this playbook run; another person must approve or reject its steps")
     if run.incident_id is None:
         raise Conflict(f"playbook run {run.id} has no incident")
