@@ -14,6 +14,7 @@ from tests.conftest import World, cli_context
 from vigil.core import audit
 from vigil.core.audit import AuditRecord
 from vigil.core.auth import Role
+from vigil.core.config import Settings
 from vigil.core.context import Context
 from vigil.core.db import Scope, utcnow
 from vigil.core.errors import BadInput, PermissionDenied
@@ -21,6 +22,8 @@ from vigil.incidents import activity, tasks
 from vigil.incidents import service as incidents
 from vigil.incidents.models import TimelineEntry
 from vigil.incidents.schemas import IncidentCreate, IncidentUpdate, ObservableCreate
+from vigil.intel.indicators import IndicatorType, ParsedIndicator
+from vigil.intel.runtime import forget, intel_for
 from vigil.response.actions import executions
 from vigil.response.actions import service as actions
 from vigil.response.actions.schemas import ActionCreate
@@ -176,3 +179,25 @@ def test_every_edit_is_a_version_and_a_bad_definition_is_refused(world: World, t
         actions_logged = [r.action for r in session.scalars(select(AuditRecord).where(
             AuditRecord.action.like("playbook.%")))]
     assert actions_logged == ["playbook.create", "playbook.update"]
+
+
+def test_enrichment_looks_the_observables_up_in_the_indicator_store(world: World, settings: Settings) -> None:
+    intel = intel_for(settings, world.database)
+    try:
+        intel.store.merge([ParsedIndicator(IndicatorType.IPV4, "203.0.113.66", confidence=90, tags=("c2",))],
+                          source="test-feed")
+        incident_id = open_incident(world)
+        with world.database.transaction(Scope.system()) as session:
+            ctx = cli_context(session)
+            activity.add_observable(ctx, incident_id=incident_id, data=ObservableCreate(value="198.51.100.1"))
+            playbook = service.create_playbook(ctx, data=PlaybookCreate.model_validate({
+                "name": "Enrich", "definition": {"steps": [{"kind": "enrich"}]}}))
+            run = runs.start_run(as_user(session, world, "responder"), playbook_id=playbook.id,
+                                 incident_id=incident_id, options=runs.Options(intel=intel))
+            [step] = runs.steps_of(session, run.id)
+            assert (run.status, step.status) == ("succeeded", "succeeded")
+            assert step.output == "1 of 2 observable(s) known to threat intel: ipv4:203.0.113.66"
+            assert step.detail["lookups"]["ipv4:198.51.100.1"] is None
+            assert "c2" in step.detail["lookups"]["ipv4:203.0.113.66"]["tags"]
+    finally:
+        forget(settings)
