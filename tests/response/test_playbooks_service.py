@@ -24,6 +24,7 @@ from vigil.incidents.models import TimelineEntry
 from vigil.incidents.schemas import IncidentCreate, IncidentUpdate, ObservableCreate
 from vigil.intel.indicators import IndicatorType, ParsedIndicator
 from vigil.intel.runtime import forget, intel_for
+from vigil.response.actions import demo as actions_demo
 from vigil.response.actions import executions
 from vigil.response.actions import service as actions
 from vigil.response.actions.schemas import ActionCreate
@@ -201,3 +202,14 @@ def test_enrichment_looks_the_observables_up_in_the_indicator_store(world: World
             assert "c2" in step.detail["lookups"]["ipv4:203.0.113.66"]["tags"]
     finally:
         forget(settings)
+
+
+def test_the_demo_loads_once_and_its_playbook_matches_a_p1_intrusion(world: World) -> None:
+    with world.database.transaction(Scope.system()) as session:
+        assert actions_demo.load(cli_context(session)) == {"response actions": 1, "playbooks": 1}
+        assert actions_demo.load(cli_context(session)) == {}
+    incident_id = open_incident(world)
+    [run_id] = trigger(world, incident_id)
+    with world.database.transaction(Scope.system()) as session:
+        run = runs.run_read(session, runs.get_run(session, run_id))
+    assert run.status == "awaiting_approval" and [s.status for s in run.steps][:2] == ["skipped", "awaiting_approval"]

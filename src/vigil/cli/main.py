@@ -55,6 +55,7 @@ from vigil.kb import cli as kb_cli
 from vigil.kb import demo as kb_demo
 from vigil.response import oncall_cli, oncall_demo
 from vigil.response.actions import cli as actions_cli
+from vigil.response.actions import demo as actions_demo
 from vigil.response.notifications import cli as notifications_cli
 from vigil.response.playbooks import cli as playbooks_cli
 from vigil.siem import cli as siem_cli
@@ -137,6 +138,7 @@ DEMO_LOADERS: tuple[tuple[str, DemoLoader], ...] = (
     ("oncall", in_transaction(oncall_demo.load)),
     ("kb", in_transaction(kb_demo.load)),
     ("incidents", in_transaction(incidents_demo.load)),
+    ("response", in_transaction(actions_demo.load)),
 )
 
 
