@@ -112,14 +112,17 @@ def request_execution(ctx: Context, *, data: ExecutionCreate, playbook_run_id: i
     action = service.get_action(ctx.session, data.action_id)
     if not action.enabled:
         raise Conflict(f"the response action {action.name} is disabled")
-    incident_ref = ""
+    incident_ref, unit_id = "", action.unit_id
     if data.incident_id is not None:
-        incident_ref = get_incident(ctx.session, data.incident_id).ref
+        # A run for an incident belongs to the incident's unit: whoever reads the incident reads its runs, and
+        # whoever decides on the run may write the incident's timeline.
+        incident = get_incident(ctx.session, data.incident_id)
+        incident_ref, unit_id = incident.ref, incident.unit_id
     parameters = {key: value for key, value in (("reason", data.reason), ("incident", incident_ref)) if value}
     target, _plan, _undo = service.plans(action, data.target, parameters)
     waits = action.requires_approval or needs_approval
     execution = ActionExecution(
-        unit_id=action.unit_id, action_id=action.id, action_name=action.name, action_kind=action.kind, target=target,
+        unit_id=unit_id, action_id=action.id, action_name=action.name, action_kind=action.kind, target=target,
         parameters=parameters, incident_id=data.incident_id, playbook_run_id=playbook_run_id, reason=data.reason,
         status="awaiting_approval" if waits else "requested", requested_by=ctx.actor.name,
         requested_by_id=ctx.actor.user_id, steps=[], requested_at=utcnow())

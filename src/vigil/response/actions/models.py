@@ -5,7 +5,8 @@ secrets included, and is never shown back (reads say only whether each secret is
 channels keep theirs. An execution records one request to run an action against one target: who asked, who
 approved, each step that ran (command or HTTP request, its output and exit code or HTTP status), and the
 rollback when its TTL passed. It keeps the action's name and kind, so it still reads after the action is
-removed, and an incident id and a playbook run id as plain numbers.
+removed, and an incident id and a playbook run id as plain numbers. A run for an incident belongs to the
+incident's unit, any other to the action's.
 """
 
 from __future__ import annotations
