@@ -18,6 +18,9 @@ from vigil.core.auth import Role
 from vigil.core.context import Context
 from vigil.core.db import Scope, utcnow
 from vigil.core.errors import BadInput, Conflict, InvalidTransition, PermissionDenied
+from vigil.incidents import activity
+from vigil.incidents import service as incidents
+from vigil.incidents.schemas import IncidentCreate
 from vigil.response.actions import executions, service
 from vigil.response.actions.models import ActionExecution
 from vigil.response.actions.schemas import ActionCreate, ExecutionCreate
@@ -226,3 +229,17 @@ def test_a_configuration_is_checked_and_its_secret_never_read_back(world: World)
 
 def test_the_built_in_kinds_load_through_the_plugin_path() -> None:
     assert {"block_ip", "disable_account", "isolate_host", "run_script"} <= set(service.actions())
+
+
+def test_a_run_for_an_incident_belongs_to_the_incidents_unit(world: World, tmp_path: Path) -> None:
+    action_id, _log = script_action(world, tmp_path)  # an action of headquarters
+    with world.database.transaction(Scope.system()) as session:
+        incident = incidents.open_incident(cli_context(session), data=IncidentCreate(
+            title="Phishing in Payments", type="phishing", severity="P2", unit_id=world.line_a))
+        incident_id = incident.id
+    execution = request(world, "responder", action_id, "203.0.113.8", incident_id=incident_id)
+    assert (execution.unit_id, execution.status) == (world.line_a, "succeeded")
+    with world.database.transaction(Scope.system()) as session:
+        summaries = [entry.summary for entry in activity.timeline_of(session, incident_id)]
+    assert summaries[-2:] == ["Response action requested: Edge firewall on 203.0.113.8",
+                              "Response action succeeded: Edge firewall on 203.0.113.8"]
