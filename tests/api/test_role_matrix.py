@@ -52,6 +52,13 @@ from tests.intel.test_intel_api import (
     fresh_sighting_id,
 )
 from tests.kb.test_kb_api import fresh_kb_slug, with_git_wiki
+from tests.response.test_actions_api import (
+    fresh_action_id,
+    fresh_execution_id,
+    fresh_playbook_id,
+    fresh_run_id,
+    playbook_body,
+)
 from tests.response.test_notifications_api import channel_form, fresh_channel_id
 from tests.response.test_oncall_api import (
     fresh_ack_path,
@@ -759,6 +766,95 @@ ROUTES: dict[tuple[str, str], Row] = {
         f"/kb/pages/{fresh_kb_slug(c.world)}/print")),
     ("POST", "/kb/pages/{slug}/publish"): Row(Needs(P.KB_WRITE), lambda c: (
         with_git_wiki(c.app), Req(f"/kb/pages/{fresh_kb_slug(c.world)}/publish", data={}))[1]),
+    # --- response actions and playbooks (of line_a, below branch_a) ---------------------------------------
+    ("GET", "/api/v1/action-kinds"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/api/v1/action-kinds")),
+    ("GET", "/api/v1/response-actions"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/api/v1/response-actions")),
+    ("POST", "/api/v1/response-actions"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        "/api/v1/response-actions", json={"name": f"api action {c.name} {uuid.uuid4().hex[:8]}", "kind": "block_ip",
+                                          "config": {"mode": "command", "command": ["/bin/true", "{ip}"]},
+                                          "unit_id": c.world.line_a})),
+    ("GET", "/api/v1/response-actions/{action_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/response-actions/{fresh_action_id(c.world)}")),
+    ("PATCH", "/api/v1/response-actions/{action_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/response-actions/{fresh_action_id(c.world)}", json={"description": "changed"})),
+    ("DELETE", "/api/v1/response-actions/{action_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/response-actions/{fresh_action_id(c.world)}")),
+    ("POST", "/api/v1/response-actions/{action_id}/dry-run"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/response-actions/{fresh_action_id(c.world)}/dry-run", json={"target": "192.0.2.7"})),
+    ("POST", "/api/v1/action-executions"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        "/api/v1/action-executions", json={"action_id": fresh_action_id(c.world), "target": "192.0.2.7"})),
+    ("GET", "/api/v1/action-executions"): Row(Needs(P.RESPONSE_EXECUTE), fixed("/api/v1/action-executions")),
+    ("GET", "/api/v1/action-executions/{execution_id}"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        f"/api/v1/action-executions/{fresh_execution_id(c.world)}")),
+    ("POST", "/api/v1/action-executions/{execution_id}/approve"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        f"/api/v1/action-executions/{fresh_execution_id(c.world)}/approve", json={})),
+    ("POST", "/api/v1/action-executions/{execution_id}/reject"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        f"/api/v1/action-executions/{fresh_execution_id(c.world)}/reject", json={"comment": "no"})),
+    ("POST", "/api/v1/action-executions/{execution_id}/rollback"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        f"/api/v1/action-executions/{fresh_execution_id(c.world, status='succeeded')}/rollback")),
+    ("GET", "/api/v1/playbooks"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/api/v1/playbooks")),
+    ("POST", "/api/v1/playbooks"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req("/api/v1/playbooks", json={
+        **playbook_body(fresh_action_id(c.world), f"api playbook {c.name} {uuid.uuid4().hex[:8]}"),
+        "unit_id": c.world.line_a})),
+    ("GET", "/api/v1/playbooks/{playbook_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/playbooks/{fresh_playbook_id(c.world)}")),
+    ("PATCH", "/api/v1/playbooks/{playbook_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/playbooks/{fresh_playbook_id(c.world)}", json={"description": "changed"})),
+    ("DELETE", "/api/v1/playbooks/{playbook_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/playbooks/{fresh_playbook_id(c.world)}")),
+    ("GET", "/api/v1/playbooks/{playbook_id}/versions"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/api/v1/playbooks/{fresh_playbook_id(c.world)}/versions")),
+    ("POST", "/api/v1/playbooks/{playbook_id}/runs"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        f"/api/v1/playbooks/{fresh_playbook_id(c.world)}/runs", json={"incident_id": fresh_incident_id(c.world)})),
+    ("GET", "/api/v1/playbook-runs"): Row(Needs(P.RESPONSE_EXECUTE), fixed("/api/v1/playbook-runs")),
+    ("GET", "/api/v1/playbook-runs/{run_id}"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        f"/api/v1/playbook-runs/{fresh_run_id(c.world)}")),
+    ("POST", "/api/v1/playbook-runs/{run_id}/approve"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        f"/api/v1/playbook-runs/{fresh_run_id(c.world)}/approve", json={})),
+    ("POST", "/api/v1/playbook-runs/{run_id}/reject"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        f"/api/v1/playbook-runs/{fresh_run_id(c.world)}/reject", json={})),
+    ("GET", "/response/actions"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/response/actions")),
+    ("POST", "/response/actions"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req("/response/actions", data={
+        "kind": "block_ip", "name": f"page action {c.name} {uuid.uuid4().hex[:8]}", "unit_id": str(c.world.line_a),
+        "config": '{"mode": "command", "command": ["/bin/true", "{ip}"]}', "enabled": "on"})),
+    ("POST", "/response/actions/{action_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/response/actions/{fresh_action_id(c.world)}", data={
+            "name": f"page action {c.name} {uuid.uuid4().hex[:8]}", "unit_id": str(c.world.line_a),
+            "config": '{"mode": "command", "command": ["/bin/true", "{ip}"]}', "description": "changed"})),
+    ("POST", "/response/actions/{action_id}/delete"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/response/actions/{fresh_action_id(c.world)}/delete", data={})),
+    ("POST", "/response/actions/{action_id}/dry-run"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/response/actions/{fresh_action_id(c.world)}/dry-run", data={"target": "192.0.2.7"})),
+    ("GET", "/response/executions"): Row(Needs(P.RESPONSE_EXECUTE), fixed("/response/executions")),
+    ("POST", "/response/executions"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req("/response/executions", data={
+        "action_id": str(fresh_action_id(c.world)), "target": "192.0.2.7", "incident_id": "", "reason": ""})),
+    ("POST", "/response/executions/{execution_id}/approve"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        f"/response/executions/{fresh_execution_id(c.world)}/approve", data={})),
+    ("POST", "/response/executions/{execution_id}/reject"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        f"/response/executions/{fresh_execution_id(c.world)}/reject", data={})),
+    ("POST", "/response/executions/{execution_id}/rollback"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        f"/response/executions/{fresh_execution_id(c.world, status='succeeded')}/rollback", data={})),
+    ("GET", "/response/playbooks"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/response/playbooks")),
+    ("GET", "/response/playbooks/new"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/response/playbooks/new")),
+    ("POST", "/response/playbooks"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req("/response/playbooks", data={
+        "name": f"page playbook {c.name} {uuid.uuid4().hex[:8]}", "unit_id": str(c.world.line_a), "enabled": "on",
+        "definition": "trigger: {incident_types: [insider]}\nsteps:\n  - kind: enrich\n"})),
+    ("GET", "/response/playbooks/{playbook_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/response/playbooks/{fresh_playbook_id(c.world)}")),
+    ("POST", "/response/playbooks/{playbook_id}"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/response/playbooks/{fresh_playbook_id(c.world)}", data={
+            "name": f"page playbook {c.name} {uuid.uuid4().hex[:8]}", "enabled": "on",
+            "definition": "trigger: {incident_types: [insider]}\nsteps:\n  - kind: enrich\n",
+            "comment": "enrich only"})),
+    ("POST", "/response/playbooks/{playbook_id}/delete"): Row(Needs(P.INTEGRATIONS_WRITE), lambda c: Req(
+        f"/response/playbooks/{fresh_playbook_id(c.world)}/delete", data={})),
+    ("GET", "/response/playbook-runs"): Row(Needs(P.RESPONSE_EXECUTE), fixed("/response/playbook-runs")),
+    ("POST", "/response/playbook-runs"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req("/response/playbook-runs", data={
+        "playbook_id": str(fresh_playbook_id(c.world)), "incident": str(fresh_incident_id(c.world))})),
+    ("POST", "/response/playbook-runs/{run_id}/approve"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        f"/response/playbook-runs/{fresh_run_id(c.world)}/approve", data={})),
+    ("POST", "/response/playbook-runs/{run_id}/reject"): Row(Needs(P.RESPONSE_EXECUTE), lambda c: Req(
+        f"/response/playbook-runs/{fresh_run_id(c.world)}/reject", data={})),
     # --- notification channels (of line_a, below branch_a) and the delivery log ----------------------------
     ("GET", "/api/v1/notification-kinds"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/api/v1/notification-kinds")),
     ("GET", "/api/v1/notification-channels"): Row(Needs(P.INTEGRATIONS_WRITE), fixed("/api/v1/notification-channels")),

@@ -15,9 +15,10 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
 from tests.detection.test_hunts_api import fresh_hunt_id
-from tests.incidents.test_incidents_api import incident_targets
+from tests.incidents.test_incidents_api import fresh_incident_id, incident_targets
 from tests.intel.test_intel_api import fresh_sighting_id
 from tests.kb.test_kb_api import kb_target_slug
+from tests.response.test_actions_api import fresh_action_id, fresh_execution_id, fresh_playbook_id, fresh_run_id
 from tests.response.test_notifications_api import channel_form, fresh_channel_id
 from tests.response.test_oncall_api import (
     fresh_escalation_id,
@@ -34,7 +35,9 @@ from vigil.core.errors import PermissionDenied
 from vigil.core.pagination import PageParams
 from vigil.detection.models import Alert, Suppression
 from vigil.incidents.models import Incident
+from vigil.response.actions.models import ActionConfig, ActionExecution
 from vigil.response.oncall_models import Escalation, EscalationPolicy, OncallOverride, OncallSchedule
+from vigil.response.playbooks.models import Playbook, PlaybookRun
 from vigil.siem.models import LogSource, SavedSearch
 
 from .support import assert_problem, new_token, user_row, web_session
@@ -259,6 +262,58 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/{action}"): lambda w, t: (
         "POST", f"/api/v1/incidents/{t['incident']}/postmortem/submit", None),
     ("GET", "/incidents/{incident_id}"): lambda w, t: ("GET", f"/incidents/{t['incident']}", None),
+    # Response actions and playbooks of branch_b: configured by the security administrator of branch_a, run
+    # and decided by a responder of branch_a.
+    ("GET", "/api/v1/response-actions/{action_id}"): lambda w, t: (
+        "GET", f"/api/v1/response-actions/{t['response_action']}", None),
+    ("PATCH", "/api/v1/response-actions/{action_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/response-actions/{t['response_action']}", {"unit_id": w.branch_a, "enabled": False}),
+    ("DELETE", "/api/v1/response-actions/{action_id}"): lambda w, t: (
+        "DELETE", f"/api/v1/response-actions/{t['response_action']}", None),
+    ("POST", "/api/v1/response-actions/{action_id}/dry-run"): lambda w, t: (
+        "POST", f"/api/v1/response-actions/{t['response_action']}/dry-run", {"target": "192.0.2.7"}),
+    ("POST", "/response/actions/{action_id}"): lambda w, t: ("POST", f"/response/actions/{t['response_action']}", {
+        "name": "mine", "unit_id": str(w.branch_a), "config": "{}", "description": "mine"}),
+    ("POST", "/response/actions/{action_id}/delete"): lambda w, t: (
+        "POST", f"/response/actions/{t['response_action']}/delete", {}),
+    ("POST", "/response/actions/{action_id}/dry-run"): lambda w, t: (
+        "POST", f"/response/actions/{t['response_action']}/dry-run", {"target": "192.0.2.7"}),
+    ("GET", "/api/v1/action-executions/{execution_id}"): lambda w, t: (
+        "GET", f"/api/v1/action-executions/{t['execution']}", None),
+    ("POST", "/api/v1/action-executions/{execution_id}/approve"): lambda w, t: (
+        "POST", f"/api/v1/action-executions/{t['execution']}/approve", {}),
+    ("POST", "/api/v1/action-executions/{execution_id}/reject"): lambda w, t: (
+        "POST", f"/api/v1/action-executions/{t['execution']}/reject", {}),
+    ("POST", "/api/v1/action-executions/{execution_id}/rollback"): lambda w, t: (
+        "POST", f"/api/v1/action-executions/{t['execution']}/rollback", None),
+    ("POST", "/response/executions/{execution_id}/approve"): lambda w, t: (
+        "POST", f"/response/executions/{t['execution']}/approve", {}),
+    ("POST", "/response/executions/{execution_id}/reject"): lambda w, t: (
+        "POST", f"/response/executions/{t['execution']}/reject", {}),
+    ("POST", "/response/executions/{execution_id}/rollback"): lambda w, t: (
+        "POST", f"/response/executions/{t['execution']}/rollback", {}),
+    ("GET", "/api/v1/playbooks/{playbook_id}"): lambda w, t: ("GET", f"/api/v1/playbooks/{t['playbook']}", None),
+    ("PATCH", "/api/v1/playbooks/{playbook_id}"): lambda w, t: (
+        "PATCH", f"/api/v1/playbooks/{t['playbook']}", {"enabled": True}),
+    ("DELETE", "/api/v1/playbooks/{playbook_id}"): lambda w, t: ("DELETE", f"/api/v1/playbooks/{t['playbook']}", None),
+    ("GET", "/api/v1/playbooks/{playbook_id}/versions"): lambda w, t: (
+        "GET", f"/api/v1/playbooks/{t['playbook']}/versions", None),
+    ("POST", "/api/v1/playbooks/{playbook_id}/runs"): lambda w, t: (
+        "POST", f"/api/v1/playbooks/{t['playbook']}/runs", {"incident_id": t["incident_a"]}),
+    ("GET", "/response/playbooks/{playbook_id}"): lambda w, t: ("GET", f"/response/playbooks/{t['playbook']}", None),
+    ("POST", "/response/playbooks/{playbook_id}"): lambda w, t: ("POST", f"/response/playbooks/{t['playbook']}", {
+        "name": "mine", "enabled": "on", "definition": "steps: [{kind: enrich}]", "comment": ""}),
+    ("POST", "/response/playbooks/{playbook_id}/delete"): lambda w, t: (
+        "POST", f"/response/playbooks/{t['playbook']}/delete", {}),
+    ("GET", "/api/v1/playbook-runs/{run_id}"): lambda w, t: ("GET", f"/api/v1/playbook-runs/{t['playbook_run']}", None),
+    ("POST", "/api/v1/playbook-runs/{run_id}/approve"): lambda w, t: (
+        "POST", f"/api/v1/playbook-runs/{t['playbook_run']}/approve", {}),
+    ("POST", "/api/v1/playbook-runs/{run_id}/reject"): lambda w, t: (
+        "POST", f"/api/v1/playbook-runs/{t['playbook_run']}/reject", {}),
+    ("POST", "/response/playbook-runs/{run_id}/approve"): lambda w, t: (
+        "POST", f"/response/playbook-runs/{t['playbook_run']}/approve", {}),
+    ("POST", "/response/playbook-runs/{run_id}/reject"): lambda w, t: (
+        "POST", f"/response/playbook-runs/{t['playbook_run']}/reject", {}),
 }
 
 
@@ -326,9 +381,18 @@ ANALYST_PATHS = ("/api/v1/intel/sightings/", "/intel/sightings/", "/api/v1/event
 ANALYST_PATHS += ("/api/v1/incidents/", "/incidents/")
 
 
+RESPONDER_PATHS = ("/api/v1/action-executions/", "/response/executions/", "/api/v1/playbook-runs/",
+                   "/response/playbook-runs/")
+
+
 def branch_caller(path: str) -> str:
     """The branch_a administrator whose role does this on their own branch: roles are the security
     administrator's to grant and revoke, everything else about accounts and units the system administrator's."""
+    if path.startswith(RESPONDER_PATHS) or (path.startswith("/api/v1/playbooks/") and path.endswith("/runs")):
+        return "responder_a"  # runs and approvals are for responders: ``targets`` adds one to branch_a
+    if path.startswith(("/api/v1/response-actions/", "/response/actions/", "/api/v1/playbooks/",
+                        "/response/playbooks/")):
+        return "secadmin_a"  # actions and playbooks are integrations: the security administrator's
     if path.startswith(ANALYST_PATHS):
         return "analyst_a"  # events and saved searches are for analysts: ``targets`` adds one to branch_a
     if "/notification" in path:
@@ -349,6 +413,8 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
         store = client.app.state.siem.store  # type: ignore[attr-defined]
         store.append([{"message": "branch b only"}], unit_id=world.branch_b, source="beijing")
         event = store.search("message = ?", ["branch b only"], limit=1)[0].id
+    if any(path in request.node.name for path in RESPONDER_PATHS) or "/runs]" in request.node.name:
+        world.add_user("responder_a", Role.RESPONDER, world.branch_a)
     with world.database.transaction(Scope.system()) as session:  # a saved search of staff_b, in branch_b
         saved = SavedSearch(user_id=world.users["staff_b"], unit_id=world.branch_b, name="branch b's", query="*")
         session.add(saved)
@@ -367,7 +433,11 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
             "override": fresh_override_id(world, schedule_b), "policy": fresh_policy_id(world, world.branch_b),
             "escalation": fresh_escalation_id(world, client.app, world.branch_b),
             "kb_page": kb_target_slug(world), "channel": fresh_channel_id(world, world.branch_b),
-            **incident_targets(world)}
+            **incident_targets(world),
+            "response_action": fresh_action_id(world, world.branch_b),
+            "execution": fresh_execution_id(world, world.branch_b),
+            "playbook": fresh_playbook_id(world, world.branch_b), "playbook_run": fresh_run_id(world, world.branch_b),
+            "incident_a": fresh_incident_id(world, world.branch_a)}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:
@@ -389,8 +459,14 @@ def snapshot(world: Any) -> dict[str, Any]:
                     session.execute(select(EscalationPolicy.id, EscalationPolicy.name, EscalationPolicy.repeat)).all(),
                     session.execute(select(Escalation.id, Escalation.status)).all()]
         incidents_b = session.execute(select(Incident.id, Incident.updated_at, Incident.team)).all()
+        response_b = [session.execute(select(ActionConfig.id, ActionConfig.unit_id, ActionConfig.enabled,
+                                             ActionConfig.description)).all(),
+                      session.execute(select(ActionExecution.id, ActionExecution.status)).all(),
+                      session.execute(select(Playbook.id, Playbook.enabled, Playbook.version)).all(),
+                      session.execute(select(PlaybookRun.id, PlaybookRun.status, PlaybookRun.playbook_id)).all()]
     return {"staff_b": user_row(world.database, world.users["staff_b"]), "unit_b": name, "source_b": source_b,
-            "alerts_b": alerts_b, "suppressions_b": suppressions_b, "oncall_b": oncall_b, "incidents_b": incidents_b}
+            "alerts_b": alerts_b, "suppressions_b": suppressions_b, "oncall_b": oncall_b, "incidents_b": incidents_b,
+            "response_b": response_b}
 
 
 def request_as(client: TestClient, world: Any, username: str, method: str, path: str, body: Any,

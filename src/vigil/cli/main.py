@@ -54,7 +54,10 @@ from vigil.intel import demo as intel_demo
 from vigil.kb import cli as kb_cli
 from vigil.kb import demo as kb_demo
 from vigil.response import oncall_cli, oncall_demo
+from vigil.response.actions import cli as actions_cli
+from vigil.response.actions import demo as actions_demo
 from vigil.response.notifications import cli as notifications_cli
+from vigil.response.playbooks import cli as playbooks_cli
 from vigil.siem import cli as siem_cli
 from vigil.siem import demo as siem_demo
 from vigil.siem.receivers import syslog as syslog_receivers
@@ -85,6 +88,8 @@ app.add_typer(oncall_cli.escalation, name="escalation")
 app.add_typer(kb_cli.app, name="kb")
 app.add_typer(notifications_cli.app, name="notify")
 app.add_typer(incidents_cli.app, name="incident")
+app.add_typer(actions_cli.app, name="action")
+app.add_typer(playbooks_cli.app, name="playbook")
 
 # Every finished domain's demo data, loaded in this order. A loader adds what is missing and returns how
 # many records of each kind it added (empty: nothing to do). Records-store loaders run in a transaction
@@ -133,6 +138,7 @@ DEMO_LOADERS: tuple[tuple[str, DemoLoader], ...] = (
     ("oncall", in_transaction(oncall_demo.load)),
     ("kb", in_transaction(kb_demo.load)),
     ("incidents", in_transaction(incidents_demo.load)),
+    ("response", in_transaction(actions_demo.load)),
 )
 
 

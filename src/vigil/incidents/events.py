@@ -22,6 +22,13 @@ class IncidentOpened(IncidentEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class IncidentReclassified(IncidentEvent):
+    """The severity or the type changed (playbooks whose trigger now matches may start)."""
+
+    changed: tuple[str, ...] = field(default=())  # "severity", "type"
+
+
+@dataclass(frozen=True, kw_only=True)
 class IncidentAcknowledged(IncidentEvent):
     pass
 

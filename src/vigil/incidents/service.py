@@ -35,6 +35,7 @@ from vigil.incidents.events import (
     IncidentAssigned,
     IncidentOpened,
     IncidentPhaseChanged,
+    IncidentReclassified,
 )
 from vigil.incidents.models import (
     FieldDefinition,
@@ -186,6 +187,9 @@ def update_incident(ctx: Context, *, incident_id: int, data: IncidentUpdate) -> 
          fields=sorted(shown))
     ctx.audit("incident.update", target_type="incident", target_id=incident.id, unit_id=incident.unit_id,
               details={"ref": incident.ref, "changed": shown})
+    reclassified = tuple(key for key in ("severity", "type") if key in shown)
+    if reclassified:
+        emit(ctx.session, IncidentReclassified(**event_fields(ctx.session, ctx, incident), changed=reclassified))
     ctx.session.flush()
     return incident
 

@@ -30,9 +30,14 @@ from vigil.intel.runtime import Intel, intel_for
 from vigil.kb import api as kb_api
 from vigil.kb import views as kb_views
 from vigil.response import oncall_api, oncall_views
+from vigil.response.actions import api as actions_api
+from vigil.response.actions import views as actions_views
 from vigil.response.notifications import api as notifications_api
 from vigil.response.notifications import views as notifications_views
 from vigil.response.oncall_runtime import EscalationRunner
+from vigil.response.playbooks import api as playbooks_api
+from vigil.response.playbooks import views as playbooks_views
+from vigil.response.playbooks.runtime import ResponseRunner
 from vigil.siem import api as siem_api
 from vigil.siem import views as siem_views
 from vigil.siem.runtime import ReceiverFactory, Siem
@@ -58,9 +63,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         escalations.start()
         incident_clock = IncidentClock(app.state.db)
         incident_clock.start()
+        response_runner: ResponseRunner = app.state.response_runner
+        response_runner.start()
         try:
             yield
         finally:
+            response_runner.stop()
             incident_clock.stop()
             escalations.stop()
             health.stop()
@@ -84,6 +92,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.intel.events = app.state.siem.existing_store
     # The escalation engine; notification channels plug in as app.state.escalations.notify (a Notify).
     app.state.escalations = EscalationRunner(settings, app.state.db)
+    # Playbooks started by incident events, and rollbacks of response actions whose TTL passed.
+    app.state.response_runner = ResponseRunner(settings, app.state.db, intel=app.state.intel)
     problems.install(app)
     app.include_router(system_api.router)
     app.include_router(accounts_api.router)
@@ -96,6 +106,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for router in notifications_api.routers:
         app.include_router(router)
     for router in incidents_api.routers:
+        app.include_router(router)
+    for router in [*actions_api.routers, *playbooks_api.routers]:
         app.include_router(router)
     app.state.render_error = templating.render_error
     app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")
@@ -110,6 +122,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for router in notifications_views.routers:
         app.include_router(router)
     app.include_router(incidents_views.router)
+    for router in [*actions_views.routers, *playbooks_views.routers]:
+        app.include_router(router)
     app.add_middleware(SecurityHeadersAndMetrics)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes, ingest_limit=settings.ingest_max_body_bytes)
     return app

@@ -172,6 +172,10 @@ ADMIN_PAGES: tuple[Domain, ...] = (
     Domain("audit", N_("Audit log"), href="/audit", permission=P.AUDIT_READ),
     Domain("notification-channels", N_("Notification channels"), href="/response/notifications",
            permission=P.INTEGRATIONS_WRITE),
+    Domain("response-actions", N_("Response actions"), href="/response/actions", permission=P.INTEGRATIONS_WRITE),
+    Domain("playbooks", N_("Playbooks"), href="/response/playbooks", permission=P.INTEGRATIONS_WRITE),
+    Domain("action-runs", N_("Response action runs"), href="/response/executions", permission=P.RESPONSE_EXECUTE),
+    Domain("playbook-runs", N_("Playbook runs"), href="/response/playbook-runs", permission=P.RESPONSE_EXECUTE),
 )
 OVERVIEW: tuple[Domain, ...] = (
     Domain("home", N_("Home"), href="/"),
