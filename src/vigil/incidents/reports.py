@@ -86,7 +86,7 @@ def follow(session: Session, token: str) -> ReportStatus:
 def _untriaged(session: Session, report_id: int) -> IncidentReport:
     report = get_report(session, report_id)
     if report.status != "new":
-        raise Conflict(f"report {report_id} was already triaged ({report.status})", status=report.status)
+        raise Conflict(f"report {report_id} was already triaged ({report.status})", state=report.status)
     return report
 
 

@@ -11,7 +11,7 @@ Working needs ``incidents:write`` on the incident's unit, reading evidence ``inc
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -325,9 +325,19 @@ def review_postmortem(incident_id: IncidentId, action: ReviewAction, request: Re
 # --- evidence -------------------------------------------------------------------------------------------
 
 
+async def upload_form(request: Request) -> AsyncIterator[FormData]:
+    """The submitted form with its file (spooled to disk by Starlette), closed after the request even when the
+    guard refuses it: listed before the guard, so its clean-up always runs."""
+    form = await request.form()
+    try:
+        yield form
+    finally:
+        await form.close()
+
+
 @router.post("/incidents/{incident_id}/evidence")
-def upload_evidence(incident_id: IncidentId, request: Request, principal: Writer, session: SessionDep,
-                    form: FormDep) -> Response:
+def upload_evidence(form: Annotated[FormData, Depends(upload_form)], incident_id: IncidentId, request: Request,
+                    principal: Writer, session: SessionDep) -> Response:
     """A form upload: the parsed form holds the file spooled to disk; it is copied in chunks and hashed."""
     settings = settings_of(request)
     upload = form.get("file")
