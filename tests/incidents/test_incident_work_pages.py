@@ -16,7 +16,7 @@ from tests.web.support import csrf_of, signed_in
 from vigil.core.db import Scope
 from vigil.incidents.models import Comment, Incident, Task
 
-from .support import open_one, walk_to
+from .support import approve_postmortem, open_one, walk_to
 from .test_demo_and_intake import new_alert
 
 
@@ -145,3 +145,32 @@ def test_chosen_alerts_are_escalated_from_the_alerts_page(world: Any, app: FastA
                                                        "into": ref}, follow_redirects=False)
     assert joined.status_code == 303 and joined.headers["location"].startswith(f"/incidents/{incident_id}")
     assert "high on ws02" in browser.get(f"/incidents/{incident_id}").text
+
+
+def test_a_closed_incident_is_reopened_from_its_page_only_with_a_reason(world: Any, app: FastAPI) -> None:
+    incident_id = open_one(world.database)
+    for phase in ("contain", "eradicate", "recover", "review"):
+        walk_to(world.database, incident_id, phase)
+    approve_postmortem(world.database, incident_id)
+    walk_to(world.database, incident_id, "closed")
+    browser = signed_in(app, "responder")
+    path = f"/incidents/{incident_id}"
+    page = browser.get(path)
+    assert "Reopen into" in page.text and "/tasks\"" not in page.text
+    refused = browser.post(f"{path}/transition", data={"csrf_token": csrf_of(page), "phase": "eradicate"})
+    assert refused.status_code == 422 and "reason" in refused.text
+    assert incident_of(world, incident_id).status == "closed"
+    reopened = browser.post(f"{path}/transition", data={"csrf_token": csrf_of(page), "phase": "eradicate",
+                                                        "reason": "The web shell came back"})
+    assert reopened.status_code == 200 and 'aria-current="step" class="current">Eradicate' in reopened.text
+    assert incident_of(world, incident_id).status == "open"
+
+
+def test_escalating_nothing_is_refused_with_a_reason(world: Any, app: FastAPI) -> None:
+    browser = signed_in(app, "analyst")
+    token = csrf_of(browser.get("/detection/alerts"))
+    refused = browser.post("/incidents/escalate", data={"csrf_token": token}, follow_redirects=False)
+    assert refused.status_code == 422 and "The alerts were not escalated" in refused.text
+    unknown = browser.post("/incidents/escalate", data={"csrf_token": token, "ids": ["1"], "into": "INC-1999-0042"},
+                           follow_redirects=False)
+    assert unknown.status_code == 404
