@@ -16,11 +16,12 @@ from sqlalchemy import func, select
 
 from vigil.core.config import Settings, load_settings
 from vigil.core.db import Database, Scope
+from vigil.incidents import evidence
 from vigil.incidents.evidence import safe_name
 from vigil.incidents.evidence_models import CustodyEntry, Evidence
 from vigil.web.app import create_app
 
-from .support import open_one
+from .support import acting, open_one
 
 LIMIT = 4096
 
@@ -146,3 +147,23 @@ def test_the_chain_of_custody_records_every_step_and_verification(world: Any, ap
     assert custody[2]["to_holder"] == "responder" and custody[2]["note"] == "for the lab"
     with world.database.transaction(Scope.system()) as session:
         assert session.scalar(select(func.count()).select_from(CustodyEntry)) == 6
+
+
+def test_a_stored_file_goes_when_its_transaction_rolls_back(world: Any, small_settings: Settings) -> None:
+    incident_id = open_one(world.database)
+    folder = small_settings.evidence_dir
+
+    def received() -> evidence.Received:
+        incoming = evidence.Incoming(folder, LIMIT)
+        incoming.write(b"rolled back")
+        return incoming.finish()
+    with pytest.raises(RuntimeError), acting(world.database, "analyst") as ctx:
+        evidence.add_evidence(ctx, incident_id=incident_id, received=received(), folder=folder, name="a.bin")
+        raise RuntimeError("the request failed after the file was stored")
+    with acting(world.database, "analyst") as ctx:
+        with pytest.raises(RuntimeError), ctx.session.begin_nested():
+            evidence.add_evidence(ctx, incident_id=incident_id, received=received(), folder=folder, name="b.bin")
+            raise RuntimeError("a form's savepoint was undone")
+        kept = evidence.add_evidence(ctx, incident_id=incident_id, received=received(), folder=folder, name="c.bin")
+        kept_name = kept.stored_name
+    assert [p.name for p in stored_files(small_settings)] == [kept_name]

@@ -96,8 +96,9 @@ def receive_file(stream: Any, *, folder: Path, limit: int) -> Received:
 
 
 def _forget_on_rollback(session: Session, path: Path) -> None:
-    """Delete ``path`` if the request's transaction rolls back; keep it once it commits."""
-    pending: list[Path] | None = session.info.get(PENDING_KEY)
+    """Delete ``path`` if the transaction (or savepoint) it was stored in rolls back; keep it once the whole
+    transaction commits."""
+    pending: list[tuple[Path, SessionTransaction]] | None = session.info.get(PENDING_KEY)
     if pending is None:
         pending = session.info[PENDING_KEY] = []
 
@@ -107,11 +108,22 @@ def _forget_on_rollback(session: Session, path: Path) -> None:
 
         @event.listens_for(session, "after_soft_rollback")
         def rolled_back(_session: Session, previous: SessionTransaction) -> None:
-            if previous.parent is None:  # the outermost transaction, not a savepoint of it
-                for stored in pending:
+            for entry in list(pending):
+                stored, owner = entry
+                if _within(owner, previous):
                     stored.unlink(missing_ok=True)
-                pending.clear()
-    pending.append(path)
+                    pending.remove(entry)
+    owner = session.get_nested_transaction() or session.get_transaction()
+    assert owner is not None  # add_evidence runs inside the caller's transaction
+    pending.append((path, owner))
+
+
+def _within(transaction: SessionTransaction | None, ancestor: SessionTransaction) -> bool:
+    while transaction is not None:
+        if transaction is ancestor:
+            return True
+        transaction = transaction.parent
+    return False
 
 
 def _custody(ctx: Context, evidence: Evidence, action: str, **fields: Any) -> CustodyEntry:
