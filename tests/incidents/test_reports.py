@@ -70,7 +70,7 @@ def test_a_staff_user_and_a_user_without_roles_report_and_follow_their_reports(w
                            json={"title": f"Strange USB stick ({username})", "category": "malware"})
         assert sent.status_code == 201, sent.text
         assert sent.json()["status"] == "new" and sent.json()["follow_token"] is None
-        mine = client.get("/api/v1/incident-reports/mine", headers=world.headers(username)).json()
+        mine = client.get("/api/v1/incident-reports/mine", headers=world.headers(username)).json()["items"]
         assert [r["title"] for r in mine] == [f"Strange USB stick ({username})"]
     assert client.get("/api/v1/incident-reports", headers=world.headers("staff_a")).status_code == 403
     queue = client.get("/api/v1/incident-reports", headers=world.headers("analyst")).json()
@@ -96,7 +96,7 @@ def test_an_anonymous_report_keeps_no_trace_of_its_reporter(world: Any, client: 
         assert record is not None
         assert record.actor_id is None and record.actor == "anonymous" and record.source_ip == ""
         assert "staff_a" not in str(record.details)
-    assert client.get("/api/v1/incident-reports/mine", headers=world.headers("staff_a")).json() == []
+    assert client.get("/api/v1/incident-reports/mine", headers=world.headers("staff_a")).json()["total"] == 0
     queue = client.get("/api/v1/incident-reports", headers=world.headers("analyst")).json()["items"]
     assert queue[0]["anonymous"] and queue[0]["reporter"] == ""
     followed = client.get(f"/api/v1/incident-reports/follow/{token}")  # no sign-in: the token is the credential
@@ -126,7 +126,7 @@ def test_triage_accepts_into_an_incident_or_rejects_with_a_reason(world: Any, cl
     rejected = client.post(f"/api/v1/incident-reports/{other}/reject", headers=world.headers("responder"),
                            json={"reason": "A marketing mail, not phishing"})
     assert rejected.status_code == 200 and rejected.json()["status"] == "rejected"
-    mine = client.get("/api/v1/incident-reports/mine", headers=world.headers("staff_a")).json()
+    mine = client.get("/api/v1/incident-reports/mine", headers=world.headers("staff_a")).json()["items"]
     assert [(r["status"], r["reason"]) for r in mine] == [("rejected", "A marketing mail, not phishing")]
 
 

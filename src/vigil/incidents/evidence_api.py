@@ -154,8 +154,10 @@ def submit_report(data: ReportCreate, request: Request, principal: SelfDep, sess
 
 
 @reports_router.get("/mine")
-def my_reports(principal: SelfDep, session: SessionDep) -> list[ReportStatus]:
-    return [reports.status_of(session, r) for r in reports.own_reports(session, principal.user_id)]
+def my_reports(principal: SelfDep, session: SessionDep, pages: Pages) -> Page[ReportStatus]:
+    """The caller's own named reports, newest first (anonymous ones are linked to nobody)."""
+    items, total = paginate(session, reports.own_reports_query(principal.user_id), pages)
+    return Page(items=[reports.status_of(session, r) for r in items], total=total, **pages.model_dump())
 
 
 @reports_router.get("/follow/{token}")

@@ -61,10 +61,13 @@ def get_report(session: Session, report_id: int) -> IncidentReport:
     return found
 
 
-def own_reports(session: Session, user_id: int) -> Sequence[IncidentReport]:
+def own_reports_query(user_id: int) -> Select[IncidentReport]:
     """The reports a signed-in user made under their name (anonymous ones are not linked to anyone)."""
-    return session.scalars(select(IncidentReport).where(IncidentReport.reporter_id == user_id)
-                           .order_by(IncidentReport.id.desc()).limit(200)).all()
+    return select(IncidentReport).where(IncidentReport.reporter_id == user_id).order_by(IncidentReport.id.desc())
+
+
+def own_reports(session: Session, user_id: int) -> Sequence[IncidentReport]:
+    return session.scalars(own_reports_query(user_id).limit(200)).all()
 
 
 def status_of(session: Session, report: IncidentReport) -> ReportStatus:
