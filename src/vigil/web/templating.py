@@ -139,7 +139,7 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("incidents", N_("Incidents"),
            N_("Alerts and reports become incidents that move through the five-step response."),
            href="/incidents", permission=P.INCIDENTS_READ),
-    Domain("reports", N_("Reported incidents"),
+    Domain("reports", N_("Report triage"),
            N_("Suspected incidents reported by employees, waiting for triage."),
            href="/reports/triage", permission=P.INCIDENTS_WRITE),
     Domain("response", N_("Response and on-call"),
