@@ -4,6 +4,7 @@ from vigil.accounts import models as accounts_models
 from vigil.core import audit as core_audit
 from vigil.core.db import Base
 from vigil.detection import models as detection_models
+from vigil.incidents import evidence_models as incidents_evidence_models
 from vigil.incidents import models as incidents_models
 from vigil.intel import models as intel_models
 from vigil.kb import models as kb_models
@@ -17,3 +18,4 @@ metadata = Base.metadata
 __all__ = ["accounts_models", "core_audit", "detection_models", "incidents_models", "intel_models", "kb_models",
            "metadata", "notification_models", "response_oncall_models", "siem_models"]
 __all__ += ["playbook_models", "response_action_models"]
+__all__ += ["incidents_evidence_models"]

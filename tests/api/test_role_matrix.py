@@ -43,6 +43,7 @@ from tests.incidents.test_incidents_api import (
     fresh_task_ids,
     fresh_template_id,
 )
+from tests.incidents.test_reports import fresh_evidence_ids, fresh_follow_token, fresh_report_id
 from tests.intel.test_intel_api import (
     STIX_BUNDLE,
     fresh_allow_id,
@@ -190,6 +191,8 @@ class Req:
     data: dict[str, Any] | None = None
     params: dict[str, Any] | None = None
     cookies: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None  # a raw request body (an evidence upload)
+    files: dict[str, Any] | None = None  # a form's file fields
 
 
 @dataclass(frozen=True)
@@ -243,6 +246,11 @@ def log_source_id(c: Caller) -> int:
 def source_form(c: Caller) -> dict[str, str]:
     return {"unit_id": str(c.world.line_a), "description": f"set by {c.name}", "format": "syslog",
             "timezone": "UTC", "retention_days": "200", "expected_interval_minutes": "15", "keep_original": "on"}
+
+def evidence_ids(c: Caller) -> tuple[int, int]:
+    """(incident id, evidence id) of a fresh evidence file of line_a, in the app's evidence folder."""
+    return fresh_evidence_ids(c.world, c.app.state.settings.evidence_dir)
+
 
 
 ROUTES: dict[tuple[str, str], Row] = {
@@ -970,6 +978,86 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("PUT", "/api/v1/incident-settings/calendar"): Row(Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
         "/api/v1/incident-settings/calendar", json={"timezone": "Asia/Shanghai", "weekdays": [0, 1, 2, 3, 4],
                                                     "day_start": "09:00", "day_end": "18:00", "warn_ratio": 0.8})),
+
+    # --- incident work: evidence, reports, the incident page's forms -----------------------------------
+    ("POST", "/api/v1/incidents/{incident_id}/evidence"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}/evidence", params={"name": "capture.pcap"},
+        content=b"matrix upload")),
+    ("GET", "/api/v1/incidents/{incident_id}/evidence"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/api/v1/incidents/{evidence_ids(c)[0]}/evidence")),
+    ("GET", "/api/v1/incidents/{incident_id}/evidence/{evidence_id}"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        "/api/v1/incidents/{}/evidence/{}".format(*evidence_ids(c)))),
+    ("GET", "/api/v1/incidents/{incident_id}/evidence/{evidence_id}/download"): Row(
+        Needs(P.INCIDENTS_READ), lambda c: Req("/api/v1/incidents/{}/evidence/{}/download".format(*evidence_ids(c)))),
+    ("POST", "/api/v1/incidents/{incident_id}/evidence/{evidence_id}/handover"): Row(
+        Needs(P.INCIDENTS_WRITE), lambda c: Req("/api/v1/incidents/{}/evidence/{}/handover".format(
+            *evidence_ids(c)), json={"to": "responder"})),
+    ("POST", "/api/v1/incidents/{incident_id}/evidence/{evidence_id}/verify"): Row(
+        Needs(P.INCIDENTS_WRITE), lambda c: Req("/api/v1/incidents/{}/evidence/{}/verify".format(*evidence_ids(c)))),
+    ("POST", "/api/v1/incident-reports"): Row(SIGNED_IN, lambda c: Req(
+        "/api/v1/incident-reports", json={"title": f"reported by {c.name}"})),
+    ("GET", "/api/v1/incident-reports/mine"): Row(SIGNED_IN, fixed("/api/v1/incident-reports/mine")),
+    ("GET", "/api/v1/incident-reports/follow/{token}"): Row(PUBLIC, lambda c: Req(
+        f"/api/v1/incident-reports/follow/{fresh_follow_token(c.world)}")),
+    ("GET", "/api/v1/incident-reports"): Row(Needs(P.INCIDENTS_WRITE), fixed("/api/v1/incident-reports")),
+    ("GET", "/api/v1/incident-reports/{report_id}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incident-reports/{fresh_report_id(c.world)}")),
+    ("POST", "/api/v1/incident-reports/{report_id}/accept"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incident-reports/{fresh_report_id(c.world)}/accept", json={"severity": "P4"})),
+    ("POST", "/api/v1/incident-reports/{report_id}/reject"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incident-reports/{fresh_report_id(c.world)}/reject", json={"reason": "not an incident"})),
+    ("GET", "/reports/new"): Row(SIGNED_IN, fixed("/reports/new")),
+    ("POST", "/reports/new"): Row(SIGNED_IN, lambda c: Req("/reports/new", data={"title": f"page report by {c.name}"})),
+    ("GET", "/reports/mine"): Row(SIGNED_IN, fixed("/reports/mine")),
+    ("GET", "/reports/follow/{token}"): Row(PUBLIC, lambda c: Req(f"/reports/follow/{fresh_follow_token(c.world)}")),
+    ("GET", "/reports/triage"): Row(Needs(P.INCIDENTS_WRITE), fixed("/reports/triage")),
+    ("POST", "/reports/triage/{report_id}/accept"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/reports/triage/{fresh_report_id(c.world)}/accept", data={"severity": "P4"})),
+    ("POST", "/reports/triage/{report_id}/reject"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/reports/triage/{fresh_report_id(c.world)}/reject", data={"reason": "not an incident"})),
+    ("GET", "/incidents/new"): Row(Needs(P.INCIDENTS_WRITE), fixed("/incidents/new")),
+    ("POST", "/incidents/new"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req("/incidents/new", data={
+        "title": f"opened by {c.name}", "type": "malware", "severity": "P4"})),
+    ("POST", "/incidents/escalate"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req("/incidents/escalate", data={
+        "ids": [str(fresh_alert_id(c.world))]})),
+    ("POST", "/incidents/{incident_id}/acknowledge"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}/acknowledge", data={})),
+    ("POST", "/incidents/{incident_id}/assign"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}/assign", data={"team": c.name, "owner": "responder"})),
+    ("POST", "/incidents/{incident_id}/transition"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/incidents/{fresh_ready_incident(c.world)}/transition", data={"phase": "contain"})),
+    ("POST", "/incidents/{incident_id}/edit"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}/edit", data={"title": "edited", "type": "malware", "severity": "P2",
+                                                                "tags": "matrix"})),
+    ("POST", "/incidents/{incident_id}/tasks"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}/tasks", data={"title": "page task", "required": "on"})),
+    ("POST", "/incidents/{incident_id}/tasks/{task_id}/complete"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        "/incidents/{}/tasks/{}/complete".format(*fresh_task_ids(c.world)), data={})),
+    ("POST", "/incidents/{incident_id}/tasks/{task_id}/reopen"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        "/incidents/{}/tasks/{}/reopen".format(*fresh_done_task_ids(c.world)), data={})),
+    ("POST", "/incidents/{incident_id}/tasks/{task_id}/assign"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        "/incidents/{}/tasks/{}/assign".format(*fresh_task_ids(c.world)), data={"assignee": "responder"})),
+    ("POST", "/incidents/{incident_id}/comments"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}/comments", data={"body": f"from {c.name}"})),
+    ("POST", "/incidents/{incident_id}/timeline"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}/timeline", data={"summary": f"seen by {c.name}"})),
+    ("POST", "/incidents/{incident_id}/observables"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}/observables", data={"value": "198.51.100.23"})),
+    ("POST", "/incidents/{incident_id}/postmortem"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}/postmortem", data={})),
+    ("POST", "/incidents/{incident_id}/postmortem/edit"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/incidents/{fresh_postmortem_incident(c.world)}/postmortem/edit", data={"impact": "matrix"})),
+    ("POST", "/incidents/{incident_id}/postmortem/{action}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/incidents/{fresh_postmortem_incident(c.world)}/postmortem/submit", data={})),
+    ("POST", "/incidents/{incident_id}/evidence"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}/evidence", data={"description": "page upload"},
+        files={"file": ("notes.txt", b"page evidence", "text/plain")})),
+    ("GET", "/incidents/{incident_id}/evidence/{evidence_id}/download"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        "/incidents/{}/evidence/{}/download".format(*evidence_ids(c)))),
+    ("POST", "/incidents/{incident_id}/evidence/{evidence_id}/verify"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        "/incidents/{}/evidence/{}/verify".format(*evidence_ids(c)), data={})),
+    ("POST", "/incidents/{incident_id}/evidence/{evidence_id}/handover"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        "/incidents/{}/evidence/{}/handover".format(*evidence_ids(c)), data={"to": "responder"})),
 }
 
 
@@ -1045,7 +1133,7 @@ def send(client: TestClient, world: Any, sessions: dict[str, tuple[str, str]], m
         headers["Cookie"] = "; ".join(f"{name}={value}" for name, value in cookies.items())
     client.cookies.clear()
     return client.request(method, req.path, json=req.json, data=data, params=req.params, headers=headers,
-                          follow_redirects=False)
+                          follow_redirects=False, content=req.content, files=req.files)
 
 
 @pytest.mark.parametrize("key", sorted(ROUTES), ids=[f"{m} {p}" for m, p in sorted(ROUTES)])

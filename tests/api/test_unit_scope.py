@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from tests.detection.test_alerts_service import fresh_alert_id, fresh_suppression_id
 from tests.detection.test_hunts_api import fresh_hunt_id
 from tests.incidents.test_incidents_api import fresh_incident_id, incident_targets
+from tests.incidents.test_reports import work_targets
 from tests.intel.test_intel_api import fresh_sighting_id
 from tests.kb.test_kb_api import kb_target_slug
 from tests.response.test_actions_api import fresh_action_id, fresh_execution_id, fresh_playbook_id, fresh_run_id
@@ -314,6 +315,64 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
         "POST", f"/response/playbook-runs/{t['playbook_run']}/approve", {}),
     ("POST", "/response/playbook-runs/{run_id}/reject"): lambda w, t: (
         "POST", f"/response/playbook-runs/{t['playbook_run']}/reject", {}),
+    # Incident work: evidence of a branch_b incident, a branch_b report, the incident page's forms.
+    ("POST", "/api/v1/incidents/{incident_id}/evidence"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/evidence?name=mine.txt", {"planted": True}),
+    ("GET", "/api/v1/incidents/{incident_id}/evidence"): lambda w, t: (
+        "GET", f"/api/v1/incidents/{t['evidence_incident']}/evidence", None),
+    ("GET", "/api/v1/incidents/{incident_id}/evidence/{evidence_id}"): lambda w, t: (
+        "GET", f"/api/v1/incidents/{t['evidence_incident']}/evidence/{t['evidence']}", None),
+    ("GET", "/api/v1/incidents/{incident_id}/evidence/{evidence_id}/download"): lambda w, t: (
+        "GET", f"/api/v1/incidents/{t['evidence_incident']}/evidence/{t['evidence']}/download", None),
+    ("POST", "/api/v1/incidents/{incident_id}/evidence/{evidence_id}/handover"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['evidence_incident']}/evidence/{t['evidence']}/handover", {"to": "analyst_a"}),
+    ("POST", "/api/v1/incidents/{incident_id}/evidence/{evidence_id}/verify"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['evidence_incident']}/evidence/{t['evidence']}/verify", None),
+    ("GET", "/api/v1/incident-reports/{report_id}"): lambda w, t: (
+        "GET", f"/api/v1/incident-reports/{t['report']}", None),
+    ("POST", "/api/v1/incident-reports/{report_id}/accept"): lambda w, t: (
+        "POST", f"/api/v1/incident-reports/{t['report']}/accept", {}),
+    ("POST", "/api/v1/incident-reports/{report_id}/reject"): lambda w, t: (
+        "POST", f"/api/v1/incident-reports/{t['report']}/reject", {"reason": "mine"}),
+    ("POST", "/reports/triage/{report_id}/accept"): lambda w, t: ("POST", f"/reports/triage/{t['report']}/accept", {}),
+    ("POST", "/reports/triage/{report_id}/reject"): lambda w, t: (
+        "POST", f"/reports/triage/{t['report']}/reject", {"reason": "mine"}),
+    ("POST", "/incidents/{incident_id}/acknowledge"): lambda w, t: (
+        "POST", f"/incidents/{t['incident']}/acknowledge", {}),
+    ("POST", "/incidents/{incident_id}/assign"): lambda w, t: ("POST", f"/incidents/{t['incident']}/assign",
+                                                                {"team": "mine"}),
+    ("POST", "/incidents/{incident_id}/transition"): lambda w, t: (
+        "POST", f"/incidents/{t['incident']}/transition", {"phase": "contain"}),
+    ("POST", "/incidents/{incident_id}/edit"): lambda w, t: (
+        "POST", f"/incidents/{t['incident']}/edit", {"title": "mine", "type": "malware", "severity": "P4"}),
+    ("POST", "/incidents/{incident_id}/tasks"): lambda w, t: ("POST", f"/incidents/{t['incident']}/tasks",
+                                                               {"title": "mine"}),
+    ("POST", "/incidents/{incident_id}/tasks/{task_id}/complete"): lambda w, t: (
+        "POST", f"/incidents/{t['incident']}/tasks/{t['task']}/complete", {}),
+    ("POST", "/incidents/{incident_id}/tasks/{task_id}/reopen"): lambda w, t: (
+        "POST", f"/incidents/{t['incident']}/tasks/{t['task']}/reopen", {}),
+    ("POST", "/incidents/{incident_id}/tasks/{task_id}/assign"): lambda w, t: (
+        "POST", f"/incidents/{t['incident']}/tasks/{t['task']}/assign", {"assignee": ""}),
+    ("POST", "/incidents/{incident_id}/comments"): lambda w, t: ("POST", f"/incidents/{t['incident']}/comments",
+                                                                  {"body": "mine"}),
+    ("POST", "/incidents/{incident_id}/timeline"): lambda w, t: ("POST", f"/incidents/{t['incident']}/timeline",
+                                                                  {"summary": "mine"}),
+    ("POST", "/incidents/{incident_id}/observables"): lambda w, t: (
+        "POST", f"/incidents/{t['incident']}/observables", {"value": "mine.example.net"}),
+    ("POST", "/incidents/{incident_id}/postmortem"): lambda w, t: ("POST", f"/incidents/{t['incident']}/postmortem",
+                                                                    {}),
+    ("POST", "/incidents/{incident_id}/postmortem/edit"): lambda w, t: (
+        "POST", f"/incidents/{t['incident']}/postmortem/edit", {"impact": "mine"}),
+    ("POST", "/incidents/{incident_id}/postmortem/{action}"): lambda w, t: (
+        "POST", f"/incidents/{t['incident']}/postmortem/submit", {}),
+    ("POST", "/incidents/{incident_id}/evidence"): lambda w, t: (
+        "POST", f"/incidents/{t['incident']}/evidence", {"description": "mine"}),
+    ("GET", "/incidents/{incident_id}/evidence/{evidence_id}/download"): lambda w, t: (
+        "GET", f"/incidents/{t['evidence_incident']}/evidence/{t['evidence']}/download", None),
+    ("POST", "/incidents/{incident_id}/evidence/{evidence_id}/verify"): lambda w, t: (
+        "POST", f"/incidents/{t['evidence_incident']}/evidence/{t['evidence']}/verify", {}),
+    ("POST", "/incidents/{incident_id}/evidence/{evidence_id}/handover"): lambda w, t: (
+        "POST", f"/incidents/{t['evidence_incident']}/evidence/{t['evidence']}/handover", {"to": "analyst_a"}),
 }
 
 
@@ -355,6 +414,8 @@ NOT_RECORD_IDS |= {
     ("PUT", "/api/v1/incident-settings/sla/{severity}"),
     ("DELETE", "/api/v1/incident-settings/grouping-rules/{rule_id}"),
 }
+# A report's follow-up token is a credential, not a record id (its own tests refuse a wrong one).
+NOT_RECORD_IDS |= {("GET", "/api/v1/incident-reports/follow/{token}"), ("GET", "/reports/follow/{token}")}
 
 
 def test_every_route_with_an_id_is_covered(app: Any) -> None:
@@ -379,6 +440,7 @@ ANALYST_PATHS = ("/api/v1/intel/sightings/", "/intel/sightings/", "/api/v1/event
                  "/detection/hunts/", "/api/v1/oncall/", "/oncall/", "/api/v1/escalation-policies/",
                  "/api/v1/escalations/", "/api/v1/kb/", "/kb/")
 ANALYST_PATHS += ("/api/v1/incidents/", "/incidents/")
+ANALYST_PATHS += ("/api/v1/incident-reports/", "/reports/")
 
 
 RESPONDER_PATHS = ("/api/v1/action-executions/", "/response/executions/", "/api/v1/playbook-runs/",
@@ -437,7 +499,7 @@ def targets(world: Any, client: TestClient, request: pytest.FixtureRequest) -> d
             "response_action": fresh_action_id(world, world.branch_b),
             "execution": fresh_execution_id(world, world.branch_b),
             "playbook": fresh_playbook_id(world, world.branch_b), "playbook_run": fresh_run_id(world, world.branch_b),
-            "incident_a": fresh_incident_id(world, world.branch_a)}
+            "incident_a": fresh_incident_id(world, world.branch_a), **work_targets(world, client.app)}
 
 
 def nonexistent(targets: dict[str, int]) -> dict[str, int]:

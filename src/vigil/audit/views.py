@@ -149,6 +149,13 @@ ACTION_LABELS: dict[str, str] = {
     "incident.field.delete": N_("Incident custom field removed"),
     "incident.sla.update": N_("Incident SLA target changed"),
     "incident.sla.calendar": N_("Incident SLA business hours changed"),
+    "incident.evidence.add": N_("Incident evidence file stored"),
+    "incident.evidence.download": N_("Incident evidence file downloaded"),
+    "incident.evidence.handover": N_("Incident evidence file handed over"),
+    "incident.evidence.verify": N_("Incident evidence file verified"),
+    "incident.report.submit": N_("Suspected incident reported"),
+    "incident.report.accept": N_("Incident report accepted"),
+    "incident.report.reject": N_("Incident report rejected"),
     "incident.grouping.create": N_("Alert grouping rule added"),
     "incident.grouping.delete": N_("Alert grouping rule removed"),
 }

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
     intel_pull_check_seconds: float = Field(
         default=30.0, ge=1.0, le=3600.0, description="How often `vigil serve` looks for feeds due to be pulled.",
     )
+    evidence_max_bytes: int = Field(
+        default=100 * 1024 * 1024, ge=1024, le=10 * 1024 ** 3,
+        description="Largest evidence file an incident accepts, in bytes; a larger upload is refused and nothing "
+                    "is kept.",
+    )
     escalation_tick_seconds: float = Field(
         default=30.0, ge=1.0, le=600.0,
         description="How often `vigil serve` moves escalations whose acknowledgement timed out to the next level.",
@@ -236,6 +241,10 @@ class Settings(BaseSettings):
     @property
     def intel_path(self) -> Path:
         return self.data_dir / "intel" / "indicators.duckdb"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.data_dir / "evidence"
 
     @property
     def spool_dir(self) -> Path:

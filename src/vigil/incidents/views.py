@@ -1,21 +1,24 @@
 """The incident pages: the queue with its SLA badges and filters, and one incident with its phase stepper,
-SLA figures, time per phase, tasks, alerts, observables, comments, post-mortem state and timeline. Both
-read only (the work is done through the API and the CLI for now); reading needs ``incidents:read``, and
-another unit's incident is "not found" like everywhere else."""
+SLA figures, time per phase, tasks, alerts, observables, evidence, comments, post-mortem and timeline. Reading
+needs ``incidents:read``, and another unit's incident is "not found" like everywhere else; the forms on the
+incident page post to ``work_views``."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID, utcnow
 from vigil.core.pagination import PageParams, page_params
-from vigil.incidents import service, settings_service
-from vigil.incidents.common import get_incident
+from vigil.incidents import evidence, service, settings_service
+from vigil.incidents.common import get_incident, user_names
 from vigil.incidents.reads import Reader
 from vigil.incidents.schemas import IncidentFilter
 from vigil.incidents.workflow import ORDER
@@ -58,14 +61,31 @@ def incidents_page(request: Request, principal: PageReader, session: SessionDep,
 @router.get("/incidents/{incident_id}")
 def incident_page(incident_id: Annotated[int, Path(ge=1, le=MAX_RECORD_ID)], request: Request,
                   principal: PageReader, session: SessionDep) -> HTMLResponse:
+    return show_incident(request, principal, session, incident_id)
+
+
+def show_incident(request: Request, principal: Principal, session: Session, incident_id: int, *, error: str = "",
+                  status: int = 200, values: Mapping[str, str] | None = None) -> HTMLResponse:
+    """The incident page; after a refused change, with the refusal (``error``) and what the form held."""
     incident = get_incident(session, incident_id)
     item = Reader(session, utcnow()).full(incident)
     language = language_of(request, principal)
-    kind = next((t for t in settings_service.list_types(session, include_disabled=True) if t.key == item.type), None)
+    types = settings_service.list_types(session, include_disabled=True)
+    kind = next((t for t in types if t.key == item.type), None)
+    files = evidence.evidence_of(session, incident.id)
+    custody = evidence.custody_of(session, [f.id for f in files])
+    done = request.query_params.get("done", "")
     return render(request, "incidents/incident.html", {
         "incident": item,
         "type_name": settings_service.type_name(kind, language) if kind else item.type,
+        "type_options": [(t.key, settings_service.type_name(t, language)) for t in types if t.enabled],
+        "fields": settings_service.list_fields(session),
         "phases": PHASES,
         "reached": PHASES[:PHASES.index(item.phase) + 1] if item.phase in PHASES else [],
         "zone": settings_of(request).timezone,
-    })
+        "evidence": [{"file": f, "custody": custody[f.id]} for f in files],
+        "error": error,
+        "values": defaultdict(str, values or {}),  # a field the form did not send is empty
+        "done": done if done.replace("-", "").isalpha() and len(done) < 40 else "",
+        "user_names": user_names(session, [t.assignee_id for t in item.tasks]),
+    }, status=status)

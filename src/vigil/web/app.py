@@ -22,7 +22,9 @@ from vigil.detection import hunts_service
 from vigil.detection import views as detection_views
 from vigil.detection.source_health import SilentSourceWatch
 from vigil.incidents import api as incidents_api
+from vigil.incidents import evidence_api as incidents_evidence_api
 from vigil.incidents import views as incidents_views
+from vigil.incidents import work_views as incidents_work_views
 from vigil.incidents.clock import IncidentClock
 from vigil.intel import api as intel_api
 from vigil.intel import views as intel_views
@@ -109,6 +111,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     for router in [*actions_api.routers, *playbooks_api.routers]:
         app.include_router(router)
+    for router in incidents_evidence_api.routers:
+        app.include_router(router)
     app.state.render_error = templating.render_error
     app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")
     app.include_router(views.router)
@@ -121,9 +125,12 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(kb_views.router)
     for router in notifications_views.routers:
         app.include_router(router)
+    for router in incidents_work_views.routers:
+        app.include_router(router)
     app.include_router(incidents_views.router)
     for router in [*actions_views.routers, *playbooks_views.routers]:
         app.include_router(router)
     app.add_middleware(SecurityHeadersAndMetrics)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, ingest_limit=settings.ingest_max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, ingest_limit=settings.ingest_max_body_bytes,
+                       evidence_limit=settings.evidence_max_bytes)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import orjson
@@ -39,6 +40,9 @@ def _too_large_body(limit: int, path: str) -> bytes:
     })
 
 
+EVIDENCE_UPLOAD = re.compile(r"/(api/v1/)?incidents/\d+/evidence")
+
+
 class BodyTooLarge(HTTPException):
     """Raised while a streamed body is read; the app's error handlers turn it into a 413 problem."""
 
@@ -54,8 +58,12 @@ class BodyLimit:
     would become a 400), so the request stops before any dependency or endpoint runs.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, ingest_limit: int | None = None) -> None:
+    def __init__(self, app: ASGIApp, limit: int, ingest_limit: int | None = None,
+                 evidence_limit: int | None = None) -> None:
         self.app = app
+        # Evidence files (disk images, captures) are bounded by their own setting; their endpoints stream and
+        # count the body themselves and keep nothing of a refused one.
+        self.evidence_limit = evidence_limit if evidence_limit is not None else limit
         self.limit = limit
         # Log shippers send big batches (Filebeat, Vector: tens of MB), intelligence files can be large too;
         # only those paths get more.
@@ -64,6 +72,8 @@ class BodyLimit:
     def limit_for(self, path: str) -> int:
         if path in ("/api/v1/ingest", "/api/v1/intel/imports", "/intel/import") or path.endswith("/_bulk"):
             return max(self.limit, self.ingest_limit)
+        if EVIDENCE_UPLOAD.fullmatch(path):
+            return max(self.limit, self.evidence_limit)
         return self.limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

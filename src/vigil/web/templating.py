@@ -139,6 +139,9 @@ DOMAINS: tuple[Domain, ...] = (
     Domain("incidents", N_("Incidents"),
            N_("Alerts and reports become incidents that move through the five-step response."),
            href="/incidents", permission=P.INCIDENTS_READ),
+    Domain("reports", N_("Report triage"),
+           N_("Suspected incidents reported by employees, waiting for triage."),
+           href="/reports/triage", permission=P.INCIDENTS_WRITE),
     Domain("response", N_("Response and on-call"),
            N_("On-call rotas, escalation, notifications and approved response actions."),
            href="/oncall", permission=P.INCIDENTS_READ),
@@ -180,6 +183,7 @@ ADMIN_PAGES: tuple[Domain, ...] = (
 OVERVIEW: tuple[Domain, ...] = (
     Domain("home", N_("Home"), href="/"),
     Domain("account", N_("My account"), href="/account"),
+    Domain("report", N_("Report an incident"), href="/reports/new"),
 )
 
 

@@ -180,6 +180,7 @@ SETTING_LABELS: dict[str, str] = {
     "kb_git_author_name": N_("Author name of the git wiki's commits."),
     "kb_git_author_email": N_("Author e-mail of the git wiki's commits."),
     "kb_git_timeout_seconds": N_("Longest a git command of the git wiki may take, in seconds."),
+    "evidence_max_bytes": N_("Largest evidence file an incident accepts, in bytes."),
 }
 
 
