@@ -25,6 +25,7 @@ from vigil.response import escalation as engine
 from vigil.response import oncall_forms as forms
 from vigil.response import oncall_service as service
 from vigil.response.escalation import LinkRefused
+from vigil.response.notifications import service as notification_service
 from vigil.response.oncall_models import Escalation, OncallSchedule
 from vigil.response.oncall_runtime import EscalationRunner
 from vigil.response.oncall_schemas import (
@@ -237,7 +238,8 @@ def _policy_rows(session: Session, levels: list[dict[str, Any]]) -> list[dict[st
     users = {u.id: u.username for u in service.user_names(
         session, {t["id"] for lv in levels for t in lv["targets"] if t["kind"] == "user"}).values()}
     schedules = {s.id: s.name for s in session.scalars(service.schedules_query())}
-    return forms.level_rows(levels, users, schedules)
+    channels = {c.id: c.name for c in notification_service.list_channels(session)}
+    return forms.level_rows(levels, users, schedules, channels)
 
 
 def _policies_page(request: Request, session: Session, *, policy_id: int | None = None,

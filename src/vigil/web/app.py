@@ -29,10 +29,11 @@ from vigil.intel import views as intel_views
 from vigil.intel.runtime import Intel, intel_for
 from vigil.kb import api as kb_api
 from vigil.kb import views as kb_views
-from vigil.response import oncall_api, oncall_views
+from vigil.response import oncall_api, oncall_views, paging_api
 from vigil.response.notifications import api as notifications_api
 from vigil.response.notifications import views as notifications_views
 from vigil.response.oncall_runtime import EscalationRunner
+from vigil.response.paging import ChannelNotify, IncidentPaging
 from vigil.siem import api as siem_api
 from vigil.siem import views as siem_views
 from vigil.siem.runtime import ReceiverFactory, Siem
@@ -56,12 +57,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         intel.start()
         escalations: EscalationRunner = app.state.escalations
         escalations.start()
+        app.state.incident_paging.start()
         incident_clock = IncidentClock(app.state.db)
         incident_clock.start()
         try:
             yield
         finally:
             incident_clock.stop()
+            app.state.incident_paging.stop()
             escalations.stop()
             health.stop()
             intel.stop()
@@ -84,6 +87,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.intel.events = app.state.siem.existing_store
     # The escalation engine; notification channels plug in as app.state.escalations.notify (a Notify).
     app.state.escalations = EscalationRunner(settings, app.state.db)
+    # Pages go through the notification channels each policy level names; new incidents start the policy
+    # configured for their unit and severity (vigil.response.paging).
+    app.state.escalations.notify = ChannelNotify(settings, app.state.db)
+    app.state.incident_paging = IncidentPaging(app.state.escalations)
     problems.install(app)
     app.include_router(system_api.router)
     app.include_router(accounts_api.router)
@@ -92,6 +99,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     for router in oncall_api.routers:
         app.include_router(router)
+    app.include_router(paging_api.router)
     app.include_router(kb_api.router)
     for router in notifications_api.routers:
         app.include_router(router)
