@@ -23,13 +23,22 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 
+from vigil.accounts.models import User
+from vigil.accounts.service import UNSCOPED
 from vigil.core import audit
 from vigil.core.config import Settings
 from vigil.core.context import Context
 from vigil.core.db import Database, Scope, utcnow
-from vigil.core.errors import Conflict, NotFound
+from vigil.core.errors import Conflict, NotFound, VigilError
 from vigil.core.events import bus
-from vigil.incidents.events import IncidentAcknowledged, IncidentEvent, IncidentOpened, IncidentSeverityChanged
+from vigil.incidents import postmortem_report
+from vigil.incidents.events import (
+    IncidentAcknowledged,
+    IncidentEvent,
+    IncidentOpened,
+    IncidentSeverityChanged,
+    PostMortemApproved,
+)
 from vigil.incidents.models import Incident
 from vigil.response import escalation as engine
 from vigil.response import oncall_service, paging_service
@@ -165,6 +174,7 @@ class IncidentPaging:
                           lambda e: self.runner.submit(lambda: self.on_raised(e, opened=False))),
             bus.subscribe(IncidentAcknowledged, lambda e: self.runner.submit(lambda: self.on_acknowledged(e))),
             bus.subscribe(PagesQueued, lambda e: self.runner.wake()),
+            bus.subscribe(PostMortemApproved, lambda e: self.runner.submit(lambda: self.on_approved(e))),
         ]
 
     def stop(self) -> None:
@@ -203,6 +213,20 @@ class IncidentPaging:
                         incident_id=event.incident_id, link=channels.link(event.incident_id)))
                 except NotFound:
                     log.warning("incident %s: notification channel %d no longer exists", event.ref, channel_id)
+
+    def on_approved(self, event: PostMortemApproved) -> None:
+        """An approved post-mortem goes to the knowledge base (and the git wiki when configured), published by
+        its approver; a failure is logged and the post-mortem can be published by hand."""
+        with self.runner.db.transaction(Scope.system()) as session:
+            approver = session.scalar(select(User).where(User.username == event.actor), execution_options=UNSCOPED)
+            actor = audit.Actor(approver.id if approver else None, event.actor,
+                                approver.unit_id if approver else engine.system_actor(session).unit_id)
+            try:
+                with session.begin_nested():
+                    postmortem_report.publish(Context(session=session, actor=actor), settings=self.runner.settings,
+                                              incident_id=event.incident_id)
+            except VigilError as exc:
+                log.warning("incident %s: publishing the approved post-mortem failed: %s", event.ref, exc)
 
     def on_acknowledged(self, event: IncidentAcknowledged) -> None:
         """The incident is acknowledged (page, API, CLI or a phase move): its paging stops."""

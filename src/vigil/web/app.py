@@ -22,6 +22,7 @@ from vigil.detection import hunts_service
 from vigil.detection import views as detection_views
 from vigil.detection.source_health import SilentSourceWatch
 from vigil.incidents import api as incidents_api
+from vigil.incidents import report_api
 from vigil.incidents import views as incidents_views
 from vigil.incidents.clock import IncidentClock
 from vigil.intel import api as intel_api
@@ -102,6 +103,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(paging_api.router)
     app.include_router(kb_api.router)
     for router in notifications_api.routers:
+        app.include_router(router)
+    for router in report_api.routers:  # before the incidents router: /postmortem/publish is no review action
         app.include_router(router)
     for router in incidents_api.routers:
         app.include_router(router)
