@@ -13,10 +13,17 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from tests.conftest import World
+from tests.incidents.test_incidents_api import fresh_postmortem_incident
 from tests.kb.support import bare_remote
 
+from vigil.accounts.service import root_unit_id
+from vigil.core import audit
 from vigil.core.config import Settings, load_settings
-from vigil.core.db import Database, utcnow
+from vigil.core.context import Context
+from vigil.core.db import Database, Scope, utcnow
+from vigil.core.events import PENDING_KEY
+from vigil.incidents import postmortem
+from vigil.incidents.workflow import ReviewAction
 from vigil.response.oncall_runtime import EscalationRunner
 from vigil.web.app import create_app
 
@@ -120,3 +127,14 @@ def test_the_incident_report_downloads_as_markdown_and_prints(world: World, clie
     assert printed.status_code == 200 and "Phishing wave" in printed.text and "data-print" in printed.text
     assert client.post(f"/api/v1/incidents/{incident_id}/postmortem/publish",
                        headers=world.headers("viewer")).status_code == 403
+
+
+def fresh_approved_incident(world: World) -> int:
+    """An incident (of Payments) whose post-mortem, written by 'tests', another reviewer approved."""
+    incident_id = fresh_postmortem_incident(world, "in_review")
+    with world.database.transaction(Scope.system()) as session:
+        reviewer = Context(session=session, actor=audit.Actor(None, "matrix-reviewer", root_unit_id(session)))
+        postmortem.review(reviewer, incident_id=incident_id, action=ReviewAction.APPROVE)
+        # Without its event: the running app would publish it in the background, racing the caller's request.
+        session.info.pop(PENDING_KEY, None)
+    return incident_id

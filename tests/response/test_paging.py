@@ -12,15 +12,17 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.conftest import World
+from tests.conftest import World, cli_context
 from tests.response import platforms
+from tests.web.support import post_form, signed_in, text_of
 
 from vigil.core.audit import AuditRecord
 from vigil.core.config import Settings, load_settings
 from vigil.core.db import Database, Scope, utcnow
 from vigil.response import escalation as engine
+from vigil.response import paging_service
 from vigil.response.notifications.models import NotificationChannel, NotificationDelivery
-from vigil.response.oncall_models import Escalation, EscalationStep
+from vigil.response.oncall_models import Escalation, EscalationPolicy, EscalationStep
 from vigil.response.oncall_runtime import EscalationRunner
 from vigil.web.app import create_app
 
@@ -212,3 +214,43 @@ def test_paging_settings_are_checked_scoped_and_audited(world: World, client: Te
         actions = list(session.scalars(select(AuditRecord.action).where(AuditRecord.action.like("incident.paging%"))
                                        .order_by(AuditRecord.id)))
         assert actions == ["incident.paging.set", "incident.paging.delete", "incident.paging.set"]
+
+
+def test_the_policies_page_names_channels_and_sets_the_paging(world: World, client: TestClient,
+                                                              robot: platforms.Platform) -> None:
+    channel_id = add_channel(world, robot.url)
+    browser = signed_in(client.app, "responder")  # type: ignore[arg-type]
+    answer = post_form(browser, "/oncall/policies", {
+        "name": "Paged", "description": "", "repeat": "0", "level_count": "1",
+        "level0_targets": "responder, channel:SOC DingTalk", "level0_timeout": "10"}, page="/oncall/policies")
+    assert answer.status_code == 303, text_of(answer)[:500]
+    with world.database.transaction(Scope.system()) as session:
+        policy = session.scalars(select(EscalationPolicy)).one()
+        assert policy.levels[0]["channel_ids"] == [channel_id]
+        policy_id = policy.id
+    assert "channel:SOC DingTalk" in text_of(browser.get(f"/oncall/policies/{policy_id}"))
+    unknown = post_form(browser, "/oncall/policies", {
+        "name": "Broken", "repeat": "0", "level_count": "1", "level0_targets": "responder, channel:nope",
+        "level0_timeout": "10"}, page="/oncall/policies")
+    assert unknown.status_code == 404  # the channel is named in the error, nothing saved
+
+    saved = post_form(browser, "/oncall/paging", {"severity": "P1", "policy_id": str(policy_id),
+                                                  "channel_ids": str(channel_id)}, page="/oncall/policies")
+    assert saved.status_code == 303 and "paging=saved" in saved.headers["location"]
+    page = text_of(browser.get("/oncall/policies?paging=saved"))
+    assert "The paging is saved." in page and "Paged" in page
+    assert client.get("/api/v1/incident-paging", headers=world.headers("viewer")).json()[0]["channel_ids"] == [
+        channel_id]
+    viewer = signed_in(client.app, "viewer")  # type: ignore[arg-type]
+    assert post_form(viewer, "/oncall/paging", {"severity": "P2"}, page="/oncall/policies").status_code == 403
+    removed = post_form(browser, "/oncall/paging/P1/delete", page="/oncall/policies")
+    assert removed.status_code == 303
+    assert client.get("/api/v1/incident-paging", headers=world.headers("viewer")).json() == []
+
+
+def fresh_paging(world: World, severity: str = "P3") -> str:
+    """A paging row of headquarters for ``severity`` (nobody paged, no channel): the severity."""
+    with world.database.transaction(Scope.system()) as session:
+        paging_service.set_rule(cli_context(session), severity=severity,  # type: ignore[arg-type]
+                                data=paging_service.PagingSet(unit_id=world.hq))
+    return severity

@@ -24,6 +24,7 @@ from vigil.core.pagination import PageParams, page_params, paginate
 from vigil.response import escalation as engine
 from vigil.response import oncall_forms as forms
 from vigil.response import oncall_service as service
+from vigil.response import paging_views
 from vigil.response.escalation import LinkRefused
 from vigil.response.notifications import service as notification_service
 from vigil.response.oncall_models import Escalation, OncallSchedule
@@ -256,6 +257,7 @@ def _policies_page(request: Request, session: Session, *, policy_id: int | None 
         "policies": policies, "policy": policy, "values": values or {"repeat": "0"},
         "levels": [*(rows or []), blank], "error": error, "done": done_of(request),
         "schedules": [s.name for s in session.scalars(service.schedules_query())],
+        "paging": paging_views.paging_context(session),
     }, status=status)
 
 

@@ -9,7 +9,8 @@
 * ``IncidentPaging`` listens to the incident domain's events (after their transaction commits) and hands
   the work to the escalation runner's thread: an incident that opens, or whose severity rises, starts the
   escalation policy configured for its unit and severity (``paging_service``) and tells the configured
-  channels "incident opened"; acknowledging the incident stops its paging.
+  channels "incident opened"; acknowledging the incident stops its paging; an approved post-mortem is
+  published to the knowledge base and the git wiki (``incidents.postmortem_report``).
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ class ChannelNotify:
 
 
 class IncidentPaging:
-    """Subscribes to the incident events while `vigil serve` runs; the work runs in the runner's thread."""
+    """Subscribes to the incident events while `vigil serve` runs; paging and "incident opened" run in the
+    runner's thread (a slow endpoint never holds a request), publishing an approved post-mortem right away."""
 
     def __init__(self, runner: EscalationRunner) -> None:
         self.runner = runner
@@ -174,7 +176,9 @@ class IncidentPaging:
                           lambda e: self.runner.submit(lambda: self.on_raised(e, opened=False))),
             bus.subscribe(IncidentAcknowledged, lambda e: self.runner.submit(lambda: self.on_acknowledged(e))),
             bus.subscribe(PagesQueued, lambda e: self.runner.wake()),
-            bus.subscribe(PostMortemApproved, lambda e: self.runner.submit(lambda: self.on_approved(e))),
+            # Publishing runs in the approving request's thread, right after its commit: the approver sees the
+            # page and the commit when the answer comes (a git push, as the knowledge base's own button does).
+            bus.subscribe(PostMortemApproved, self.on_approved),
         ]
 
     def stop(self) -> None:

@@ -30,7 +30,7 @@ from vigil.intel import views as intel_views
 from vigil.intel.runtime import Intel, intel_for
 from vigil.kb import api as kb_api
 from vigil.kb import views as kb_views
-from vigil.response import oncall_api, oncall_views, paging_api
+from vigil.response import oncall_api, oncall_views, paging_api, paging_views
 from vigil.response.notifications import api as notifications_api
 from vigil.response.notifications import views as notifications_views
 from vigil.response.oncall_runtime import EscalationRunner
@@ -117,6 +117,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     for router in oncall_views.routers:
         app.include_router(router)
+    app.include_router(paging_views.router)
     app.include_router(kb_views.router)
     for router in notifications_views.routers:
         app.include_router(router)
