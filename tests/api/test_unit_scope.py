@@ -259,6 +259,14 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/{action}"): lambda w, t: (
         "POST", f"/api/v1/incidents/{t['incident']}/postmortem/submit", None),
     ("GET", "/incidents/{incident_id}"): lambda w, t: ("GET", f"/incidents/{t['incident']}", None),
+    ("GET", "/api/v1/incidents/{incident_id}/report.md"): lambda w, t: (
+        "GET", f"/api/v1/incidents/{t['incident']}/report.md", None),
+    ("GET", "/incidents/{incident_id}/report.md"): lambda w, t: ("GET", f"/incidents/{t['incident']}/report.md", None),
+    ("GET", "/incidents/{incident_id}/report"): lambda w, t: ("GET", f"/incidents/{t['incident']}/report", None),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/prefill"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/postmortem/prefill", None),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/publish"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/postmortem/publish", None),
 }
 
 
@@ -299,6 +307,9 @@ NOT_RECORD_IDS |= {
     ("DELETE", "/api/v1/incident-settings/templates/{template_id}"),
     ("PUT", "/api/v1/incident-settings/sla/{severity}"),
     ("DELETE", "/api/v1/incident-settings/grouping-rules/{rule_id}"),
+    # Paging is set by severity for the caller's own unit (or a unit_id checked against the scope).
+    ("PUT", "/api/v1/incident-paging/{severity}"), ("DELETE", "/api/v1/incident-paging/{severity}"),
+    ("POST", "/oncall/paging/{severity}/delete"),
 }
 
 
