@@ -9,13 +9,13 @@ from vigil.incidents import models as incidents_models
 from vigil.intel import models as intel_models
 from vigil.kb import models as kb_models
 from vigil.response import oncall_models as response_oncall_models
+from vigil.response import paging_models as response_paging_models
 from vigil.response.actions import models as response_action_models
 from vigil.response.notifications import models as notification_models
 from vigil.response.playbooks import models as playbook_models
 from vigil.siem import models as siem_models
 
 metadata = Base.metadata
-__all__ = ["accounts_models", "core_audit", "detection_models", "incidents_models", "intel_models", "kb_models",
-           "metadata", "notification_models", "response_oncall_models", "siem_models"]
-__all__ += ["playbook_models", "response_action_models"]
-__all__ += ["incidents_evidence_models"]
+__all__ = ["accounts_models", "core_audit", "detection_models", "incidents_evidence_models", "incidents_models",
+           "intel_models", "kb_models", "metadata", "notification_models", "playbook_models", "response_action_models",
+           "response_oncall_models", "response_paging_models", "siem_models"]

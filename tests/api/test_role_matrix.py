@@ -43,6 +43,7 @@ from tests.incidents.test_incidents_api import (
     fresh_task_ids,
     fresh_template_id,
 )
+from tests.incidents.test_postmortem_publish import fresh_approved_incident
 from tests.incidents.test_reports import fresh_evidence_ids, fresh_follow_token, fresh_report_id
 from tests.intel.test_intel_api import (
     STIX_BUNDLE,
@@ -68,6 +69,7 @@ from tests.response.test_oncall_api import (
     fresh_policy_id,
     fresh_schedule_id,
 )
+from tests.response.test_paging import fresh_paging
 
 from vigil.accounts.models import RoleGrant, User
 from vigil.core.auth import ROLE_PERMISSIONS, Permission, Role
@@ -938,6 +940,26 @@ ROUTES: dict[tuple[str, str], Row] = {
         f"/api/v1/incidents/{fresh_postmortem_incident(c.world)}/postmortem", json={"impact": "two laptops"})),
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/{action}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
         f"/api/v1/incidents/{fresh_postmortem_incident(c.world, 'in_review')}/postmortem/approve")),
+    # --- wiring: paging of new incidents, the report, publishing the post-mortem -------------------------
+    ("GET", "/api/v1/incident-paging"): Row(Needs(P.INCIDENTS_READ), fixed("/api/v1/incident-paging")),
+    ("PUT", "/api/v1/incident-paging/{severity}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        "/api/v1/incident-paging/P4", json={})),
+    ("DELETE", "/api/v1/incident-paging/{severity}"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incident-paging/{fresh_paging(c.world)}")),
+    ("POST", "/oncall/paging"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req("/oncall/paging",
+                                                                           data={"severity": "P4"})),
+    ("POST", "/oncall/paging/{severity}/delete"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/oncall/paging/{fresh_paging(c.world)}/delete", data={})),
+    ("GET", "/api/v1/incidents/{incident_id}/report.md"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}/report.md")),
+    ("GET", "/incidents/{incident_id}/report.md"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}/report.md")),
+    ("GET", "/incidents/{incident_id}/report"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}/report")),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/prefill"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}/postmortem/prefill")),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/publish"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
+        f"/api/v1/incidents/{fresh_approved_incident(c.world)}/postmortem/publish")),
     ("GET", "/api/v1/incident-settings/types"): Row(Needs(P.INCIDENTS_READ), fixed("/api/v1/incident-settings/types")),
     ("POST", "/api/v1/incident-settings/types"): Row(Needs(P.INCIDENTS_WRITE, everywhere=True), lambda c: Req(
         "/api/v1/incident-settings/types", json={"key": f"t_{uuid.uuid4().hex[:12]}", "names": {"en": "Matrix"}})),

@@ -373,6 +373,14 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
         "POST", f"/incidents/{t['evidence_incident']}/evidence/{t['evidence']}/verify", {}),
     ("POST", "/incidents/{incident_id}/evidence/{evidence_id}/handover"): lambda w, t: (
         "POST", f"/incidents/{t['evidence_incident']}/evidence/{t['evidence']}/handover", {"to": "analyst_a"}),
+    ("GET", "/api/v1/incidents/{incident_id}/report.md"): lambda w, t: (
+        "GET", f"/api/v1/incidents/{t['incident']}/report.md", None),
+    ("GET", "/incidents/{incident_id}/report.md"): lambda w, t: ("GET", f"/incidents/{t['incident']}/report.md", None),
+    ("GET", "/incidents/{incident_id}/report"): lambda w, t: ("GET", f"/incidents/{t['incident']}/report", None),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/prefill"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/postmortem/prefill", None),
+    ("POST", "/api/v1/incidents/{incident_id}/postmortem/publish"): lambda w, t: (
+        "POST", f"/api/v1/incidents/{t['incident']}/postmortem/publish", None),
 }
 
 
@@ -413,6 +421,9 @@ NOT_RECORD_IDS |= {
     ("DELETE", "/api/v1/incident-settings/templates/{template_id}"),
     ("PUT", "/api/v1/incident-settings/sla/{severity}"),
     ("DELETE", "/api/v1/incident-settings/grouping-rules/{rule_id}"),
+    # Paging is set by severity for the caller's own unit (or a unit_id checked against the scope).
+    ("PUT", "/api/v1/incident-paging/{severity}"), ("DELETE", "/api/v1/incident-paging/{severity}"),
+    ("POST", "/oncall/paging/{severity}/delete"),
 }
 # A report's follow-up token is a credential, not a record id (its own tests refuse a wrong one).
 NOT_RECORD_IDS |= {("GET", "/api/v1/incident-reports/follow/{token}"), ("GET", "/reports/follow/{token}")}

@@ -53,7 +53,7 @@ from vigil.intel import cli as intel_cli
 from vigil.intel import demo as intel_demo
 from vigil.kb import cli as kb_cli
 from vigil.kb import demo as kb_demo
-from vigil.response import oncall_cli, oncall_demo
+from vigil.response import oncall_cli, oncall_demo, paging_cli
 from vigil.response.actions import cli as actions_cli
 from vigil.response.actions import demo as actions_demo
 from vigil.response.notifications import cli as notifications_cli
@@ -85,6 +85,7 @@ app.add_typer(cli_hunts.app, name="hunts")
 app.add_typer(intel_cli.app, name="intel")
 app.add_typer(oncall_cli.oncall, name="oncall")
 app.add_typer(oncall_cli.escalation, name="escalation")
+oncall_cli.escalation.add_typer(paging_cli.paging, name="paging")
 app.add_typer(kb_cli.app, name="kb")
 app.add_typer(notifications_cli.app, name="notify")
 app.add_typer(incidents_cli.app, name="incident")

@@ -209,3 +209,17 @@ def alerts_of(session: Session, incident_id: int) -> list[tuple[Alert, IncidentA
     rows = session.execute(select(Alert, IncidentAlert).join(IncidentAlert, IncidentAlert.alert_id == Alert.id)
                            .where(IncidentAlert.incident_id == incident_id).order_by(IncidentAlert.id)).all()
     return [(alert, link) for alert, link in rows]
+
+
+def incidents_with_observable(session: Session, *, values: Sequence[str], units: Sequence[int] | None = None,
+                              limit: int = 50) -> list[Incident]:
+    """The incidents (newest first) whose observables hold one of ``values`` (normalised as intel normalises
+    them), within the session's scope and, when given, ``units``: what the intel lookup shows."""
+    wanted = [value for value in dict.fromkeys(values) if value]
+    if not wanted or (units is not None and not units):
+        return []
+    query = select(Incident).where(Incident.id.in_(select(Observable.incident_id)
+                                                   .where(Observable.value.in_(wanted))))
+    if units is not None:
+        query = query.where(Incident.unit_id.in_(units))
+    return list(session.scalars(query.order_by(Incident.created_at.desc(), Incident.id.desc()).limit(limit)))

@@ -42,6 +42,11 @@ class IncidentPhaseChanged(IncidentEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class IncidentSeverityChanged(IncidentEvent):
+    previous: str  # the severity before; ``severity`` is the new one
+
+
+@dataclass(frozen=True, kw_only=True)
 class IncidentAssigned(IncidentEvent):
     owner_id: int | None
     team: str

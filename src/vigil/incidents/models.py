@@ -217,6 +217,12 @@ class PostMortem(Base):
     review_note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Where it was published (vigil.response.postmortem_publish): the knowledge-base page and the git commit.
+    kb_slug: Mapped[str | None] = mapped_column(String(100))
+    kb_version: Mapped[int | None] = mapped_column(Integer)
+    git_commit: Mapped[str | None] = mapped_column(String(64))
+    published_at: Mapped[datetime | None] = mapped_column()
+    published_by: Mapped[str | None] = mapped_column(String(64))
 
 
 class SlaTarget(Base):

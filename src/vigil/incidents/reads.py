@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from vigil.incidents import activity, postmortem, sla, tasks
 from vigil.incidents.common import user_names
 from vigil.incidents.models import Incident, IncidentType, PhaseSpan, StatusChange
+from vigil.incidents.response_timeline import merged_timeline
 from vigil.incidents.schemas import (
     CommentRead,
     IncidentRead,
@@ -24,7 +25,6 @@ from vigil.incidents.schemas import (
     SlaFigureRead,
     StatusChangeRead,
     TaskRead,
-    TimelineRead,
     UserRef,
 )
 from vigil.incidents.service import phase_minutes
@@ -102,5 +102,5 @@ class Reader:
                                 linked_at=link.linked_at) for a, link in activity.alerts_of(session, incident.id)],
             observables=observables,
             comments=[CommentRead.model_validate(c) for c in activity.comments_of(session, incident.id)],
-            timeline=[TimelineRead.model_validate(e) for e in activity.timeline_of(session, incident.id)],
+            timeline=merged_timeline(session, incident.id, activity.timeline_of(session, incident.id)),
             postmortem=PostMortemRead.model_validate(record) if record is not None else None)

@@ -292,6 +292,11 @@ class PostMortemRead(BaseModel):
     review_note: str
     created_at: datetime
     updated_at: datetime
+    kb_slug: str | None = None  # where it was published: the knowledge-base page, its version, the git commit
+    kb_version: int | None = None
+    git_commit: str | None = None
+    published_at: datetime | None = None
+    published_by: str | None = None
 
 
 class IncidentRead(IncidentSummary):

@@ -36,6 +36,7 @@ from vigil.incidents.events import (
     IncidentOpened,
     IncidentPhaseChanged,
     IncidentReclassified,
+    IncidentSeverityChanged,
 )
 from vigil.incidents.models import (
     FieldDefinition,
@@ -158,6 +159,7 @@ def update_incident(ctx: Context, *, incident_id: int, data: IncidentUpdate) -> 
     incident = get_incident(ctx.session, incident_id)
     changes = data.model_dump(exclude_unset=True)
     shown: dict[str, Any] = {}
+    previous_severity = incident.severity
     if "type" in changes and changes["type"] is not None:
         kind = find_type(ctx.session, changes.pop("type"))
         if kind.id != incident.type_id:
@@ -183,6 +185,8 @@ def update_incident(ctx: Context, *, incident_id: int, data: IncidentUpdate) -> 
         return incident
     if "severity" in shown:
         note(ctx, incident, "state_change", f"Severity set to {shown['severity']}", severity=shown["severity"])
+        emit(ctx.session, IncidentSeverityChanged(**event_fields(ctx.session, ctx, incident),
+                                                  previous=previous_severity))
     note(ctx, incident, "state_change", "Incident details changed: " + ", ".join(sorted(shown)),
          fields=sorted(shown))
     ctx.audit("incident.update", target_type="incident", target_id=incident.id, unit_id=incident.unit_id,

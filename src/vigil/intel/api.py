@@ -228,7 +228,8 @@ def look_up(request: Request, principal: Reader, session: SessionDep,
             value: Annotated[str, Query(min_length=1, max_length=2048)]) -> LookupRead:
     units = principal.units_for(Permission.EVENTS_READ)
     events = request.app.state.siem.existing_store() if units else None
-    return lookup.look_up(session, intel_of(request), value, events=events, units=units)
+    return lookup.look_up(session, intel_of(request), value, events=events, units=units,
+                          incident_units=principal.units_for(Permission.INCIDENTS_READ))
 
 
 @router.get("/export")

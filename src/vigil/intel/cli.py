@@ -184,7 +184,9 @@ def lookup_command(
                    f"{sighting.first_seen:%Y-%m-%d %H:%M} {'retroactive' if sighting.retroactive else 'live'}")
     for entity in found.entities:
         typer.echo(f"  {entity.kind} {entity.name}")
-    if not (found.indicators or found.sightings or found.warninglists or found.allowlisted):
+    for incident in found.incidents:
+        typer.echo(f"  incident {incident['ref']} [{incident['severity']}, {incident['phase']}] {incident['title']}")
+    if not (found.indicators or found.sightings or found.warninglists or found.allowlisted or found.incidents):
         typer.echo("  nothing known")
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from vigil.detection.models import Alert
+from vigil.incidents.activity import incidents_with_observable
 from vigil.intel.indicators import IndicatorType, InvalidValue, guess
 from vigil.intel.models import IntelAllowlist, IntelEntity, IntelSighting
 from vigil.intel.retrohunt import PLAN
@@ -73,8 +74,10 @@ def _events(events: EventStore | None, units: Collection[int] | None, kind: Indi
 
 
 def look_up(session: Session, intel: Intel, query: str, *, events: EventStore | None,
-            units: Collection[int] | None = None) -> LookupRead:
-    """Everything known about ``query`` that the session's scope may see (sightings and alerts by unit)."""
+            units: Collection[int] | None = None, incident_units: Collection[int] | None = None) -> LookupRead:
+    """Everything known about ``query`` that the session's scope may see (sightings and alerts by unit), and the
+    incidents of ``incident_units`` (the units where the caller reads incidents; None: every unit in scope)
+    whose observables hold it."""
     text = query.strip()
     try:
         kind, value = guess(text)
@@ -111,4 +114,8 @@ def look_up(session: Session, intel: Intel, query: str, *, events: EventStore | 
                  "last_seen": a.last_seen.isoformat(), "count": a.count} for a in alerts],
         events=_events(events, units, kind, value if kind is not None else text),
         entities=[EntityRead.model_validate(e) for e in entities], warninglists=warninglists,
-        allowlisted=allowlisted)
+        allowlisted=allowlisted,
+        incidents=[{"id": i.id, "ref": i.ref, "title": i.title, "severity": i.severity, "phase": i.phase,
+                    "status": i.status} for i in incidents_with_observable(
+                        session, values=[value, text], units=list(incident_units) if incident_units is not None
+                        else None, limit=LIMIT)])

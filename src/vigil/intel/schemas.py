@@ -274,6 +274,9 @@ class LookupRead(BaseModel):
     entities: list[EntityRead]
     warninglists: list[str]
     allowlisted: bool
+    # The incidents whose observables hold the value (for a reader of incidents): id, ref, title, severity,
+    # phase, status.
+    incidents: list[dict[str, Any]] = Field(default_factory=list)
 
 
 ImportRead.model_rebuild()

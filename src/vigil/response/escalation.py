@@ -31,6 +31,7 @@ from vigil.core import audit
 from vigil.core.context import Context
 from vigil.core.db import Database, Scope, get_scope
 from vigil.core.errors import Conflict, NotFound, PermissionDenied
+from vigil.core.events import DomainEvent, emit
 from vigil.response import oncall_service
 from vigil.response.oncall_models import Escalation, EscalationStep
 
@@ -158,26 +159,59 @@ def _recipients(session: Session, escalation: Escalation, level: int, at: dateti
     return list(found.values())
 
 
+class NoChannelNotify(UnwiredNotify):
+    """Channels are wired, but the level names none: nothing is sent, and the step says so."""
+
+    name = "no channel on this level (nothing sent)"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PagesQueued(DomainEvent):
+    """Pages of an escalation wait in ``queued`` steps; whoever sends them (the runner) is told after commit."""
+
+    escalation_id: int
+
+
+def level_channels(escalation: Escalation, level: int) -> list[int]:
+    return [int(c) for c in escalation.levels[level].get("channel_ids") or []]
+
+
 def _notify_level(session: Session, escalation: Escalation, pager: Pager, at: datetime) -> None:
     level, total = escalation.level, len(escalation.levels)
     kind = "page" if level == 0 and escalation.round == 0 else "escalated"
     title = f"[{escalation.severity}] Incident #{escalation.incident_id}: {escalation.title}"
+    notify: Notify = pager.notify
+    channels = level_channels(escalation, level) if getattr(notify, "deferred", False) else []
+    if getattr(notify, "deferred", False) and not channels:
+        notify = NoChannelNotify()
+    queued = False
     for user in _recipients(session, escalation, level, at):
+        if channels:
+            # Sent after this transaction commits (a slow endpoint must not hold it): one step per channel,
+            # which the sender turns into notified / notify-failed with the delivery's id.
+            for channel_id in channels:
+                _step(session, escalation, "queued", at, level=level, round=escalation.round, user_id=user.user_id,
+                      username=user.username, channel=f"channel #{channel_id}", channel_id=channel_id,
+                      detail=f"{kind}: {title}"[:1000])
+            queued = True
+            continue
         url = pager.ack_url(pager.links.sign(escalation_id=escalation.id, user_id=user.user_id,
                                              expires=at + pager.link_ttl))
         body = (f"{title}\nEscalation level {level + 1} of {total}"
                 + (f", round {escalation.round + 1} of {escalation.repeat + 1}" if escalation.repeat else "")
                 + f". Acknowledge: {url}")
         try:
-            pager.notify(user, kind, title, body, url)
+            notify(user, kind, title, body, url)
         except Exception as exc:  # a failing channel is recorded; the escalation carries on
             log.warning("escalation %d: notifying %s failed: %s", escalation.id, user.username, exc)
             _step(session, escalation, "notify-failed", at, level=level, round=escalation.round,
-                  user_id=user.user_id, username=user.username, channel=pager.notify.name[:60],
+                  user_id=user.user_id, username=user.username, channel=notify.name[:60],
                   detail=str(exc)[:1000])
         else:
             _step(session, escalation, "notified", at, level=level, round=escalation.round, user_id=user.user_id,
-                  username=user.username, channel=pager.notify.name[:60], detail=f"{kind}: {title}"[:1000])
+                  username=user.username, channel=notify.name[:60], detail=f"{kind}: {title}"[:1000])
+    if queued:
+        emit(session, PagesQueued(unit_id=escalation.unit_id, actor=SYSTEM_NAME, escalation_id=escalation.id))
 
 
 def advance(ctx: Context, escalation: Escalation, *, now: datetime, pager: Pager) -> bool:
@@ -304,7 +338,10 @@ def resolve_link(session: Session, links: AckLinks, token: str, *, now: datetime
         raise LinkRefused("this acknowledgement link names an escalation or user that no longer exists")
     paged = session.scalar(select(EscalationStep.id).where(EscalationStep.escalation_id == escalation_id,
                                                            EscalationStep.user_id == user_id,
-                                                           EscalationStep.kind == "notified").limit(1))
+                                                           # "sending": the page may arrive before its outcome
+                                                           # is recorded
+                                                           EscalationStep.kind.in_(("notified", "sending")))
+                                .limit(1))
     if paged is None:
         raise LinkRefused("this acknowledgement link was not sent to this user")
     return LinkTarget(escalation, user)

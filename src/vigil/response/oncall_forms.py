@@ -14,11 +14,13 @@ from sqlalchemy.orm import Session
 
 from vigil.core.errors import BadInput
 from vigil.response import oncall_service as service
+from vigil.response.notifications.service import find_channel
 
 DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _DAY_INDEX = {name.lower(): index for index, name in enumerate(DAY_NAMES)}
 _RESTRICTION = re.compile(r"^\s*(?P<days>[A-Za-z,\- ]+?)\s+(?P<start>\d{1,2}:\d{2})\s*-\s*(?P<end>\d{1,2}:\d{2})\s*$")
 SCHEDULE_PREFIX = "schedule:"
+CHANNEL_PREFIX = "channel:"  # a notification channel the level pages through
 LAYER_FIELDS = ("name", "participants", "rotation", "hours", "handoff", "start", "restrictions", "remove")
 LEVEL_FIELDS = ("timeout", "targets", "remove")
 
@@ -98,11 +100,12 @@ def layers_from_rows(session: Session, rows: Sequence[Mapping[str, str]]) -> lis
 
 
 def level_rows(levels: Sequence[Mapping[str, Any]], users: Mapping[int, str],
-               schedules: Mapping[int, str]) -> list[dict[str, str]]:
+               schedules: Mapping[int, str], channels: Mapping[int, str] | None = None) -> list[dict[str, str]]:
     rows = []
     for level in levels:
         targets = [users.get(t["id"], f"#{t['id']}") if t["kind"] == "user"
                    else SCHEDULE_PREFIX + schedules.get(t["id"], f"#{t['id']}") for t in level["targets"]]
+        targets += [CHANNEL_PREFIX + (channels or {}).get(c, f"#{c}") for c in level.get("channel_ids") or []]
         rows.append({"timeout": str(level["timeout_minutes"]), "targets": ", ".join(targets), "remove": ""})
     return rows
 
@@ -113,12 +116,15 @@ def levels_from_rows(session: Session, rows: Sequence[Mapping[str, str]]) -> lis
         if row.get("remove") or not row.get("targets", "").strip():
             continue
         targets: list[dict[str, Any]] = []
+        channel_ids: list[int] = []
         for entry in (e.strip() for e in row["targets"].split(",") if e.strip()):
-            if entry.lower().startswith(SCHEDULE_PREFIX):
+            if entry.lower().startswith(CHANNEL_PREFIX):
+                channel_ids.append(find_channel(session, entry[len(CHANNEL_PREFIX):].strip()).id)
+            elif entry.lower().startswith(SCHEDULE_PREFIX):
                 schedule = service.schedule_by_name(session, entry[len(SCHEDULE_PREFIX):].strip())
                 targets.append({"kind": "schedule", "id": schedule.id})
             else:
                 user_id = service.user_ids_by_name(session, [entry], f"level{index}_targets")[0]
                 targets.append({"kind": "user", "id": user_id})
-        levels.append({"timeout_minutes": row.get("timeout") or 15, "targets": targets})
+        levels.append({"timeout_minutes": row.get("timeout") or 15, "targets": targets, "channel_ids": channel_ids})
     return levels

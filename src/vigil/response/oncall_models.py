@@ -99,7 +99,7 @@ class EscalationStep(UnitScoped, Base):
     escalation_id: Mapped[int] = mapped_column(ForeignKey("escalations.id", ondelete="CASCADE"), index=True)
     incident_id: Mapped[int] = mapped_column(Integer, index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
-    # started | level | notified | notify-failed | nobody-on-call | acknowledged | exhausted
+    # started | level | queued | sending | notified | notify-failed | nobody-on-call | acknowledged | exhausted
     kind: Mapped[str] = mapped_column(String(20))
     level: Mapped[int | None] = mapped_column(Integer)
     round: Mapped[int | None] = mapped_column(Integer)
@@ -107,3 +107,6 @@ class EscalationStep(UnitScoped, Base):
     username: Mapped[str] = mapped_column(String(64), default="")
     channel: Mapped[str] = mapped_column(String(60), default="")  # the notifier that carried it
     detail: Mapped[str] = mapped_column(Text, default="")
+    # With notification channels wired: the channel a page goes through and its delivery in the log.
+    channel_id: Mapped[int | None] = mapped_column(Integer)
+    delivery_id: Mapped[int | None] = mapped_column(Integer)

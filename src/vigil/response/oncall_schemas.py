@@ -169,6 +169,8 @@ class LevelIn(BaseModel):
 
     timeout_minutes: int = Field(default=15, ge=1, le=24 * 60)  # wait this long for an acknowledgement
     targets: list[TargetIn] = Field(min_length=1, max_length=20)
+    # The notification channels this level pages through (ids); none: nothing is sent, the steps say so.
+    channel_ids: list[RecordId] = Field(default_factory=list, max_length=10)
 
 
 class PolicyCreate(BaseModel):
@@ -233,6 +235,8 @@ class StepRead(BaseModel):
     username: str
     channel: str
     detail: str
+    channel_id: int | None = None
+    delivery_id: int | None = None
 
 
 class EscalationRead(BaseModel):

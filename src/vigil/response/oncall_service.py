@@ -19,6 +19,7 @@ from vigil.accounts.service import UNSCOPED
 from vigil.core.context import Context
 from vigil.core.db import get_scope, utcnow
 from vigil.core.errors import BadInput, Conflict, NotFound, PermissionDenied
+from vigil.response.notifications.models import NotificationChannel
 from vigil.response.oncall import Layer, Override, Restriction, ScheduleSpec, Shift, final_shifts, on_call_at
 from vigil.response.oncall_models import EscalationPolicy, OncallOverride, OncallSchedule
 from vigil.response.oncall_schemas import (
@@ -290,6 +291,12 @@ def _check_targets(session: Session, levels: Sequence[LevelIn]) -> None:
                 if found is None or not get_scope(session).allows(found.unit_id):
                     raise BadInput(f"no such schedule in your units: {target.id}",
                                    errors=[{"field": field, "message": f"unknown schedule id {target.id}"}])
+        for channel_id in level.channel_ids:
+            channel = session.get(NotificationChannel, channel_id)
+            if channel is None or not get_scope(session).allows(channel.unit_id):
+                raise BadInput(f"no such notification channel in your units: {channel_id}",
+                               errors=[{"field": f"levels.{index}.channel_ids",
+                                        "message": f"unknown notification channel id {channel_id}"}])
 
 
 def create_policy(ctx: Context, *, data: PolicyCreate) -> EscalationPolicy:

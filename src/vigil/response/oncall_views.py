@@ -24,7 +24,9 @@ from vigil.core.pagination import PageParams, page_params, paginate
 from vigil.response import escalation as engine
 from vigil.response import oncall_forms as forms
 from vigil.response import oncall_service as service
+from vigil.response import paging_views
 from vigil.response.escalation import LinkRefused
+from vigil.response.notifications import service as notification_service
 from vigil.response.oncall_models import Escalation, OncallSchedule
 from vigil.response.oncall_runtime import EscalationRunner
 from vigil.response.oncall_schemas import (
@@ -237,7 +239,8 @@ def _policy_rows(session: Session, levels: list[dict[str, Any]]) -> list[dict[st
     users = {u.id: u.username for u in service.user_names(
         session, {t["id"] for lv in levels for t in lv["targets"] if t["kind"] == "user"}).values()}
     schedules = {s.id: s.name for s in session.scalars(service.schedules_query())}
-    return forms.level_rows(levels, users, schedules)
+    channels = {c.id: c.name for c in notification_service.list_channels(session)}
+    return forms.level_rows(levels, users, schedules, channels)
 
 
 def _policies_page(request: Request, session: Session, *, policy_id: int | None = None,
@@ -254,6 +257,7 @@ def _policies_page(request: Request, session: Session, *, policy_id: int | None 
         "policies": policies, "policy": policy, "values": values or {"repeat": "0"},
         "levels": [*(rows or []), blank], "error": error, "done": done_of(request),
         "schedules": [s.name for s in session.scalars(service.schedules_query())],
+        "paging": paging_views.paging_context(session),
     }, status=status)
 
 

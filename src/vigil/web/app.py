@@ -23,6 +23,7 @@ from vigil.detection import views as detection_views
 from vigil.detection.source_health import SilentSourceWatch
 from vigil.incidents import api as incidents_api
 from vigil.incidents import evidence_api as incidents_evidence_api
+from vigil.incidents import report_api
 from vigil.incidents import views as incidents_views
 from vigil.incidents import work_views as incidents_work_views
 from vigil.incidents.clock import IncidentClock
@@ -31,12 +32,13 @@ from vigil.intel import views as intel_views
 from vigil.intel.runtime import Intel, intel_for
 from vigil.kb import api as kb_api
 from vigil.kb import views as kb_views
-from vigil.response import oncall_api, oncall_views
+from vigil.response import oncall_api, oncall_views, paging_api, paging_views
 from vigil.response.actions import api as actions_api
 from vigil.response.actions import views as actions_views
 from vigil.response.notifications import api as notifications_api
 from vigil.response.notifications import views as notifications_views
 from vigil.response.oncall_runtime import EscalationRunner
+from vigil.response.paging import ChannelNotify, IncidentPaging
 from vigil.response.playbooks import api as playbooks_api
 from vigil.response.playbooks import views as playbooks_views
 from vigil.response.playbooks.runtime import ResponseRunner
@@ -63,6 +65,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         intel.start()
         escalations: EscalationRunner = app.state.escalations
         escalations.start()
+        app.state.incident_paging.start()
         incident_clock = IncidentClock(app.state.db)
         incident_clock.start()
         response_runner: ResponseRunner = app.state.response_runner
@@ -72,6 +75,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         finally:
             response_runner.stop()
             incident_clock.stop()
+            app.state.incident_paging.stop()
             escalations.stop()
             health.stop()
             intel.stop()
@@ -96,6 +100,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.state.escalations = EscalationRunner(settings, app.state.db)
     # Playbooks started by incident events, and rollbacks of response actions whose TTL passed.
     app.state.response_runner = ResponseRunner(settings, app.state.db, intel=app.state.intel)
+    # Pages go through the notification channels each policy level names; new incidents start the policy
+    # configured for their unit and severity (vigil.response.paging).
+    app.state.escalations.notify = ChannelNotify(settings, app.state.db)
+    app.state.incident_paging = IncidentPaging(app.state.escalations)
     problems.install(app)
     app.include_router(system_api.router)
     app.include_router(accounts_api.router)
@@ -104,8 +112,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     for router in oncall_api.routers:
         app.include_router(router)
+    app.include_router(paging_api.router)
     app.include_router(kb_api.router)
     for router in notifications_api.routers:
+        app.include_router(router)
+    for router in report_api.routers:  # before the incidents router: /postmortem/publish is no review action
         app.include_router(router)
     for router in incidents_api.routers:
         app.include_router(router)
@@ -122,6 +133,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     for router in oncall_views.routers:
         app.include_router(router)
+    app.include_router(paging_views.router)
     app.include_router(kb_views.router)
     for router in notifications_views.routers:
         app.include_router(router)

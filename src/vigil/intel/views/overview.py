@@ -58,7 +58,8 @@ def lookup_page(request: Request, principal: Reader, session: SessionDep,
     if value.strip():
         units = principal.units_for(Permission.EVENTS_READ)
         events = request.app.state.siem.existing_store() if units else None
-        found = lookup.look_up(session, intel_of(request), value, events=events, units=units)
+        found = lookup.look_up(session, intel_of(request), value, events=events, units=units,
+                               incident_units=principal.units_for(Permission.INCIDENTS_READ))
     return render(request, "intel/lookup.html", {
         "value": value.strip(),
         "found": found,
