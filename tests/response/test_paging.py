@@ -4,6 +4,7 @@ a new incident starts the policy configured for its severity. Runs on SQLite and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from tests.conftest import World, cli_context
 from tests.response import platforms
-from tests.web.support import post_form, signed_in, text_of
+from tests.web.support import audit_actions, post_form, signed_in, text_of
 
 from vigil.core.audit import AuditRecord
 from vigil.core.config import Settings, load_settings
@@ -254,3 +255,31 @@ def fresh_paging(world: World, severity: str = "P3") -> str:
         paging_service.set_rule(cli_context(session), severity=severity,  # type: ignore[arg-type]
                                 data=paging_service.PagingSet(unit_id=world.hq))
     return severity
+
+
+def test_acknowledging_the_page_by_its_signed_link_acknowledges_the_incident(
+        world: World, client: TestClient, app: FastAPI, robot: platforms.Platform) -> None:
+    channel_id = add_channel(world, robot.url)
+    policy_id = add_policy(client, world, channel_id)
+    assert client.put("/api/v1/incident-paging/P1", headers=world.headers("responder"),
+                      json={"policy_id": policy_id, "channel_ids": []}).status_code == 200
+    incident_id = open_incident(client, world)
+    runner = runner_of(app)
+    runner.work()
+    [page] = [r.json()["markdown"]["text"] for r in robot.received]
+    link = re.search(rf"{re.escape(PUBLIC)}(/ack/[A-Za-z0-9_\-.=]+)", page)
+    assert link is not None, page
+    before = client.get(f"/api/v1/incidents/{incident_id}", headers=world.headers("viewer")).json()
+    assert before["acknowledged_at"] is None
+
+    anonymous = TestClient(app, base_url="https://testserver")
+    assert anonymous.post(link.group(1)).status_code == 200
+    runner.work()
+
+    after = client.get(f"/api/v1/incidents/{incident_id}", headers=world.headers("viewer")).json()
+    assert after["acknowledged_at"] is not None  # the time-to-acknowledge clock stopped with the page
+    with world.database.transaction(Scope.system()) as session:
+        escalation = session.scalar(select(Escalation).where(Escalation.incident_id == incident_id))
+        assert escalation is not None and (escalation.status, escalation.acknowledged_via) == ("acknowledged", "link")
+    record = next(r for r in audit_actions(world.database) if r.action == "incident.acknowledge")
+    assert record.actor == "responder"  # who followed the link, not the system

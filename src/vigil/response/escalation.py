@@ -166,6 +166,15 @@ class NoChannelNotify(UnwiredNotify):
 
 
 @dataclass(frozen=True, kw_only=True)
+class EscalationAcknowledged(DomainEvent):
+    """Someone acknowledged a page (``via``: the UI, the API, the CLI, a signed link, or the incident itself)."""
+
+    escalation_id: int
+    incident_id: int
+    via: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class PagesQueued(DomainEvent):
     """Pages of an escalation wait in ``queued`` steps; whoever sends them (the runner) is told after commit."""
 
@@ -319,6 +328,8 @@ def acknowledge(ctx: Context, *, escalation_id: int, via: str, now: datetime, no
           user_id=ctx.actor.user_id, username=ctx.actor.name, channel=via, detail=note[:1000])
     ctx.audit("escalation.acknowledge", target_type="escalation", target_id=escalation.id, unit_id=escalation.unit_id,
               details={"incident_id": escalation.incident_id, "via": via, "was": was})
+    emit(ctx.session, EscalationAcknowledged(unit_id=escalation.unit_id, actor=ctx.actor.name, at=now,
+                                             escalation_id=escalation.id, incident_id=escalation.incident_id, via=via))
     return escalation
 
 

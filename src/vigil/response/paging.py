@@ -33,6 +33,7 @@ from vigil.core.db import Database, Scope, utcnow
 from vigil.core.errors import Conflict, NotFound, VigilError
 from vigil.core.events import bus
 from vigil.incidents import postmortem_report
+from vigil.incidents import service as incidents
 from vigil.incidents.events import (
     IncidentAcknowledged,
     IncidentEvent,
@@ -43,7 +44,7 @@ from vigil.incidents.events import (
 from vigil.incidents.models import Incident
 from vigil.response import escalation as engine
 from vigil.response import oncall_service, paging_service
-from vigil.response.escalation import Pager, PagesQueued, Recipient
+from vigil.response.escalation import EscalationAcknowledged, Pager, PagesQueued, Recipient
 from vigil.response.notifications import service as notifications
 from vigil.response.notifications.messages import Message, MessageKind
 from vigil.response.notifications.models import NotificationDelivery
@@ -176,6 +177,8 @@ class IncidentPaging:
                           lambda e: self.runner.submit(lambda: self.on_raised(e, opened=False))),
             bus.subscribe(IncidentAcknowledged, lambda e: self.runner.submit(lambda: self.on_acknowledged(e))),
             bus.subscribe(PagesQueued, lambda e: self.runner.wake()),
+            bus.subscribe(EscalationAcknowledged,
+                          lambda e: self.runner.submit(lambda: self.on_page_acknowledged(e))),
             # Publishing runs in the approving request's thread, right after its commit: the approver sees the
             # page and the commit when the answer comes (a git push, as the knowledge base's own button does).
             bus.subscribe(PostMortemApproved, self.on_approved),
@@ -241,3 +244,18 @@ class IncidentPaging:
                 actor = audit.Actor(None, event.actor, engine.system_actor(session).unit_id)
                 engine.acknowledge(Context(session=session, actor=actor), escalation_id=running.id,
                                    via="incident", now=utcnow(), note=f"incident {event.ref} acknowledged")
+
+    def on_page_acknowledged(self, event: EscalationAcknowledged) -> None:
+        """Whoever acknowledges a page (on the page, by the API or the signed link) has taken the incident up:
+        the incident's time-to-acknowledge clock stops at that moment too (once; a later page changes nothing)."""
+        if event.via == "incident":  # the incident's own acknowledgement stopped this paging
+            return
+        with self.runner.db.transaction(Scope.system()) as session:
+            user = session.scalar(select(User).where(User.username == event.actor), execution_options=UNSCOPED)
+            actor = audit.Actor(user.id if user else None, event.actor,
+                                user.unit_id if user else engine.system_actor(session).unit_id)
+            try:
+                incidents.acknowledge(Context(session=session, actor=actor), incident_id=event.incident_id,
+                                      at=event.at)
+            except NotFound:
+                log.info("escalation %d: its incident %d no longer exists", event.escalation_id, event.incident_id)
