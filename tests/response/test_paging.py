@@ -205,12 +205,12 @@ def test_paging_settings_are_checked_scoped_and_audited(world: World, client: Te
     assert client.put("/api/v1/incident-paging/P1", headers=world.headers("viewer"), json={}).status_code == 403
     assert client.put("/api/v1/incident-paging/P1", headers=headers, json={"channel_ids": [77]}).status_code == 422
     assert client.put("/api/v1/incident-paging/P2", headers=headers, json={}).status_code == 200
-    assert [r["severity"] for r in client.get("/api/v1/incident-paging", headers=headers).json()] == ["P2"]
+    assert [r["severity"] for r in client.get("/api/v1/incident-paging", headers=headers).json()["items"]] == ["P2"]
     assert client.delete("/api/v1/incident-paging/P2", headers=headers).status_code == 204
     assert client.delete("/api/v1/incident-paging/P2", headers=headers).status_code == 404
     assert client.put("/api/v1/incident-paging/P3", headers=headers, json={}).status_code == 200
     # Another branch's reader sees nothing of headquarters' paging.
-    assert client.get("/api/v1/incident-paging", headers=world.headers("staff_b")).json() == []
+    assert client.get("/api/v1/incident-paging", headers=world.headers("staff_b")).json()["items"] == []
     with world.database.transaction(Scope.system()) as session:
         actions = list(session.scalars(select(AuditRecord.action).where(AuditRecord.action.like("incident.paging%"))
                                        .order_by(AuditRecord.id)))
@@ -240,13 +240,13 @@ def test_the_policies_page_names_channels_and_sets_the_paging(world: World, clie
     assert saved.status_code == 303 and "paging=saved" in saved.headers["location"]
     page = text_of(browser.get("/oncall/policies?paging=saved"))
     assert "The paging is saved." in page and "Paged" in page
-    assert client.get("/api/v1/incident-paging", headers=world.headers("viewer")).json()[0]["channel_ids"] == [
+    assert client.get("/api/v1/incident-paging", headers=world.headers("viewer")).json()["items"][0]["channel_ids"] == [
         channel_id]
     viewer = signed_in(client.app, "viewer")  # type: ignore[arg-type]
     assert post_form(viewer, "/oncall/paging", {"severity": "P2"}, page="/oncall/policies").status_code == 403
     removed = post_form(browser, "/oncall/paging/P1/delete", page="/oncall/policies")
     assert removed.status_code == 303
-    assert client.get("/api/v1/incident-paging", headers=world.headers("viewer")).json() == []
+    assert client.get("/api/v1/incident-paging", headers=world.headers("viewer")).json()["items"] == []
 
 
 def fresh_paging(world: World, severity: str = "P3") -> str:

@@ -10,6 +10,7 @@ from fastapi import Path as PathParam
 
 from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID
+from vigil.core.pagination import Page, PageParams, page_params, paginate
 from vigil.response import paging_service as service
 from vigil.response.paging_service import PagingRead, PagingSet, Severity
 from vigil.web.deps import SessionDep, context, require
@@ -22,9 +23,12 @@ router = APIRouter(prefix="/api/v1/incident-paging", tags=["on-call"])
 
 
 @router.get("")
-def list_paging(principal: Reader, session: SessionDep) -> list[PagingRead]:
-    """Every unit's paging rows the caller can see (at most four per unit)."""
-    return [PagingRead.model_validate(row) for row in service.list_rules(session)]
+def list_paging(principal: Reader, session: SessionDep,
+                pages: Annotated[PageParams, Depends(page_params)]) -> Page[PagingRead]:
+    """Every unit's paging rows the caller can see (at most four per unit), a page at a time."""
+    items, total = paginate(session, service.rules_query(), pages)
+    return Page(items=[PagingRead.model_validate(row) for row in items], total=total, limit=pages.limit,
+                offset=pages.offset)
 
 
 @router.put("/{severity}")
