@@ -7,7 +7,8 @@ with NUL characters (PostgreSQL refuses them; SQLite would store them, so both r
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Collection, Mapping
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
@@ -25,3 +26,16 @@ RecordId = Annotated[int, Field(ge=1, le=MAX_RECORD_ID)]
 
 Text = Annotated[str, AfterValidator(refuse_nul)]
 """Text without NUL characters."""
+
+
+def merge_settings(stored: Mapping[str, Any] | None, given: Mapping[str, Any], *,
+                   secrets: Collection[str]) -> dict[str, Any]:
+    """Stored settings with an edit applied: ``None`` removes a key, and an empty value for a secret keeps the
+    stored one (forms and API clients never see secrets, so they send them back empty)."""
+    merged = dict(stored or {})
+    for key, value in given.items():
+        if value is None:
+            merged.pop(key, None)
+        elif not (key in secrets and value == ""):
+            merged[key] = value
+    return merged

@@ -23,6 +23,7 @@ from vigil.core import plugins
 from vigil.core.context import Context
 from vigil.core.db import get_scope, utcnow
 from vigil.core.errors import BadInput, Conflict, NotFound
+from vigil.core.inputs import merge_settings
 from vigil.response.actions.base import Action, ConfigProblem, Plan, TargetRefused
 from vigil.response.actions.models import ActionConfig
 from vigil.response.actions.schemas import ActionCreate, ActionKind, ActionRead, ActionUpdate, DryRunRead
@@ -154,20 +155,6 @@ def create_action(ctx: Context, *, data: ActionCreate) -> ActionConfig:
     return action
 
 
-def merged_config(action: ActionConfig, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored configuration with ``given`` applied: ``None`` removes a key, an empty secret keeps it."""
-    hidden = set(secret_fields(action.kind))
-    merged = dict(action.config or {})
-    for key, value in given.items():
-        if value is None:
-            merged.pop(key, None)
-        elif key in hidden and value == "":
-            continue
-        else:
-            merged[key] = value
-    return merged
-
-
 def update_action(ctx: Context, *, action_id: int, data: ActionUpdate) -> ActionConfig:
     action = get_action(ctx.session, action_id)
     given = data.model_dump(include=data.model_fields_set)
@@ -179,7 +166,8 @@ def update_action(ctx: Context, *, action_id: int, data: ActionUpdate) -> Action
     if "name" in given:
         _check_name_free(ctx, given["name"], other_than=action.id)
     if given.get("config") is not None:
-        given["config"] = _checked_config(action.kind, merged_config(action, given["config"]))
+        given["config"] = _checked_config(action.kind, merge_settings(
+            action.config, given["config"], secrets=secret_fields(action.kind)))
     else:
         given.pop("config", None)
     if "description" in given and given["description"] is None:

@@ -38,6 +38,7 @@ from vigil.core import audit, plugins
 from vigil.core.context import Context
 from vigil.core.db import Database, Scope, get_scope, utcnow
 from vigil.core.errors import BadInput, Conflict, NotFound
+from vigil.core.inputs import merge_settings
 from vigil.response.notifications.messages import Message, MessageKind, render
 from vigil.response.notifications.models import NotificationChannel, NotificationDelivery
 from vigil.response.notifications.schemas import ChannelCreate, ChannelRead, ChannelUpdate, NotifierKind
@@ -148,20 +149,6 @@ def create_channel(ctx: Context, *, data: ChannelCreate) -> NotificationChannel:
     return channel
 
 
-def merged_config(channel: NotificationChannel, given: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored configuration with ``given`` applied: ``None`` removes a key, an empty secret keeps it."""
-    hidden = set(secret_fields(channel.kind))
-    merged = dict(channel.config or {})
-    for key, value in given.items():
-        if value is None:
-            merged.pop(key, None)
-        elif key in hidden and value == "":
-            continue
-        else:
-            merged[key] = value
-    return merged
-
-
 def update_channel(ctx: Context, *, channel_id: int, data: ChannelUpdate) -> NotificationChannel:
     channel = get_channel(ctx.session, channel_id)
     given = data.model_dump(include=data.model_fields_set)
@@ -173,7 +160,8 @@ def update_channel(ctx: Context, *, channel_id: int, data: ChannelUpdate) -> Not
     if "name" in given:
         _check_name_free(ctx, given["name"], other_than=channel.id)
     if given.get("config") is not None:
-        given["config"] = _checked_config(channel.kind, merged_config(channel, given["config"]))
+        given["config"] = _checked_config(channel.kind, merge_settings(
+            channel.config, given["config"], secrets=secret_fields(channel.kind)))
     else:
         given.pop("config", None)
     if "description" in given and given["description"] is None:

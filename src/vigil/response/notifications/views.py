@@ -184,7 +184,7 @@ def channels_page(request: Request, principal: Configurer, session: SessionDep) 
 
 def _config_of(form: FormDep, specs: tuple[ConfigField, ...], *, create: bool) -> dict[str, Any]:
     """The kind's fields from the form. Empty: left out on creation, the default on update; an empty secret
-    keeps the stored one (``service.merged_config``) unless its "clear" box is ticked."""
+    keeps the stored one (``core.inputs.merge_settings``) unless its "clear" box is ticked."""
     config: dict[str, Any] = {}
     for spec in specs:
         raw = form.get(f"cfg_{spec.name}")
