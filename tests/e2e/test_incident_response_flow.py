@@ -1,16 +1,18 @@
-"""Issue 6 end to end, in Debian's Chromium against a real server on loopback.
+"""Issue 6's "done when", end to end in Debian's Chromium against a real server on loopback, through the pages.
 
-A demo-like alert (Mimikatz on a finance workstation) is escalated into a P1 incident. The P1 paging sends
-"incident opened" to a DingTalk robot (a local server that checks DingTalk's message format and its 加签
-signature, as the real one does) and pages the responder on call; nobody acknowledges, so the engine's tick
-(driven through the runner with a time past the ten-minute timeout, not by sleeping) pages the manager at level
-2, which the incident page shows. The manager acknowledges through the signed link of the message. The
-incident is walked through the five phases with their required tasks (through the API: the incident pages are
-read only), its post-mortem is drafted from the incident, approved by another responder and published on its
-own to the knowledge base and to a git wiki (a bare repository); the knowledge-base page opens from the
-incident page and the wiki's log holds the commit. The SLA figures on the page are those of the recorded times.
-
-Left out: a playbook's IP block with its rollback (response actions and playbooks are built elsewhere).
+A demo-like alert (Mimikatz on a finance workstation, seen from an outside address) is escalated from the alerts
+page into a P1 intrusion. The P1 paging sends "incident opened" to a DingTalk robot (a local server that checks
+DingTalk's message format and its 加签 signature, as the real one does) and pages the responder on call; nobody
+acknowledges, so the engine's tick (driven with a time past the ten-minute timeout, not by sleeping) pages the
+manager at level 2, which the incident page shows; the manager acknowledges through the signed link of the message.
+The intrusion playbook started by itself and waits at its IP block; the responder approves it on the playbook
+runs page, the firewall (a stand-in script) gets ``add <ip>``, and after the block's TTL (the rollback tick driven
+past it) it gets ``delete <ip>`` and the incident page says "rolled back". The five phases are walked on the
+incident page: each move is first refused for the open required tasks, which are then completed. The post-mortem
+is drafted from the incident, written with an action item, approved by the manager, and published on its own to
+the knowledge base and to a git wiki (a bare repository); the incident closes, the knowledge-base page opens from
+the incident page, the wiki's log holds the commit, and the SLA figures on the page are those of the recorded
+times.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,6 +33,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.e2e.harness import Server, serve, store
 from tests.kb.support import bare_remote
 from tests.response import platforms
+from tests.response.action_endpoints import firewall_script
 
 from vigil.accounts import service, signin
 from vigil.accounts.schemas import GrantCreate, TokenCreate, UserCreate
@@ -39,6 +43,7 @@ from vigil.core.context import Context
 from vigil.core.db import Database, Scope, utcnow
 from vigil.detection.models import Alert
 from vigil.response.oncall_runtime import EscalationRunner
+from vigil.response.playbooks.runtime import ResponseRunner
 from vigil.web.app import create_app
 from vigil.web.templating import format_time
 
@@ -47,6 +52,7 @@ pytestmark = pytest.mark.e2e
 PASSWORD = "Correct-Horse-42!"
 TOKEN, SECRET = "e2e-robot-token", "SECe2e-signing-secret"
 PUBLIC = "https://soc.example.cn"
+ATTACKER = "203.0.113.66"
 NEXT = {"identify": "contain", "contain": "eradicate", "eradicate": "recover", "recover": "review",
         "review": "closed"}
 
@@ -61,10 +67,16 @@ class Running:
     alert_id: int
     remote: str
     zone: ZoneInfo
+    firewall: tuple[Path, Path]  # the stand-in script, and the log of its calls
 
     @property
     def runner(self) -> EscalationRunner:
         runner: EscalationRunner = self.app.state.escalations
+        return runner
+
+    @property
+    def response(self) -> ResponseRunner:
+        runner: ResponseRunner = self.app.state.response_runner
         return runner
 
     def api(self, who: str, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
@@ -76,7 +88,8 @@ class Running:
 
 def seed(database: Database) -> tuple[dict[str, str], dict[str, int], int]:
     """Rita (responder, on call), Mike (responder, the manager at level 2), Sam (security administrator, who
-    keeps the channels), each with an API token; one critical alert of a finance workstation."""
+    keeps the channels, actions and playbooks), each with an API token; one critical alert of a finance
+    workstation, from an outside address."""
     tokens, users = {}, {}
     with database.transaction(Scope.system()) as session:
         hq = service.root_unit_id(session)
@@ -92,7 +105,7 @@ def seed(database: Database) -> tuple[dict[str, str], dict[str, int], int]:
         now = datetime.now(UTC)
         alert = Alert(unit_id=hq, rule_uid="win-mimikatz", title="Mimikatz on WS-FIN-07", level="critical",
                       dedup_key="e2e-flow", first_seen=now, last_seen=now, host="WS-FIN-07", user_name="finance01",
-                      event={})
+                      source_ip=ATTACKER, event={})
         session.add(alert)
         session.flush()
         return tokens, users, alert.id
@@ -107,27 +120,36 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
                                            "kb_git_remote": str(remote), "notify_retry_seconds": 0.0})
     tokens, users, alert_id = seed(database)
     app = create_app(settings, database)
-    # The incident events are handed to the runner; the test runs the runner's work itself, so every step
-    # happens when the test says (the server's thread would do the same every few seconds).
+    # Incident events reach the paging and the playbooks as in `vigil serve`; the test runs the paging's work
+    # and the ticks itself, so every timed step happens when the test says (the server's threads would do the
+    # same every few seconds).
     app.state.incident_paging.start()
+    app.state.response_runner.start()
     try:
         with platforms.serve(platforms.dingtalk(TOKEN, SECRET)) as robot, serve(app) as server:
-            yield Running(server, app, robot, tokens, users, alert_id, str(remote), ZoneInfo(settings.timezone))
+            yield Running(server, app, robot, tokens, users, alert_id, str(remote), ZoneInfo(settings.timezone),
+                          firewall_script(tmp_path_factory.mktemp("firewall")))
     finally:
+        app.state.response_runner.stop()
         app.state.incident_paging.stop()
         app.state.intel.close()
         database.dispose()
 
 
-def sign_in(page: Page, server: Server, username: str, display: str) -> None:
+def sign_in(browser: Browser, server: Server, username: str, display: str) -> Page:
+    page = browser.new_context(locale="en-US").new_page()
     page.goto(server.url + "/")
     page.get_by_label("User name").fill(username)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", name=f"Hello, {display}")).to_be_visible()
+    return page
 
 
-def configure_paging(running: Running) -> None:
+def configure(running: Running) -> None:
+    """What the SOC set up beforehand (its own pages and API are tested elsewhere): the DingTalk channel, the
+    on-call schedule, the P1 escalation policy and paging, the edge firewall's block action (rolled back after
+    ten minutes) and the intrusion playbook whose IP block needs approval."""
     channel = running.api("sam", "POST", "/api/v1/notification-channels", {
         "name": "SOC DingTalk", "kind": "dingtalk", "language": "en", "max_attempts": 2,
         "config": {"url": running.robot.url + "/robot/send", "access_token": TOKEN, "secret": SECRET}})
@@ -142,31 +164,67 @@ def configure_paging(running: Running) -> None:
          "channel_ids": [channel["id"]]}]})
     running.api("rita", "PUT", "/api/v1/incident-paging/P1", {"policy_id": policy["id"],
                                                                "channel_ids": [channel["id"]]})
+    script, _ = running.firewall
+    action = running.api("sam", "POST", "/api/v1/response-actions", {
+        "name": "Edge firewall", "kind": "block_ip", "requires_approval": False, "rollback_after_seconds": 600,
+        "config": {"mode": "command", "command": [str(script), "add", "{ip}"],
+                   "undo_command": [str(script), "delete", "{ip}"]}})
+    running.api("sam", "POST", "/api/v1/playbooks", {"name": "Intrusion containment", "definition": {
+        "trigger": {"incident_types": ["intrusion"], "min_severity": "P1"},
+        "steps": [{"kind": "act", "action_id": action["id"], "target": "{alert.source_ip}",
+                   "requires_approval": True, "reason": "block the attacker"}]}})
 
 
 def markdown_texts(running: Running) -> list[str]:
     return [str(r.json()["markdown"]["text"]) for r in running.robot.received]
 
 
-def walk_to_review(running: Running, incident_id: int) -> None:
+def firewall_calls(running: Running) -> list[str]:
+    log = running.firewall[1]
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def escalate_from_the_alerts_page(page: Page, running: Running) -> int:
+    page.get_by_role("navigation", name="Main navigation").get_by_role("link", name="Alerts").click()
+    page.get_by_label(f"Select alert {running.alert_id}").check()
+    page.get_by_role("button", name="Escalate to incident").click()
+    expect(page.get_by_role("heading", name="Escalate to a new incident")).to_be_visible()
+    expect(page.get_by_label("Title")).to_have_value("Mimikatz on WS-FIN-07")
+    expect(page.get_by_label("Severity")).to_have_value("P1")  # a critical alert
+    page.get_by_label("Type").select_option(label="Intrusion")
+    page.get_by_role("button", name="Open the incident").click()
+    expect(page.get_by_role("status")).to_have_text("The alerts are in this incident.")
+    match = re.search(r"/incidents/(\d+)", page.url)
+    assert match is not None
+    return int(match.group(1))
+
+
+def walk_the_phases(page: Page) -> None:
+    """Identify to review on the incident page: each move is refused while a required task of the phase is
+    open; the tasks are completed and the move goes through."""
     for phase in ("identify", "contain", "eradicate", "recover"):
-        incident = running.api("rita", "GET", f"/api/v1/incidents/{incident_id}")
-        assert incident["phase"] == phase
-        required = [t for t in incident["tasks"] if t["phase"] == phase and t["required"] and not t["done_at"]]
-        assert required, f"no required task in {phase}"
-        refused = httpx.post(f"{running.server.url}/api/v1/incidents/{incident_id}/transition", timeout=30,
-                             json={"phase": NEXT[phase]}, headers={"Authorization": f"Bearer {running.tokens['rita']}"})
-        assert refused.status_code == 409 and "open_tasks" in refused.text  # the required task gates the move
-        for task in required:
-            running.api("rita", "POST", f"/api/v1/incidents/{incident_id}/tasks/{task['id']}/complete")
-        running.api("rita", "POST", f"/api/v1/incidents/{incident_id}/transition", {"phase": NEXT[phase]})
+        expect(page.locator('.stepper [aria-current="step"]')).to_have_text(phase.capitalize())
+        open_required = page.locator(f'tr.required[data-phase="{phase}"][data-status="open"]')
+        assert open_required.count() > 0, f"no required task in {phase}"
+        page.locator("#move select[name=phase]").select_option(NEXT[phase])
+        page.locator("#move").get_by_role("button", name="Move").click()
+        expect(page.locator("#refusal")).to_contain_text(f"the required tasks of {phase} are not done")
+        while open_required.count():
+            open_required.first.get_by_role("button", name="Complete").click()
+            expect(page.get_by_role("status")).to_have_text("The task is done.")
+        page.locator("#move select[name=phase]").select_option(NEXT[phase])
+        page.locator("#move").get_by_role("button", name="Move").click()
+        expect(page.get_by_role("status")).to_have_text("The incident moved to its new phase.")
 
 
-def test_an_alert_is_paged_escalated_worked_through_and_written_up(running: Running, browser: Browser) -> None:
-    configure_paging(running)
-    incident = running.api("rita", "POST", "/api/v1/incidents/escalate", {
-        "alert_ids": [running.alert_id], "type": "intrusion", "severity": "P1"})
-    incident_id, ref = int(incident["id"]), str(incident["ref"])
+def test_an_alert_is_paged_escalated_contained_worked_through_and_written_up(running: Running,
+                                                                            browser: Browser) -> None:
+    configure(running)
+    page = sign_in(browser, running.server, "rita", "Rita Responder")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    incident_id = escalate_from_the_alerts_page(page, running)
+    ref = page.get_by_role("heading", level=1).inner_text().split()[0]
     running.runner.work()
 
     # DingTalk got "incident opened" and the page of the responder on call, signed (the robot refuses
@@ -177,12 +235,7 @@ def test_an_alert_is_paged_escalated_worked_through_and_written_up(running: Runn
     deliveries = running.api("rita", "GET", f"/api/v1/notification-deliveries?incident_id={incident_id}")["items"]
     assert sorted((d["message_kind"], d["status"]) for d in deliveries) == [("escalation", "sent"),
                                                                              ("incident_opened", "sent")]
-
-    page = browser.new_context(locale="en-US").new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    sign_in(page, running.server, "rita", "Rita Responder")
-    page.goto(f"{running.server.url}/incidents/{incident_id}")
+    page.reload()
     timeline = page.locator("table.timeline")
     expect(timeline).to_contain_text("Paged rita (level 1) through SOC DingTalk")
     expect(timeline).to_contain_text("Incident opened")
@@ -205,33 +258,68 @@ def test_an_alert_is_paged_escalated_worked_through_and_written_up(running: Runn
     page.reload()
     expect(timeline).to_contain_text("Paging acknowledged by mike via link")
 
-    # The five phases, each left only once its required tasks are done.
-    walk_to_review(running, incident_id)
-    running.api("rita", "POST", f"/api/v1/incidents/{incident_id}/postmortem/prefill")
-    running.api("rita", "PATCH", f"/api/v1/incidents/{incident_id}/postmortem", {
-        "five_whys": ["Mimikatz ran", "the user was a local administrator", "no LAPS"],
-        "went_well": "The on-call paging reached the manager", "went_badly": "The first page was missed",
-        "action_items": [{"title": "Roll out LAPS", "owner_id": running.users["mike"],
-                          "due_at": (utcnow() + timedelta(days=14)).isoformat()}]})
-    running.api("rita", "POST", f"/api/v1/incidents/{incident_id}/postmortem/submit")
-    running.api("mike", "POST", f"/api/v1/incidents/{incident_id}/postmortem/approve")
-    running.runner.work()  # publishing runs after the approval commits
-    walk_review = running.api("rita", "GET", f"/api/v1/incidents/{incident_id}")
-    for task in walk_review["tasks"]:
-        if task["phase"] == "review" and task["required"] and not task["done_at"]:
-            running.api("rita", "POST", f"/api/v1/incidents/{incident_id}/tasks/{task['id']}/complete")
-    closed = running.api("rita", "POST", f"/api/v1/incidents/{incident_id}/transition", {"phase": "closed"})
-    assert closed["status"] == "closed"
+    # The intrusion playbook started by itself and waits at its IP block: approved on the runs page, the
+    # firewall blocks the attacker; after the TTL the block is rolled back.
+    runs = page.locator("table.playbook-runs tr[data-run]")
+    expect(runs.first).to_have_attribute("data-status", "awaiting_approval")
+    expect(runs.first).to_contain_text("Intrusion containment v1")
+    assert firewall_calls(running) == []
+    runs.first.get_by_role("link", name="Intrusion containment v1").click()
+    run = page.locator("article.run").first
+    run.get_by_role("button", name="Approve step 1").click()
+    expect(page.locator("article.run").first).to_have_attribute("data-status", "succeeded")
+    assert firewall_calls(running) == [f"add|{ATTACKER}"]
+    page.goto(f"{running.server.url}/incidents/{incident_id}")
+    block = page.locator("table.incident-executions tr[data-execution]").first
+    expect(block).to_have_attribute("data-status", "succeeded")
+    expect(block).to_contain_text(ATTACKER)
+    expect(block).to_contain_text("approved by rita")
+    assert running.response.tick(now=utcnow() + timedelta(minutes=11))
+    assert firewall_calls(running) == [f"add|{ATTACKER}", f"delete|{ATTACKER}"]
+    page.reload()
+    expect(block).to_have_attribute("data-status", "rolled_back")
+    expect(block).to_contain_text("rolled back")
 
+    # The five phases, each left only once its required tasks are done.
+    walk_the_phases(page)
+
+    # The post-mortem: drafted from the incident, completed, submitted; approved by the manager.
+    page.get_by_role("button", name="Draft the post-mortem").click()
+    expect(page.get_by_role("status")).to_have_text("The post-mortem draft is written.")
+    page.get_by_label("Five whys (one a line)").fill("Mimikatz ran\nthe user was a local administrator\nno LAPS")
+    page.get_by_label("What went well").fill("The on-call paging reached the manager")
+    page.get_by_label("What went badly").fill("The first page was missed")
+    due = (datetime.now(running.zone) + timedelta(days=14)).date().isoformat()
+    page.get_by_label(re.compile("^Action items")).fill(f"Roll out LAPS | mike | {due}")
+    page.get_by_role("button", name="Save", exact=True).last.click()
+    expect(page.get_by_role("status")).to_have_text("The post-mortem is saved.")
+    page.get_by_role("button", name="Submit for review").click()
+    expect(page.get_by_role("status")).to_have_text("The post-mortem is submitted for review.")
+    manager = sign_in(browser, running.server, "mike", "Mike Manager")
+    manager.goto(f"{running.server.url}/incidents/{incident_id}")
+    manager.get_by_role("button", name="Approve", exact=True).click()
+    expect(manager.get_by_role("status")).to_have_text("The post-mortem is approved.")
+    running.runner.work()  # publishing runs after the approval commits
+
+    # Review: its required tasks (the action item is a task of Mike's, not required), then closed.
+    page.reload()
+    expect(page.locator("table.action-items")).to_contain_text("Roll out LAPS")
+    open_required = page.locator('tr.required[data-phase="review"][data-status="open"]')
+    while open_required.count():
+        open_required.first.get_by_role("button", name="Complete").click()
+        expect(page.get_by_role("status")).to_have_text("The task is done.")
+    page.locator("#move select[name=phase]").select_option("closed")
+    page.locator("#move").get_by_role("button", name="Move").click()
+    expect(page.locator('.stepper [aria-current="step"]')).to_have_text("Closed")
+
+    closed = running.api("rita", "GET", f"/api/v1/incidents/{incident_id}")
+    assert closed["status"] == "closed"
     record = closed["postmortem"]
     slug = f"postmortem-{ref.lower()}"
     assert record["kb_slug"] == slug and record["git_commit"]
     log = subprocess.run(["git", "--git-dir", running.remote, "log", "--format=%H %s"], capture_output=True,
                          text=True, check=True).stdout
     assert f"{record['git_commit']} Add {slug}" in log
-
-    page.reload()
-    expect(page.locator('.stepper [aria-current="step"]')).to_have_text("Closed")
     expect(page.locator("code.git-commit")).to_have_text(record["git_commit"][:12])
     expect(timeline).to_contain_text("Post-mortem published")
 

@@ -28,6 +28,11 @@ def incident_of(world: Any, incident_id: int) -> Incident:
         return found
 
 
+def incident_count(world: Any) -> int:
+    with world.database.transaction(Scope.system()) as session:
+        return len(session.scalars(select(Incident.id)).all())
+
+
 def open_tasks(world: Any, incident_id: int, phase: str) -> list[int]:
     with world.database.transaction(Scope.system()) as session:
         return list(session.scalars(select(Task.id).where(Task.incident_id == incident_id, Task.phase == phase,
@@ -108,15 +113,31 @@ def test_the_post_mortem_is_written_submitted_and_approved_by_another_user(world
     author = signed_in(app, "analyst")
     token = csrf_of(author.get(path))
     assert author.post(f"{path}/postmortem", data={"csrf_token": token}).status_code == 200
-    saved = author.post(f"{path}/postmortem/edit", data={"csrf_token": token, "summary": "Ransomware contained",
-                                                         "root_cause": "Unpatched VPN", "five_whys": "Why 1\nWhy 2"})
+    bad = author.post(f"{path}/postmortem/edit", data={"csrf_token": token, "summary": "Ransomware contained",
+                                                       "action_items": "Patch the VPN | responder | next Friday"})
+    assert bad.status_code == 422 and "YYYY-MM-DD" in bad.text and "next Friday" in bad.text  # kept to correct
+    nobody = author.post(f"{path}/postmortem/edit", data={"csrf_token": token, "action_items": "Patch | ghost"})
+    assert nobody.status_code == 422 and "ghost" in nobody.text
+    saved = author.post(f"{path}/postmortem/edit", data={
+        "csrf_token": token, "summary": "Ransomware contained", "root_cause": "Unpatched VPN",
+        "five_whys": "Why 1\nWhy 2", "action_items": "Patch the VPN | responder | 2026-12-18\n\nReview VPN logging"})
     assert saved.status_code == 200 and "Unpatched VPN" in saved.text
+    # The draft form shows the items as they were entered, one a line.
+    assert "Patch the VPN | responder | 2026-12-18\nReview VPN logging</textarea>" in saved.text
     assert author.post(f"{path}/postmortem/submit", data={"csrf_token": token}).status_code == 200
     own = author.post(f"{path}/postmortem/approve", data={"csrf_token": token})
     assert own.status_code == 403 and 'role="alert"' in own.text
     reviewer = signed_in(app, "responder")
     approved = reviewer.post(f"{path}/postmortem/approve", data={"csrf_token": csrf_of(reviewer.get(path))})
     assert approved.status_code == 200 and "approved by responder" in approved.text
+    # Approved, each action item became a task of its owner, listed with the item.
+    with world.database.transaction(Scope.system()) as session:
+        made = {t.title: t for t in session.scalars(select(Task).where(Task.incident_id == incident_id))}
+    assert made["Patch the VPN"].assignee_id == world.users["responder"]
+    items = approved.text[approved.text.index('<table class="action-items">'):]
+    items = items[:items.index("</table>")]
+    assert "<td>Patch the VPN</td><td>responder</td><td>2026-12-18</td>" in items
+    assert f'href="#task-{made["Patch the VPN"].id}"' in items and "<td>Review VPN logging</td><td>—</td>" in items
 
 
 def test_a_viewer_sees_no_forms_and_may_not_post_them(world: Any, app: FastAPI) -> None:
@@ -133,14 +154,32 @@ def test_a_viewer_sees_no_forms_and_may_not_post_them(world: Any, app: FastAPI) 
 def test_chosen_alerts_are_escalated_from_the_alerts_page(world: Any, app: FastAPI) -> None:
     now = datetime.now(UTC)
     first, second = new_alert(world, host="ws01", seen=now), new_alert(world, host="ws02", seen=now)
+    critical = new_alert(world, host="ws03", level="critical", seen=now)
     browser = signed_in(app, "analyst")
     alerts = browser.get("/detection/alerts")
     assert "Escalate to incident" in alerts.text
-    made = browser.post("/incidents/escalate", data={"csrf_token": csrf_of(alerts), "ids": [str(first)]},
-                        follow_redirects=False)
+    # A new incident is described first: the chosen alerts are listed, the title is the first alert's and the
+    # severity that of the highest alert (critical: P1); nothing is opened yet.
+    form = browser.post("/incidents/escalate", data={"csrf_token": csrf_of(alerts),
+                                                     "ids": [str(first), str(critical)]})
+    assert form.status_code == 200 and "Escalate to a new incident" in form.text
+    assert f'data-alert="{first}"' in form.text and f'data-alert="{critical}"' in form.text
+    assert 'value="high on ws01"' in form.text and '<option value="P1" selected' in form.text
+    assert incident_count(world) == 0
+    refused = browser.post("/incidents/escalate", data={"csrf_token": csrf_of(form), "ids": [str(first)],
+                                                        "confirm": "1", "title": "x", "type": "intrusion",
+                                                        "severity": "P9"})
+    assert refused.status_code == 422 and "severity" in refused.text and incident_count(world) == 0
+    assert "Escalate to a new incident" in refused.text  # the form again, to correct
+    made = browser.post("/incidents/escalate", data={"csrf_token": csrf_of(form), "ids": [str(first)],
+                                                     "confirm": "1", "title": "Lateral movement", "type": "intrusion",
+                                                     "severity": "P2"}, follow_redirects=False)
     assert made.status_code == 303
     incident_id = int(made.headers["location"].split("?")[0].rsplit("/", 1)[1])
-    ref = incident_of(world, incident_id).ref
+    incident = incident_of(world, incident_id)
+    assert (incident.title, incident.severity) == ("Lateral movement", "P2")
+    assert "<dt>Type</dt><dd>Intrusion</dd>" in browser.get(f"/incidents/{incident_id}").text
+    ref = incident.ref
     joined = browser.post("/incidents/escalate", data={"csrf_token": csrf_of(alerts), "ids": [str(second)],
                                                        "into": ref}, follow_redirects=False)
     assert joined.status_code == 303 and joined.headers["location"].startswith(f"/incidents/{incident_id}")

@@ -3,8 +3,9 @@
 A domain states what happened as a frozen dataclass (``IncidentPhaseChanged``...) and calls
 ``emit(session, event)``. The event waits on the session until its transaction commits, then goes to every
 subscriber of its class (or of a base class); a rolled-back transaction drops its events, so nobody is told
-of a change that never happened. Subscribers (notifications, playbooks) run after the commit, in the
-committing thread; one that raises is logged and does not stop the others.
+of a change that never happened. A savepoint (``begin_nested``) that is released publishes nothing yet; one
+that is rolled back drops only the events queued inside it. Subscribers (notifications, playbooks) run after
+the commit, in the committing thread; one that raises is logged and does not stop the others.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from vigil.core.db import utcnow
 
 log = logging.getLogger(__name__)
 PENDING_KEY = "vigil.events.pending"
+SAVEPOINTS_KEY = "vigil.events.savepoints"  # savepoint -> how many events were queued when it began
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,11 +84,25 @@ def pending(session: Session) -> list[DomainEvent]:
 
 @event.listens_for(Session, "after_commit")
 def _publish_after_commit(session: Session) -> None:
+    if session.get_nested_transaction() is not None:
+        return  # a savepoint was released: nothing is committed until the outer transaction is
+    session.info.pop(SAVEPOINTS_KEY, None)
     queued: list[DomainEvent] = session.info.pop(PENDING_KEY, [])
     for item in queued:
         bus.publish(item)
 
 
-@event.listens_for(Session, "after_rollback")
-def _drop_after_rollback(session: Session) -> None:
-    session.info.pop(PENDING_KEY, None)
+@event.listens_for(Session, "after_transaction_create")
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:  # what was queued before it survives its rollback
+        session.info.setdefault(SAVEPOINTS_KEY, {})[id(transaction)] = len(session.info.get(PENDING_KEY, []))
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.nested:
+        kept = session.info.get(SAVEPOINTS_KEY, {}).get(id(previous_transaction), 0)
+        del session.info.get(PENDING_KEY, [])[kept:]
+    else:
+        session.info.pop(PENDING_KEY, None)
+        session.info.pop(SAVEPOINTS_KEY, None)

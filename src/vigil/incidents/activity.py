@@ -140,7 +140,7 @@ def observables_of(session: Session, incident_id: int) -> list[Observable]:
 # --- alerts -----------------------------------------------------------------------------------------
 
 
-def _alerts(session: Session, ids: Sequence[int]) -> list[Alert]:
+def visible_alerts(session: Session, ids: Sequence[int]) -> list[Alert]:
     """The alerts, all visible to the caller (else ``NotFound`` naming the others)."""
     wanted = list(dict.fromkeys(ids))
     found = {alert.id: alert for alert in session.scalars(select(Alert).where(Alert.id.in_(wanted)))}
@@ -155,7 +155,7 @@ def link_alerts(ctx: Context, incident: Incident, alert_ids: Sequence[int], *, a
     """Link the alerts to the incident, all or none: an alert of another unit, or one linked to another
     incident, refuses the whole call. Each alert not yet escalated is escalated; already linked ones are
     left alone. Returns the ids newly linked."""
-    alerts = _alerts(ctx.session, alert_ids)
+    alerts = visible_alerts(ctx.session, alert_ids)
     links = {row.alert_id: row.incident_id for row in ctx.session.scalars(
         select(IncidentAlert).where(IncidentAlert.alert_id.in_([a.id for a in alerts])))}
     elsewhere = [a.id for a in alerts if links.get(a.id) not in (None, incident.id)]

@@ -6,8 +6,10 @@ incident page post to ``work_views``."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
-from typing import Annotated
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse
@@ -22,14 +24,20 @@ from vigil.incidents.common import get_incident, user_names
 from vigil.incidents.reads import Reader
 from vigil.incidents.schemas import IncidentFilter
 from vigil.incidents.workflow import ORDER
+from vigil.response.actions.executions import executions_query
+from vigil.response.actions.views import STATUS_LABELS
+from vigil.response.playbooks.runs import runs_query
+from vigil.response.playbooks.views import RUN_STATUS
 from vigil.web.deps import SessionDep, settings_of
-from vigil.web.templating import Pager, PageRoute, language_of, page_guard, render
+from vigil.web.templating import Pager, PageRoute, language_of, page_guard, render, translator
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 PageReader = Annotated[Principal, Depends(page_guard(Permission.INCIDENTS_READ))]
 Pages = Annotated[PageParams, Depends(page_params)]
 Short = Annotated[str, Query(max_length=64)]
 PHASES = [str(phase) for phase in ORDER]
+RESPONSE_ROWS = 50  # the newest response actions and playbook runs shown on an incident; their pages list all
+RESPONSE_STATUS = {**STATUS_LABELS, **RUN_STATUS}
 SEVERITIES = ["P1", "P2", "P3", "P4"]
 
 
@@ -75,6 +83,9 @@ def show_incident(request: Request, principal: Principal, session: Session, inci
     files = evidence.evidence_of(session, incident.id)
     custody = evidence.custody_of(session, [f.id for f in files])
     done = request.query_params.get("done", "")
+    items = action_item_rows(session, item.postmortem.action_items if item.postmortem else [],
+                             settings_of(request).timezone)
+    _ = translator(request)
     return render(request, "incidents/incident.html", {
         "incident": item,
         "type_name": settings_service.type_name(kind, language) if kind else item.type,
@@ -88,4 +99,27 @@ def show_incident(request: Request, principal: Principal, session: Session, inci
         "values": defaultdict(str, values or {}),  # a field the form did not send is empty
         "done": done if done.replace("-", "").isalpha() and len(done) < 40 else "",
         "user_names": user_names(session, [t.assignee_id for t in item.tasks]),
+        "action_items": items,
+        "action_item_text": action_item_text(items),
+        "executions": session.scalars(executions_query(incident_id=incident.id).limit(RESPONSE_ROWS)).all(),
+        "playbook_runs": session.scalars(runs_query(incident_id=incident.id).limit(RESPONSE_ROWS)).all(),
+        "response_status": lambda value: _(str(RESPONSE_STATUS.get(value) or value)),
     }, status=status)
+
+
+def action_item_rows(session: Session, items: Sequence[Mapping[str, Any]], zone: str) -> list[dict[str, Any]]:
+    """A post-mortem's action items for display: title, owner's user name, due date (in ``zone``), task."""
+    names = user_names(session, [item.get("owner_id") for item in items])
+    rows = []
+    for item in items:
+        due = item.get("due_at")
+        due_at = datetime.fromisoformat(due) if isinstance(due, str) else due
+        rows.append({"title": item.get("title", ""), "owner": names.get(item.get("owner_id") or 0, ""),
+                     "due": due_at.astimezone(ZoneInfo(zone)).date().isoformat() if due_at else "",
+                     "task_id": item.get("task_id")})
+    return rows
+
+
+def action_item_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The rows as the post-mortem form edits them: one a line, ``what | owner | YYYY-MM-DD``."""
+    return "\n".join(" | ".join((row["title"], row["owner"], row["due"])).rstrip(" |") for row in rows)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Mapping
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -306,11 +306,39 @@ def draft_postmortem(incident_id: IncidentId, request: Request, principal: Write
 def edit_postmortem(incident_id: IncidentId, request: Request, principal: Writer, session: SessionDep,
                     form: FormDep) -> Response:
     _ = translator(request)
-    values = text_fields(form, *SECTIONS, "five_whys")
-    data = {name: values[name] for name in SECTIONS} | {"five_whys": [w.strip() for w in values["five_whys"]
-                                                                      .splitlines() if w.strip()]}
-    return act(request, principal, session, incident_id, lambda ctx: postmortem.update(
-        ctx, incident_id=incident_id, data=parsed(PostMortemUpdate, data, _)), "postmortem-saved", values=values)
+    values = text_fields(form, *SECTIONS, "five_whys", "action_items")
+    zone = settings_of(request).timezone
+
+    def save(ctx: Context) -> None:
+        data = {name: values[name] for name in SECTIONS} | {
+            "five_whys": [w.strip() for w in values["five_whys"].splitlines() if w.strip()],
+            "action_items": action_items(session, values["action_items"], zone)}
+        postmortem.update(ctx, incident_id=incident_id, data=parsed(PostMortemUpdate, data, _))
+
+    return act(request, principal, session, incident_id, save, "postmortem-saved", values=values)
+
+
+def action_items(session: Session, text: str, zone: str) -> list[dict[str, Any]]:
+    """The action items of the post-mortem form, one a line: ``what | owner's user name | due YYYY-MM-DD``
+    (owner and date optional; due at the end of that day in the display time zone)."""
+    items: list[dict[str, Any]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        title, owner, due, *extra = [part.strip() for part in line.split("|")] + ["", ""]
+        if extra and any(extra):
+            raise BadInput(f"action item line {number} has more than three parts (what | owner | due date)",
+                           errors=[{"field": "action_items", "message": f"line {number}"}])
+        item: dict[str, Any] = {"title": title, "owner_id": user_id_of(session, owner, "action_items")}
+        if due:
+            try:
+                day = date.fromisoformat(due)
+            except ValueError:
+                raise BadInput(f"action item line {number}: enter the due date as YYYY-MM-DD, not {due!r}",
+                               errors=[{"field": "action_items", "message": f"line {number}"}]) from None
+            item["due_at"] = datetime.combine(day, time(23, 59), ZoneInfo(zone)).isoformat()
+        items.append(item)
+    return items
 
 
 @router.post("/incidents/{incident_id}/postmortem/{action}")
@@ -388,20 +416,43 @@ def hand_over_evidence(incident_id: IncidentId, evidence_id: ChildId, request: R
 # --- escalating alerts (from the alerts page) ----------------------------------------------------------
 
 
+# Which severity a new incident of these alerts starts with: that of its highest alert.
+SEVERITY_OF_LEVEL = {"critical": "P1", "high": "P2", "medium": "P3", "low": "P4", "informational": "P4"}
+
+
+def _escalate_form(request: Request, principal: Principal, session: Session, ids: list[int],
+                   values: Mapping[str, str], error: str = "", status: int = 200) -> HTMLResponse:
+    """The chosen alerts and what the new incident is to be (title, type, severity), before it opens."""
+    alerts = activity.visible_alerts(session, ids)
+    levels = [a.level for a in alerts if a.level in SEVERITY_OF_LEVEL]
+    highest = max(levels, key=intake.LEVELS.index, default="medium")
+    defaults = {"title": alerts[0].title if alerts else "", "type": "other", "severity": SEVERITY_OF_LEVEL[highest]}
+    language = language_of(request, principal)
+    types = [(t.key, settings_service.type_name(t, language)) for t in settings_service.list_types(session)]
+    return render(request, "incidents/escalate.html", {
+        "alerts": alerts, "values": defaultdict(str, defaults | {k: v for k, v in values.items() if v}),
+        "error": error, "type_options": types, "severities": SEVERITIES}, status=status)
+
+
 @router.post("/incidents/escalate")
 def escalate(request: Request, principal: Writer, session: SessionDep, form: FormDep) -> Response:
-    """Chosen alerts into an open incident (its reference or id) or a new incident; all or none."""
+    """Chosen alerts into an open incident (its reference or id) or a new incident; all or none. From the alerts
+    page a new incident is first described (title, type, severity) on a form of its own."""
     _ = translator(request)
-    values = text_fields(form, "into", "title", "type", "severity")
+    values = text_fields(form, "into", "title", "type", "severity", "confirm")
     ids = [int(v) for v in form.getlist("ids") if isinstance(v, str) and v.isdigit()]
     try:
         with session.begin_nested():
+            if not values["into"] and not values["confirm"] and ids:
+                return _escalate_form(request, principal, session, ids, values)
             into = service.find_incident(session, values["into"]).id if values["into"] else None
             data = parsed(EscalateAlerts, {"alert_ids": ids, "incident_id": into, "title": values["title"] or None,
                                            "type": values["type"] or "other", "severity": values["severity"] or "P3"},
                           _)
             incident = intake.escalate(context(request, session, principal), data=data)
     except REFUSED as exc:
+        if values["confirm"] and isinstance(exc, BadInput) and ids:
+            return _escalate_form(request, principal, session, ids, values, describe_error(exc, _), exc.status)
         return render(request, "error.html", {"status": exc.status, "heading": _("The alerts were not escalated"),
                                               "hint": "", "detail": describe_error(exc, _)}, status=exc.status)
     return redirect(f"/incidents/{incident.id}?done=escalated")
