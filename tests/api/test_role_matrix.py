@@ -772,6 +772,10 @@ ROUTES: dict[tuple[str, str], Row] = {
         f"/kb/pages/{fresh_kb_slug(c.world)}/versions/1/diff")),
     ("GET", "/kb/pages/{slug}/export.md"): Row(Needs(P.KB_READ), lambda c: Req(
         f"/kb/pages/{fresh_kb_slug(c.world)}/export.md")),
+    ("GET", "/kb/pages/{slug}/export.pdf"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/kb/pages/{fresh_kb_slug(c.world)}/export.pdf")),
+    ("GET", "/api/v1/kb/pages/{slug}/export.pdf"): Row(Needs(P.KB_READ), lambda c: Req(
+        f"/api/v1/kb/pages/{fresh_kb_slug(c.world)}/export.pdf")),
     ("GET", "/kb/pages/{slug}/print"): Row(Needs(P.KB_READ), lambda c: Req(
         f"/kb/pages/{fresh_kb_slug(c.world)}/print")),
     ("POST", "/kb/pages/{slug}/publish"): Row(Needs(P.KB_WRITE), lambda c: (
@@ -954,6 +958,10 @@ ROUTES: dict[tuple[str, str], Row] = {
         f"/api/v1/incidents/{fresh_incident_id(c.world)}/report.md")),
     ("GET", "/incidents/{incident_id}/report.md"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
         f"/incidents/{fresh_incident_id(c.world)}/report.md")),
+    ("GET", "/api/v1/incidents/{incident_id}/report.pdf"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/api/v1/incidents/{fresh_incident_id(c.world)}/report.pdf")),
+    ("GET", "/incidents/{incident_id}/report.pdf"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
+        f"/incidents/{fresh_incident_id(c.world)}/report.pdf")),
     ("GET", "/incidents/{incident_id}/report"): Row(Needs(P.INCIDENTS_READ), lambda c: Req(
         f"/incidents/{fresh_incident_id(c.world)}/report")),
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/prefill"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(

@@ -207,6 +207,9 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("GET", "/kb/pages/{slug}/versions/{number}/diff"): lambda w, t: (
         "GET", f"/kb/pages/{t['kb_page']}/versions/1/diff", None),
     ("GET", "/kb/pages/{slug}/export.md"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/export.md", None),
+    ("GET", "/kb/pages/{slug}/export.pdf"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/export.pdf", None),
+    ("GET", "/api/v1/kb/pages/{slug}/export.pdf"): lambda w, t: (
+        "GET", f"/api/v1/kb/pages/{t['kb_page']}/export.pdf", None),
     ("GET", "/kb/pages/{slug}/print"): lambda w, t: ("GET", f"/kb/pages/{t['kb_page']}/print", None),
     ("POST", "/kb/pages/{slug}/publish"): lambda w, t: ("POST", f"/kb/pages/{t['kb_page']}/publish", {}),
     # Notification channels of branch_b, asked for by the security administrator of branch_a.
@@ -376,6 +379,10 @@ ID_ROUTES: dict[tuple[str, str], ById] = {
     ("GET", "/api/v1/incidents/{incident_id}/report.md"): lambda w, t: (
         "GET", f"/api/v1/incidents/{t['incident']}/report.md", None),
     ("GET", "/incidents/{incident_id}/report.md"): lambda w, t: ("GET", f"/incidents/{t['incident']}/report.md", None),
+    ("GET", "/api/v1/incidents/{incident_id}/report.pdf"): lambda w, t: (
+        "GET", f"/api/v1/incidents/{t['incident']}/report.pdf", None),
+    ("GET", "/incidents/{incident_id}/report.pdf"): lambda w, t: (
+        "GET", f"/incidents/{t['incident']}/report.pdf", None),
     ("GET", "/incidents/{incident_id}/report"): lambda w, t: ("GET", f"/incidents/{t['incident']}/report", None),
     ("POST", "/api/v1/incidents/{incident_id}/postmortem/prefill"): lambda w, t: (
         "POST", f"/api/v1/incidents/{t['incident']}/postmortem/prefill", None),

@@ -4,6 +4,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 from collections.abc import Iterator
 from datetime import timedelta
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 from tests.conftest import World
 from tests.incidents.test_incidents_api import fresh_postmortem_incident
 from tests.kb.support import bare_remote
@@ -114,7 +116,7 @@ def test_a_git_refusal_keeps_the_knowledge_base_page_and_says_why(
     assert answer.status_code == 200 and "missing.git" in answer.json()["git_error"]
 
 
-def test_the_incident_report_downloads_as_markdown_and_prints(world: World, client: TestClient) -> None:
+def test_the_incident_report_downloads_as_markdown_and_pdf_and_prints(world: World, client: TestClient) -> None:
     incident_id = approved_incident(client, world)
     answer = client.get(f"/api/v1/incidents/{incident_id}/report.md", headers=world.headers("viewer"))
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/markdown")
@@ -125,6 +127,16 @@ def test_the_incident_report_downloads_as_markdown_and_prints(world: World, clie
                       headers=world.headers("staff_b")).status_code == 404
     printed = client.get(f"/incidents/{incident_id}/report", headers=world.headers("viewer"))
     assert printed.status_code == 200 and "Phishing wave" in printed.text and "data-print" in printed.text
+    assert f'href="/incidents/{incident_id}/report.pdf"' in printed.text
+    pdf = client.get(f"/api/v1/incidents/{incident_id}/report.pdf", headers=world.headers("viewer"))
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.headers["content-disposition"] == f'attachment; filename="{answer.text[2:].split(":")[0]}.pdf"'
+    reader = PdfReader(io.BytesIO(pdf.content))
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    assert answer.text[2:].split("\n")[0] in text  # "INC-…: Phishing wave…", the report's title
+    assert "Severity" in text and "P2" in text and "Impact and scope" in text and "incident report" in text
+    assert client.get(f"/api/v1/incidents/{incident_id}/report.pdf",
+                      headers=world.headers("staff_b")).status_code == 404
     assert client.post(f"/api/v1/incidents/{incident_id}/postmortem/publish",
                        headers=world.headers("viewer")).status_code == 403
 

@@ -3,11 +3,13 @@ git remote; who may read and write; another unit's pages are out of reach; bad i
 
 from __future__ import annotations
 
+import io
 import uuid
 from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 from tests.api.support import assert_problem, audit_records
 
 from vigil.core.auth import Role
@@ -96,6 +98,14 @@ def test_pages_through_the_api(world: Any, client: TestClient, tmp_path: Path) -
     assert 'filename="pm-vpn.md"' in exported.headers["content-disposition"]
     assert exported.text.startswith("---\ntitle: 事件复盘：VPN 暴力破解\n") and exported.text.endswith("已封禁来源。\n")
     assert "version: 1" in client.get("/api/v1/kb/pages/pm-vpn/export.md?version=1", headers=viewer).text
+    pdf = client.get("/api/v1/kb/pages/pm-vpn/export.pdf", headers=viewer)
+    assert pdf.headers["content-type"] == "application/pdf" and 'filename="pm-vpn.pdf"' in pdf.headers[
+        "content-disposition"]
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "事件复盘：VPN 暴力破解" in text and "已封禁来源。" in text and "pm-vpn" in text
+    first_pdf = client.get("/api/v1/kb/pages/pm-vpn/export.pdf?version=1", headers=viewer)
+    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(first_pdf.content)).pages)
+    assert "pm-vpn v1" in text and "已封禁来源。" not in text
 
     # Publishing: 503 until a wiki is configured, then the commit lands in the remote and on the page.
     assert_problem(client.post("/api/v1/kb/pages/pm-vpn/publish", headers=analyst), 503, "unavailable")

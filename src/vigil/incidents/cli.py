@@ -1,13 +1,14 @@
 """`vigil incident`: the incident queue and the five-step response from the shell.
 
-List, show and open incidents, move them through the phases (or reopen them), work their tasks, comment, run
-the post-mortem review, and record SLA warnings and breaches now. The CLI acts as the local operator (every
-unit; audited as ``cli:<login>``); an incident is named by its id or its reference (INC-2026-0001). The exit
-codes are those of ``vigil.cli.main``.
+List, show and open incidents, write their report (Markdown or PDF), move them through the phases (or reopen
+them), work their tasks, comment, run the post-mortem review, and record SLA warnings and breaches now. The
+CLI acts as the local operator (every unit; audited as ``cli:<login>``); an incident is named by its id or its
+reference (INC-2026-0001). The exit codes are those of ``vigil.cli.main``.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +17,7 @@ from vigil.cli.runtime import EXIT_CODES_HELP, JsonOption, local_time, operation
 from vigil.core.config import Settings
 from vigil.core.db import utcnow
 from vigil.core.pagination import PageParams
-from vigil.incidents import activity, intake, postmortem, service, sla, tasks
+from vigil.incidents import activity, intake, postmortem, postmortem_report, service, sla, tasks
 from vigil.incidents.reads import Reader
 from vigil.incidents.schemas import (
     CommentCreate,
@@ -102,6 +103,28 @@ def show_incident(ident: Ident, as_json: JsonOption = False) -> None:
         print_json(item.model_dump(mode="json"))
         return
     _print_incident(op.settings, item)
+
+
+@app.command("report", epilog=EXIT_CODES_HELP)
+def report(ident: Ident,
+           output: Annotated[Path | None, typer.Option("--output", "-o", dir_okay=False, writable=True,
+                                                       help="Write to this file; .pdf makes a PDF. "
+                                                            "Default: the Markdown on standard output.")] = None,
+           pdf: Annotated[bool, typer.Option("--pdf", help="A PDF whatever the file's name.")] = False) -> None:
+    """The incident report (facts, SLA, timeline, post-mortem) as Markdown or an A4 PDF."""
+    as_pdf = pdf or (output is not None and output.suffix.lower() == ".pdf")
+    if as_pdf and output is None:
+        raise typer.BadParameter("a PDF goes to a file: add --output FILE", param_hint="--pdf")
+    with operation() as op, op.transaction() as ctx:
+        incident = service.find_incident(ctx.session, ident)
+        data = (postmortem_report.report_pdf(ctx.session, incident) if as_pdf
+                else postmortem_report.report_markdown(ctx.session, incident).encode())
+        ref = incident.ref
+    if output is None:
+        typer.echo(data.decode(), nl=False)
+        return
+    output.write_bytes(data)
+    typer.echo(f"{ref}: the report is in {output} ({len(data):,} bytes)", err=True)
 
 
 @app.command("create", epilog=EXIT_CODES_HELP)

@@ -27,6 +27,7 @@ from vigil.incidents.models import Incident, PostMortem, Task
 from vigil.incidents.response_timeline import merged_timeline
 from vigil.kb import service as kb
 from vigil.kb.gitwiki import GitWikiError
+from vigil.kb.pdf import generated_footer, markdown_pdf
 
 SECTION_KINDS = ("alert", "state_change", "task", "action", "manual", "sla", "escalation", "notification")
 
@@ -116,6 +117,13 @@ def report_markdown(session: Session, incident: Incident, *, now: datetime | Non
             state += f", approved by {record.approved_by} at {_when(record.approved_at)}"
         lines += [f"*{state}; written by {record.author}.*", ""]
     return "\n".join(lines)
+
+
+def report_pdf(session: Session, incident: Incident, *, now: datetime | None = None) -> bytes:
+    """The incident report (``report_markdown``) as an A4 PDF."""
+    now = now or utcnow()
+    return markdown_pdf(report_markdown(session, incident, now=now), title=f"{incident.ref}: {incident.title}",
+                        footer=generated_footer(f"{incident.ref} incident report", now))
 
 
 def _action_lines(session: Session, record: PostMortem) -> list[str]:

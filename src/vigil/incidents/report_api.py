@@ -1,6 +1,6 @@
 """The incident report and publishing the post-mortem: ``POST /api/v1/incidents/{id}/postmortem/prefill|publish``,
-``GET /api/v1/incidents/{id}/report.md``, and the pages ``/incidents/{id}/report`` (print-ready: the browser's
-"Save as PDF" makes the PDF; no PDF library is installed) and ``/incidents/{id}/report.md``.
+``GET /api/v1/incidents/{id}/report.md`` and ``report.pdf``, and the pages ``/incidents/{id}/report`` (laid out
+for printing), ``/incidents/{id}/report.md`` and ``/incidents/{id}/report.pdf`` (A4, made on the server).
 
 Reading needs ``incidents:read``; filling in and publishing ``incidents:write``. Included before the incidents
 router, so ``/postmortem/publish`` is not read as a review action."""
@@ -48,6 +48,13 @@ def _markdown(session: Session, incident_id: int) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{incident.ref}.md"'})
 
 
+def _pdf(session: Session, incident_id: int) -> Response:
+    incident = get_incident(session, incident_id)
+    data = postmortem_report.report_pdf(session, incident)
+    return Response(data, media_type="application/pdf",
+                    headers={"Content-Disposition": f'attachment; filename="{incident.ref}.pdf"'})
+
+
 @router.post("/{incident_id}/postmortem/prefill")
 def prefill_postmortem(incident_id: IncidentId, request: Request, principal: Writer,
                        session: SessionDep) -> PostMortemRead:
@@ -69,6 +76,17 @@ def publish_postmortem(incident_id: IncidentId, request: Request, principal: Wri
 @router.get("/{incident_id}/report.md")
 def report_markdown(incident_id: IncidentId, principal: Reader, session: SessionDep) -> Response:
     return _markdown(session, incident_id)
+
+
+@router.get("/{incident_id}/report.pdf", response_class=Response,
+            responses={200: {"content": {"application/pdf": {}}, "description": "The incident report, A4."}})
+def report_pdf(incident_id: IncidentId, principal: Reader, session: SessionDep) -> Response:
+    return _pdf(session, incident_id)
+
+
+@pages.get("/incidents/{incident_id}/report.pdf")
+def report_pdf_page(incident_id: IncidentId, principal: PageReader, session: SessionDep) -> Response:
+    return _pdf(session, incident_id)
 
 
 @pages.get("/incidents/{incident_id}/report.md")

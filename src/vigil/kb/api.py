@@ -17,6 +17,7 @@ from fastapi.responses import Response
 from vigil.core.auth import Permission, Principal
 from vigil.core.pagination import Page, PageParams, page_params
 from vigil.kb import service
+from vigil.kb.pdf import markdown_pdf
 from vigil.kb.schemas import (
     GitPublication,
     PageCreate,
@@ -118,6 +119,26 @@ def markdown_response(session: SessionDep, slug: str, version: int | None) -> Re
         text = service.markdown_document(found, slug=page.slug, updated=found.created_at)
     name = f"{page.slug}.md" if version is None else f"{page.slug}-v{version}.md"
     return Response(text, media_type="text/markdown; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename=\"{name}\"; filename*=UTF-8''{quote(name)}"})
+
+
+@router.get("/pages/{slug}/export.pdf", response_class=Response,
+            responses={200: {"content": {"application/pdf": {}}, "description": "The page as an A4 PDF."}})
+def export_pdf(slug: SlugPath, principal: Reader, session: SessionDep,
+               version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> Response:
+    """The page (or one of its versions) as an A4 PDF, titled and dated."""
+    return pdf_response(session, slug, version)
+
+
+def pdf_response(session: SessionDep, slug: str, version: int | None) -> Response:
+    page = service.get_page(session, slug)
+    found = page if version is None else service.get_version(session, page, version)
+    stamp = page.updated_at if version is None else found.created_at
+    label = f"{page.slug}" if version is None else f"{page.slug} v{version}"
+    data = markdown_pdf(f"# {found.title}\n\n{found.body}", title=found.title,
+                        footer=f"{label} · {stamp:%Y-%m-%d %H:%M} UTC")
+    name = f"{page.slug}.pdf" if version is None else f"{page.slug}-v{version}.pdf"
+    return Response(data, media_type="application/pdf",
                     headers={"Content-Disposition": f"attachment; filename=\"{name}\"; filename*=UTF-8''{quote(name)}"})
 
 

@@ -53,6 +53,12 @@ def _add_anchors(tokens: Sequence[Token]) -> None:
         token.attrSet("id", base if count == 0 else f"{base}-{count}")
 
 
+def parse(text: str) -> list[Token]:
+    """The document's block and inline tokens, as the pages and the PDF export read it."""
+    tokens: list[Token] = _markdown.parse(text)
+    return tokens
+
+
 def render_markdown(text: str) -> str:
     """The page's HTML: safe to insert unescaped (the parser escapes all text and drops raw HTML)."""
     env: dict[str, Any] = {}

@@ -20,7 +20,7 @@ from vigil.core.auth import Permission, Principal
 from vigil.core.errors import BadInput, Conflict, NotFound
 from vigil.core.pagination import PageParams
 from vigil.kb import service
-from vigil.kb.api import markdown_response
+from vigil.kb.api import markdown_response, pdf_response
 from vigil.kb.gitwiki import GitWikiError
 from vigil.kb.models import KbPage, KbPageVersion
 from vigil.kb.render import render_markdown
@@ -211,6 +211,12 @@ def diff_page(slug: SlugPath, number: Number, request: Request, principal: Reade
 def export_markdown(slug: SlugPath, principal: Reader, session: SessionDep,
                     version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> Response:
     return markdown_response(session, slug, version)
+
+
+@router.get("/kb/pages/{slug}/export.pdf")
+def export_pdf(slug: SlugPath, principal: Reader, session: SessionDep,
+               version: Annotated[int | None, Query(ge=1, le=1_000_000)] = None) -> Response:
+    return pdf_response(session, slug, version)
 
 
 @router.get("/kb/pages/{slug}/print")
