@@ -165,6 +165,37 @@ def test_a_failing_channel_shows_on_the_step_and_the_escalation_goes_on(
     assert [s.username for s in steps(world, incident_id) if s.kind == "notified"] == ["analyst"]
 
 
+def test_a_page_interrupted_mid_send_is_sent_again(world: World, client: TestClient, app: FastAPI,
+                                                   robot: platforms.Platform) -> None:
+    channel_id = add_channel(world, robot.url)
+    policy_id = add_policy(client, world, channel_id)
+    client.put("/api/v1/incident-paging/P1", headers=world.headers("responder"), json={"policy_id": policy_id})
+    incident_id = open_incident(client, world)
+    runner = runner_of(app)
+    runner.work()
+    # Two more pages claimed ("sending"): one by a server that then stopped (queued 20 minutes ago), one that
+    # another dispatcher is sending right now (queued a minute ago).
+    with world.database.transaction(Scope.system()) as session:
+        sent = session.scalar(select(EscalationStep).join(Escalation).where(
+            Escalation.incident_id == incident_id, EscalationStep.kind == "notified"))
+        assert sent is not None
+        copies = {}
+        for age in (20, 1):
+            copy = EscalationStep(escalation_id=sent.escalation_id, incident_id=incident_id, unit_id=sent.unit_id,
+                                  kind="sending",
+                                  at=utcnow() - timedelta(minutes=age), level=sent.level, round=sent.round,
+                                  user_id=sent.user_id, username=sent.username, channel_id=sent.channel_id)
+            session.add(copy)
+            session.flush()
+            copies[age] = copy.id
+    before = len(robot.received)
+    runner.work()
+    assert len(robot.received) == before + 1 and "@responder" in robot.received[-1].json()["markdown"]["text"]
+    with world.database.transaction(Scope.system()) as session:
+        kinds = {age: session.get(EscalationStep, step_id).kind for age, step_id in copies.items()}
+    assert kinds == {20: "notified", 1: "sending"}
+
+
 def test_a_level_without_channels_sends_nothing_and_says_so(world: World, client: TestClient, app: FastAPI) -> None:
     answer = client.post("/api/v1/escalation-policies", headers=world.headers("responder"), json={
         "name": "quiet", "levels": [{"timeout_minutes": 5,

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 SEVERITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
+# A send with all its retries is over within minutes; a page still "sending" after this was interrupted.
+INTERRUPTED_AFTER = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -131,8 +133,13 @@ class ChannelNotify:
                 step.detail = detail[:1000]
 
     def dispatch(self, pager: Pager) -> int:
-        """Sends every queued page, oldest first; the number sent (a failed one counts too)."""
+        """Sends every queued page, oldest first; the number sent (a failed one counts too). A page left
+        ``sending`` by a server that stopped mid-send (queued over ``INTERRUPTED_AFTER`` ago) is sent again:
+        a page twice is better than a page never."""
         with self.db.transaction(Scope.system()) as session:
+            session.execute(update(EscalationStep).where(
+                EscalationStep.kind == "sending", EscalationStep.at < utcnow() - INTERRUPTED_AFTER).values(
+                kind="queued", detail="sent again: the first send was interrupted"))
             queued = list(session.scalars(select(EscalationStep.id).where(EscalationStep.kind == "queued")
                                           .order_by(EscalationStep.at, EscalationStep.id)))
         done = 0
