@@ -8,12 +8,22 @@ reference (INC-2026-0001). The exit codes are those of ``vigil.cli.main``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from vigil.cli.runtime import EXIT_CODES_HELP, JsonOption, local_time, operation, print_json, print_table
+from vigil.cli.runtime import (
+    EXIT_CODES_HELP,
+    JsonOption,
+    Operation,
+    local_time,
+    operation,
+    print_json,
+    print_table,
+)
 from vigil.core.config import Settings
 from vigil.core.db import utcnow
 from vigil.core.pagination import PageParams
@@ -29,6 +39,7 @@ from vigil.incidents.schemas import (
     TaskCreate,
 )
 from vigil.incidents.workflow import ReviewAction
+from vigil.response.reactions import incident_reactions
 
 app = typer.Typer(help="Incidents: the queue, the five-step response, tasks, comments and post-mortems.",
                   no_args_is_help=True)
@@ -37,6 +48,13 @@ postmortem_app = typer.Typer(help="An incident's post-mortem: draft, show, submi
                              no_args_is_help=True)
 app.add_typer(task_app, name="task")
 app.add_typer(postmortem_app, name="postmortem")
+
+@contextmanager
+def reacting() -> Iterator[Operation]:
+    """An operation after whose commit the incident's paging, playbooks and publishing run, as in the server."""
+    with operation() as op, incident_reactions(op.settings, op.database):
+        yield op
+
 
 Ident = Annotated[str, typer.Argument(help="The incident's id or reference (INC-2026-0001).", show_default=False)]
 
@@ -140,7 +158,7 @@ def create_incident(
     tag: Annotated[list[str] | None, typer.Option("--tag", help="Repeat for several.", show_default=False)] = None,
 ) -> None:
     """Open an incident (in identify, with the identify tasks of its type)."""
-    with operation() as op, op.transaction() as ctx:
+    with reacting() as op, op.transaction() as ctx:
         data = IncidentCreate.model_validate({"title": title, "type": kind, "severity": severity,
                                               "description": description, "unit_id": unit_id, "team": team,
                                               "tags": tag or []})
@@ -158,7 +176,7 @@ def transition(
 ) -> None:
     """Move the incident to a phase, or reopen a closed one into a phase; refused with the reason when the
     workflow does not allow it (required tasks open, no approved post-mortem)."""
-    with operation() as op, op.transaction() as ctx:
+    with reacting() as op, op.transaction() as ctx:
         incident = service.find_incident(ctx.session, ident)
         service.transition(ctx, incident_id=incident.id,
                            data=IncidentTransition.model_validate({"phase": phase, "reason": reason}))
@@ -169,7 +187,7 @@ def transition(
 @app.command("ack", epilog=EXIT_CODES_HELP)
 def acknowledge(ident: Ident) -> None:
     """Acknowledge the incident (stops its time-to-acknowledge clock)."""
-    with operation() as op, op.transaction() as ctx:
+    with reacting() as op, op.transaction() as ctx:
         incident = service.acknowledge(ctx, incident_id=service.find_incident(ctx.session, ident).id)
         ref = incident.ref
     typer.echo(f"{ref} acknowledged")
@@ -196,7 +214,7 @@ def escalate(
     severity: Annotated[str, typer.Option("--severity")] = "P3",
 ) -> None:
     """Escalate alerts into a new incident, or into an open one."""
-    with operation() as op, op.transaction() as ctx:
+    with reacting() as op, op.transaction() as ctx:
         target = service.find_incident(ctx.session, into).id if into else None
         incident = intake.escalate(ctx, data=EscalateAlerts.model_validate({
             "alert_ids": alert_ids, "incident_id": target, "title": title, "type": kind, "severity": severity}))
@@ -254,7 +272,7 @@ def task_list(ident: Ident, as_json: JsonOption = False) -> None:
 
 
 def _review(ident: str, action: ReviewAction, note_text: str = "") -> None:
-    with operation() as op, op.transaction() as ctx:
+    with reacting() as op, op.transaction() as ctx:
         incident = service.find_incident(ctx.session, ident)
         record = postmortem.review(ctx, incident_id=incident.id, action=action, note_text=note_text)
         state = record.status

@@ -63,19 +63,38 @@ class ResponseRunner:
     def tick(self, now: datetime | None = None) -> list[int]:
         return executions.tick(self.db, now=now)
 
+    def subscribe(self) -> None:
+        if not self._unsubscribe:
+            self._unsubscribe = [bus.subscribe(IncidentOpened, self.on_opened),
+                                 bus.subscribe(IncidentReclassified, self.on_reclassified)]
+
+    def unsubscribe(self) -> None:
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
+
+    def drain(self) -> list[int]:
+        """Handle the incident events queued so far, in this thread (a shell command, before it exits); the ids
+        of the runs started."""
+        started: list[int] = []
+        while True:
+            try:
+                queued = self._queue.get_nowait()
+            except queue.Empty:
+                return started
+            if queued is not None:
+                started += self.handle(*queued)
+
     def start(self) -> None:
         if self._thread is not None:
             return
-        self._unsubscribe = [bus.subscribe(IncidentOpened, self.on_opened),
-                             bus.subscribe(IncidentReclassified, self.on_reclassified)]
+        self.subscribe()
         self._stop.clear()
         self._thread = threading.Thread(target=self._loop, name="vigil-response", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
-        for unsubscribe in self._unsubscribe:
-            unsubscribe()
-        self._unsubscribe = []
+        self.unsubscribe()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
