@@ -30,7 +30,7 @@ from vigil.core.auth import Role
 from vigil.core.config import Settings, load_settings
 from vigil.core.context import Context
 from vigil.core.db import Database, Scope
-from vigil.web.app import create_app
+from vigil.web.app import attach, build_app
 
 # Tests parse in the pipeline's thread (no worker processes to spawn for every app); the worker path
 # has tests of its own that turn it on (tests/siem/test_parse_workers.py).
@@ -258,9 +258,18 @@ def world(database: Database, backend: str, request: pytest.FixtureRequest) -> W
                  users=dict(built.users), tokens=dict(built.tokens))
 
 
+@pytest.fixture(scope="session")
+def built_app() -> FastAPI:
+    """The routes and pages, built once: a new app spends about half a second on its first request."""
+    return build_app()
+
+
 @pytest.fixture
-def app(settings: Settings, database: Database) -> FastAPI:
-    return create_app(settings, database)
+def app(built_app: FastAPI, settings: Settings, database: Database) -> FastAPI:
+    """The app with this test's settings and store (and nothing of the test before: fresh state, no
+    overrides). A test that adds routes builds an app of its own (``create_app``)."""
+    built_app.dependency_overrides.clear()
+    return attach(built_app, settings, database)
 
 
 @pytest.fixture

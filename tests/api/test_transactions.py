@@ -19,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from vigil.accounts.models import User
 from vigil.core.auth import Permission, Principal
-from vigil.core.db import Scope
+from vigil.core.config import Settings
+from vigil.core.db import Database, Scope
+from vigil.web.app import create_app
 from vigil.web.deps import SessionDep, db_session, require
 
 from .support import assert_problem, audit_records, row_count, user_row
@@ -55,7 +57,15 @@ def test_every_route_commits_before_it_responds(app: FastAPI) -> None:
     )
 
 
-def test_the_check_above_catches_a_late_commit(app: FastAPI) -> None:
+@pytest.fixture
+def own_app(settings: Settings, database: Database) -> FastAPI:
+    """An app of its own, for the tests that add routes (the shared one must stay as built)."""
+    return create_app(settings, database)
+
+
+def test_the_check_above_catches_a_late_commit(own_app: FastAPI) -> None:
+    app = own_app
+
     @app.get("/api/v1/test/late")
     def late(session: Annotated[Session, Depends(db_session)]) -> dict[str, str]:
         return {}
@@ -89,7 +99,9 @@ def test_no_coroutine_waits_for_the_store_on_the_event_loop(app: FastAPI) -> Non
     )
 
 
-def test_the_check_above_catches_a_coroutine(app: FastAPI) -> None:
+def test_the_check_above_catches_a_coroutine(own_app: FastAPI) -> None:
+    app = own_app
+
     @app.get("/api/v1/test/blocking")
     async def blocking(session: SessionDep) -> dict[str, str]:
         return {}
@@ -98,9 +110,10 @@ def test_the_check_above_catches_a_coroutine(app: FastAPI) -> None:
 
 
 @pytest.fixture
-def staging_client(app: FastAPI, world: Any) -> Iterator[TestClient]:
+def staging_client(own_app: FastAPI, world: Any) -> Iterator[TestClient]:
     """The app plus an endpoint whose change fails only when the request's transaction commits: it
     stages a second account named "viewer" and returns 201 without flushing."""
+    app = own_app
 
     @app.post("/api/v1/test/stage-duplicate", status_code=201)
     def stage_duplicate(principal: UsersWrite, session: SessionDep) -> dict[str, bool]:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import State
 
 from vigil import __version__
 from vigil.accounts import api as accounts_api
@@ -52,36 +53,44 @@ from vigil.web.middleware import BodyLimit, SecurityHeadersAndMetrics
 def create_app(settings: Settings | None = None, database: Database | None = None, *,
                receivers: Sequence[ReceiverFactory] = ()) -> FastAPI:
     """The app; ``receivers`` (syslog listeners) run beside it, as `vigil serve` asks."""
-    settings = settings or get_settings()
+    return attach(build_app(), settings or get_settings(), database, receivers=receivers)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        siem: Siem = app.state.siem
-        await run_in_threadpool(hunts_service.fail_interrupted, app.state.db)
-        await run_in_threadpool(siem.start, receivers)
-        health = SilentSourceWatch(app.state.db, siem, settings)
-        health.start()
-        intel: Intel = app.state.intel
-        intel.start()
-        escalations: EscalationRunner = app.state.escalations
-        escalations.start()
-        app.state.incident_paging.start()
-        incident_clock = IncidentClock(app.state.db)
-        incident_clock.start()
-        response_runner: ResponseRunner = app.state.response_runner
-        response_runner.start()
-        try:
-            yield
-        finally:
-            response_runner.stop()
-            incident_clock.stop()
-            app.state.incident_paging.stop()
-            escalations.stop()
-            health.stop()
-            intel.stop()
-            await run_in_threadpool(siem.stop)
 
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The background work of `vigil serve` beside the requests: the SIEM's pipeline and receivers, source
+    health, intel pulls, escalations and paging, the incident clock, playbooks and rollbacks."""
+    state = app.state
+    siem: Siem = state.siem
+    await run_in_threadpool(hunts_service.fail_interrupted, state.db)
+    await run_in_threadpool(siem.start, state.receivers)
+    health = SilentSourceWatch(state.db, siem, state.settings)
+    health.start()
+    intel: Intel = state.intel
+    intel.start()
+    escalations: EscalationRunner = state.escalations
+    escalations.start()
+    state.incident_paging.start()
+    incident_clock = IncidentClock(state.db)
+    incident_clock.start()
+    response_runner: ResponseRunner = state.response_runner
+    response_runner.start()
+    try:
+        yield
+    finally:
+        response_runner.stop()
+        incident_clock.stop()
+        state.incident_paging.stop()
+        escalations.stop()
+        health.stop()
+        intel.stop()
+        await run_in_threadpool(siem.stop)
+
+
+def build_app() -> FastAPI:
+    """The routes, pages, middleware and error handling, without settings or stores: ``attach`` gives them.
+    An app resolves every route's dependencies on its first request (about half a second), so the test suite
+    builds one and attaches each test's settings and store to it."""
     app = FastAPI(
         title="Vigil",
         version=__version__,
@@ -91,19 +100,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.db = database or Database(settings.effective_database_url)
-    app.state.siem = Siem(settings, app.state.db)
-    app.state.intel = intel_for(settings, app.state.db)
-    app.state.intel.events = app.state.siem.existing_store
-    # The escalation engine; notification channels plug in as app.state.escalations.notify (a Notify).
-    app.state.escalations = EscalationRunner(settings, app.state.db)
-    # Playbooks started by incident events, and rollbacks of response actions whose TTL passed.
-    app.state.response_runner = ResponseRunner(settings, app.state.db, intel=app.state.intel)
-    # Pages go through the notification channels each policy level names; new incidents start the policy
-    # configured for their unit and severity (vigil.response.paging).
-    app.state.escalations.notify = ChannelNotify(settings, app.state.db)
-    app.state.incident_paging = IncidentPaging(app.state.escalations)
     problems.install(app)
     app.include_router(system_api.router)
     app.include_router(accounts_api.router)
@@ -124,7 +120,6 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.include_router(router)
     for router in incidents_evidence_api.routers:
         app.include_router(router)
-    app.state.render_error = templating.render_error
     app.mount("/static", StaticFiles(directory=templating.STATIC_DIR), name="static")
     app.include_router(views.router)
     app.include_router(accounts_views.router)
@@ -143,6 +138,29 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     for router in [*actions_views.routers, *playbooks_views.routers]:
         app.include_router(router)
     app.add_middleware(SecurityHeadersAndMetrics)
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, ingest_limit=settings.ingest_max_body_bytes,
-                       evidence_limit=settings.evidence_max_bytes)
+    app.add_middleware(BodyLimit)
+    return app
+
+
+def attach(app: FastAPI, settings: Settings, database: Database | None = None, *,
+           receivers: Sequence[ReceiverFactory] = ()) -> FastAPI:
+    """Give a built app its settings, records store and runtime parts, replacing any it had."""
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app.state = State()
+    state = app.state
+    state.settings = settings
+    state.receivers = tuple(receivers)
+    state.db = database or Database(settings.effective_database_url)
+    state.siem = Siem(settings, state.db)
+    state.intel = intel_for(settings, state.db)
+    state.intel.events = state.siem.existing_store
+    # The escalation engine; notification channels plug in as state.escalations.notify (a Notify).
+    state.escalations = EscalationRunner(settings, state.db)
+    # Playbooks started by incident events, and rollbacks of response actions whose TTL passed.
+    state.response_runner = ResponseRunner(settings, state.db, intel=state.intel)
+    # Pages go through the notification channels each policy level names; new incidents start the policy
+    # configured for their unit and severity (vigil.response.paging).
+    state.escalations.notify = ChannelNotify(settings, state.db)
+    state.incident_paging = IncidentPaging(state.escalations)
+    state.render_error = templating.render_error
     return app

@@ -10,6 +10,8 @@ from prometheus_client import Counter, Histogram
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from vigil.core.config import Settings
+
 REQUESTS = Counter("vigil_http_requests_total", "HTTP requests served", ["method", "route", "status"])
 LATENCY = Histogram("vigil_http_request_seconds", "HTTP request latency", ["method", "route"])
 
@@ -51,36 +53,37 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimit:
-    """Refuse bodies over ``limit`` bytes with 413, by Content-Length up front or while streaming.
+    """Refuse bodies over the limit with 413, by Content-Length up front or while streaming.
 
     A streamed (chunked) body is counted as it is read: the reader gets ``BodyTooLarge``, an
     ``HTTPException`` that FastAPI passes on untouched while parsing a body (any other error there
     would become a 400), so the request stops before any dependency or endpoint runs.
+
+    The limits are the app's settings (``app.state.settings``), read on each request: the app is built
+    once and may be given its settings afterwards (``vigil.web.app.attach``).
     """
 
-    def __init__(self, app: ASGIApp, limit: int, ingest_limit: int | None = None,
-                 evidence_limit: int | None = None) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        # Evidence files (disk images, captures) are bounded by their own setting; their endpoints stream and
-        # count the body themselves and keep nothing of a refused one.
-        self.evidence_limit = evidence_limit if evidence_limit is not None else limit
-        self.limit = limit
+
+    @staticmethod
+    def limit_for(path: str, settings: Settings) -> int:
+        limit = settings.max_body_bytes
         # Log shippers send big batches (Filebeat, Vector: tens of MB), intelligence files can be large too;
         # only those paths get more.
-        self.ingest_limit = ingest_limit if ingest_limit is not None else limit
-
-    def limit_for(self, path: str) -> int:
         if path in ("/api/v1/ingest", "/api/v1/intel/imports", "/intel/import") or path.endswith("/_bulk"):
-            return max(self.limit, self.ingest_limit)
+            return max(limit, settings.ingest_max_body_bytes)
+        # Evidence files (disk images, captures) are bounded by their own setting; their endpoints stream and
+        # count the body themselves and keep nothing of a refused one.
         if EVIDENCE_UPLOAD.fullmatch(path):
-            return max(self.limit, self.evidence_limit)
-        return self.limit
+            return max(limit, settings.evidence_max_bytes)
+        return limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit_for(scope.get("path", ""))
+        limit = self.limit_for(scope.get("path", ""), scope["app"].state.settings)
         headers = dict(scope["headers"])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:

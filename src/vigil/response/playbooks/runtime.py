@@ -36,7 +36,7 @@ class ResponseRunner:
         self.db = database
         self.intel = intel
         self.tick_seconds = tick_seconds
-        self._queue: queue.Queue[tuple[int, str]] = queue.Queue()
+        self._queue: queue.Queue[tuple[int, str] | None] = queue.Queue()  # None wakes the loop to stop
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._unsubscribe: list[Callable[[], None]] = []
@@ -96,6 +96,7 @@ class ResponseRunner:
     def stop(self) -> None:
         self.unsubscribe()
         self._stop.set()
+        self._queue.put(None)
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
@@ -104,10 +105,13 @@ class ResponseRunner:
         next_tick = time.monotonic() + self.tick_seconds
         while not self._stop.is_set():
             try:
-                incident_id, event = self._queue.get(timeout=max(0.05, min(1.0, next_tick - time.monotonic())))
+                queued = self._queue.get(timeout=max(0.05, min(1.0, next_tick - time.monotonic())))
             except queue.Empty:
                 pass
             else:
+                if queued is None:
+                    continue
+                incident_id, event = queued
                 try:
                     self.handle(incident_id, event)
                 except Exception:  # one incident's playbooks failing never stops the others or the rollbacks
