@@ -82,8 +82,12 @@ class ResponseRunner:
                 queued = self._queue.get_nowait()
             except queue.Empty:
                 return started
-            if queued is not None:
+            if queued is None:
+                continue
+            try:
                 started += self.handle(*queued)
+            except Exception:  # as in the server's loop: one incident's playbooks failing never stops the others
+                log.exception("playbooks for incident %d (%s) failed", *queued)
 
     def start(self) -> None:
         if self._thread is not None:
