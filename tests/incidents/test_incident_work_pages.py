@@ -166,6 +166,9 @@ def test_chosen_alerts_are_escalated_from_the_alerts_page(world: Any, app: FastA
     assert f'data-alert="{first}"' in form.text and f'data-alert="{critical}"' in form.text
     assert 'value="high on ws01"' in form.text and '<option value="P1" selected' in form.text
     assert incident_count(world) == 0
+    too_many = browser.post("/incidents/escalate", data={"csrf_token": csrf_of(alerts),
+                                                         "ids": [str(first)] * 501})
+    assert too_many.status_code == 422 and "at most 500 alerts" in too_many.text
     refused = browser.post("/incidents/escalate", data={"csrf_token": csrf_of(form), "ids": [str(first)],
                                                         "confirm": "1", "title": "x", "type": "intrusion",
                                                         "severity": "P9"})

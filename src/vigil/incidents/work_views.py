@@ -418,11 +418,15 @@ def hand_over_evidence(incident_id: IncidentId, evidence_id: ChildId, request: R
 
 # Which severity a new incident of these alerts starts with: that of its highest alert.
 SEVERITY_OF_LEVEL = {"critical": "P1", "high": "P2", "medium": "P3", "low": "P4", "informational": "P4"}
+MAX_ESCALATED = 500  # as EscalateAlerts takes
 
 
 def _escalate_form(request: Request, principal: Principal, session: Session, ids: list[int],
                    values: Mapping[str, str], error: str = "", status: int = 200) -> HTMLResponse:
     """The chosen alerts and what the new incident is to be (title, type, severity), before it opens."""
+    if len(ids) > MAX_ESCALATED:
+        raise BadInput(f"escalate at most {MAX_ESCALATED} alerts at a time", errors=[{"field": "ids",
+                                                                                   "message": "too many"}])
     alerts = activity.visible_alerts(session, ids)
     levels = [a.level for a in alerts if a.level in SEVERITY_OF_LEVEL]
     highest = max(levels, key=intake.LEVELS.index, default="medium")
