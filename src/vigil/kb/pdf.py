@@ -64,7 +64,6 @@ def _styles() -> dict[str, ParagraphStyle]:
         "cell": ParagraphStyle("cell", parent=body, fontSize=8.5, leading=11, spaceAfter=0),
         "code": ParagraphStyle("code", parent=body, fontName="Courier", fontSize=8.5, leading=11,
                                backColor=colors.HexColor("#f3f4f6"), borderPadding=4, spaceBefore=2, spaceAfter=8),
-        "quote": ParagraphStyle("quote", parent=body, leftIndent=12, textColor=colors.HexColor("#444444")),
     }
 
 
