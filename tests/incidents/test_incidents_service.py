@@ -4,11 +4,13 @@ post-mortem approval, events after commit, and the unit scope."""
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select
+from tests.api.test_transactions import wait_until_blocked
 from tests.detection.test_alerts_service import audit_of, fresh_alert_id, stored_alert
 
 from vigil.core.auth import Role
@@ -234,3 +236,28 @@ def test_a_branch_sees_only_its_own_incidents(world: Any) -> None:
             service.get_incident(ctx.session, hq_incident)
         items, total = service.list_incidents(ctx.session, filters=IncidentFilter(), params=PageParams())
         assert [i.id for i in items] == [branch_incident] and total == 1
+
+
+def test_incidents_opened_at_the_same_time_get_consecutive_references(world: Any, backend: str) -> None:
+    """One transaction opens an incident and stays open while another opens one: the second waits for the
+    numbering instead of taking the same number and failing on the unique reference."""
+    outcome: list[Any] = []
+
+    def second() -> None:
+        try:
+            with acting(world.database, "analyst") as ctx:
+                outcome.append(service.open_incident(ctx, data=IncidentCreate(
+                    title="Second", type="malware", severity="P3")).ref)
+        except Exception as exc:
+            outcome.append(exc)
+
+    with acting(world.database, "analyst") as ctx:
+        first = service.open_incident(ctx, data=IncidentCreate(title="First", type="malware", severity="P3")).ref
+        racer = threading.Thread(target=second)
+        racer.start()
+        wait_until_blocked(backend, world.database)
+    racer.join(timeout=30)
+    assert not racer.is_alive() and len(outcome) == 1
+    assert isinstance(outcome[0], str), outcome[0]
+    number = int(first.rsplit("-", 1)[1])
+    assert outcome[0] == f"{first.rsplit('-', 1)[0]}-{number + 1:04d}"

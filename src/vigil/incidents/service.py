@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import Select, and_, exists, func, or_, select, text
 from sqlalchemy.orm import Session
 
 from vigil.accounts import service as accounts
@@ -103,8 +103,16 @@ def check_custom_fields(session: Session, values: Mapping[str, Any]) -> dict[str
 # --- opening ----------------------------------------------------------------------------------------
 
 
+REFERENCE_LOCK = 0x1C1D  # the PostgreSQL advisory lock (with the year) that orders the numbering of incidents
+
+
 def _next_number(session: Session, year: int) -> int:
     # Across every unit (a reference is unique platform-wide); only the number is read, never a record.
+    # On PostgreSQL two transactions would both read the same highest number (neither sees the other's
+    # uncommitted incident), so the numbering of a year is taken in turn, until the transaction ends; SQLite
+    # runs one writing transaction at a time anyway.
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:lock, :year)"), {"lock": REFERENCE_LOCK, "year": year})
     highest = session.scalar(select(func.max(Incident.number)).where(Incident.year == year),
                              execution_options=accounts.UNSCOPED)
     return (highest or 0) + 1
