@@ -111,7 +111,7 @@ def test_an_escalated_alert_is_followed_through_the_incident_pages(running: Runn
     api(running, "POST", f"/api/v1/incidents/{incident_id}/transition", phase="contain")
     page.reload()
     expect(page.locator('.stepper [aria-current="step"]')).to_have_text("Contain")
-    expect(page.locator("table.timeline")).to_contain_text("Incident moved to contain")
+    expect(page.locator("table.timeline")).to_contain_text("Incident moved to Contain")
     expect(page.locator('tr[data-metric="acknowledge"]')).to_contain_text("SLA met")
 
     assert errors == []

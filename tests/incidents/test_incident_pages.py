@@ -46,13 +46,16 @@ def test_an_incident_page_shows_its_phases_sla_tasks_and_timeline(world: Any, cl
     assert page.status_code == 200
     assert 'aria-current="step" class="current">Contain' in page.text
     assert 'data-metric="acknowledge"' in page.text and "Classify the incident" in page.text
-    assert "Incident moved to contain" in page.text
+    assert "Incident moved to Contain" in page.text and "Task done: Classify the incident" in page.text
     with world.database.transaction(Scope.system()) as session:
         viewer = session.scalar(select(User).where(User.username == "viewer"))
         assert viewer is not None
         viewer.language = "zh_CN"
     chinese = browse(client, world, "viewer", f"/incidents/{incident_id}")
     assert "遏制" in chinese.text and "时间线" in chinese.text
+    # The timeline in the reader's language: the entries the system wrote, the phase as the stepper names it.
+    assert "事件进入“遏制”阶段" in chinese.text and "完成任务：Classify the incident" in chinese.text
+    assert "Incident moved to" not in chinese.text and "Task done:" not in chinese.text
 
 
 def test_another_units_incident_page_is_not_found(world: Any, client: TestClient) -> None:

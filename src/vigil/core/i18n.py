@@ -23,6 +23,11 @@ LOCALE_DIR = Path(__file__).resolve().parent.parent / "web" / "locale"
 DOMAIN = "messages"
 
 
+def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "translate later"
+    """Marks a message for the catalogues (Babel extracts it); it is translated where it is shown."""
+    return message
+
+
 def catalog_path(language: str) -> Path:
     return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
 

@@ -14,6 +14,7 @@ from vigil.core.context import Context
 from vigil.core.db import utcnow
 from vigil.core.errors import BadInput, Conflict, NotFound
 from vigil.core.events import emit
+from vigil.core.i18n import N_
 from vigil.detection import alerts_service
 from vigil.detection.models import Alert
 from vigil.detection.workflow import AlertStatus
@@ -113,7 +114,8 @@ def add_observable(ctx: Context, *, incident_id: int, data: ObservableCreate) ->
                             malicious=data.malicious, added_by=ctx.actor.name)
     ctx.session.add(observable)
     ctx.session.flush()
-    note(ctx, incident, "action", f"Observable added: {kind} {value}", observable_id=observable.id)
+    note(ctx, incident, "action", N_("Observable added: %(type)s %(value)s"), params={"type": kind, "value": value},
+         observable_id=observable.id)
     ctx.audit("incident.observable.add", target_type="incident", target_id=incident.id, unit_id=incident.unit_id,
               details={"ref": incident.ref, "type": kind, "value": value})
     return observable
@@ -125,7 +127,8 @@ def remove_observable(ctx: Context, *, incident_id: int, observable_id: int) -> 
                                                              Observable.incident_id == incident.id))
     if observable is None:
         raise NotFound(f"incident {incident.ref} has no observable {observable_id}")
-    note(ctx, incident, "action", f"Observable removed: {observable.type} {observable.value}")
+    note(ctx, incident, "action", N_("Observable removed: %(type)s %(value)s"),
+         params={"type": observable.type, "value": observable.value})
     ctx.audit("incident.observable.remove", target_type="incident", target_id=incident.id, unit_id=incident.unit_id,
               details={"ref": incident.ref, "type": observable.type, "value": observable.value})
     ctx.session.delete(observable)
@@ -173,7 +176,8 @@ def link_alerts(ctx: Context, incident: Incident, alert_ids: Sequence[int], *, a
         if alert.status in (AlertStatus.NEW, AlertStatus.ACKNOWLEDGED):
             alerts_service.escalate(ctx, alert_id=alert.id, comment=f"escalated to {incident.ref}")
         alert.incident_id = incident.id
-        note(ctx, incident, "alert", f"Alert linked: {alert.title}", at=now, alert_id=alert.id, level=alert.level,
+        note(ctx, incident, "alert", N_("Alert linked: %(title)s"), params={"title": alert.title}, at=now,
+             alert_id=alert.id, level=alert.level,
              host=alert.host, user=alert.user_name, rule_uid=alert.rule_uid)
     if fresh:
         ctx.audit("incident.alert.link", target_type="incident", target_id=incident.id, unit_id=incident.unit_id,
@@ -198,7 +202,8 @@ def remove_alert(ctx: Context, *, incident_id: int, alert_id: int) -> None:
     alert = ctx.session.scalar(select(Alert).where(Alert.id == alert_id))
     if alert is not None:
         alert.incident_id = None
-    note(ctx, incident, "alert", f"Alert unlinked: {alert.title if alert else alert_id}", alert_id=alert_id)
+    note(ctx, incident, "alert", N_("Alert unlinked: %(title)s"), params={"title": alert.title if alert else alert_id},
+         alert_id=alert_id)
     ctx.audit("incident.alert.unlink", target_type="incident", target_id=incident.id, unit_id=incident.unit_id,
               details={"ref": incident.ref, "alert_id": alert_id})
     ctx.session.delete(link)

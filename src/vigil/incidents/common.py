@@ -3,7 +3,7 @@ and history, checking the users it names, and the fields of its domain events.""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -57,8 +57,14 @@ def event_fields(session: Session, ctx: Context, incident: Incident) -> dict[str
 
 
 def note(ctx: Context, incident: Incident, kind: str, summary: str, *, at: datetime | None = None,
-         **payload: Any) -> TimelineEntry:
-    """Add one timeline entry (and mark the incident updated)."""
+         params: Mapping[str, Any] | None = None, **payload: Any) -> TimelineEntry:
+    """Add one timeline entry (and mark the incident updated). With ``params`` (even empty), ``summary`` is a
+    message of the catalogues (``N_``) with ``%(name)s`` variables: the entry stores its English text, and
+    the message and its values in ``payload`` so the pages show it in the reader's language. Without, the
+    summary is a person's own words (a comment, a manual entry), shown as written."""
+    if params is not None:
+        payload = {**payload, "message": summary, "params": dict(params)}
+        summary = summary % params if params else summary
     entry = TimelineEntry(incident_id=incident.id, kind=kind, actor=ctx.actor.name, at=at or utcnow(),
                           summary=summary, payload=payload)
     ctx.session.add(entry)

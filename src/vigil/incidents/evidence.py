@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 
 from vigil.core.context import Context
 from vigil.core.errors import BadInput, NotFound, PayloadTooLarge
+from vigil.core.i18n import N_
 from vigil.incidents.common import can_read_incidents, get_incident, get_open_incident, note, users_by_name
 from vigil.incidents.evidence_models import CustodyEntry, Evidence
 from vigil.incidents.models import Incident
@@ -152,8 +153,9 @@ def add_evidence(ctx: Context, *, incident_id: int, received: Received, folder: 
     ctx.session.add(evidence)
     ctx.session.flush()
     _custody(ctx, evidence, "upload", sha256=received.sha256, to_holder=ctx.actor.name)
-    note(ctx, incident, "evidence", f"Evidence {display} added (SHA-256 {received.sha256})",
-         evidence_id=evidence.id, sha256=received.sha256, size=received.size)
+    note(ctx, incident, "evidence", N_("Evidence %(name)s added (SHA-256 %(sha256)s)"),
+         params={"name": display, "sha256": received.sha256}, evidence_id=evidence.id, sha256=received.sha256,
+         size=received.size)
     ctx.audit("incident.evidence.add", target_type="incident", target_id=incident.id, unit_id=incident.unit_id,
               details={"ref": incident.ref, "evidence_id": evidence.id, "name": display, "size": received.size,
                        "sha256": received.sha256})
@@ -212,8 +214,8 @@ def hand_over(ctx: Context, *, incident_id: int, evidence_id: int, to_username: 
     previous = evidence.holder
     evidence.holder = to_username
     _custody(ctx, evidence, "handover", to_holder=to_username, note=note_text)
-    note(ctx, incident, "evidence", f"Evidence {evidence.original_name} handed over from {previous} to {to_username}",
-         evidence_id=evidence.id)
+    note(ctx, incident, "evidence", N_("Evidence %(name)s handed over from %(holder)s to %(to)s"),
+         params={"name": evidence.original_name, "holder": previous, "to": to_username}, evidence_id=evidence.id)
     ctx.audit("incident.evidence.handover", target_type="incident", target_id=incident.id, unit_id=incident.unit_id,
               details={"ref": incident.ref, "evidence_id": evidence.id, "from": previous, "to": to_username})
     return evidence
@@ -239,8 +241,11 @@ def verify(ctx: Context, *, incident_id: int, evidence_id: int, folder: Path) ->
     else:
         outcome = "missing"
     entry = _custody(ctx, evidence, "verify", sha256=digest, outcome=outcome)
-    note(ctx, incident, "evidence", f"Evidence {evidence.original_name} verified: {outcome}",
-         evidence_id=evidence.id, outcome=outcome)
+    verified = {"intact": N_("Evidence %(name)s verified: intact"),
+                "mismatch": N_("Evidence %(name)s verified: mismatch"),
+                "missing": N_("Evidence %(name)s verified: missing")}
+    note(ctx, incident, "evidence", verified[outcome],
+         params={"name": evidence.original_name}, evidence_id=evidence.id, outcome=outcome)
     ctx.audit("incident.evidence.verify", target_type="incident", target_id=incident.id, unit_id=incident.unit_id,
               details={"ref": incident.ref, "evidence_id": evidence.id, "outcome": outcome})
     return entry

@@ -14,6 +14,7 @@ from vigil.core.context import Context
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, NotFound, PermissionDenied
 from vigil.core.events import emit
+from vigil.core.i18n import N_
 from vigil.incidents.activity import timeline_of
 from vigil.incidents.common import check_users, event_fields, get_incident, note
 from vigil.incidents.events import PostMortemApproved
@@ -58,7 +59,7 @@ def draft(ctx: Context, *, incident_id: int) -> PostMortem:
                         root_cause=incident.cause, five_whys=[], action_items=[])
     ctx.session.add(record)
     ctx.session.flush()
-    note(ctx, incident, "state_change", "Post-mortem drafted", postmortem_id=record.id)
+    note(ctx, incident, "state_change", N_("Post-mortem drafted"), params={}, postmortem_id=record.id)
     ctx.audit("incident.postmortem.draft", target_type="incident", target_id=incident.id, unit_id=incident.unit_id,
               details={"ref": incident.ref, "postmortem_id": record.id})
     return record
@@ -118,9 +119,10 @@ def review(ctx: Context, *, incident_id: int, action: ReviewAction, note_text: s
     record.status = target
     record.updated_at = now
     ctx.session.flush()
-    past = {ReviewAction.SUBMIT: "submitted for review", ReviewAction.APPROVE: "approved",
-            ReviewAction.REJECT: "sent back to draft"}[action]
-    note(ctx, incident, "state_change", f"Post-mortem {past}", postmortem_id=record.id, note=note_text)
+    said = {ReviewAction.SUBMIT: N_("Post-mortem submitted for review"),
+            ReviewAction.APPROVE: N_("Post-mortem approved"),
+            ReviewAction.REJECT: N_("Post-mortem sent back to draft")}[action]
+    note(ctx, incident, "state_change", said, params={}, postmortem_id=record.id, note=note_text)
     ctx.audit(f"incident.postmortem.{action}", target_type="incident", target_id=incident.id,
               unit_id=incident.unit_id, details={"ref": incident.ref, "postmortem_id": record.id, "note": note_text})
     if action is ReviewAction.APPROVE:

@@ -21,6 +21,7 @@ from vigil.core.config import Settings
 from vigil.core.context import Context
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, NotFound
+from vigil.core.i18n import N_
 from vigil.incidents import activity, postmortem, sla
 from vigil.incidents.common import get_incident, note, type_key, user_names
 from vigil.incidents.models import Incident, PostMortem, Task
@@ -173,9 +174,13 @@ def publish(ctx: Context, *, settings: Settings, incident_id: int) -> Publicatio
     record.kb_slug, record.kb_version, record.git_commit = page.slug, page.version, commit
     record.published_at, record.published_by = utcnow(), ctx.actor.name
     ctx.session.flush()
-    where = f"knowledge base page {page.slug} (version {page.version})"
-    where += f", git commit {commit[:12]}" if commit else (f"; git wiki refused: {git_error}" if git_error else "")
-    note(ctx, incident, "action", f"Post-mortem published: {where}"[:500], postmortem_id=record.id,
+    published = (N_("Post-mortem published: knowledge base page %(slug)s (version %(version)s), git commit %(commit)s")
+                 if commit else N_("Post-mortem published: knowledge base page %(slug)s (version %(version)s); git "
+                                   "wiki refused: %(error)s") if git_error
+                 else N_("Post-mortem published: knowledge base page %(slug)s (version %(version)s)"))
+    note(ctx, incident, "action", published, params={"slug": page.slug, "version": page.version,
+                                                     "commit": (commit or "")[:12], "error": git_error[:300]},
+         postmortem_id=record.id,
          kb_slug=page.slug, kb_version=page.version, git_commit=commit, git_error=git_error[:500])
     ctx.audit("incident.postmortem.publish", target_type="incident", target_id=incident.id,
               unit_id=incident.unit_id, details={"ref": incident.ref, "slug": page.slug, "version": page.version,

@@ -20,6 +20,7 @@ from vigil.core.auth import digest
 from vigil.core.context import Context
 from vigil.core.db import utcnow
 from vigil.core.errors import BadInput, Conflict, NotFound
+from vigil.core.i18n import N_
 from vigil.incidents import service
 from vigil.incidents.common import find_type, note
 from vigil.incidents.evidence_models import IncidentReport
@@ -101,7 +102,7 @@ def accept(ctx: Context, *, report_id: int, data: ReportAccept) -> Incident:
         severity=data.severity, unit_id=report.unit_id), source="report")
     report.status, report.incident_id = "accepted", incident.id
     report.triaged_by, report.triaged_at = ctx.actor.name, utcnow()
-    note(ctx, incident, "manual", f"Opened from report #{report.id}", report_id=report.id)
+    note(ctx, incident, "manual", N_("Opened from report #%(id)s"), params={"id": report.id}, report_id=report.id)
     ctx.audit("incident.report.accept", target_type="incident_report", target_id=report.id, unit_id=report.unit_id,
               details={"incident_id": incident.id, "ref": incident.ref})
     return incident

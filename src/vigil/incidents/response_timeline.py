@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.orm import Session
 
+from vigil.core.i18n import N_
 from vigil.incidents.models import TimelineEntry
 from vigil.incidents.schemas import TimelineRead
 from vigil.response.escalation import steps_for_incident
@@ -15,27 +16,27 @@ from vigil.response.notifications.service import deliveries_query
 from vigil.response.oncall_models import EscalationStep
 
 STEP_SUMMARIES = {
-    "started": "Escalation started ({detail})",
-    "level": "Escalated to {detail}",
-    "queued": "Paging {username} (level {level}) through {channel}",
-    "sending": "Paging {username} (level {level}) through {channel}",
-    "notified": "Paged {username} (level {level}) through {channel}",
-    "notify-failed": "Paging {username} (level {level}) through {channel} failed: {detail}",
-    "nobody-on-call": "Nobody to page at level {level}: {detail}",
-    "acknowledged": "Paging acknowledged by {username} via {channel}",
-    "exhausted": "Paging ran out: {detail}",
+    "started": N_("Escalation started (%(detail)s)"),
+    "level": N_("Escalated to %(detail)s"),
+    "queued": N_("Paging %(username)s (level %(level)s) through %(channel)s"),
+    "sending": N_("Paging %(username)s (level %(level)s) through %(channel)s"),
+    "notified": N_("Paged %(username)s (level %(level)s) through %(channel)s"),
+    "notify-failed": N_("Paging %(username)s (level %(level)s) through %(channel)s failed: %(detail)s"),
+    "nobody-on-call": N_("Nobody to page at level %(level)s: %(detail)s"),
+    "acknowledged": N_("Paging acknowledged by %(username)s via %(channel)s"),
+    "exhausted": N_("Paging ran out: %(detail)s"),
 }
 
 
 def _step_entry(step: EscalationStep) -> TimelineRead:
-    summary = STEP_SUMMARIES.get(step.kind, "{detail}").format(
-        username=step.username or "?", level=(step.level or 0) + 1, channel=step.channel or "?",
-        detail=step.detail)
+    message = STEP_SUMMARIES.get(step.kind, "%(detail)s")
+    params = {"username": step.username or "?", "level": (step.level or 0) + 1, "channel": step.channel or "?",
+              "detail": step.detail}
     return TimelineRead(id=step.id, kind="escalation", actor="vigil" if step.kind != "acknowledged" else step.username,
-                        at=step.at, summary=summary[:500],
+                        at=step.at, summary=(message % params)[:500],
                         payload={"escalation_id": step.escalation_id, "step": step.kind, "level": step.level,
                                  "round": step.round, "user_id": step.user_id, "channel": step.channel,
-                                 "delivery_id": step.delivery_id})
+                                 "delivery_id": step.delivery_id, "message": message, "params": params})
 
 
 def response_entries(session: Session, incident_id: int) -> list[TimelineRead]:

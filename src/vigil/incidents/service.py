@@ -20,6 +20,7 @@ from vigil.core.context import Context
 from vigil.core.db import get_scope, utcnow
 from vigil.core.errors import BadInput
 from vigil.core.events import emit
+from vigil.core.i18n import N_
 from vigil.core.pagination import PageParams, paginate
 from vigil.incidents import tasks
 from vigil.incidents.common import (
@@ -149,7 +150,8 @@ def open_incident(ctx: Context, *, data: IncidentCreate, source: str = "manual",
     ctx.session.add(PhaseSpan(incident_id=incident.id, phase=Phase.IDENTIFY, entered_at=now,
                               entered_by=ctx.actor.name))
     record_change(ctx, incident, "opened", at=now, to_phase=Phase.IDENTIFY)
-    note(ctx, incident, "state_change", f"Incident opened ({data.severity}, {kind.key})", at=now,
+    note(ctx, incident, "state_change", N_("Incident opened (%(severity)s, %(type)s)"),
+         params={"severity": data.severity, "type": kind.key}, at=now,
          to_phase=str(Phase.IDENTIFY), source=source)
     tasks.apply_templates(ctx, incident, Phase.IDENTIFY)
     ctx.audit("incident.create", target_type="incident", target_id=incident.id, unit_id=unit_id,
@@ -192,11 +194,12 @@ def update_incident(ctx: Context, *, incident_id: int, data: IncidentUpdate) -> 
     if not shown:
         return incident
     if "severity" in shown:
-        note(ctx, incident, "state_change", f"Severity set to {shown['severity']}", severity=shown["severity"])
+        note(ctx, incident, "state_change", N_("Severity set to %(severity)s"), params={"severity": shown["severity"]},
+             severity=shown["severity"])
         emit(ctx.session, IncidentSeverityChanged(**event_fields(ctx.session, ctx, incident),
                                                   previous=previous_severity))
-    note(ctx, incident, "state_change", "Incident details changed: " + ", ".join(sorted(shown)),
-         fields=sorted(shown))
+    note(ctx, incident, "state_change", N_("Incident details changed: %(fields)s"),
+         params={"fields": ", ".join(sorted(shown))}, fields=sorted(shown))
     ctx.audit("incident.update", target_type="incident", target_id=incident.id, unit_id=incident.unit_id,
               details={"ref": incident.ref, "changed": shown})
     reclassified = tuple(key for key in ("severity", "type") if key in shown)
@@ -218,7 +221,8 @@ def assign(ctx: Context, *, incident_id: int, data: IncidentAssign) -> Incident:
     incident.owner_id = data.owner_id
     incident.team = data.team
     who = owner.username if owner else "nobody"
-    note(ctx, incident, "state_change", f"Assigned to {who}" + (f" ({data.team})" if data.team else ""),
+    assigned = N_("Assigned to %(owner)s (%(team)s)") if data.team else N_("Assigned to %(owner)s")
+    note(ctx, incident, "state_change", assigned, params={"owner": who, "team": data.team},
          owner_id=data.owner_id, team=data.team)
     ctx.audit("incident.assign", target_type="incident", target_id=incident.id, unit_id=incident.unit_id,
               details={"ref": incident.ref, "from": before, "owner": owner.username if owner else None,
@@ -234,7 +238,7 @@ def _acknowledge(ctx: Context, incident: Incident, now: datetime) -> bool:
         return False
     incident.acknowledged_at = now
     record_change(ctx, incident, "acknowledged", at=now, from_phase=incident.phase, to_phase=incident.phase)
-    note(ctx, incident, "state_change", "Incident acknowledged", at=now)
+    note(ctx, incident, "state_change", N_("Incident acknowledged"), params={}, at=now)
     emit(ctx.session, IncidentAcknowledged(**event_fields(ctx.session, ctx, incident)))
     return True
 
@@ -273,8 +277,9 @@ def _apply(ctx: Context, incident: Incident, step: Step, now: datetime) -> None:
     incident.closed_at = now if step.target is Phase.CLOSED else None
     kind = "reopened" if step.move is Move.REOPEN else "phase"
     record_change(ctx, incident, kind, at=now, from_phase=step.source, to_phase=step.target, reason=step.reason)
-    words = {Move.ADVANCE: "moved to", Move.RETURN: "returned to", Move.CLOSE: "moved to", Move.REOPEN: "reopened in"}
-    note(ctx, incident, "state_change", f"Incident {words[step.move]} {step.target}", at=now,
+    moved = {Move.ADVANCE: N_("Incident moved to %(phase)s"), Move.RETURN: N_("Incident returned to %(phase)s"),
+             Move.CLOSE: N_("Incident moved to %(phase)s"), Move.REOPEN: N_("Incident reopened in %(phase)s")}
+    note(ctx, incident, "state_change", moved[step.move], params={"phase": str(step.target)}, at=now,
          from_phase=str(step.source), to_phase=str(step.target), move=str(step.move), reason=step.reason)
 
 

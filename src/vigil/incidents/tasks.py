@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from vigil.core.context import Context
 from vigil.core.db import utcnow
 from vigil.core.errors import Conflict, NotFound
+from vigil.core.i18n import N_
 from vigil.incidents.common import check_users, find_type, get_open_incident, note
 from vigil.incidents.models import Incident, IncidentType, Task, TaskTemplate
 from vigil.incidents.schemas import TaskCreate, TaskTemplateCreate, TaskUpdate
@@ -47,7 +48,8 @@ def create_task(ctx: Context, *, incident_id: int, data: TaskCreate) -> Task:
                 required=data.required, assignee_id=data.assignee_id, due_at=data.due_at, created_by=ctx.actor.name)
     ctx.session.add(task)
     ctx.session.flush()
-    note(ctx, incident, "task", f"Task added: {task.title}", task_id=task.id, phase=phase, required=task.required)
+    note(ctx, incident, "task", N_("Task added: %(title)s"), params={"title": task.title}, task_id=task.id,
+         phase=phase, required=task.required)
     _audit(ctx, "incident.task.create", incident, task, phase=phase, required=task.required)
     return task
 
@@ -62,7 +64,8 @@ def update_task(ctx: Context, *, incident_id: int, task_id: int, data: TaskUpdat
         setattr(task, key, value)
     ctx.session.flush()
     if changes:
-        note(ctx, incident, "task", f"Task changed: {task.title}", task_id=task.id, fields=sorted(changes))
+        note(ctx, incident, "task", N_("Task changed: %(title)s"), params={"title": task.title}, task_id=task.id,
+             fields=sorted(changes))
         _audit(ctx, "incident.task.update", incident, task, fields=sorted(changes))
     return task
 
@@ -77,8 +80,8 @@ def complete_task(ctx: Context, *, incident_id: int, task_id: int, done: bool = 
     task.done_by = ctx.actor.name if done else None
     task.done_at = utcnow() if done else None
     ctx.session.flush()
-    verb = "done" if done else "reopened"
-    note(ctx, incident, "task", f"Task {verb}: {task.title}", task_id=task.id, status=task.status)
+    said = N_("Task done: %(title)s") if done else N_("Task reopened: %(title)s")
+    note(ctx, incident, "task", said, params={"title": task.title}, task_id=task.id, status=task.status)
     _audit(ctx, "incident.task.complete" if done else "incident.task.reopen", incident, task)
     return task
 
@@ -88,7 +91,7 @@ def delete_task(ctx: Context, *, incident_id: int, task_id: int) -> None:
     task = get_task(ctx.session, incident, task_id)
     if task.required and task.template_id is not None:
         raise Conflict(f"task {task.title!r} is required by the response template; complete it instead")
-    note(ctx, incident, "task", f"Task removed: {task.title}", task_id=task.id)
+    note(ctx, incident, "task", N_("Task removed: %(title)s"), params={"title": task.title}, task_id=task.id)
     _audit(ctx, "incident.task.delete", incident, task)
     ctx.session.delete(task)
     ctx.session.flush()
@@ -113,8 +116,8 @@ def apply_templates(ctx: Context, incident: Incident, phase: str) -> list[Task]:
         added.append(task)
     if added:
         ctx.session.flush()
-        note(ctx, incident, "task", f"{len(added)} task(s) from the {phase} templates",
-             task_ids=[task.id for task in added], phase=phase)
+        note(ctx, incident, "task", N_("%(count)s task(s) from the %(phase)s templates"),
+             params={"count": len(added), "phase": phase}, task_ids=[task.id for task in added], phase=phase)
     return added
 
 

@@ -22,14 +22,14 @@ from vigil.core.pagination import PageParams, page_params
 from vigil.incidents import evidence, service, settings_service
 from vigil.incidents.common import get_incident, user_names
 from vigil.incidents.reads import Reader
-from vigil.incidents.schemas import IncidentFilter
+from vigil.incidents.schemas import IncidentFilter, TimelineRead
 from vigil.incidents.workflow import ORDER
 from vigil.response.actions.executions import executions_query
 from vigil.response.actions.views import STATUS_LABELS
 from vigil.response.playbooks.runs import runs_query
 from vigil.response.playbooks.views import RUN_STATUS
 from vigil.web.deps import SessionDep, settings_of
-from vigil.web.templating import Pager, PageRoute, language_of, page_guard, render, translator
+from vigil.web.templating import N_, Pager, PageRoute, Translator, language_of, page_guard, render, translator
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 PageReader = Annotated[Principal, Depends(page_guard(Permission.INCIDENTS_READ))]
@@ -38,6 +38,8 @@ Short = Annotated[str, Query(max_length=64)]
 PHASES = [str(phase) for phase in ORDER]
 RESPONSE_ROWS = 50  # the newest response actions and playbook runs shown on an incident; their pages list all
 RESPONSE_STATUS = {**STATUS_LABELS, **RUN_STATUS}
+PHASE_NAMES = {"identify": N_("Identify"), "contain": N_("Contain"), "eradicate": N_("Eradicate"),
+               "recover": N_("Recover"), "review": N_("Review"), "closed": N_("Closed")}
 SEVERITIES = ["P1", "P2", "P3", "P4"]
 
 
@@ -104,7 +106,22 @@ def show_incident(request: Request, principal: Principal, session: Session, inci
         "executions": session.scalars(executions_query(incident_id=incident.id).limit(RESPONSE_ROWS)).all(),
         "playbook_runs": session.scalars(runs_query(incident_id=incident.id).limit(RESPONSE_ROWS)).all(),
         "response_status": lambda value: _(str(RESPONSE_STATUS.get(value) or value)),
+        "said": lambda entry: timeline_text(entry, _),
     }, status=status)
+
+
+def timeline_text(entry: TimelineRead, _: Translator) -> str:
+    """A timeline entry in the reader's language: its message and values when it has them (phases named as the
+    stepper names them), else its summary as stored (a person's words, an entry older than the messages)."""
+    message, params = entry.payload.get("message"), entry.payload.get("params")
+    if not isinstance(message, str) or not isinstance(params, dict):
+        return entry.summary
+    shown = {key: _(PHASE_NAMES[value]) if key == "phase" and value in PHASE_NAMES else value
+             for key, value in params.items()}
+    try:
+        return _(message, **shown)
+    except (KeyError, TypeError, ValueError):  # a translation whose variables do not fit: the English text
+        return entry.summary
 
 
 def action_item_rows(session: Session, items: Sequence[Mapping[str, Any]], zone: str) -> list[dict[str, Any]]:

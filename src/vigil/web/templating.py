@@ -34,6 +34,7 @@ from starlette.datastructures import FormData
 from vigil.core import i18n
 from vigil.core.auth import Permission, Principal, Role
 from vigil.core.errors import BadInput, Conflict, CsrfFailed, NotFound, PermissionDenied, VigilError
+from vigil.core.i18n import N_ as N_  # re-exported: the views mark their messages with it
 from vigil.web.deps import (
     CSRF_FIELD,
     LANGUAGE_COOKIE,
@@ -51,10 +52,6 @@ STATIC_DIR = WEB_DIR / "static"
 HAS_HTMX = (STATIC_DIR / "vendor" / "htmx.min.js").is_file()
 LANGUAGE_COOKIE_DAYS = 365
 M = TypeVar("M", bound=BaseModel)
-
-
-def N_(message: str) -> str:  # noqa: N802 - the gettext convention for "translate later"
-    return message
 
 
 # --- language --------------------------------------------------------------------------------------

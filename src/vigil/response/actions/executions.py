@@ -28,6 +28,7 @@ from vigil.core import audit
 from vigil.core.context import Context
 from vigil.core.db import Database, Scope, utcnow
 from vigil.core.errors import BadInput, Conflict, InvalidTransition, NotFound, PermissionDenied
+from vigil.core.i18n import N_
 from vigil.incidents.common import get_incident, note
 from vigil.response.actions import service
 from vigil.response.actions.base import Plan, StepResult, TargetRefused, run_plan
@@ -72,12 +73,14 @@ def executions_query(*, status: str | None = None, incident_id: int | None = Non
 # --- the record and its trail -----------------------------------------------------------------------
 
 
-def _timeline(ctx: Context, execution: ActionExecution, summary: str) -> None:
+def _timeline(ctx: Context, execution: ActionExecution, message: str) -> None:
+    """``message`` (with ``%(action)s``, ``%(target)s``, ``%(who)s``) on the incident's timeline."""
     if execution.incident_id is None:
         return
     incident = get_incident(ctx.session, execution.incident_id)
-    note(ctx, incident, "action", summary, execution_id=execution.id, action=execution.action_name,
-         target=execution.target, status=execution.status)
+    note(ctx, incident, "action", message,
+         params={"action": execution.action_name, "target": execution.target, "who": ctx.actor.name},
+         execution_id=execution.id, action=execution.action_name, target=execution.target, status=execution.status)
 
 
 def _audit(ctx: Context, action: str, execution: ActionExecution, *, ok: bool = True, **details: Any) -> None:
@@ -129,8 +132,8 @@ def request_execution(ctx: Context, *, data: ExecutionCreate, playbook_run_id: i
     ctx.session.add(execution)
     ctx.session.flush()
     _audit(ctx, "response.execution.request", execution, reason=data.reason, playbook_run_id=playbook_run_id)
-    _timeline(ctx, execution, f"Response action requested: {action.name} on {target}"
-              + (" (awaiting approval)" if waits else ""))
+    _timeline(ctx, execution, N_("Response action requested: %(action)s on %(target)s (awaiting approval)") if waits
+              else N_("Response action requested: %(action)s on %(target)s"))
     if not waits:
         run(ctx, execution=execution, client=client)
     return execution
@@ -167,8 +170,7 @@ def approve_execution(ctx: Context, *, execution_id: int, comment: str = "", via
     execution.decided_at, execution.decision_comment = utcnow(), comment
     ctx.session.flush()
     _audit(ctx, "response.execution.approve", execution, comment=comment)
-    _timeline(ctx, execution, f"Response action approved by {ctx.actor.name}: {execution.action_name} on "
-                              f"{execution.target}")
+    _timeline(ctx, execution, N_("Response action approved by %(who)s: %(action)s on %(target)s"))
     return run(ctx, execution=execution, client=client)
 
 
@@ -181,8 +183,7 @@ def reject_execution(ctx: Context, *, execution_id: int, comment: str = "",
     execution.finished_at = execution.decided_at
     ctx.session.flush()
     _audit(ctx, "response.execution.reject", execution, comment=comment)
-    _timeline(ctx, execution, f"Response action rejected by {ctx.actor.name}: {execution.action_name} on "
-                              f"{execution.target}")
+    _timeline(ctx, execution, N_("Response action rejected by %(who)s: %(action)s on %(target)s"))
     return execution
 
 
@@ -246,8 +247,8 @@ def run(ctx: Context, *, execution: ActionExecution, client: httpx.Client | None
                     execution.output[:300])
     _audit(ctx, "response.execution.run", execution, ok=ok, exit_code=execution.exit_code,
            http_status=execution.http_status, output=execution.output[:500])
-    word = "succeeded" if ok else "failed"
-    _timeline(ctx, execution, f"Response action {word}: {execution.action_name} on {execution.target}")
+    _timeline(ctx, execution, N_("Response action succeeded: %(action)s on %(target)s") if ok
+              else N_("Response action failed: %(action)s on %(target)s"))
     return execution
 
 
@@ -269,8 +270,8 @@ def rollback(ctx: Context, *, execution_id: int, client: httpx.Client | None = N
     ctx.session.flush()
     _audit(ctx, "response.execution.rollback", execution, ok=ok, exit_code=execution.exit_code,
            http_status=execution.http_status, output=execution.output[:500])
-    _timeline(ctx, execution, f"Response action {'rolled back' if ok else 'rollback failed'}: "
-                              f"{execution.action_name} on {execution.target}")
+    _timeline(ctx, execution, N_("Response action rolled back: %(action)s on %(target)s") if ok
+              else N_("Response action rollback failed: %(action)s on %(target)s"))
     return execution
 
 

@@ -29,6 +29,7 @@ from vigil.accounts import service as accounts
 from vigil.core.context import Context
 from vigil.core.db import utcnow
 from vigil.core.errors import BadInput, Conflict, InvalidTransition, NotFound, PermissionDenied
+from vigil.core.i18n import N_
 from vigil.detection.models import Alert
 from vigil.incidents import activity, tasks
 from vigil.incidents.common import get_incident, note, type_key
@@ -174,8 +175,8 @@ def _start(ctx: Context, playbook: Playbook, incident: Incident, trigger: str, o
         ctx.session.add(PlaybookStepResult(run_id=run.id, position=position, kind=step.kind, name=step.name,
                                            status="pending", detail={}, execution_ids=[]))
     ctx.session.flush()
-    note(ctx, incident, "action", f"Playbook started: {playbook.name} v{version.version} ({trigger})",
-         playbook_run_id=run.id)
+    note(ctx, incident, "action", N_("Playbook started: %(name)s v%(version)s (%(trigger)s)"),
+         params={"name": playbook.name, "version": version.version, "trigger": trigger}, playbook_run_id=run.id)
     _audit(ctx, "playbook.run.start", run, trigger=trigger)
     _advance(ctx, run, definition, incident, options)
     return run
@@ -204,7 +205,11 @@ def _definition(session: Session, run: PlaybookRun) -> Definition:
 def _finish(ctx: Context, run: PlaybookRun, incident: Incident, status: str) -> None:
     run.status, run.finished_at = status, utcnow()
     ctx.session.flush()
-    note(ctx, incident, "action", f"Playbook {status}: {run.playbook_name} v{run.version}", playbook_run_id=run.id)
+    finished = {"succeeded": N_("Playbook succeeded: %(name)s v%(version)s"),
+                "failed": N_("Playbook failed: %(name)s v%(version)s"),
+                "rejected": N_("Playbook rejected: %(name)s v%(version)s")}[status]
+    note(ctx, incident, "action", finished, params={"name": run.playbook_name, "version": run.version},
+         playbook_run_id=run.id)
     _audit(ctx, "playbook.run.finish", run)
 
 
@@ -270,7 +275,8 @@ def _enrich(ctx: Context, result: PlaybookStepResult, incident: Incident, option
     result.status, result.detail = "succeeded", {"lookups": found}
     result.output = (f"{len(known)} of {len(found)} observable(s) known to threat intel"
                      + (": " + ", ".join(known) if known else ""))
-    note(ctx, incident, "action", f"Enrichment: {result.output}", playbook_step=result.position)
+    note(ctx, incident, "action", N_("Enrichment: %(output)s"), params={"output": result.output},
+         playbook_step=result.position)
 
 
 def _notify(ctx: Context, run: PlaybookRun, step: NotifyStep, result: PlaybookStepResult, incident: Incident,
@@ -286,8 +292,9 @@ def _notify(ctx: Context, run: PlaybookRun, step: NotifyStep, result: PlaybookSt
     result.status = "succeeded" if delivery.status == "sent" else "failed"
     result.output = f"{delivery.status} to {delivery.channel_name}" + (
         f": {delivery.last_error}" if delivery.last_error else "")
-    note(ctx, incident, "notification", f"Notified {delivery.channel_name} ({delivery.status})",
-         delivery_id=delivery.id, playbook_run_id=run.id)
+    note(ctx, incident, "notification", N_("Notified %(channel)s (%(status)s)"),
+         params={"channel": delivery.channel_name, "status": delivery.status}, delivery_id=delivery.id,
+         playbook_run_id=run.id)
 
 
 def targets(session: Session, incident: Incident, template: str) -> list[str]:
@@ -365,8 +372,8 @@ def approve_step(ctx: Context, *, run_id: int, comment: str = "", options: Optio
     options = options or Options()
     result.decided_by = ctx.actor.name
     _audit(ctx, "playbook.run.approve", run, step=result.position, comment=comment)
-    note(ctx, incident, "action", f"Playbook step {result.position + 1} approved by {ctx.actor.name}: "
-                                  f"{run.playbook_name}", playbook_run_id=run.id)
+    note(ctx, incident, "action", N_("Playbook step %(step)s approved by %(who)s: %(name)s"),
+         params={"step": result.position + 1, "who": ctx.actor.name, "name": run.playbook_name}, playbook_run_id=run.id)
     if result.kind == "act":
         for execution_id in result.execution_ids:
             if executions.get_execution(ctx.session, execution_id).status == "awaiting_approval":
