@@ -1049,7 +1049,7 @@ ROUTES: dict[tuple[str, str], Row] = {
     ("POST", "/incidents/new"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req("/incidents/new", data={
         "title": f"opened by {c.name}", "type": "malware", "severity": "P4"})),
     ("POST", "/incidents/escalate"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req("/incidents/escalate", data={
-        "ids": [str(fresh_alert_id(c.world))]})),
+        "ids": [str(fresh_alert_id(c.world))], "confirm": "1", "type": "malware", "severity": "P3"})),
     ("POST", "/incidents/{incident_id}/acknowledge"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(
         f"/incidents/{fresh_incident_id(c.world)}/acknowledge", data={})),
     ("POST", "/incidents/{incident_id}/assign"): Row(Needs(P.INCIDENTS_WRITE), lambda c: Req(

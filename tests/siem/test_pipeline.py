@@ -6,7 +6,7 @@ to the parser when a batch holds a line that is not a JSON object."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -129,7 +129,10 @@ def test_records_no_parser_reads_become_failure_events(parts: Parts) -> None:
 
 
 def test_undetectable_and_invalid_utf8_records_are_kept_losslessly(parts: Parts) -> None:
-    parts.spool.append([b"\xff\xfe binary \x00 junk", b"<13>Nov 28 10:00:00 host app: hello"], meta(format_name=None))
+    # Stamped a minute ago (RFC 5424, with its zone): within the last day whenever the test runs.
+    stamp = (datetime.now(UTC) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    hello = f"<13>1 {stamp} host app - - - hello".encode()
+    parts.spool.append([b"\xff\xfe binary \x00 junk", hello], meta(format_name=None))
     parts.pipeline().run_once()
     failure = parts.events("event.kind:pipeline_error")[0]
     assert failure["vigil"]["invalid_utf8"] is True and failure["vigil"]["original_base64"]
