@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import subprocess
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,12 +21,11 @@ from vigil.accounts.service import root_unit_id
 from vigil.core import audit
 from vigil.core.config import Settings, load_settings
 from vigil.core.context import Context
-from vigil.core.db import Database, Scope, utcnow
+from vigil.core.db import Scope, utcnow
 from vigil.core.events import PENDING_KEY
 from vigil.incidents import postmortem
 from vigil.incidents.workflow import ReviewAction
 from vigil.response.oncall_runtime import EscalationRunner
-from vigil.web.app import create_app
 
 
 @pytest.fixture
@@ -35,17 +33,6 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
     remote = bare_remote(tmp_path)
     return load_settings(data_dir=tmp_path / "var", database_url=database_url, kb_git_path=tmp_path / "wiki",
                          kb_git_remote=str(remote))
-
-
-@pytest.fixture
-def app(settings: Settings, database: Database) -> FastAPI:
-    return create_app(settings, database)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app, base_url="https://testserver") as test_client:
-        yield test_client
 
 
 def approved_incident(client: TestClient, world: World) -> int:

@@ -19,13 +19,12 @@ from tests.web.support import audit_actions, post_form, signed_in, text_of
 
 from vigil.core.audit import AuditRecord
 from vigil.core.config import Settings, load_settings
-from vigil.core.db import Database, Scope, utcnow
+from vigil.core.db import Scope, utcnow
 from vigil.response import escalation as engine
 from vigil.response import paging_service
 from vigil.response.notifications.models import NotificationChannel, NotificationDelivery
 from vigil.response.oncall_models import Escalation, EscalationPolicy, EscalationStep
 from vigil.response.oncall_runtime import EscalationRunner
-from vigil.web.app import create_app
 
 TOKEN, SECRET = "robot-token-1", "SECabc123"
 PUBLIC = "https://soc.example.cn"
@@ -41,17 +40,6 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 def robot() -> Iterator[platforms.Platform]:
     with platforms.serve(platforms.dingtalk(TOKEN, SECRET)) as platform:
         yield platform
-
-
-@pytest.fixture
-def app(settings: Settings, database: Database) -> FastAPI:
-    return create_app(settings, database)
-
-
-@pytest.fixture
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app, base_url="https://testserver") as test_client:
-        yield test_client
 
 
 def add_channel(world: World, url: str, name: str = "SOC DingTalk") -> int:

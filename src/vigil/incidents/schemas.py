@@ -4,7 +4,7 @@ post-mortem, the SLA settings and figures, the metrics and the configuration tab
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -12,6 +12,7 @@ from vigil.core.inputs import RecordId, Text
 from vigil.core.pagination import Page
 
 Severity = Literal["P1", "P2", "P3", "P4"]
+SEVERITY_RANK: dict[str, int] = {severity: rank for rank, severity in enumerate(get_args(Severity), start=1)}
 PhaseName = Literal["identify", "contain", "eradicate", "recover", "review", "closed"]
 WorkPhase = Literal["identify", "contain", "eradicate", "recover", "review"]
 SlaFilter = Literal["ok", "warning", "breached"]

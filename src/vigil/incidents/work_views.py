@@ -326,7 +326,7 @@ def action_items(session: Session, text: str, zone: str) -> list[dict[str, Any]]
         if not line.strip():
             continue
         title, owner, due, *extra = [part.strip() for part in line.split("|")] + ["", ""]
-        if extra and any(extra):
+        if any(extra):
             raise BadInput(f"action item line {number} has more than three parts (what | owner | due date)",
                            errors=[{"field": "action_items", "message": f"line {number}"}])
         item: dict[str, Any] = {"title": title, "owner_id": user_id_of(session, owner, "action_items")}

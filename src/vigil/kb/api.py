@@ -134,7 +134,7 @@ def pdf_response(session: SessionDep, slug: str, version: int | None) -> Respons
     page = service.get_page(session, slug)
     found = page if version is None else service.get_version(session, page, version)
     stamp = page.updated_at if version is None else found.created_at
-    label = f"{page.slug}" if version is None else f"{page.slug} v{version}"
+    label = page.slug if version is None else f"{page.slug} v{version}"
     data = markdown_pdf(f"# {found.title}\n\n{found.body}", title=found.title,
                         footer=f"{label} · {stamp:%Y-%m-%d %H:%M} UTC")
     name = f"{page.slug}.pdf" if version is None else f"{page.slug}-v{version}.pdf"

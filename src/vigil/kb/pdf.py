@@ -44,7 +44,6 @@ from vigil.kb.render import parse
 CJK_FONT = "STSong-Light"
 # Han, CJK punctuation, full-width forms and kana: set in the CID font (Helvetica has none of them).
 _CJK_RUN = re.compile(r"[\u2e80-\u9fff\u3000-\u303f\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef]+")
-MAX_NESTING = 20  # lists in lists in quotes...: deeper input is flattened, never a recursion error
 PAGE_MARGIN = 18 * mm
 
 
@@ -107,17 +106,18 @@ class _Walker:
         self.position += 1
         return token
 
-    def blocks(self, until: str = "", depth: int = 0) -> list[Flowable]:
-        """The blocks up to the closing token ``until`` (or the end), which is consumed."""
+    def blocks(self, until: str = "") -> list[Flowable]:
+        """The blocks up to the closing token ``until`` (or the end), which is consumed. Nesting is bounded by
+        the parser (markdown-it's ``maxNesting``), so the recursion is too."""
         found: list[Flowable] = []
         while self.position < len(self.tokens):
             token = self._take()
             if until and token.type == until:
                 break
-            found.extend(self._block(token, depth))
+            found.extend(self._block(token))
         return found
 
-    def _paragraph(self, style: str, depth: int = 0) -> Paragraph:
+    def _paragraph(self, style: str) -> Paragraph:
         markup = ""
         while self.position < len(self.tokens):
             token = self._take()
@@ -125,12 +125,9 @@ class _Walker:
                 markup = _inline(token)
             elif token.type.endswith("_close"):
                 break
-        chosen = self.styles[style]
-        if depth:
-            chosen = ParagraphStyle(f"{style}-{depth}", parent=chosen, leftIndent=chosen.leftIndent + 12 * depth)
-        return Paragraph(markup, chosen)
+        return Paragraph(markup, self.styles[style])
 
-    def _block(self, token: Token, depth: int) -> Iterator[Flowable]:
+    def _block(self, token: Token) -> Iterator[Flowable]:
         kind = token.type
         if kind == "heading_open":
             level = min(int(token.tag[1:]), 3)
@@ -138,11 +135,11 @@ class _Walker:
         elif kind == "paragraph_open":
             yield self._paragraph("body")
         elif kind in ("bullet_list_open", "ordered_list_open"):
-            yield self._list(kind, token, depth)
+            yield self._list(kind, token)
         elif kind in ("fence", "code_block"):
             yield Preformatted(token.content.rstrip("\n"), self.styles["code"], maxLineLength=110)
         elif kind == "blockquote_open":
-            inner = self.blocks("blockquote_close", depth + 1)
+            inner = self.blocks("blockquote_close")
             yield Table([[inner or ""]], colWidths=["100%"], style=TableStyle([
                 ("LINEBEFORE", (0, 0), (0, -1), 2, colors.HexColor("#9ca3af")),
                 ("LEFTPADDING", (0, 0), (-1, -1), 8)]))
@@ -151,7 +148,7 @@ class _Walker:
         elif kind == "table_open":
             yield self._table()
 
-    def _list(self, kind: str, token: Token, depth: int) -> Flowable:
+    def _list(self, kind: str, token: Token) -> Flowable:
         closing = kind.replace("_open", "_close")
         items: list[ListItem] = []
         while self.position < len(self.tokens):
@@ -159,27 +156,13 @@ class _Walker:
             if current.type == closing:
                 break
             if current.type == "list_item_open":
-                if depth >= MAX_NESTING:
-                    content: list[Flowable] = [Paragraph(_text(self._flat("list_item_close")), self.styles["body"])]
-                else:
-                    content = self.blocks("list_item_close", depth + 1)
+                content = self.blocks("list_item_close")
                 items.append(ListItem(content or [Paragraph("&nbsp;", self.styles["body"])]))
         ordered = kind == "ordered_list_open"
-        start = int(token.attrGet("start") or 1) if ordered else 1
-        return ListFlowable(items, bulletType="1" if ordered else "bullet", start=start if ordered else "•",
+        start = int(token.attrGet("start") or 1) if ordered else "•"
+        return ListFlowable(items, bulletType="1" if ordered else "bullet", start=start,
                             bulletFormat="%s." if ordered else None, leftIndent=16, bulletFontSize=9,
                             bulletFontName="Helvetica")
-
-    def _flat(self, until: str) -> str:
-        """The text up to ``until``, without structure (for nesting too deep to lay out)."""
-        words: list[str] = []
-        while self.position < len(self.tokens):
-            token = self._take()
-            if token.type == until:
-                break
-            if token.type == "inline":
-                words.append(token.content)
-        return " ".join(words)
 
     def _table(self) -> Flowable:
         rows: list[list[Paragraph]] = []

@@ -42,6 +42,7 @@ from vigil.incidents.events import (
     PostMortemApproved,
 )
 from vigil.incidents.models import Incident
+from vigil.incidents.schemas import SEVERITY_RANK
 from vigil.response import escalation as engine
 from vigil.response import oncall_service, paging_service
 from vigil.response.escalation import EscalationAcknowledged, Pager, PagesQueued, Recipient
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
     from vigil.response.oncall_runtime import EscalationRunner
 
 log = logging.getLogger(__name__)
-SEVERITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 # A send with all its retries is over within minutes; a page still "sending" after this was interrupted.
 INTERRUPTED_AFTER = timedelta(minutes=15)
 

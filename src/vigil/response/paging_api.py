@@ -11,8 +11,9 @@ from fastapi import Path as PathParam
 from vigil.core.auth import Permission, Principal
 from vigil.core.db import MAX_RECORD_ID
 from vigil.core.pagination import Page, PageParams, page_params, paginate
+from vigil.incidents.schemas import Severity
 from vigil.response import paging_service as service
-from vigil.response.paging_service import PagingRead, PagingSet, Severity
+from vigil.response.paging_service import PagingRead, PagingSet
 from vigil.web.deps import SessionDep, context, require
 
 Reader = Annotated[Principal, Depends(require(Permission.INCIDENTS_READ))]

@@ -7,10 +7,11 @@ from typing import Annotated
 import typer
 
 from vigil.cli.runtime import EXIT_CODES_HELP, JsonOption, operation, print_json, print_table
+from vigil.incidents.schemas import Severity
 from vigil.response import oncall_service
 from vigil.response import paging_service as service
 from vigil.response.notifications.service import find_channel
-from vigil.response.paging_service import PagingRead, PagingSet, Severity
+from vigil.response.paging_service import PagingRead, PagingSet
 
 paging = typer.Typer(help="Paging for new incidents: policy and channels per severity. " + EXIT_CODES_HELP,
                      no_args_is_help=True)

@@ -3,7 +3,7 @@ told that it opened. An incident takes the row of its own unit, else of the near
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, select
@@ -14,11 +14,11 @@ from vigil.accounts.service import UNSCOPED
 from vigil.core.context import Context
 from vigil.core.db import MAX_RECORD_ID, get_scope, utcnow
 from vigil.core.errors import BadInput, NotFound
+from vigil.incidents.schemas import Severity
 from vigil.response import oncall_service
 from vigil.response.notifications.models import NotificationChannel
 from vigil.response.paging_models import IncidentPaging
 
-Severity = Literal["P1", "P2", "P3", "P4"]
 ChannelId = Annotated[int, Field(ge=1, le=MAX_RECORD_ID)]
 
 

@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 
 from vigil.core.auth import Permission, Principal
 from vigil.core.errors import BadInput, Conflict, NotFound, PermissionDenied
+from vigil.incidents.schemas import Severity
 from vigil.response import oncall_service
 from vigil.response import paging_service as service
 from vigil.response.notifications import service as notifications
-from vigil.response.paging_service import PagingSet, Severity
+from vigil.response.paging_service import PagingSet
 from vigil.web.deps import SessionDep, context
 from vigil.web.templating import FormDep, PageRoute, page_guard, redirect
 

@@ -34,7 +34,7 @@ from vigil.detection.models import Alert
 from vigil.incidents import activity, tasks
 from vigil.incidents.common import get_incident, note, type_key
 from vigil.incidents.models import Incident, IncidentAlert
-from vigil.incidents.schemas import TaskCreate
+from vigil.incidents.schemas import SEVERITY_RANK, TaskCreate
 from vigil.intel.runtime import Intel
 from vigil.response.actions import executions
 from vigil.response.actions.models import ActionExecution
@@ -54,7 +54,6 @@ from vigil.response.playbooks.schemas import (
 )
 
 log = logging.getLogger(__name__)
-SEVERITY_RANK = {"P1": 1, "P2": 2, "P3": 3, "P4": 4}
 MAX_TARGETS = 20  # an act step acts on at most this many values (a runaway placeholder stays bounded)
 ACTIVE = ("running", "awaiting_approval")
 
