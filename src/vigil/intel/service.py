@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
@@ -27,6 +27,7 @@ from vigil.core.memory import collector_paused
 from vigil.intel.attack_import import SOURCE as ATTACK_SOURCE
 from vigil.intel.attack_import import attack_entities
 from vigil.intel.feeds.base import feed_parsers
+from vigil.intel.feeds.tabular import CsvParser
 from vigil.intel.indicators import (
     TLP_LEVELS,
     IndicatorType,
@@ -38,7 +39,7 @@ from vigil.intel.indicators import (
     normalise,
 )
 from vigil.intel.models import IntelAllowlist, IntelEntity, IntelPull
-from vigil.intel.staging import Stager, StagingParser
+from vigil.intel.staging import NativeRows, Stager, StagingParser
 from vigil.intel.store import DecayPolicy, IntelStore, MergeResult
 from vigil.intel.warninglists import WarninglistIndex
 
@@ -130,21 +131,25 @@ def take_in(ctx: Context, store: IntelStore, *, stream: BinaryIO, fmt: str, opti
     intake = Intake()
     stager = Stager({})  # the decay policies are checked below, after the format and its options, as ever
     lines: Iterable[str]
+    native: NativeRows | None = None
     if items is None:
         parser = feed_parsers().get(fmt)
         if parser is None:
             raise BadInput(f"unknown intelligence format {fmt!r}; one of {', '.join(sorted(feed_parsers()))}")
         if isinstance(parser, StagingParser):  # rows straight to staging lines, the same as through items
             apply = {k: v for k, v in (defaults or {}).items() if v}
-            lines = parser.stage(stream, options, stager, refuse=intake.refuse,
-                                 finish=(lambda item: _with_defaults(item, apply)) if apply else (lambda item: item))
+            finish: Callable[[ParsedIndicator], ParsedIndicator] = (
+                (lambda item: _with_defaults(item, apply)) if apply else (lambda item: item))
+            lines = parser.stage(stream, options, stager, refuse=intake.refuse, finish=finish)
+            if isinstance(parser, CsvParser):  # a big block list: DuckDB reads it, when it can
+                native = parser.native(stream, options, stager, refuse=intake.refuse, finish=finish)
         else:
             items = parser.parse(stream, options)
     if items is not None:
         lines = map(stager.line, itertools.count(), intake.split(items, defaults or {}))
     stager.policies = policies_of(decay or {})  # before any line is read: the lines name policies lazily
     with collector_paused():  # a million short-lived items: reference counting frees them, no cycle to find
-        merged = store.merge_lines(lines, stager, source=source, version=version, replace=replace)
+        merged = store.merge_lines(lines, stager, source=source, version=version, replace=replace, native=native)
     ctx.session.add(pull)  # only now: a source refused whole leaves no pull behind (the caller records why)
     entities = record_entities(ctx.session, intake.entities, source=source)
     flagged = flag_indicators(ctx.session, store, source=source, warninglists=warninglists, ids=merged.fresh)

@@ -12,16 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
+import duckdb
 import orjson
 
 from vigil.intel.indicators import IndicatorType, ItemError, ParsedIndicator
 
-# The staging file's columns, in line order (read by DuckDB's read_csv).
-STAGE_COLUMNS = ("{'pos': 'BIGINT', 'value': 'VARCHAR', 'first_seen': 'TIMESTAMPTZ', 'last_seen': 'TIMESTAMPTZ', "
-                 "'type': 'VARCHAR', 'confidence': 'INTEGER', 'tags': 'VARCHAR', 'policy': 'INTEGER', "
-                 "'extra': 'VARCHAR'}")
+# The staging file's columns, in line order, and their types in DuckDB.
+STAGE_FIELDS = (("pos", "BIGINT"), ("value", "VARCHAR"), ("first_seen", "TIMESTAMPTZ"), ("last_seen", "TIMESTAMPTZ"),
+                ("type", "VARCHAR"), ("confidence", "INTEGER"), ("tags", "VARCHAR"), ("policy", "INTEGER"),
+                ("extra", "VARCHAR"))
+# How DuckDB's read_csv reads a staging file.
+STAGE_CSV = ("delim='\t', header=false, quote='', escape='', nullstr='', auto_detect=false, columns={"
+             + ", ".join(f"'{name}': '{kind}'" for name, kind in STAGE_FIELDS) + "}")
 SEP = "\x1f"  # joins list items in the staging file; never inside a validated value
 _CLEAN = str.maketrans({"\t": " ", "\n": " ", "\r": " ", SEP: " "})
 _MEMO_SIZE = 100_000
@@ -101,6 +106,20 @@ class Stager:
         if len(self._times) < _MEMO_SIZE:
             self._times[value] = text
         return text
+
+
+class NativeRows(Protocol):
+    """Rows staged by DuckDB itself, in the indicator store's transaction (``feeds.tabular_native``)."""
+
+    def stage_rows(self, db: duckdb.DuckDBPyConnection, folder: Path) -> str | None:
+        """A relation (SQL) of the source's rows with ``STAGE_FIELDS``, as ``Stager.line`` would stage them;
+        the rows it refuses go to the caller's ``refuse``, in order; ``folder`` is for files of its own. None
+        when this source is not one it can read: then nothing was read, staged or refused."""
+        ...
+
+    def release(self, db: duckdb.DuckDBPyConnection) -> None:
+        """Drop what ``stage_rows`` made, once its relation is read."""
+        ...
 
 
 @runtime_checkable

@@ -27,7 +27,7 @@ import duckdb
 import orjson
 
 from vigil.intel.indicators import IndicatorType, ParsedIndicator
-from vigil.intel.staging import STAGE_COLUMNS, DecayPolicy, Stager
+from vigil.intel.staging import STAGE_CSV, DecayPolicy, NativeRows, Stager
 
 __all__ = ["DecayPolicy", "IntelStore", "MergeResult", "StoredIndicator"]
 
@@ -111,6 +111,61 @@ def _add(pending: Future[tuple[int, int]] | None, received: int, added: int, upd
     return received + new + known, added + new, updated + known
 
 
+def _stage(db: duckdb.DuckDBPyConnection, rows: str, parameters: list[Any],
+           scores: list[tuple[float, float, float, float]]) -> None:
+    """The ``stage`` table: the staged rows of ``rows`` (a relation with ``STAGE_FIELDS``), their fields read
+    and their decay policy joined, each with its indicator's id when the store knows it."""
+    db.execute("CREATE OR REPLACE TEMP TABLE policies (id INTEGER, base_score DOUBLE, lifetime_days DOUBLE, "
+               "decay_speed DOUBLE, threshold DOUBLE)")
+    db.executemany("INSERT INTO policies VALUES (?, ?, ?, ?, ?)", [(i, *policy) for i, policy in enumerate(scores)])
+    db.execute(f"""CREATE OR REPLACE TEMP TABLE stage AS
+        SELECT r.pos, r.type, r.value, r.confidence, r.first_seen, r.last_seen,
+               coalesce(string_split(r.tags, chr(31)), []) AS tags,
+               p.base_score, p.lifetime_days, p.decay_speed, p.threshold,
+               coalesce(r.extra->>'external_id', '') AS external_id, r.extra->>'tlp' AS tlp,
+               (r.extra->>'valid_from')::TIMESTAMPTZ AS valid_from,
+               (r.extra->>'valid_until')::TIMESTAMPTZ AS valid_until,
+               coalesce(from_json(r.extra->'kill_chain', '["VARCHAR"]'), []) AS kill_chain,
+               coalesce(from_json(r.extra->'related', '["VARCHAR"]'), []) AS related,
+               coalesce(r.extra->>'description', '') AS description, coalesce(r.extra->>'pattern', '') AS pattern,
+               i.id AS id, i.id IS NULL AS new
+        FROM {rows} r JOIN policies p ON p.id = r.policy LEFT JOIN indicators i USING (type, value)""",  # noqa: S608
+               parameters)
+
+
+def _merge_stage(db: duckdb.DuckDBPyConnection, source: str, version: str, now: datetime) -> tuple[int, int]:
+    """Merge the ``stage`` table into the store: (added, already known), counted after de-duplication."""
+    repeated = db.execute("SELECT count(*) - count(DISTINCT (type, value)) FROM stage").fetchone()
+    if repeated and repeated[0]:  # a value stated twice: its last statement counts
+        db.execute("""CREATE OR REPLACE TEMP TABLE stage AS SELECT * FROM stage
+                      QUALIFY row_number() OVER (PARTITION BY type, value ORDER BY pos DESC) = 1""")
+    added = int(db.execute("SELECT count(*) FROM stage WHERE new").fetchone()[0])  # type: ignore[index]
+    db.execute("UPDATE stage SET id = nextval('indicator_ids') WHERE new")  # (in the CREATE above: twice as slow)
+    db.execute("""INSERT INTO indicators
+        SELECT id, type, value, first_seen, coalesce(last_seen, first_seen), $now, $now, tags, kill_chain,
+               related, description, pattern, [], false
+        FROM stage WHERE new""", {"now": now})
+    db.execute("""UPDATE indicators i SET
+            first_seen = CASE WHEN i.first_seen IS NULL OR s.first_seen < i.first_seen
+                         THEN coalesce(s.first_seen, i.first_seen) ELSE i.first_seen END,
+            last_seen = greatest(i.last_seen, s.last_seen, s.first_seen),
+            tags = list_distinct(list_concat(i.tags, s.tags)),
+            kill_chain = list_distinct(list_concat(i.kill_chain, s.kill_chain)),
+            related = list_distinct(list_concat(i.related, s.related)),
+            description = CASE WHEN i.description = '' THEN s.description ELSE i.description END,
+            updated_at = $now
+        FROM stage s WHERE i.id = s.id AND NOT s.new""", {"now": now})
+    db.execute("INSERT INTO fresh SELECT id FROM stage s WHERE new OR NOT EXISTS "
+               "(SELECT 1 FROM sources o WHERE o.indicator_id = s.id AND o.source = $source)", {"source": source})
+    db.execute("DELETE FROM sources WHERE source = $source AND indicator_id IN "
+               "(SELECT id FROM stage WHERE NOT new)", {"source": source})
+    db.execute("""INSERT INTO sources SELECT id, $source, $version, external_id, confidence, tlp, valid_from,
+               valid_until, first_seen, last_seen, $now, base_score, lifetime_days, decay_speed, threshold
+               FROM stage""", {"source": source, "version": version, "now": now})
+    db.execute("INSERT INTO seen SELECT id FROM stage")
+    return added, int(db.execute("SELECT count(*) FROM stage").fetchone()[0]) - added  # type: ignore[index]
+
+
 class IntelStore:
     """The DuckDB indicator store. Writes are serialised (one writer); reads use their own cursor."""
 
@@ -140,31 +195,29 @@ class IntelStore:
                                 replace=replace, now=now)
 
     def merge_lines(self, lines: Iterable[str], stager: Stager, *, source: str, version: str = "",
-                    replace: bool = False, now: datetime | None = None) -> MergeResult:
+                    replace: bool = False, now: datetime | None = None, native: NativeRows | None = None
+                    ) -> MergeResult:
         """``merge`` for indicators already written as staging lines by ``stager`` (or by a reader that
-        stages its own rows with it, ``staging.StagingParser``)."""
+        stages its own rows with it, ``staging.StagingParser``). With ``native``, DuckDB stages the rows
+        itself when it can (the lines are then never read)."""
         now = now or datetime.now(UTC)
-        received = added = updated = 0
         with self._lock, tempfile.TemporaryDirectory(prefix="vigil-intel-") as folder:
             db = self._db
             db.execute("BEGIN")
             try:
                 db.execute("CREATE OR REPLACE TEMP TABLE seen (id BIGINT)")
                 db.execute("CREATE OR REPLACE TEMP TABLE fresh (id BIGINT)")
-                # DuckDB merges one chunk (without the GIL) while Python reads and stages the next.
-                with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-intel-merge") as merger:
-                    pending: Future[tuple[int, int]] | None = None
-                    lines = iter(lines)
-                    chunk = list(itertools.islice(lines, STAGE_CHUNK))
-                    while len(chunk) == STAGE_CHUNK:
-                        received, added, updated = _add(pending, received, added, updated)
-                        pending = merger.submit(self._merge_chunk, db, chunk, list(stager.scores), Path(folder),
-                                                source, version, now)
-                        chunk = list(itertools.islice(lines, STAGE_CHUNK))
-                    received, added, updated = _add(pending, received, added, updated)
-                    if chunk:
-                        merged = self._merge_chunk(db, chunk, list(stager.scores), Path(folder), source, version, now)
-                        received, added, updated = received + sum(merged), added + merged[0], updated + merged[1]
+                relation = native.stage_rows(db, Path(folder)) if native is not None else None
+                if relation is not None:
+                    _stage(db, relation, [], list(stager.scores))
+                if native is not None:
+                    native.release(db)
+                if relation is not None:
+                    added, updated = _merge_stage(db, source, version, now)
+                    received = added + updated
+                else:
+                    received, added, updated = self._merge_chunks(db, lines, stager, Path(folder), source, version,
+                                                                  now)
                 removed = self._drop_unstated(db, source) if replace else 0
                 fresh = self._fresh(db)
                 self._bump(db)
@@ -174,61 +227,35 @@ class IntelStore:
                 raise
         return MergeResult(received=received, added=added, updated=updated, removed=removed, fresh=fresh)
 
+    def _merge_chunks(self, db: duckdb.DuckDBPyConnection, lines: Iterable[str], stager: Stager, folder: Path,
+                      source: str, version: str, now: datetime) -> tuple[int, int, int]:
+        """Merge staging lines chunk by chunk: (received, added, updated)."""
+        received = added = updated = 0
+        # DuckDB merges one chunk (without the GIL) while Python reads and stages the next.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="vigil-intel-merge") as merger:
+            pending: Future[tuple[int, int]] | None = None
+            lines = iter(lines)
+            chunk = list(itertools.islice(lines, STAGE_CHUNK))
+            while len(chunk) == STAGE_CHUNK:
+                received, added, updated = _add(pending, received, added, updated)
+                pending = merger.submit(self._merge_chunk, db, chunk, list(stager.scores), folder, source, version,
+                                        now)
+                chunk = list(itertools.islice(lines, STAGE_CHUNK))
+            received, added, updated = _add(pending, received, added, updated)
+            if chunk:
+                merged = self._merge_chunk(db, chunk, list(stager.scores), folder, source, version, now)
+                received, added, updated = received + sum(merged), added + merged[0], updated + merged[1]
+        return received, added, updated
+
     def _merge_chunk(self, db: duckdb.DuckDBPyConnection, rows: list[str],
                      scores: list[tuple[float, float, float, float]], folder: Path, source: str, version: str,
                      now: datetime) -> tuple[int, int]:
         """Merge one chunk of staged lines: (added, already known), counted after de-duplication."""
         path = folder / "stage.tsv"
         path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-        db.execute("CREATE OR REPLACE TEMP TABLE policies (id INTEGER, base_score DOUBLE, lifetime_days DOUBLE, "
-                   "decay_speed DOUBLE, threshold DOUBLE)")
-        db.executemany("INSERT INTO policies VALUES (?, ?, ?, ?, ?)",
-                       [(i, *policy) for i, policy in enumerate(scores)])
-        db.execute(f"""CREATE OR REPLACE TEMP TABLE stage AS
-            SELECT r.pos, r.type, r.value, r.confidence, r.first_seen, r.last_seen,
-                   coalesce(string_split(r.tags, chr(31)), []) AS tags,
-                   p.base_score, p.lifetime_days, p.decay_speed, p.threshold,
-                   coalesce(r.extra->>'external_id', '') AS external_id, r.extra->>'tlp' AS tlp,
-                   (r.extra->>'valid_from')::TIMESTAMPTZ AS valid_from,
-                   (r.extra->>'valid_until')::TIMESTAMPTZ AS valid_until,
-                   coalesce(from_json(r.extra->'kill_chain', '["VARCHAR"]'), []) AS kill_chain,
-                   coalesce(from_json(r.extra->'related', '["VARCHAR"]'), []) AS related,
-                   coalesce(r.extra->>'description', '') AS description, coalesce(r.extra->>'pattern', '') AS pattern,
-                   i.id AS id, i.id IS NULL AS new
-            FROM read_csv(?, delim='	', header=false, quote='', escape='', nullstr='', auto_detect=false,
-                          columns={STAGE_COLUMNS}) r
-            JOIN policies p ON p.id = r.policy LEFT JOIN indicators i USING (type, value)""",  # noqa: S608
-                   [str(path)])
-        repeated = db.execute("SELECT count(*) - count(DISTINCT (type, value)) FROM stage").fetchone()
-        if repeated and repeated[0]:  # a value stated twice in one chunk: its last statement counts
-            db.execute("""CREATE OR REPLACE TEMP TABLE stage AS SELECT * FROM stage
-                          QUALIFY row_number() OVER (PARTITION BY type, value ORDER BY pos DESC) = 1""")
+        _stage(db, f"read_csv(?, {STAGE_CSV})", [str(path)], scores)
         path.unlink()
-        added = int(db.execute("SELECT count(*) FROM stage WHERE new").fetchone()[0])  # type: ignore[index]
-        db.execute("UPDATE stage SET id = nextval('indicator_ids') WHERE new")
-        db.execute("""INSERT INTO indicators
-            SELECT id, type, value, first_seen, coalesce(last_seen, first_seen), $now, $now, tags, kill_chain,
-                   related, description, pattern, [], false
-            FROM stage WHERE new""", {"now": now})
-        db.execute("""UPDATE indicators i SET
-                first_seen = CASE WHEN i.first_seen IS NULL OR s.first_seen < i.first_seen
-                             THEN coalesce(s.first_seen, i.first_seen) ELSE i.first_seen END,
-                last_seen = greatest(i.last_seen, s.last_seen, s.first_seen),
-                tags = list_distinct(list_concat(i.tags, s.tags)),
-                kill_chain = list_distinct(list_concat(i.kill_chain, s.kill_chain)),
-                related = list_distinct(list_concat(i.related, s.related)),
-                description = CASE WHEN i.description = '' THEN s.description ELSE i.description END,
-                updated_at = $now
-            FROM stage s WHERE i.id = s.id AND NOT s.new""", {"now": now})
-        db.execute("INSERT INTO fresh SELECT id FROM stage s WHERE new OR NOT EXISTS "
-                   "(SELECT 1 FROM sources o WHERE o.indicator_id = s.id AND o.source = $source)", {"source": source})
-        db.execute("DELETE FROM sources WHERE source = $source AND indicator_id IN "
-                   "(SELECT id FROM stage WHERE NOT new)", {"source": source})
-        db.execute("""INSERT INTO sources SELECT id, $source, $version, external_id, confidence, tlp, valid_from,
-                   valid_until, first_seen, last_seen, $now, base_score, lifetime_days, decay_speed, threshold
-                   FROM stage""", {"source": source, "version": version, "now": now})
-        db.execute("INSERT INTO seen SELECT id FROM stage")
-        return added, int(db.execute("SELECT count(*) FROM stage").fetchone()[0]) - added  # type: ignore[index]
+        return _merge_stage(db, source, version, now)
 
     @staticmethod
     def _fresh(db: duckdb.DuckDBPyConnection) -> tuple[int, ...]:

@@ -49,7 +49,7 @@ from vigil.intel.indicators import (
     guess,
     normalise,
 )
-from vigil.intel.staging import Stager
+from vigil.intel.staging import NativeRows, Stager
 
 _T = TypeVar("_T")
 
@@ -351,10 +351,30 @@ class CsvParser:
         return self._rows(source, CsvOptions.from_mapping(options),
                           lambda plan: row_stager(plan, stager, finish=finish, refuse=refuse))
 
+    def native(self, source: BinaryIO, options: Mapping[str, Any], stager: Stager, *,
+               finish: Callable[[ParsedIndicator], ParsedIndicator],
+               refuse: Callable[[ItemError], None]) -> NativeRows | None:
+        """DuckDB's reading of a big file of one plainly checked type (``tabular_native``), None for the rest."""
+        from vigil.intel.feeds.tabular_native import NativeCsv  # here: that module builds on this one
+
+        return NativeCsv.of(source, CsvOptions.from_mapping(options), stager, finish=finish, refuse=refuse)
+
     @staticmethod
     def _rows(source: BinaryIO, options: CsvOptions,
               converter: Callable[[_CsvPlan], Callable[[list[str], int], _T | None]]) -> Iterator[_T]:
         """Each record's ``converter(plan)(cells, first line number)``, the ``None`` ones left out."""
+        text = text_lines(source)
+        try:
+            yield from CsvParser.records(enumerate(text, 1), options, converter)
+        finally:
+            release(text)
+
+    @staticmethod
+    def records(numbered: Iterator[tuple[int, str]], options: CsvOptions,
+                converter: Callable[[_CsvPlan], Callable[[list[str], int], _T | None]]) -> Iterator[_T]:
+        """``_rows`` over (line number, line) pairs: the lines of a file, or some of them (the native reader hands
+        over the lines it leaves to this one, with their numbers; the first line it hands over is the header or
+        the first row, as in the file)."""
         one = _OneRecord()
         reader = csv.reader(one, delimiter=options.delimiter, quotechar=options.quotechar, skipinitialspace=True)
         quote, delimiter, comment = options.quotechar, options.delimiter, options.comment
@@ -363,45 +383,38 @@ class CsvParser:
         convert: Callable[[list[str], int], _T | None] | None = None
         header_value: str | None = None  # a copy of the header is looked for only in rows with this value
         value_column = 0
-        number = 0
-        text = text_lines(source)
-        try:
-            for line in text:  # one loop for every row and no generator in between: this is the hot path
-                number += 1
-                if (comment and line.startswith(comment)) or line.isspace() or not line:  # strip() would copy
+        for number, line in numbered:  # one loop for every row and no generator in between: the hot path
+            if (comment and line.startswith(comment)) or line.isspace() or not line:  # strip() would copy
+                continue
+            first = number
+            if quote not in line:
+                cells = line.rstrip("\r\n").split(delimiter)
+            else:
+                if line.count(quote) % 2:  # a quoted field goes on over the next lines
+                    parts = [line]
+                    for _, more in numbered:
+                        parts.append(more)
+                        if more.count(quote) % 2:
+                            break
+                    line = "".join(parts)
+                one.record = line
+                cells = next(reader, [])
+            if convert is None or plan is None:
+                if "\x00" in line:
+                    raise BadInput("the feed is not text (it contains NUL bytes): is it compressed or binary?")
+                if options.header:
+                    names = names or [cell.strip() for cell in cells]
+                plan = _CsvPlan(options, names)
+                convert = converter(plan)
+                header_value, value_column = plan.header_value if names else None, plan.value
+                if options.header:
                     continue
-                first = number
-                if quote not in line:
-                    cells = line.rstrip("\r\n").split(delimiter)
-                else:
-                    if line.count(quote) % 2:  # a quoted field goes on over the next lines
-                        parts = [line]
-                        for more in text:
-                            number += 1
-                            parts.append(more)
-                            if more.count(quote) % 2:
-                                break
-                        line = "".join(parts)
-                    one.record = line
-                    cells = next(reader, [])
-                if convert is None or plan is None:
-                    if "\x00" in line:
-                        raise BadInput("the feed is not text (it contains NUL bytes): is it compressed or binary?")
-                    if options.header:
-                        names = names or [cell.strip() for cell in cells]
-                    plan = _CsvPlan(options, names)
-                    convert = converter(plan)
-                    header_value, value_column = plan.header_value if names else None, plan.value
-                    if options.header:
-                        continue
-                if (header_value is not None and value_column < len(cells)
-                        and cells[value_column].strip() == header_value and plan.is_header(cells)):
-                    continue
-                converted = convert(cells, first)
-                if converted is not None:
-                    yield converted
-        finally:
-            release(text)
+            if (header_value is not None and value_column < len(cells)
+                    and cells[value_column].strip() == header_value and plan.is_header(cells)):
+                continue
+            converted = convert(cells, first)
+            if converted is not None:
+                yield converted
 
 
 class LinesParser:

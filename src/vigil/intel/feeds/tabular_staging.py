@@ -37,6 +37,13 @@ from vigil.intel.staging import Stager, staged_time
 _PATTERN = IndicatorType.PATTERN
 
 
+def shape_columns(plan: _CsvPlan) -> tuple[int, ...]:
+    """The cells that decide a row's tail (``Stager.tail``) besides its type: two rows alike in these have the
+    same tail."""
+    return tuple(position for position in (plan.confidence, *plan.tags, plan.description, plan.malware)
+                 if position is not None)
+
+
 def row_stager(plan: _CsvPlan, stager: Stager, *, finish: Callable[[ParsedIndicator], ParsedIndicator],
                refuse: Callable[[ItemError], None]) -> Callable[[list[str], int], str | None]:
     """The function that turns one row's cells (the record starting at line ``number``) into its staging
@@ -50,8 +57,7 @@ def row_stager(plan: _CsvPlan, stager: Stager, *, finish: Callable[[ParsedIndica
     plain_ipv4 = _PLAIN_IPV4.fullmatch if fixed_kind is IndicatorType.IPV4 else None
     first_column, last_column = plan.first_seen, plan.last_seen
     # The cells that decide a row's tail, besides its type (which decides nothing more).
-    shape = tuple(position for position in (plan.confidence, *plan.tags, plan.description, plan.malware)
-                  if position is not None)
+    shape = shape_columns(plan)
     only = shape[0] if len(shape) == 1 else None
     times: dict[str, str] = {}  # a date cell → its staged text ("" for a null cell)
     tails: dict[Hashable, str] = {}  # (type, the shape's cells) → the tail the item path gave them
@@ -75,14 +81,9 @@ def row_stager(plan: _CsvPlan, stager: Stager, *, finish: Callable[[ParsedIndica
         raw = cells[position]
         text = times.get(raw)
         if text is None:
-            stripped = raw.strip()
-            if stripped.lower() in NULLS:
-                text = ""
-            else:
-                try:
-                    text = staged_time(parse_time(stripped))
-                except ValueError:
-                    return None  # the item path says why
+            text = staged_cell_time(raw)
+            if text is None:
+                return None  # the item path says why
             if len(times) < MEMO_SIZE:
                 times[raw] = text
         return text
@@ -126,6 +127,18 @@ def row_stager(plan: _CsvPlan, stager: Stager, *, finish: Callable[[ParsedIndica
         return f"{number}\t{value}\t{first}\t{last}\t{tail}"
 
     return convert
+
+
+def staged_cell_time(raw: str) -> str | None:
+    """A date cell as a staging line writes it: "" for a null cell, None when it is no date (the item path
+    then refuses the row, saying why)."""
+    stripped = raw.strip()
+    if stripped.lower() in NULLS:
+        return ""
+    try:
+        return staged_time(parse_time(stripped))
+    except ValueError:
+        return None
 
 
 def staged_list(source: BinaryIO, kind: IndicatorType | None, comment: str, shared: Shared, stager: Stager, *,
