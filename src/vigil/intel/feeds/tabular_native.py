@@ -34,7 +34,7 @@ from vigil.intel.staging import STAGE_CSV, STAGE_FIELDS, Stager
 
 T = IndicatorType
 MIN_BYTES = 4 * 1024 * 1024  # smaller files: the Python reader takes as long as setting this one up
-MAX_BYTES = 1024 * 1024 * 1024  # bigger ones are streamed by the Python reader, never held whole
+MAX_BYTES = 256 * 1024 * 1024  # bigger ones (about 6 million rows) are streamed by the Python reader
 _OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = r"\.".join([_OCTET] * 4)
 _HEX_LENGTH = {T.MD5: 32, T.SHA1: 40, T.SHA256: 64}
