@@ -60,6 +60,15 @@ def test_import_then_retro_hunt_then_mark_a_false_positive(vigil: Vigil, tmp_pat
     assert vigil("mark", "999", "--as", "true-positive").exit_code == 1
 
 
+def test_an_unknown_format_names_the_formats_and_the_presets(vigil: Vigil, tmp_path: Path) -> None:
+    feed = tmp_path / "ipblocklist.csv"
+    feed.write_text('"2026-10-01 10:00:00","203.0.113.5","443","online","2026-10-02","QakBot"\n', encoding="utf-8")
+    refused = vigil("import", str(feed), "-f", "feodo")
+    assert refused.exit_code == 2 and "'feodo'" in refused.output and "feodotracker" in refused.output
+    assert "2 indicators" not in refused.output
+    assert "1 indicators (1 new, 0 known)" in vigil.ok("import", str(feed), "-f", "feodotracker").output
+
+
 def test_actors_export_and_feeds(vigil: Vigil, tmp_path: Path) -> None:
     assert "ATT&CK groups, campaigns and software recorded" in vigil.ok("attack-import").output
     assert "G0007" in vigil.ok("actors", "--kind", "intrusion-set", "-q", "APT28").output

@@ -33,6 +33,7 @@ from vigil.cli.runtime import (
 )
 from vigil.core.config import Settings
 from vigil.intel import export, feeds_service, lookup, service, sightings_service
+from vigil.intel.feeds.base import feed_parsers
 from vigil.intel.feeds.presets import presets
 from vigil.intel.runtime import Intel, forget, intel_for
 from vigil.intel.schemas import AllowRead, EntityRead, FeedCreate, SightingRead, SightingUpdate
@@ -90,12 +91,15 @@ def _events(settings: Settings) -> DuckDBEventStore | None:
     return store
 
 
+PRESET_NAMES = ", ".join(presets())
+
+
 @app.command("import", epilog=EXIT_CODES_HELP)
 def import_command(
     path: Annotated[Path, typer.Argument(help="A STIX 2.1 bundle, a MISP event, a CSV or plain list, an OTX pulse.",
                                          show_default=False, exists=True, dir_okay=False, readable=True)],
     fmt: Annotated[str, typer.Option("--format", "-f", help="stix, misp, csv, lines or otx; or a preset's name "
-                                     "(urlhaus, feodo, threatfox, et-compromised, otx).")] = "stix",
+                                     f"({PRESET_NAMES}).")] = "stix",
     options: OptionPairs = None,
     source: Annotated[str | None, typer.Option("--source", help="The provenance recorded; default import:<file>.",
                                                show_default=False)] = None,
@@ -105,6 +109,9 @@ def import_command(
 ) -> None:
     """Import a file of intelligence; prints what was taken and every item refused, with its position."""
     chosen = presets().get(fmt)
+    if chosen is None and fmt not in feed_parsers():
+        fail(f"--format {fmt!r}: a format ({', '.join(sorted(feed_parsers()))}) or a preset ({PRESET_NAMES})",
+             EXIT_USAGE)
     parser_format = chosen.format if chosen is not None else fmt
     parser_options = {**(chosen.options if chosen is not None else {}), **_options(options)}
     label = source or f"import:{path.name}"
@@ -330,8 +337,7 @@ def retrohunt_command(
 @feed_app.command("add", epilog=EXIT_CODES_HELP)
 def feed_add(
     name: Annotated[str, typer.Argument(show_default=False)],
-    preset: Annotated[str | None, typer.Option("--preset", help="urlhaus, feodo, threatfox, et-compromised, otx.",
-                                               show_default=False)] = None,
+    preset: Annotated[str | None, typer.Option("--preset", help=f"{PRESET_NAMES}.", show_default=False)] = None,
     fmt: Annotated[str | None, typer.Option("--format", "-f", help="stix, misp, misp-feed, csv, lines, otx, taxii.",
                                             show_default=False)] = None,
     url: Annotated[str | None, typer.Option("--url", show_default=False)] = None,
