@@ -18,9 +18,10 @@ a regular file, too small to matter or too big to hold) is read by the Python re
 
 from __future__ import annotations
 
+import itertools
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -108,19 +109,25 @@ class NativeCsv:
         if first is None:
             return None  # a file that is (or starts with) thousands of comments: the Python reader reads it
         head = (int(first[0]), _text(first[1], int(first[0])))
-        plan, _ = self._python([head])  # the plan the Python reader makes of the first line
-        if plan is None or plan.fixed is None:
+        made, staged = self._python([head])
+        list(staged)  # the first line read: the plan the Python reader makes of it is there
+        if not made or made[0].fixed is None:
             return None
+        plan = made[0]
         self._rows(db, plan, head[0])
         self._dated(db, plan)
         self._native(db, head)
-        _, staged = self._python([head, *self._left(db)], refuse=self.refuse)
         db.execute(f"CREATE OR REPLACE TEMP TABLE csv_python ({_FIELDS})")
-        if staged:
-            path = folder / "python-rows.tsv"
-            path.write_text("".join(line + "\n" for _, line in staged), encoding="utf-8")
+        path = folder / "python-rows.tsv"
+        with path.open("w", encoding="utf-8") as out:  # streamed: all rows may be Python's (oddly quoted ones)
+            _, staged = self._python(itertools.chain([head], self._left(db)), refuse=self.refuse)
+            written = 0
+            for _, line in staged:
+                out.write(line + "\n")
+                written += 1
+        if written:
             db.execute(f"INSERT INTO csv_python SELECT * FROM read_csv(?, {STAGE_CSV})", [str(path)])  # noqa: S608
-            path.unlink()
+        path.unlink()
         return "(SELECT * FROM csv_native UNION ALL SELECT * FROM csv_python)"
 
     def release(self, db: duckdb.DuckDBPyConnection) -> None:
@@ -244,12 +251,12 @@ class NativeCsv:
             for number, line in rows:
                 yield int(number), _text(line, int(number))
 
-    def _python(self, lines: list[tuple[int, str]] | Iterator[tuple[int, str]],
-                refuse: Callable[[ItemError], None] | None = None) -> tuple[_CsvPlan | None, list[tuple[int, str]]]:
-        """The Python reader over these lines (the first being the file's first line): its plan and its staging
-        lines with their line numbers; refusals go to ``refuse`` (none: dropped, as when only asking)."""
+    def _python(self, lines: Iterable[tuple[int, str]], refuse: Callable[[ItemError], None] | None = None
+                ) -> tuple[list[_CsvPlan], Iterator[tuple[int, str]]]:
+        """The Python reader over these lines (the first being the file's first line): the plan it made (there
+        once the first line is read) and its staging lines with their line numbers, as they are read; refusals
+        go to ``refuse`` (none: dropped, as when only asking)."""
         made: list[_CsvPlan] = []
-        staged: list[tuple[int, str]] = []
 
         def converter(plan: _CsvPlan) -> Callable[[list[str], int], tuple[int, str] | None]:
             made.append(plan)
@@ -260,8 +267,7 @@ class NativeCsv:
                 return None if line is None else (number, line)
             return numbered
 
-        staged.extend(CsvParser.records(iter(lines), self.options, converter))
-        return (made[0] if made else None), staged
+        return made, CsvParser.records(iter(lines), self.options, converter)
 
 
 def _drop(error: ItemError) -> None:
