@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 from tests.conftest import cli_context
-from tests.intel.test_staged_load import DECAY, DEFAULTS, seen
+from tests.intel.test_staged_load import DECAY, DEFAULTS, assert_alike
 
 from vigil.core.db import Scope
 from vigil.intel import service
@@ -68,13 +68,7 @@ def both_ways(intel: Intel, tmp_path: Path, data: bytes, options: dict[str, Any]
         for _ in range(2):
             native = take(intel, intel.store, data, options, by_items=False, **extra)
             itemised = take(intel, by_items, data, options, by_items=True, **extra)
-            assert native.pull.errors == itemised.pull.errors
-            assert native.pull.error_count == itemised.pull.error_count
-            assert native.pull.warninglisted == itemised.pull.warninglisted
-            assert (native.merge.received, native.merge.added, native.merge.updated, native.merge.removed) == (
-                itemised.merge.received, itemised.merge.added, itemised.merge.updated, itemised.merge.removed)
-            assert len(native.merge.fresh) == len(itemised.merge.fresh)
-            assert seen(intel.store) == seen(by_items)
+            assert_alike(native, intel.store, itemised, by_items)
     finally:
         by_items.close()
     return native, intel.store
@@ -183,11 +177,7 @@ def test_rows_drawn_at_random_are_stored_as_by_items(intel: Intel, tmp_path: Pat
 ])
 def test_a_file_the_native_reader_cannot_take_is_read_by_python(intel: Intel, tmp_path: Path,
                                                                 native_used: list[int | None], data: bytes) -> None:
-    try:
-        both_ways(intel, tmp_path, data, {"value": "ioc", "first_seen": "first", "default_type": "ipv4",
-                                          "header": True})
-    except Exception as exc:  # what the Python reader says of it (a NUL byte): the same either way
-        assert "NUL" in str(exc)
+    both_ways(intel, tmp_path, data, {"value": "ioc", "first_seen": "first", "default_type": "ipv4", "header": True})
     assert native_used == [None, None]
 
 

@@ -80,16 +80,22 @@ def both_ways(intel: Intel, tmp_path: Path, text: str, options: dict[str, Any], 
         for _ in range(2):
             staged = take(intel, intel.store, text, options, by_items=False, **extra)
             itemised = take(intel, by_items, text, options, by_items=True, **extra)
-            assert staged.pull.errors == itemised.pull.errors
-            assert staged.pull.error_count == itemised.pull.error_count
-            assert staged.pull.warninglisted == itemised.pull.warninglisted
-            assert (staged.merge.received, staged.merge.added, staged.merge.updated, staged.merge.removed) == (
-                itemised.merge.received, itemised.merge.added, itemised.merge.updated, itemised.merge.removed)
-            assert len(staged.merge.fresh) == len(itemised.merge.fresh)
-            assert seen(intel.store) == seen(by_items)
+            assert_alike(staged, intel.store, itemised, by_items)
     finally:
         by_items.close()
     return staged, intel.store
+
+
+def assert_alike(result: service.IntakeResult, store: IntelStore, other: service.IntakeResult,
+                 other_store: IntelStore) -> None:
+    """Two intakes of one source that must not differ in anything a user sees."""
+    assert result.pull.errors == other.pull.errors
+    assert result.pull.error_count == other.pull.error_count
+    assert result.pull.warninglisted == other.pull.warninglisted
+    assert (result.merge.received, result.merge.added, result.merge.updated, result.merge.removed) == (
+        other.merge.received, other.merge.added, other.merge.updated, other.merge.removed)
+    assert len(result.merge.fresh) == len(other.merge.fresh)
+    assert seen(store) == seen(other_store)
 
 
 def test_refanged_and_plain_rows_of_one_file_are_stored_alike(intel: Intel, tmp_path: Path) -> None:

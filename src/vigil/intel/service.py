@@ -27,7 +27,6 @@ from vigil.core.memory import collector_paused
 from vigil.intel.attack_import import SOURCE as ATTACK_SOURCE
 from vigil.intel.attack_import import attack_entities
 from vigil.intel.feeds.base import feed_parsers
-from vigil.intel.feeds.tabular import CsvParser
 from vigil.intel.indicators import (
     TLP_LEVELS,
     IndicatorType,
@@ -141,8 +140,7 @@ def take_in(ctx: Context, store: IntelStore, *, stream: BinaryIO, fmt: str, opti
             finish: Callable[[ParsedIndicator], ParsedIndicator] = (
                 (lambda item: _with_defaults(item, apply)) if apply else (lambda item: item))
             lines = parser.stage(stream, options, stager, refuse=intake.refuse, finish=finish)
-            if isinstance(parser, CsvParser):  # a big block list: DuckDB reads it, when it can
-                native = parser.native(stream, options, stager, refuse=intake.refuse, finish=finish)
+            native = parser.native(stream, options, stager, refuse=intake.refuse, finish=finish)  # a big block list
         else:
             items = parser.parse(stream, options)
     if items is not None:

@@ -114,7 +114,7 @@ class NativeRows(Protocol):
     def stage_rows(self, db: duckdb.DuckDBPyConnection, folder: Path) -> str | None:
         """A relation (SQL) of the source's rows with ``STAGE_FIELDS``, as ``Stager.line`` would stage them;
         the rows it refuses go to the caller's ``refuse``, in order; ``folder`` is for files of its own. None
-        when this source is not one it can read: then nothing was read, staged or refused."""
+        when this source is not one it can read: then nothing was staged or refused, and nothing is left."""
         ...
 
     def release(self, db: duckdb.DuckDBPyConnection) -> None:
@@ -132,4 +132,11 @@ class StagingParser(Protocol):
     def stage(self, source: BinaryIO, options: Mapping[str, Any], stager: Stager, *,
               finish: Callable[[ParsedIndicator], ParsedIndicator],
               refuse: Callable[[ItemError], None]) -> Iterator[str]:
+        ...
+
+    def native(self, source: BinaryIO, options: Mapping[str, Any], stager: Stager, *,
+               finish: Callable[[ParsedIndicator], ParsedIndicator],
+               refuse: Callable[[ItemError], None]) -> NativeRows | None:
+        """DuckDB's own reading of the source, where the format has one for it (the store then reads no line
+        of ``stage``); None: ``stage``'s lines are read."""
         ...

@@ -208,11 +208,9 @@ class IntelStore:
                 db.execute("CREATE OR REPLACE TEMP TABLE seen (id BIGINT)")
                 db.execute("CREATE OR REPLACE TEMP TABLE fresh (id BIGINT)")
                 relation = native.stage_rows(db, Path(folder)) if native is not None else None
-                if relation is not None:
+                if native is not None and relation is not None:
                     _stage(db, relation, [], list(stager.scores))
-                if native is not None:
                     native.release(db)
-                if relation is not None:
                     added, updated = _merge_stage(db, source, version, now)
                     received = added + updated
                 else:

@@ -434,6 +434,12 @@ class LinesParser:
 
         return staged_list(source, *self.checked(options), stager, finish=finish, refuse=refuse)
 
+    def native(self, source: BinaryIO, options: Mapping[str, Any], stager: Stager, *,
+               finish: Callable[[ParsedIndicator], ParsedIndicator],
+               refuse: Callable[[ItemError], None]) -> NativeRows | None:
+        """None: plain lists are read by ``stage`` (``staging.StagingParser``)."""
+        return None
+
     @staticmethod
     def checked(options: Mapping[str, Any]) -> tuple[IndicatorType | None, str, Shared]:
         """The type, comment prefix and shared fields the options give; ``BadInput`` lists what is wrong."""

@@ -27,7 +27,7 @@ from typing import IO, Any
 
 import duckdb
 
-from vigil.intel.feeds.tabular import CsvParser, _CsvPlan
+from vigil.intel.feeds.tabular import _HASH_LENGTHS, _OCTET, CsvParser, _CsvPlan
 from vigil.intel.feeds.tabular_options import NULLS, CsvOptions
 from vigil.intel.feeds.tabular_staging import row_stager, shape_columns, staged_cell_time
 from vigil.intel.indicators import IndicatorType, ItemError, ParsedIndicator
@@ -36,9 +36,8 @@ from vigil.intel.staging import STAGE_CSV, STAGE_FIELDS, Stager
 T = IndicatorType
 MIN_BYTES = 4 * 1024 * 1024  # smaller files: the Python reader takes as long as setting this one up
 MAX_BYTES = 256 * 1024 * 1024  # bigger ones (about 6 million rows) are streamed by the Python reader
-_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4 = r"\.".join([_OCTET] * 4)
-_HEX_LENGTH = {T.MD5: 32, T.SHA1: 40, T.SHA256: 64}
+_IPV4 = r"\.".join([_OCTET] * 4)  # the Python reader's plain address, which RE2 reads alike
+_HEX_LENGTH = {kind: length for length, kind in _HASH_LENGTHS.items()}
 _SPACE = " \t\x0b\x0c\r"  # what str.strip() removes and SQL is told to (a wider strip goes to Python)
 _SPACE_RE = r" \t\r\x0b\x0c"  # the same, as a regular expression class
 _FIELDS = ", ".join(f"{name} {kind}" for name, kind in STAGE_FIELDS)
@@ -83,7 +82,6 @@ class NativeCsv:
         self.stager = stager
         self.finish = finish
         self.refuse = refuse
-        self._plain = "true"  # SQL: a row of ``csv_rows`` whose value SQL stages (``_rows`` says)
 
     @classmethod
     def of(cls, stream: IO[bytes], options: CsvOptions, stager: Stager, *,
@@ -101,6 +99,12 @@ class NativeCsv:
     # --- the steps --------------------------------------------------------------------------------------
 
     def stage_rows(self, db: duckdb.DuckDBPyConnection, folder: Path) -> str | None:
+        relation = self._stage_rows(db, folder)
+        if relation is None:
+            self.release(db)  # the lines read before it turned out the Python reader's
+        return relation
+
+    def _stage_rows(self, db: duckdb.DuckDBPyConnection, folder: Path) -> str | None:
         if not self._lines(db):
             return None
         first = db.execute(f"""SELECT number, line FROM csv_lines
@@ -114,8 +118,7 @@ class NativeCsv:
         if not made or made[0].fixed is None:
             return None
         plan = made[0]
-        self._rows(db, plan, head[0])
-        self._dated(db, plan)
+        self._dated(db, plan, self._rows(db, plan, head[0]))
         self._native(db, head)
         db.execute(f"CREATE OR REPLACE TEMP TABLE csv_python ({_FIELDS})")
         path = folder / "python-rows.tsv"
@@ -159,11 +162,12 @@ class NativeCsv:
         return f"number > {head} AND line <> ''" + (f" AND NOT starts_with(line, {_literal(comment)})"
                                                      if comment else "")
 
-    def _rows(self, db: duckdb.DuckDBPyConnection, plan: _CsvPlan, head: int) -> None:
-        """``csv_rows``: the rows whose cells SQL splits (no quote, or every cell quoted with nothing else in it)
-        and whose value is plainly canonical, with their date and shape cells. A row's last cell may end in the
-        line's carriage return: the value's and dates' checks allow for it, and two rows alike in their shape
-        cells are alike without it too."""
+    def _rows(self, db: duckdb.DuckDBPyConnection, plan: _CsvPlan, head: int) -> str:
+        """``csv_rows``: every data line after the first, with its value, date and shape cells where SQL splits
+        its cells (no quote, or every cell quoted with nothing else in it). The value is the canonical one, ''
+        (or NULL) where SQL is not sure of it. Returns the condition (SQL) of the rows SQL may stage. A row's
+        last cell may end in the line's carriage return: the value's and dates' checks allow for it, and two
+        rows alike in their shape cells are alike without it too."""
         delimiter, quote = self.options.delimiter, self.options.quotechar
         assert plan.fixed is not None
         unquoted = "rtrim(line, chr(13))"
@@ -180,18 +184,17 @@ class NativeCsv:
             SELECT number, {value} AS value, {_cell(plan.first_seen)} AS first_cell,
                    {_cell(plan.last_seen)} AS last_cell, [{shape}]::VARCHAR[] AS shape
             FROM (SELECT number, {cells} AS c FROM csv_lines WHERE {self._data(head)})""")  # noqa: S608
-        self._plain = "value <> ''" + (f" AND value <> {_literal(header[0])}"
-                                       if header and header[0] and plan.names else "")
+        return "value <> ''" + (f" AND value <> {_literal(header[0])}" if header and header[0] and plan.names else "")
 
-    def _dated(self, db: duckdb.DuckDBPyConnection, plan: _CsvPlan) -> None:
+    def _dated(self, db: duckdb.DuckDBPyConnection, plan: _CsvPlan, plain: str) -> None:
         """``csv_dated``: the rows with their dates, ``staged`` where SQL stages them (a plain value, dates
         known). Each distinct date cell is read once: by SQL in the plain ``YYYY-MM-DD HH:MM:SS`` form, by
         Python's own rule otherwise; a row with a date that is none stays with Python (its refusal says why)."""
         nulls = ", ".join(_literal(word) for word in sorted(NULLS))
         trimmed = f"trim(cell, '{_SPACE}')"
         db.execute(f"""CREATE OR REPLACE TEMP TABLE csv_cells AS
-            SELECT first_cell AS cell FROM csv_rows WHERE {self._plain}
-            UNION SELECT last_cell FROM csv_rows WHERE {self._plain}""")  # noqa: S608
+            SELECT first_cell AS cell FROM csv_rows WHERE {plain}
+            UNION SELECT last_cell FROM csv_rows WHERE {plain}""")  # noqa: S608
         db.execute(f"""CREATE OR REPLACE TEMP TABLE csv_times AS
             SELECT cell, CASE WHEN lower({trimmed}) IN ({nulls}) THEN NULL
                               ELSE timezone('UTC', TRY_CAST({trimmed} AS TIMESTAMP)) END AS seen, true AS known
@@ -214,7 +217,7 @@ class NativeCsv:
                 for column, position in (("first", plan.first_seen), ("last", plan.last_seen))]
         db.execute(f"""CREATE OR REPLACE TEMP TABLE csv_dated AS
             SELECT r.number, r.value, {seen[0]} AS first_seen, {seen[1]} AS last_seen, r.shape,
-                   coalesce({' AND '.join([self._plain, *known])}, false) AS staged
+                   coalesce({' AND '.join([plain, *known])}, false) AS staged
             FROM csv_rows r {' '.join(joins)}""")  # noqa: S608
 
     def _native(self, db: duckdb.DuckDBPyConnection, head: tuple[int, str]) -> None:
