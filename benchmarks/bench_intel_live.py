@@ -1,19 +1,24 @@
-"""Live IOC matching's cost to ingestion: the NDJSON ingest of ``bench_siem_ingest.py`` with no indicator and
+"""Live IOC matching's cost to ingestion: the ingest of ``bench_siem_ingest.py``'s events with no indicator and
 with 1,000,000 indicators loaded, side by side.
 
-The same generated ECS events (about 450 bytes each) go through spool → pipeline → DuckDB in both runs,
-with the records store (SQLite) and the ``vigil.consumers`` plugins as `vigil serve` has them; in the
-second run the indicator store holds 1,000,000 indicators (IPv4 addresses, domains, SHA-256 hashes,
-URLs), so every event is matched in the parse workers; none of them is a value the events carry (what
-hits cost is recording sightings and alerts, measured by the tests, not here). Printed: events/s of both runs, by wall
-clock and by CPU time, and the cost of matching as a share of the ingest (goal: at most 10%).
+The same generated events go through spool → pipeline → DuckDB in both runs, with the records store
+(SQLite) and the ``vigil.consumers`` plugins as `vigil serve` has them; in the second run the indicator
+store holds 1,000,000 indicators (IPv4 addresses, domains, SHA-256 hashes, URLs), so every event is
+matched; none of them is a value the events carry (what hits cost is recording sightings and alerts,
+measured by the tests, not here). Printed: events/s of both runs, by wall clock and by CPU time (server
+and parse workers), and the cost of matching as a share of the ingest (goal: at most 10%).
 
-Three pairs: events the workers parse anyway (syslog, CEF, Windows, files: any source but plain JSON);
-plain JSON with Vigil's starter rules enabled, as `vigil init` leaves a deployment (the workers decode
-the JSON for detection already); and plain JSON with no rule enabled, the store's fast path, where the
-workers decode the documents for IOC matching alone.
+Four pairs, by where the events are parsed and matched:
+- CEF lines (the events as a firewall would send them): parsed in the parse workers, which match them
+  there, as `vigil serve` does with any source but plain JSON;
+- the JSON events parsed and enriched in the pipeline's own thread, which matches them there (an enricher
+  keeps the events in that process, as `vigil ingest` of files does);
+- plain JSON with Vigil's starter rules enabled, as `vigil init` leaves a deployment (the workers decode the
+  documents for detection already);
+- plain JSON with no rule enabled, the store's fast path, where the workers decode the documents for IOC
+  matching alone.
 
-Usage: ``bench_intel_live.py [--events N] [--indicators N]``.
+Usage: ``bench_intel_live.py [--events N] [--indicators N] [--batch N]``.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ import random
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
+import orjson
 from _common import machine, report, sqlite_database
 from _siem_data import ndjson_file
 
@@ -58,8 +65,8 @@ def indicators(count: int) -> Iterator[ParsedIndicator]:
 
 
 class Tagged:
-    """An enricher (``observer.name`` on every event): what any source but plain JSON goes through, the
-    events parsed in the workers before they are stored."""
+    """An enricher (``observer.name`` on every event): with one, the pipeline parses and matches in its own
+    thread."""
 
     name = "bench-tag"
 
@@ -68,17 +75,33 @@ class Tagged:
             event["observer.name"] = "bench"
 
 
+def cef_line(document: bytes) -> bytes:
+    """One generated event as a CEF line carrying its addresses, ports, user, host names and URL."""
+    event = orjson.loads(document)
+    stamp = int(datetime.fromisoformat(event["@timestamp"]).timestamp() * 1000)
+    action = event["event"]["action"]
+    fields = {"rt": stamp, "src": event["source"]["ip"], "spt": event["source"]["port"],
+              "dst": event["destination"]["ip"], "dpt": event["destination"]["port"], "suser": event["user"]["name"],
+              "shost": event["host"]["hostname"], "proto": event["network"]["transport"].upper()}
+    if "dns" in event:
+        fields["dhost"] = event["dns"]["question"]["name"]
+    if "url" in event:
+        fields["request"] = event["url"]["original"]
+    extension = " ".join(f"{key}={value}" for key, value in fields.items())
+    return f"CEF:0|Vigil|bench|1.0|{action}|{action}|3|{extension} msg={event['message']}".encode()
+
+
 def ingest(lines: list[bytes], batch: int, folder: Path, database: Database, loaded: int, *,
-           parsed: bool, rules: bool) -> tuple[float, float]:
+           form: str, enriched: bool, rules: bool) -> tuple[float, float]:
     if rules:
         install_starter_pack(database)
     settings = Settings(data_dir=folder, spool_quota_bytes=8 * 1024**3, database_url=database.url)
     intel = intel_for(settings, database)
     if loaded:
         intel.store.merge(indicators(loaded), source="bench", replace=True)
-    siem = Siem(settings, database, enrichers=[Tagged()] if parsed else ())
-    siem.source_configs = lambda name: SourceConfig(format="json")
-    meta = BatchMeta(source="http:bench", unit_id=1, format="json", transport="http")
+    siem = Siem(settings, database, enrichers=[Tagged()] if enriched else ())
+    siem.source_configs = lambda name: SourceConfig(format=form)
+    meta = BatchMeta(source="http:bench", unit_id=1, format=form, transport="http")
     every = max(MAX_RECORDS // batch, 1)
     for consumer in siem.consumers:
         consumer.wanted()  # indexes built before the clock starts, as in a server that has been running
@@ -131,18 +154,20 @@ def main() -> None:
     options.add_argument("--indicators", type=int, default=1_000_000)
     options.add_argument("--batch", type=int, default=10_000)
     args = options.parse_args()
-    lines = ndjson_file(args.events).read_bytes().splitlines()
-    conditions = (f"{len(lines):,} NDJSON events, batches of {args.batch:,}, {Settings().pipeline_workers} parse "
+    documents = ndjson_file(args.events).read_bytes().splitlines()
+    conditions = (f"{len(documents):,} events, batches of {args.batch:,}, {Settings().pipeline_workers} parse "
                   f"workers, {machine()}")
-    paths = ((True, False, "events parsed in the workers (any source but plain JSON)"),
-             (False, True, "plain JSON with the starter rules detecting (as deployed)"),
-             (False, False, "plain JSON stored as text, no rule enabled (the store's fast path)"))
-    for parsed, rules, path in paths:
+    paths = (("cef", False, False, "CEF lines parsed and matched in the parse workers (any source but plain JSON)"),
+             ("json", True, False, "JSON parsed, enriched, matched in the pipeline's thread (vigil ingest of files)"),
+             ("json", False, True, "plain JSON with the starter rules detecting (as deployed)"),
+             ("json", False, False, "plain JSON stored as text, no rule enabled (the store's fast path)"))
+    for form, enriched, rules, path in paths:
+        lines = [cef_line(document) for document in documents] if form == "cef" else documents
         figures = {}
         for loaded in (0, args.indicators):
             with tempfile.TemporaryDirectory(prefix="vigil-bench-live-") as folder, sqlite_database() as database:
-                figures[loaded] = ingest(lines, args.batch, Path(folder), database, loaded, parsed=parsed,
-                                         rules=rules)
+                figures[loaded] = ingest(lines, args.batch, Path(folder), database, loaded, form=form,
+                                         enriched=enriched, rules=rules)
             wall, cpu = figures[loaded]
             report(f"intel live, {path}, {loaded:,} indicators loaded", len(lines) / wall, "events/s",
                    f"CPU {cpu / len(lines) * 1e6:.1f} µs an event (server and workers), {conditions}")

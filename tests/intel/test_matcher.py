@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from vigil.intel.event_fields import ADDRESS, read
 from vigil.intel.indicators import normalise
 from vigil.intel.matcher import Entry, Hit, IndexHolder, IndicatorIndex
 
@@ -228,3 +229,26 @@ def test_no_event_makes_matching_fail(event: Any) -> None:
     index = IndicatorIndex.build(entries())
     for hit in index.match(event if isinstance(event, dict) else {"source": event}):
         assert isinstance(hit, Hit)
+
+
+ADDRESS_TEXT = st.one_of(
+    st.text(alphabet="0123456789.:[] \tabcdefx-", max_size=24),
+    st.sampled_from(["203.0.113.5", "203.0.113.5:443", " 203.0.113.5", "203.0.113.5 ", "0203.0.113.5", "203.0.113",
+                     "198.51.100.9", "1.2.3.4.5", "12345", "host7", "a.evil.com", "7.evil.com", "evil.com1",
+                     "::ffff:203.0.113.5", "[203.0.113.5]"]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(ADDRESS_TEXT)
+def test_an_address_field_matches_as_its_text_reads(text: str) -> None:
+    """The matcher's shortcut for addresses as they are (no reading apart, and with no IPv4 network indexed
+    one table lookup) answers what reading the text and looking up each part answers, with networks and
+    without."""
+    with_networks = IndicatorIndex.build(entries())
+    without = IndicatorIndex.build(entries([("ipv4", "203.0.113.5"), ("ipv4", "12.34.5.6"), ("domain", "evil.com"),
+                                            ("hostname", "c2.example.net")]))
+    for index in (with_networks, without):
+        expected = {(ref[0], observed) for kind, observed in read(ADDRESS, "source.ip", text, {})
+                    for ref in index.lookup(kind, observed)}
+        for _ in range(2):  # the second time from the memo
+            assert {(hit.indicator_id, hit.observed) for hit in index.match({"source": {"ip": text}})} == expected

@@ -76,6 +76,7 @@ def test_a_new_job_is_prepared_in_every_worker_before_batches_use_it(tmp_path: P
     try:
         pipeline.start()
         assert pipeline.wait_ready(60)
+        assert len({path.name for path in marks.glob("v1-*")}) == 2  # ready means every worker prepared it
         assert {path.name.partition("-")[0] for path in marks.iterdir()} == {"v1"}
         assert send(3) == ["v1"] * 3
         consumer.job = TaggingJob("v2", str(marks), 1.5)

@@ -121,6 +121,7 @@ _READERS_FOR: dict[IndicatorType, tuple[int, ...]] = {
     T.SHA256: (HASH, HASH_LIST), T.EMAIL: (EMAIL,), T.FILENAME: (PATH, FILENAME),
 }
 
+MEMO_LIMIT = 50_000  # remembered values per reader (the matcher's memos); a full memo starts again
 MAX_LIST_ITEMS = 64  # a list longer than this is read in part (related.ip of a scan, rcptto of a mass mailing)
 MAX_TEXT = 512  # longer text is no address, host, hash, e-mail address or file name
 MAX_URL = 8192
@@ -157,15 +158,22 @@ class Plan:
         """The plan reading the fields that can hold an indicator of these types."""
         return _plan(frozenset(reader for kind in types if kind in _READERS_FOR for reader in _READERS_FOR[T(kind)]))
 
-    def walker(self, memos: Mapping[int, Mapping[str, Any]], slow: Slow) -> Walk:
+    def walker(self, memos: Mapping[int, Mapping[str, Any]], slow: Slow,
+               addresses: Mapping[str, Any] | None = None) -> Walk:
         """The walk over an event: a value's result is looked up in ``memos[reader]`` first, and only on a
         miss does ``slow`` read it (and keep it there). Straight-line code generated for the plan: one
-        dict lookup per field that is present, no loop over the fields of the table."""
+        dict lookup per field that is present, no loop over the fields of the table.
+
+        ``addresses``: the IPv4 addresses that can match, when nothing else can match an address (no IPv4
+        network is indexed). An address field's text that reads as an IPv4 address as it is (up to 15
+        characters, digits at both ends, no port, no space) and is not among them is then nothing, without a
+        call to ``slow``: most addresses in traffic are seen once or a few times, and the call costs more
+        than the check."""
         functions: dict[int, Callable[..., None]] = {}
         other = _other_values(self, functions, memos, slow)
         factory = _factory(self)
         walk: Walk = factory({reader: memos.get(reader, {}) for reader in _READERS}, slow, other, functions,
-                             frozenset(self.roots))
+                             frozenset(self.roots), None if addresses is None else addresses.get)
         return walk
 
 
@@ -210,7 +218,7 @@ def _factory(plan: Plan) -> Callable[..., Walk]:
     Each top-level key the plan reads gets a function holding the code for everything below it, nested
     objects inline (no call per level); each node with children also gets a function of its own, for the
     items of a list (``other``)."""
-    lines = ["def factory(memos, slow, other, functions, names):"]
+    lines = ["def factory(memos, slow, other, functions, names, address):"]
     lines += [f"    memo_{reader} = memos[{reader}]" for reader in sorted(_READERS)]
     for node in plan.nodes:
         if node.children:
@@ -257,8 +265,18 @@ def _handle(node: Node, depth: int, indent: str) -> list[str]:
                       f"{indent}        r = memo_{node.reader}.get(h + {v}) if h.__class__ is str else None"]
         else:
             lines.append(f"{indent}    r = memo_{node.reader}.get({v})")
-        lines += [f"{indent}    if r is None:", f"{indent}        r = slow({node.reader}, {field}, {v}, event)",
-                  f"{indent}    if r:", f"{indent}        found.append(({field}, {v}, r))"]
+        lines.append(f"{indent}    if r is None:")
+        if node.reader == ADDRESS:
+            lines += [f"{indent}        if address is not None and len({v}) < 16 and '0' <= {v}[:1] <= '9' "
+                      f"and '0' <= {v}[-1:] <= '9' and ':' not in {v} and ' ' not in {v} and address({v}) is None:",
+                      f"{indent}            r = ()",
+                      f"{indent}            if len(memo_{ADDRESS}) < {MEMO_LIMIT}:",
+                      f"{indent}                memo_{ADDRESS}[{v}] = r",
+                      f"{indent}        else:",
+                      f"{indent}            r = slow({node.reader}, {field}, {v}, event)"]
+        else:
+            lines.append(f"{indent}        r = slow({node.reader}, {field}, {v}, event)")
+        lines += [f"{indent}    if r:", f"{indent}        found.append(({field}, {v}, r))"]
         branch = "elif"
     lines.append(f"{indent}{branch} {v}.__class__ is dict:")
     if node.children:

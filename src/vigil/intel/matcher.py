@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vigil.intel.event_fields import ADDRESS, URL, Plan, read, split_url, url_host, url_with_host
+from vigil.intel.event_fields import ADDRESS, MEMO_LIMIT, URL, Plan, read, split_url, url_host, url_with_host
 from vigil.intel.feeds.stix_patterns import ComplexPattern, PatternError, compile_pattern
 from vigil.intel.indicators import IndicatorType
 
@@ -48,7 +48,6 @@ Ref = tuple[int, str, str]  # (indicator id, type, indicator value): what an obs
 Found = tuple[int, str, str, str]  # a Ref and the observed value it matched
 Ids = int | tuple[int, ...]
 
-MEMO_LIMIT = 50_000  # remembered values per reader; a full memo starts again
 MEMO_MAX_TEXT = 256  # longer values (long URLs, odd text) are read each time rather than kept
 _BLOCK_BITS = 16  # the CIDR prefilter's blocks: the first 16 bits of an address
 _V4, _V6 = 4, 6
@@ -145,7 +144,9 @@ class IndicatorIndex:
         self.ipv4: dict[str, Ids] = {}
         self.ipv6: dict[int, Ids] = {}
         self.networks = {_V4: _Networks(_V4), _V6: _Networks(_V6)}
-        self.urls: dict[str, list[tuple[int, str]]] = {}
+        # Tuples, not lists: the collector stops tracking tuples of text and numbers, so a million indicators
+        # add no work to each of its full passes over the process (measured: 0.07 s a pass with lists).
+        self.urls: dict[str, tuple[tuple[int, str], ...]] = {}
         self.url_hosts: set[str] = set()
         self.counts: dict[str, int] = {}
         self.skipped = 0  # rows not indexed: unknown types, patterns not decidable on one event, bad values
@@ -202,9 +203,9 @@ class IndicatorIndex:
             host = url_host(key)
             if not host:
                 return False
-            refs = self.urls.setdefault(key, [])
+            refs = self.urls.get(key, ())
             if (indicator_id, value) not in refs:
-                refs.append((indicator_id, value))
+                self.urls[key] = (*refs, (indicator_id, value))
             self.url_hosts.add(host)
         elif kind == T.PATTERN:
             try:
@@ -246,7 +247,8 @@ class IndicatorIndex:
         self._lookups = lookups
         self.plan = Plan.for_types(self.counts)
         self._memos = {reader: {} for reader in self.plan.readers}
-        self._walk = self.plan.walker(self._memos, self._slow)
+        self._walk = self.plan.walker(self._memos, self._slow,
+                                      None if self.networks[_V4].masks else self.ipv4)
 
     # --- matching -----------------------------------------------------------------------------------
 
@@ -273,9 +275,14 @@ class IndicatorIndex:
     def _slow(self, reader: int, field: str, value: str, event: Mapping[str, Any]) -> tuple[Found, ...]:
         """A text value not in the memo: read, looked up, and kept. A URL that is only a path is joined to its
         host first, and kept as that whole URL (the same path on another host is another URL)."""
-        if reader == ADDRESS and _is_dotted_quad(value):  # most addresses: no need to read them apart
-            look = self._lookups.get(T.IPV4)
-            result = () if look is None else tuple((*ref, value) for ref in look(value))
+        if reader == ADDRESS and "0" <= value[:1] <= "9" and "0" <= value[-1:] <= "9" and ":" not in value \
+                and " " not in value:
+            # What ``split_address`` reads as an IPv4 address as it is (most addresses): no need to read it
+            # apart; with no IPv4 network indexed, one miss in the exact table answers "nothing".
+            if self.ipv4.get(value) is None and not self.networks[_V4].masks:
+                result: tuple[Found, ...] = ()
+            else:
+                result = tuple((*ref, value) for ref in self._ipv4(value))
             _keep(self._memos[ADDRESS], value, result)
             return result
         if reader == URL and value.lstrip()[:1] == "/":
@@ -380,11 +387,6 @@ class IndicatorIndex:
             if held is not None:
                 refs.extend((indicator_id, T.URL.value, value) for indicator_id, value in held)
         return tuple(refs)
-
-
-def _is_dotted_quad(text: str) -> bool:
-    """Digits in four dot-separated parts (what ``split_address`` reads as IPv4 as it is), checked cheaply."""
-    return len(text) <= 15 and text.count(".") == 3 and text.replace(".", "").isdigit() and text[-1] != "."
 
 
 _URL_MARKS = re.compile(r"[/?#&=]")

@@ -62,8 +62,9 @@ class EventConsumer(Protocol):
 
 # Run in a parse worker on a batch's events: a picklable callable, (index, finding) for the events it is
 # about (detection: the events that match and their rules). A job may also have a ``prepare()`` method (no
-# arguments, picklable result): the pipeline then runs it in every worker before the job's first batch,
-# sending batches with the job before it meanwhile (IOC matching builds its indicator index there).
+# arguments, returning the worker's pid, which tells the pipeline which workers have run it): the pipeline
+# then runs it in every worker before the job's first batch, sending batches with the job before it
+# meanwhile (IOC matching builds its indicator index there).
 WorkerJob = Callable[[Sequence[Event]], list[tuple[int, Any]]]
 
 

@@ -405,17 +405,29 @@ class Pipeline:
             self._worker.start(self._loop)
 
     def wait_ready(self, timeout: float = 60.0) -> bool:
-        """Wait until the parse workers have booted and prepared the consumers' current jobs; whether they
-        did in time. A benchmark starts its clock here, as real traffic meets a server that has been up for a
-        while."""
+        """Wait until the parse workers have booted and each has prepared the consumers' current jobs; whether
+        they did in time. A benchmark starts its clock here, as real traffic meets a server that has been up
+        for a while."""
+        deadline = time.monotonic() + timeout
         steps = [step for step in (getattr(self._job_of(consumer), "prepare", None) for consumer in self.consumers)
                  if step is not None]
         pool = self._parse_pool() if steps else None
-        preparing: list[Future[Any]] = list(self._booting)
-        if pool is not None:
-            preparing += [pool.submit(step) for step in steps for _ in range(self.parse_workers)]
-        done, _ = wait(preparing, timeout)
-        return len(done) == len(preparing)
+        _, waiting = wait(self._booting, timeout)
+        if waiting:
+            return False
+        return pool is None or all(self._prepare_everywhere(pool, step, deadline) for step in steps)
+
+    def _prepare_everywhere(self, pool: ProcessPoolExecutor, step: Callable[[], object], deadline: float) -> bool:
+        """Run a job's ``prepare`` until every worker has run it (a worker done with it may take the next call
+        too, so the calls go on until the pids they return name every worker)."""
+        workers: set[object] = set()
+        while len(workers) < self.parse_workers:
+            calls = [pool.submit(step) for _ in range(self.parse_workers)]
+            done, waiting = wait(calls, max(0.0, deadline - time.monotonic()))
+            if waiting or any(call.exception() is not None for call in done):
+                return False  # a worker that cannot prepare it does so on its first batch (and says why there)
+            workers.update(call.result() for call in done)
+        return True
 
     def stop(self, timeout: float = 10.0) -> None:
         self._worker.stop(timeout)
