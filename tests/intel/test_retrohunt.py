@@ -121,3 +121,36 @@ def test_a_second_import_of_the_same_list_looks_back_for_nothing(intel: Intel, e
                                                                   world: World) -> None:
     assert len(take(intel, "91.92.109.10\n91.92.109.11\n")) == 2
     assert take(intel, "91.92.109.10\n91.92.109.11\n") == ()
+
+
+MD5 = "42893adbc36605ec79b5bd610759947e"
+SHA1 = "b4e581f173f782a2f1da5d29c95946ee500eb2d0"
+SHA256 = "1a061c74619de6af8c02cba0fa00754bdd9e3515c0e08cad6350c7adfc8cdd5b"
+
+
+def test_hashes_and_e_mail_addresses_are_found_in_the_fields_live_matching_reads(
+        intel: Intel, events: DuckDBEventStore, world: World) -> None:
+    """No typed column holds them: the documents holding them are read by the live matcher, so a hash in
+    Sysmon's Hashes (in capitals), a library's hash or a recipient in a list is found, named by its field, and
+    a value that is only inside other text (a longer hex run, a message) is not."""
+    stored(events, world.hq,
+           {"Hashes": f"SHA1={SHA1.upper()},MD5={MD5.upper()},IMPHASH=00000000000000000000000000000000",
+            "Image": "C:\\Users\\Public\\a.exe"},
+           {"dll": {"hash": {"sha1": SHA1}}},
+           {"file": {"hash": {"sha256": SHA256}}},
+           {"file": {"hash": {"sha256": SHA256}}},
+           {"email": {"to": {"address": ["it@example.org", "Boss@CEO-Fraud.example"]}}},
+           {"message": f"blob {MD5}ff and a note to boss@ceo-fraud.example"},
+           {"process": {"hash": {"md5": MD5 + "0"}}})
+    events.append([{"@timestamp": (NOW - timedelta(days=45)).isoformat(), "process": {"hash": {"md5": MD5}}}],
+                  unit_id=world.hq, source="edr")
+    fresh = take(intel, f"{MD5}\n{SHA1}\n{SHA256}\nboss@ceo-fraud.example\n")
+    result = intel.look_back(fresh, trigger="test")
+    assert result is not None and result.hits == 6
+    seen = {(s.type, s.field, s.observed, s.count, s.retroactive) for s in sightings(intel)}
+    assert seen == {("md5", "Hashes", MD5.upper(), 1, True), ("sha1", "Hashes", SHA1.upper(), 1, True),
+                    ("sha1", "dll.hash.sha1", SHA1, 1, True), ("sha256", "file.hash.sha256", SHA256, 2, True),
+                    ("email", "email.to.address", "Boss@CEO-Fraud.example", 1, True)}
+    assert all(s.first_seen == EARLIER for s in sightings(intel))
+    assert {a.title for a in alerts(intel)} >= {f"Retro-hunt match: md5 {MD5}",
+                                                "Retro-hunt match: email boss@ceo-fraud.example"}

@@ -58,6 +58,14 @@ def _exact(intel: Intel, kind: IndicatorType, value: str) -> list[StoredIndicato
     return [f for f in found if f is not None]
 
 
+# The typed fields the lookup searches for each type: those a retro-hunt joins on, and SHA-256's column
+# (retro-hunts look for hashes in whole documents).
+_FIELDS: dict[IndicatorType, tuple[str, ...]] = {
+    **{kind: fields for kind, (fields, _) in PLAN.items() if kind is not IndicatorType.CIDR},
+    IndicatorType.SHA256: ("file.hash.sha256",),
+}
+
+
 def _events(events: EventStore | None, units: Collection[int] | None, kind: IndicatorType | None,
             value: str) -> list[dict[str, object]]:
     """Recent events carrying the value: in the typed fields of its type (as a retro-hunt looks), or in the text."""
@@ -65,7 +73,7 @@ def _events(events: EventStore | None, units: Collection[int] | None, kind: Indi
         return []
     now = datetime.now(UTC)
     phrase = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    fields = PLAN[kind][0] if kind is not None and kind in PLAN and kind is not IndicatorType.CIDR else ()
+    fields = _FIELDS.get(kind, ()) if kind is not None else ()
     query = " OR ".join([*(f"{field}:{phrase}" for field in fields), phrase])
     result = search(events, units=units, query=query, window=TimeRange(now - timedelta(days=EVENT_DAYS), now),
                     limit=20, with_total=False)

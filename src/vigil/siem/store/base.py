@@ -12,17 +12,18 @@ the recorded one for its stream is skipped. After a crash the spool replays from
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from vigil.siem.store.lookup import ValueMatch, ValueSet
+from vigil.siem.store.lookup import TokenKind, ValueMatch, ValueSet
 
 Event = dict[str, Any]
 # An opaque place in the spool: (segment number, byte offset after the batch). Ordered.
 SpoolPosition = tuple[int, int]
 Order = Literal["asc", "desc"]
+StoredRow = tuple[int, int, str, datetime, str]  # (id, unit_id, source, ts, the document as JSON text)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,13 @@ class EventStore(Protocol):
     def match_values(self, sets: Sequence[ValueSet], *, start: datetime, end: datetime) -> list[ValueMatch]:
         """Events between ``start`` and ``end`` carrying any of the values (one join in the store), grouped by
         value, unit, source, field and observed value (a retro-hunt's question)."""
+        ...
+
+    def documents_with_tokens(self, tokens: Mapping[TokenKind, Sequence[str]], *, start: datetime, end: datetime,
+                              chunk: int = 5_000) -> Iterator[list[StoredRow]]:
+        """Events between ``start`` and ``end`` whose documents hold one of the tokens (``lookup.TOKEN_PATTERNS``:
+        hashes, e-mail addresses; values in lower case), oldest first, in chunks: for what no typed column
+        holds (a retro-hunt's question; the caller reads each document)."""
         ...
 
     def oldest(self, source: str | None = None) -> datetime | None:

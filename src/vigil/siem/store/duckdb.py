@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,9 +33,10 @@ from vigil.siem.store.base import (
     Order,
     SpoolPosition,
     StoredEvent,
+    StoredRow,
     TermCount,
 )
-from vigil.siem.store.lookup import ValueMatch, ValueSet
+from vigil.siem.store.lookup import TokenKind, ValueMatch, ValueSet
 
 SCHEMA_VERSION = 1
 GIVEN = frozenset({"ts", "ingested", "source", "unit_id"})  # set by the store, not read from the document
@@ -447,6 +448,20 @@ class DuckDBEventStore:
         return [ValueMatch(tag=int(r[0]), unit_id=int(r[1]), source=r[2], field=r[3], observed=r[4],
                            first_seen=r[5], last_seen=r[6], count=int(r[7]), document=documents.get(int(r[8]), "{}"))
                 for r in rows]
+
+    def documents_with_tokens(self, tokens: Mapping[TokenKind, Sequence[str]], *, start: datetime, end: datetime,
+                              chunk: int = 5_000) -> Iterator[list[StoredRow]]:
+        kinds = [kind for kind, values in tokens.items() if values]
+        if not kinds:
+            return
+        cursor = self._reader()
+        try:
+            params = {"since": _utc(start), "until": _utc(end), **{kind: list(tokens[kind]) for kind in kinds}}
+            ids = [int(row[0]) for row in cursor.execute(lookup.token_query(kinds), params).fetchall()]
+            for first in range(0, len(ids), chunk):
+                yield cursor.execute(lookup.EVENTS_BY_ID, {"ids": ids[first:first + chunk]}).fetchall()
+        finally:
+            cursor.close()
 
     def oldest(self, source: str | None = None) -> datetime | None:
         if source is None:

@@ -109,6 +109,31 @@ def build(sets: Sequence[ValueSet]) -> tuple[str, dict[str, object]]:
 
 DOCUMENTS = "SELECT id, doc FROM events WHERE id IN (SELECT unnest($ids))"
 
+# Values no typed column holds, looked for as tokens of the stored documents: a hash is a run of 32, 40 or 64
+# hex digits between non-word characters; an e-mail address is text around an "@" up to a space, a quote,
+# a bracket or a separator. Tokens compare in lower case and without trailing dots, as indicators are
+# written; the caller reads each document found, since a token says "somewhere in the document".
+TokenKind = Literal["hash", "email"]
+TOKEN_PATTERNS: dict[TokenKind, str] = {
+    "hash": r"\b[0-9A-Fa-f]{32}(?:[0-9A-Fa-f]{8}(?:[0-9A-Fa-f]{24})?)?\b",
+    "email": r"[^\s\"<>@,;:\\()\[\]{}]+@[^\s\"<>@,;:\\()\[\]{}]+",
+}
+assert all("'" not in pattern for pattern in TOKEN_PATTERNS.values())  # they are SQL string literals below
+
+
+def token_query(kinds: Sequence[TokenKind]) -> str:
+    """The ids of the events between ``$since`` and ``$until`` whose documents hold a listed token:
+    ``$<kind>`` is the list of values of each kind. One pass of each kind's expression over the documents."""
+    parts = [
+        f"SELECT t.id FROM (SELECT id, unnest(regexp_extract_all(doc, '{TOKEN_PATTERNS[kind]}')) AS token "  # noqa: S608
+        f"FROM events WHERE ts >= $since AND ts < $until) t JOIN (SELECT unnest(${kind}) AS value) v "
+        "ON rtrim(lower(t.token), '.') = v.value"
+        for kind in kinds]
+    return " UNION ".join(parts)
+
+
+EVENTS_BY_ID = "SELECT id, unit_id, source, ts, doc FROM events WHERE id IN (SELECT unnest($ids)) ORDER BY ts, id"
+
 
 def cidr4_range(network: str) -> str | None:
     """``10.0.0.0/8`` as ``low-high`` integers, the form the ``cidr4`` comparison takes; None for IPv6."""
