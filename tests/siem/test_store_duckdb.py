@@ -333,3 +333,28 @@ def test_huge_integers_are_kept(store: DuckDBEventStore) -> None:
     stored = store.search()[0]
     assert stored.doc["suricata"]["flow_id"] == 2**70 and stored.ts == RECEIVED
     assert store.count(f"{resolver.resolve('EventRecordID')} IS NULL") == 1
+
+
+def test_documents_holding_listed_hash_or_e_mail_tokens(store: DuckDBEventStore) -> None:
+    """Whole tokens only (not inside a longer hex run or another address), any case, a trailing dot dropped,
+    within the window, oldest first, in chunks."""
+    md5, other = "42893adbc36605ec79b5bd610759947e", "b4e581f173f782a2f1da5d29c95946ee500eb2d0"
+    docs = [
+        (1, {"Hashes": f"MD5={md5.upper()},SHA1={other}"}),
+        (2, {"process": {"hash": {"md5": md5 + "aa"}}}),
+        (3, {"email": {"from": {"address": "Boss@CEO-Fraud.example."}}}),
+        (4, {"email": {"from": {"address": "not.boss@ceo-fraud.example.org"}}}),
+        (5, {"message": f"seen {md5}"}),
+        (40, {"Hashes": f"MD5={md5}"}),
+    ]
+    for hours, doc in docs:
+        store.append([{"@timestamp": (RECEIVED - timedelta(hours=hours)).isoformat(), "n": hours, **doc}],
+                      unit_id=2, source="edr")
+    chunks = list(store.documents_with_tokens({"hash": [md5], "email": ["boss@ceo-fraud.example"]},
+                                              start=RECEIVED - timedelta(days=1), end=RECEIVED, chunk=2))
+    assert [len(chunk) for chunk in chunks] == [2, 1]
+    rows = [row for chunk in chunks for row in chunk]
+    assert [orjson.loads(row[4])["n"] for row in rows] == [5, 3, 1]  # oldest first
+    assert {(row[1], row[2]) for row in rows} == {(2, "edr")}
+    assert list(store.documents_with_tokens({"hash": [], "email": []}, start=RECEIVED - timedelta(days=1),
+                                            end=RECEIVED)) == []

@@ -456,7 +456,8 @@ class DuckDBEventStore:
             return
         cursor = self._reader()
         try:
-            params = {"since": _utc(start), "until": _utc(end), **{kind: list(tokens[kind]) for kind in kinds}}
+            params: dict[str, object] = {"since": _utc(start), "until": _utc(end)}
+            params.update({kind: list(tokens[kind]) for kind in kinds})
             ids = [int(row[0]) for row in cursor.execute(lookup.token_query(kinds), params).fetchall()]
             for first in range(0, len(ids), chunk):
                 yield cursor.execute(lookup.EVENTS_BY_ID, {"ids": ids[first:first + chunk]}).fetchall()
