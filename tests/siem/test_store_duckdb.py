@@ -346,15 +346,16 @@ def test_documents_holding_listed_hash_or_e_mail_tokens(store: DuckDBEventStore)
         (4, {"email": {"from": {"address": "not.boss@ceo-fraud.example.org"}}}),
         (5, {"message": f"seen {md5}"}),
         (40, {"Hashes": f"MD5={md5}"}),
+        *((hours, {"file": {"hash": {"md5": md5}}}) for hours in (17, 6, 12, 8, 23, 7, 15, 9, 20, 11)),
     ]
     for hours, doc in docs:
         store.append([{"@timestamp": (RECEIVED - timedelta(hours=hours)).isoformat(), "n": hours, **doc}],
                       unit_id=2, source="edr")
     chunks = list(store.documents_with_tokens({"hash": [md5], "email": ["boss@ceo-fraud.example"]},
                                               start=RECEIVED - timedelta(days=1), end=RECEIVED, chunk=2))
-    assert [len(chunk) for chunk in chunks] == [2, 1]
+    assert [len(chunk) for chunk in chunks] == [2, 2, 2, 2, 2, 2, 1]
     rows = [row for chunk in chunks for row in chunk]
-    assert [orjson.loads(row[4])["n"] for row in rows] == [5, 3, 1]  # oldest first
+    assert [orjson.loads(row[4])["n"] for row in rows] == [23, 20, 17, 15, 12, 11, 9, 8, 7, 6, 5, 3, 1]  # oldest first
     assert {(row[1], row[2]) for row in rows} == {(2, "edr")}
     assert list(store.documents_with_tokens({"hash": [], "email": []}, start=RECEIVED - timedelta(days=1),
                                             end=RECEIVED)) == []

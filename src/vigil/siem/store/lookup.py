@@ -122,14 +122,15 @@ assert all("'" not in pattern for pattern in TOKEN_PATTERNS.values())  # they ar
 
 
 def token_query(kinds: Sequence[TokenKind]) -> str:
-    """The ids of the events between ``$since`` and ``$until`` whose documents hold a listed token:
-    ``$<kind>`` is the list of values of each kind. One pass of each kind's expression over the documents."""
+    """The ids of the events between ``$since`` and ``$until`` whose documents hold a listed token, oldest
+    first: ``$<kind>`` is the list of values of each kind. One pass of each kind's expression over the
+    documents."""
     parts = [
-        f"SELECT t.id FROM (SELECT id, unnest(regexp_extract_all(doc, '{TOKEN_PATTERNS[kind]}')) AS token "  # noqa: S608
-        f"FROM events WHERE ts >= $since AND ts < $until) t JOIN (SELECT unnest(${kind}) AS value) v "
+        f"SELECT t.id, t.ts FROM (SELECT id, ts, unnest(regexp_extract_all(doc, '{TOKEN_PATTERNS[kind]}')) "  # noqa: S608
+        f"AS token FROM events WHERE ts >= $since AND ts < $until) t JOIN (SELECT unnest(${kind}) AS value) v "
         "ON rtrim(lower(t.token), '.') = v.value"
         for kind in kinds]
-    return " UNION ".join(parts)
+    return f"SELECT id FROM ({' UNION '.join(parts)}) ORDER BY ts, id"  # noqa: S608
 
 
 EVENTS_BY_ID = "SELECT id, unit_id, source, ts, doc FROM events WHERE id IN (SELECT unnest($ids)) ORDER BY ts, id"
