@@ -122,6 +122,11 @@ _READERS_FOR: dict[IndicatorType, tuple[int, ...]] = {
 }
 
 MEMO_LIMIT = 50_000  # remembered values per reader (the matcher's memos); a full memo starts again
+# An address field's text that ``split_address`` reads as an IPv4 address as it is (at most 15 characters,
+# digits at both ends, no port, no space): one test, written for the generated walk (``{v}`` is the value)
+# and compiled for the matcher's other paths.
+_AS_IPV4 = "len({v}) < 16 and '0' <= {v}[:1] <= '9' and '0' <= {v}[-1:] <= '9' and ':' not in {v} and ' ' not in {v}"
+reads_as_ipv4: Callable[[str], bool] = eval(f"lambda v: {_AS_IPV4.format(v='v')}")  # noqa: S307 - own text
 MAX_LIST_ITEMS = 64  # a list longer than this is read in part (related.ip of a scan, rcptto of a mass mailing)
 MAX_TEXT = 512  # longer text is no address, host, hash, e-mail address or file name
 MAX_URL = 8192
@@ -165,10 +170,9 @@ class Plan:
         dict lookup per field that is present, no loop over the fields of the table.
 
         ``addresses``: the IPv4 addresses that can match, when nothing else can match an address (no IPv4
-        network is indexed). An address field's text that reads as an IPv4 address as it is (up to 15
-        characters, digits at both ends, no port, no space) and is not among them is then nothing, without a
-        call to ``slow``: most addresses in traffic are seen once or a few times, and the call costs more
-        than the check."""
+        network is indexed). An address field's text that ``reads_as_ipv4`` and is not among them is then
+        nothing, without a call to ``slow`` (and remembered while the memo has room): most addresses in
+        traffic are seen once or a few times, and the call costs more than the check."""
         functions: dict[int, Callable[..., None]] = {}
         other = _other_values(self, functions, memos, slow)
         factory = _factory(self)
@@ -267,8 +271,7 @@ def _handle(node: Node, depth: int, indent: str) -> list[str]:
             lines.append(f"{indent}    r = memo_{node.reader}.get({v})")
         lines.append(f"{indent}    if r is None:")
         if node.reader == ADDRESS:
-            lines += [f"{indent}        if address is not None and len({v}) < 16 and '0' <= {v}[:1] <= '9' "
-                      f"and '0' <= {v}[-1:] <= '9' and ':' not in {v} and ' ' not in {v} and address({v}) is None:",
+            lines += [f"{indent}        if address is not None and {_AS_IPV4.format(v=v)} and address({v}) is None:",
                       f"{indent}            r = ()",
                       f"{indent}            if len(memo_{ADDRESS}) < {MEMO_LIMIT}:",
                       f"{indent}                memo_{ADDRESS}[{v}] = r",

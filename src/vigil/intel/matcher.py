@@ -36,7 +36,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vigil.intel.event_fields import ADDRESS, MEMO_LIMIT, URL, Plan, read, split_url, url_host, url_with_host
+from vigil.intel.event_fields import (
+    ADDRESS,
+    MEMO_LIMIT,
+    URL,
+    Plan,
+    read,
+    reads_as_ipv4,
+    split_url,
+    url_host,
+    url_with_host,
+)
 from vigil.intel.feeds.stix_patterns import ComplexPattern, PatternError, compile_pattern
 from vigil.intel.indicators import IndicatorType
 
@@ -275,14 +285,8 @@ class IndicatorIndex:
     def _slow(self, reader: int, field: str, value: str, event: Mapping[str, Any]) -> tuple[Found, ...]:
         """A text value not in the memo: read, looked up, and kept. A URL that is only a path is joined to its
         host first, and kept as that whole URL (the same path on another host is another URL)."""
-        if reader == ADDRESS and "0" <= value[:1] <= "9" and "0" <= value[-1:] <= "9" and ":" not in value \
-                and " " not in value:
-            # What ``split_address`` reads as an IPv4 address as it is (most addresses): no need to read it
-            # apart; with no IPv4 network indexed, one miss in the exact table answers "nothing".
-            if self.ipv4.get(value) is None and not self.networks[_V4].masks:
-                result: tuple[Found, ...] = ()
-            else:
-                result = tuple((*ref, value) for ref in self._ipv4(value))
+        if reader == ADDRESS and reads_as_ipv4(value):  # most addresses: no need to read them apart
+            result = tuple((*ref, value) for ref in self._ipv4(value))
             _keep(self._memos[ADDRESS], value, result)
             return result
         if reader == URL and value.lstrip()[:1] == "/":
