@@ -19,8 +19,8 @@ HOST = 127.0.0.1
 PORT = 8000
 PYTEST_ARGS ?=
 
-# Stamps: the venv is rebuilt only when the lock or pyproject.toml changes, the assets only when
-# package.json or its lock changes.
+# Stamps: the venv is rebuilt only when the lock, pyproject.toml or the C module (built by the editable
+# install) changes, the assets only when package.json or its lock changes.
 VENV_STAMP := $(VENV)/.vigil-installed
 NODE_STAMP := node_modules/.vigil-installed
 VENDOR := src/vigil/web/static/vendor
@@ -39,7 +39,7 @@ help:
 
 venv: $(VENV_STAMP)
 
-$(VENV_STAMP): requirements.lock pyproject.toml
+$(VENV_STAMP): requirements.lock pyproject.toml src/vigil/intel/_screen.c
 	@command -v $(PYTHON) >/dev/null 2>&1 || { \
 	  echo "error: $(PYTHON) not found; install Python 3.11 or newer (Debian: apt-get install python3 python3-venv)" >&2; \
 	  exit 1; }

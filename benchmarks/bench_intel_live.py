@@ -14,11 +14,10 @@ Four pairs, by where the events are parsed and matched:
 - the JSON events parsed and enriched in the pipeline's own thread, which matches them there (an enricher
   keeps the events in that process, as `vigil ingest` of files does);
 - plain JSON with Vigil's starter rules enabled, as `vigil init` leaves a deployment (the workers decode the
-  documents for detection already);
-- plain JSON with no rule enabled, the store's fast path, where the workers decode the documents for IOC
-  matching alone.
+  documents for detection; IOC matching screens them as text, ``vigil.intel.screen``);
+- plain JSON with no rule enabled, the store's fast path: nothing but the screen reads the documents.
 
-Usage: ``bench_intel_live.py [--events N] [--indicators N] [--batch N]``.
+Usage: ``bench_intel_live.py [--events N] [--indicators N] [--batch N] [--pairs cef,enriched,rules,plain]``.
 """
 
 from __future__ import annotations
@@ -153,15 +152,19 @@ def main() -> None:
     options.add_argument("--events", type=int, default=1_000_000)
     options.add_argument("--indicators", type=int, default=1_000_000)
     options.add_argument("--batch", type=int, default=10_000)
+    options.add_argument("--pairs", default="cef,enriched,rules,plain", help="which pairs to run, in this order")
     args = options.parse_args()
     documents = ndjson_file(args.events).read_bytes().splitlines()
     conditions = (f"{len(documents):,} events, batches of {args.batch:,}, {Settings().pipeline_workers} parse "
                   f"workers, {machine()}")
-    paths = (("cef", False, False, "CEF lines parsed and matched in the parse workers (any source but plain JSON)"),
-             ("json", True, False, "JSON parsed, enriched, matched in the pipeline's thread (vigil ingest of files)"),
-             ("json", False, True, "plain JSON with the starter rules detecting (as deployed)"),
-             ("json", False, False, "plain JSON stored as text, no rule enabled (the store's fast path)"))
-    for form, enriched, rules, path in paths:
+    paths = {
+        "cef": ("cef", False, False, "CEF lines parsed and matched in the parse workers (any source but plain JSON)"),
+        "enriched": ("json", True, False,
+                     "JSON parsed, enriched, matched in the pipeline's thread (vigil ingest of files)"),
+        "rules": ("json", False, True, "plain JSON with the starter rules detecting (as deployed)"),
+        "plain": ("json", False, False, "plain JSON stored as text, no rule enabled (the store's fast path)"),
+    }
+    for form, enriched, rules, path in (paths[name.strip()] for name in args.pairs.split(",")):
         lines = [cef_line(document) for document in documents] if form == "cef" else documents
         figures = {}
         for loaded in (0, args.indicators):

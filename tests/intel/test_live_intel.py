@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from vigil.core.config import load_settings
-from vigil.intel import live
+from vigil.intel import live, screen
 from vigil.intel.indicators import normalise
 from vigil.intel.live import IntelHit, LiveIntel, WorkerIntelMatch, snapshot_path
 from vigil.intel.matcher import Entry
@@ -193,13 +193,18 @@ def not_here(events: object, **where: object) -> None:
     raise AssertionError("matched in the pipeline's thread, not in the parse workers")
 
 
-@pytest.fixture
-def with_workers(tmp_path: Path) -> Iterator[Running]:
-    parts = Running(tmp_path, workers=1)
+def started_with_workers(root: Path) -> Running:
+    parts = Running(root, workers=1)
     parts.intel.refresh(wait=True)
     parts.intel.consume = not_here  # type: ignore[method-assign]
     parts.siem.start()
     assert parts.siem.pipeline.wait_ready(60)
+    return parts
+
+
+@pytest.fixture
+def with_workers(tmp_path: Path) -> Iterator[Running]:
+    parts = started_with_workers(tmp_path)
     yield parts
     parts.siem.stop()
 
@@ -213,12 +218,27 @@ def test_parse_workers_match_the_events_they_parse(with_workers: Running, tmp_pa
     assert with_workers.intel.status.events == 2 and with_workers.intel.status.hits == 1
 
 
-def test_parse_workers_match_json_batches_the_store_takes_as_they_are(with_workers: Running) -> None:
+def test_json_the_store_takes_as_it_is_is_screened_and_only_named_documents_decoded(with_workers: Running) -> None:
     with_workers.send([sysmon(1, Image="C:\\t\\mimikatz.exe"), sysmon(2, Image="C:\\t\\notepad.exe")])
     with_workers.send([sysmon(3, Hashes=f"MD5={MD5}")])
     assert {(h.hit.value, h.event["EventRecordID"]) for h in with_workers.recorded.hits} == {
         ("mimikatz.exe", 1), (MD5, 3)}
     assert with_workers.siem.store.count() == 3
+    status = with_workers.intel.status
+    if screen.available():
+        assert (status.events, status.screened, status.decoded) == (3, 3, 2)
+
+
+def test_without_a_screen_parse_workers_match_json_the_store_takes_as_it_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "screen_for", lambda index: None)  # as where the C module was not built
+    parts = started_with_workers(tmp_path)
+    try:
+        parts.send([sysmon(1, Image="C:\\t\\mimikatz.exe"), sysmon(2, Image="C:\\t\\notepad.exe")])
+        assert {(h.hit.value, h.event["EventRecordID"]) for h in parts.recorded.hits} == {("mimikatz.exe", 1)}
+        assert (parts.intel.status.events, parts.intel.status.screened) == (2, 0)
+    finally:
+        parts.siem.stop()
 
 
 def test_parse_workers_take_a_new_version(with_workers: Running, tmp_path: Path) -> None:

@@ -11,6 +11,11 @@ worker processes match the events they parse (``WorkerIntelMatch``: each worker 
 snapshot once per version and keeps it); the hits come back through ``consume_found``. Without one, the
 pipeline's thread matches in ``consume``. Either way an event that cannot be matched is counted and
 skipped; the rest of its batch is matched.
+
+Plain JSON, which the store takes as text, is not decoded for matching: ``consume_documents`` has the
+index's document screen (``screen.py``) name the documents that may match, in the pipeline's thread, and
+decodes and matches only those. Without a screen (the compiled module absent, STIX patterns indexed) such
+documents are decoded and matched as above.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import Any, TextIO
 import orjson
 
 from vigil.intel.matcher import Entry, Hit, IndexHolder, IndicatorIndex
+from vigil.intel.screen import screen_for
 from vigil.siem.parsers.base import Event
 
 log = logging.getLogger(__name__)
@@ -50,6 +56,7 @@ class IntelHit:
 
 
 Record = Callable[[Sequence[IntelHit]], object]  # what it returns is not used
+Screened = tuple[IndicatorIndex, list[int]]  # a screen's answer: the index, the positions of its candidates
 
 
 @dataclass
@@ -62,6 +69,8 @@ class IntelStatus:
     events: int = 0
     hits: int = 0
     bad_events: int = 0  # events matching failed on (skipped, the batch went on)
+    screened: int = 0  # plain JSON documents read by the document screen (all of them counted in ``events``)
+    decoded: int = 0  # of those, the ones it named, decoded and matched
     seconds: float = 0.0  # spent matching (in this process) and recording
     last_error: str = ""  # the last failure to read the indicators or build their index
 
@@ -142,11 +151,11 @@ class LiveIntel:
         """The index of ``rows``, and (with a worker folder) the worker job reading its snapshot, written as
         the rows go by."""
         if self.worker_dir is None:
-            return IndicatorIndex.build(rows), None
+            return _screened(IndicatorIndex.build(rows)), None
         path = snapshot_path(self.worker_dir, version)
         partial = path.with_name(path.name + ".partial")
         snapshot = _Snapshot(partial)
-        index = IndicatorIndex.build(snapshot.written(rows))
+        index = _screened(IndicatorIndex.build(snapshot.written(rows)))
         try:
             if not snapshot.close() or not len(index):
                 partial.unlink(missing_ok=True)
@@ -180,6 +189,9 @@ class LiveIntel:
         if not len(index) or not events:
             return
         started = time.perf_counter()
+        self._record(self._match(index, events, source, unit_id), len(events), started)
+
+    def _match(self, index: IndicatorIndex, events: Iterable[Event], source: str, unit_id: int) -> list[IntelHit]:
         hits: list[IntelHit] = []
         for event in events:
             try:
@@ -189,7 +201,34 @@ class LiveIntel:
                 log.exception("intel: an event of %s could not be matched; skipped", source)
                 continue
             hits.extend(IntelHit(hit, event, unit_id, source) for hit in found)
-        self._record(hits, len(events), started)
+        return hits
+
+    def document_screen(self) -> Callable[[Sequence[str | bytes]], Screened] | None:
+        """The current index's screen of plain JSON documents (None: it has none): the positions of those that
+        may match, with the index to match them with."""
+        index = self.holder.index
+        screen = index.screen
+        if screen is None:
+            return None
+        return lambda documents: (index, screen(documents))
+
+    def consume_documents(self, documents: Sequence[str | bytes], screened: Screened | None = None, *, source: str,
+                          unit_id: int) -> bool:
+        """Match JSON documents the store takes as they are: only those the screen named are decoded and matched
+        (``screened``: its answer, when the pipeline ran it ahead). False when the index has no screen (the
+        pipeline then decodes them)."""
+        started = time.perf_counter()
+        if screened is None:
+            screen = self.document_screen()
+            if screen is None:
+                return False
+            screened = screen(documents)
+        index, named = screened
+        events = (event for event in map(_decoded, (documents[position] for position in named)) if event is not None)
+        self._record(self._match(index, events, source, unit_id), len(documents), started)
+        self.status.screened += len(documents)
+        self.status.decoded += len(named)
+        return True
 
     def consume_found(self, found: Sequence[tuple[int, Any]], documents: Sequence[str | bytes], *, source: str,
                       unit_id: int) -> None:
@@ -211,6 +250,25 @@ class LiveIntel:
         status.events += events
         status.hits += len(hits)
         status.seconds += time.perf_counter() - started
+
+
+def _screened(index: IndicatorIndex) -> IndicatorIndex:
+    """The index with its document screen (none when it cannot have one, or building it failed: plain JSON is
+    then decoded and matched as every other event)."""
+    try:
+        index.screen = screen_for(index)
+    except (MemoryError, TypeError, ValueError):
+        log.exception("intel: no document screen for the new index; plain JSON is decoded to be matched")
+    return index
+
+
+def _decoded(document: str | bytes) -> Event | None:
+    """A JSON object, decoded; None for anything else (the store refuses its batch, which comes back parsed)."""
+    try:
+        event = orjson.loads(document)
+    except orjson.JSONDecodeError:
+        return None
+    return event if isinstance(event, dict) else None
 
 
 # --- in the parse worker processes ---------------------------------------------------------------------

@@ -49,6 +49,7 @@ from vigil.intel.event_fields import (
 )
 from vigil.intel.feeds.stix_patterns import ComplexPattern, PatternError, compile_pattern
 from vigil.intel.indicators import IndicatorType
+from vigil.intel.screen import Screen
 
 log = logging.getLogger(__name__)
 
@@ -163,6 +164,8 @@ class IndicatorIndex:
         # STIX patterns too complex to index, evaluated on each event (only those decidable on one event).
         self.patterns: list[tuple[int, str, ComplexPattern]] = []
         self.plan = Plan.for_types(())
+        # Which raw JSON documents may match (``screen.screen_for``): built by live matching, in its process only.
+        self.screen: Screen | None = None
         # What a field's text matched, by reader (event_fields.ADDRESS, ...).
         self._memos: dict[int, dict[str, tuple[Found, ...]]] = {}
         self._lookups: dict[IndicatorType, Callable[[str], tuple[Ref, ...]]] = {}

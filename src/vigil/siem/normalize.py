@@ -59,6 +59,17 @@ class EventConsumer(Protocol):
         """What its worker job found: (index into ``documents``, the job's finding) pairs, in order."""
         ...
 
+    # Optional (the pipeline looks for them): JSON documents the store takes as they are, not decoded.
+    #
+    # def document_screen(self) -> Callable[[Sequence[bytes]], Any] | None:
+    #     """A thread-safe function the pipeline may run ahead, in a thread of its own, on such documents (no
+    #     worker job is then sent with them); None: none now."""
+    #
+    # def consume_documents(self, documents: Sequence[str | bytes], screened: Any | None, *, source: str,
+    #                       unit_id: int) -> bool:
+    #     """Take them, with what the screen gave for them (None: it did not run), and say so (True); False
+    #     leaves them to be decoded and handed to ``consume``."""
+
 
 # Run in a parse worker on a batch's events: a picklable callable, (index, finding) for the events it is
 # about (detection: the events that match and their rules). A job may also have a ``prepare()`` method (no

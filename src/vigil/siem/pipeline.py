@@ -21,8 +21,8 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, wait
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -87,10 +87,12 @@ class _Preparing:
 
 @dataclass(frozen=True)
 class Matching:
-    """A JSON group's consumer jobs in the worker processes (the store takes its documents as they are)."""
+    """A JSON group's consumer jobs in the worker processes (the store takes its documents as they are), and
+    the consumers' screens of its documents running in this process's screening thread."""
 
     futures: list[Future[Findings]]
     consumers: list[EventConsumer]
+    screens: list[tuple[EventConsumer, Future[Any]]] = field(default_factory=list)
 
 
 class Pipeline:
@@ -117,6 +119,9 @@ class Pipeline:
         # Per consumer: the worker job the workers are ready for, and a newer one they are preparing.
         self._ready_jobs: dict[str, WorkerJob] = {}
         self._preparing: dict[str, _Preparing] = {}
+        # Runs consumers' document screens (compiled code that lets go of the GIL) on the groups read ahead,
+        # on the core the store's thread leaves idle.
+        self._screener: ThreadPoolExecutor | None = None
 
     # --- one batch ---------------------------------------------------------------------------------
 
@@ -142,8 +147,9 @@ class Pipeline:
         first = batches[0]
         if self._fast(first):
             records = first.records if len(batches) == 1 else [r for batch in batches for r in batch.records]
-            served = self._consume_found(batches, parsed, records) if isinstance(parsed, Matching) else []
-            self._consume_json(records, first, skip=served)
+            matching = parsed if isinstance(parsed, Matching) else None
+            served = self._consume_found(batches, matching, records) if matching and matching.futures else []
+            self._consume_json(records, first, skip=served, screens=dict(matching.screens) if matching else {})
             try:
                 self.store.append_json(records, unit_id=first.meta.unit_id, source=first.meta.source,
                                        spool_position=batches[-1].position)
@@ -218,13 +224,60 @@ class Pipeline:
         self._stored(batches, len(documents), failures)
         return True
 
-    def _consume_json(self, documents: Sequence[str | bytes], first: SpoolBatch,
-                      skip: Sequence[EventConsumer] = ()) -> None:
-        """Hand JSON documents to the consumers (but those in ``skip``, served by their worker jobs) as events
-        (a line that is not an object is left out: the store refuses its batch and it comes back parsed)."""
-        if not any(consumer.wanted() for consumer in self.consumers if consumer not in skip):
+    def _consume_json(self, documents: Sequence[str | bytes], first: SpoolBatch, skip: Sequence[EventConsumer] = (),
+                      screens: Mapping[EventConsumer, Future[Any]] | None = None) -> None:
+        """Hand JSON documents to the consumers (but those in ``skip``, served by their worker jobs): as they
+        are to those that take them so (with their screen of them, when it ran ahead), else as events (a line
+        that is not an object is left out: the store refuses its batch and it comes back parsed)."""
+        screens = screens or {}
+        waiting = [consumer for consumer in self.consumers if consumer not in skip]
+        served = [consumer for consumer in waiting
+                  if self._took_documents(consumer, documents, first, screens.get(consumer))]
+        if not any(consumer.wanted() for consumer in waiting if consumer not in served):
             return
-        self._consume(json_events(documents)[0], first, skip=skip)
+        self._consume(json_events(documents)[0], first, skip=[*skip, *served])
+
+    @staticmethod
+    def _document_screen(consumer: EventConsumer) -> Callable[[Sequence[bytes]], Any] | None:
+        screen: Callable[[], Callable[[Sequence[bytes]], Any] | None] | None = getattr(
+            consumer, "document_screen", None)  # optional (plugins)
+        try:
+            return None if screen is None else screen()
+        except Exception:  # then it gets events, where a failure is reported
+            log.warning("pipeline: consumer %s: document_screen failed", consumer.name, exc_info=True)
+            return None
+
+    def _screen_ahead(self, group: Sequence[SpoolBatch]) -> list[tuple[EventConsumer, Future[Any]]]:
+        """Start the consumers' screens of a JSON group's documents in the screening thread."""
+        screens = [(consumer, screen) for consumer in self.consumers
+                   if (screen := self._document_screen(consumer)) is not None]
+        if not screens:
+            return []
+        if self._screener is None:
+            self._screener = ThreadPoolExecutor(1, thread_name_prefix="vigil-screen")
+        records = group[0].records if len(group) == 1 else [r for batch in group for r in batch.records]
+        return [(consumer, self._screener.submit(screen, records)) for consumer, screen in screens]
+
+    def _took_documents(self, consumer: EventConsumer, documents: Sequence[str | bytes], first: SpoolBatch,
+                        screened: Future[Any] | None) -> bool:
+        """Whether the consumer took the JSON documents as they are (it failed trying: counted, and taken)."""
+        take: Callable[..., bool] | None = getattr(consumer, "consume_documents", None)
+        if take is None:
+            return False
+        taken = True
+
+        def call() -> None:
+            nonlocal taken
+            if consumer.wanted():
+                ahead = None
+                if screened is not None:
+                    try:
+                        ahead = screened.result()
+                    except Exception:  # screened here instead
+                        log.warning("pipeline: consumer %s: a screen failed", consumer.name, exc_info=True)
+                taken = take(documents, ahead, source=first.meta.source, unit_id=first.meta.unit_id)
+        self._guarded(consumer, call, len(documents))
+        return taken
 
     def _consume(self, events: Sequence[Event], first: SpoolBatch, skip: Sequence[EventConsumer] = ()) -> None:
         for consumer in self.consumers:
@@ -301,15 +354,18 @@ class Pipeline:
         alone (none wanted: nothing to send); None (do it here) when the pool broke, e.g. a worker was killed."""
         consumers: list[EventConsumer] = []
         jobs: list[WorkerJob] = []
+        fast = self._fast(group[0])
+        screens = self._screen_ahead(group) if fast else []
+        screened = [consumer for consumer, _ in screens]
         for consumer in self.consumers:
-            job = self._job_of(consumer)
+            job = None if consumer in screened else self._job_of(consumer)
             if job is not None:
                 consumers.append(consumer)
                 jobs.append(job)
         try:
-            if self._fast(group[0]):
-                return Matching([pool.submit(match_json, batch.records, tuple(jobs)) for batch in group],
-                                consumers) if jobs else None
+            if fast:
+                return Matching([pool.submit(match_json, batch.records, tuple(jobs)) for batch in group] if jobs
+                                else [], consumers, screens) if jobs or screens else None
             return Submitted([pool.submit(parse_to_json, batch.records, batch.meta, self.configs(batch.meta.source),
                                           tuple(jobs)) for batch in group], consumers)
         except (BrokenProcessPool, RuntimeError):
@@ -432,6 +488,9 @@ class Pipeline:
     def stop(self, timeout: float = 10.0) -> None:
         self._worker.stop(timeout)
         self._close_pool()
+        if self._screener is not None:
+            self._screener.shutdown(wait=True, cancel_futures=True)
+            self._screener = None
         self._ahead.clear()  # read ahead, never stored: read again from the store's position on a restart
         self._read_to = self.status.position
 

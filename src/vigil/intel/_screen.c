@@ -1,0 +1,884 @@
+/* vigil.intel._screen: which raw JSON documents may hold an observable some indicator matches.
+
+   Live matching of plain JSON would otherwise decode every document into Python objects only to find,
+   for nearly all of them, nothing. This screen reads the JSON text itself: every string value of a
+   document (object keys are skipped) is read the ways the matcher's readers read a field's text
+   (event_fields.py: an address or host name with its port split off, the host of a URL, a hash and the
+   hashes of a list, an e-mail address, the name of a path), and each result is looked up in one hash
+   set of the indicators' keys. A document is a candidate when one lookup answers yes; only candidates
+   are decoded and matched by the matcher, which decides.
+
+   So that no hit is lost, the screen answers yes whenever it cannot tell: a string with a character
+   outside ASCII (the matcher lower-cases and IDNA-encodes such text, which can turn it into ASCII), a
+   string longer than MAX_STRING, JSON it cannot read. Every reading is a superset of the matcher's: it
+   reads any string, not only the fields the matcher reads, ignores ports and URL paths, and compares
+   64-bit hashes of the keys. Text is compared lower-cased, as the matcher compares it.
+*/
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#define MAX_TEXT 512      /* event_fields.MAX_TEXT */
+#define MAX_URL 8192      /* event_fields.MAX_URL */
+#define MAX_STRING 16384  /* a longer string makes its document a candidate */
+
+enum { TAG_NAME = 1, TAG_HASH, TAG_EMAIL, TAG_FILE, TAG_V4, TAG_V4NET, TAG_V6, TAG_V6NET };
+
+/* --- a set of 64-bit keys: open addressing, 0 is an empty slot ----------------------------------- */
+
+typedef struct {
+    uint64_t *slots;
+    uint64_t mask;
+    Py_ssize_t count;
+} KeySet;
+
+static inline uint64_t mix(uint64_t x) /* splitmix64's finaliser */
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static inline uint64_t tagged(uint64_t h, int tag)
+{
+    uint64_t key = mix(h ^ ((uint64_t)tag << 56));
+    return key ? key : 1;
+}
+
+/* Text hashed from its last byte to its first, so that a name's suffixes are hashed in one pass. */
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static uint64_t text_hash(const char *text, Py_ssize_t n)
+{
+    uint64_t h = FNV_OFFSET;
+    for (Py_ssize_t i = n - 1; i >= 0; i--)
+        h = (h ^ (unsigned char)text[i]) * FNV_PRIME;
+    return h;
+}
+
+static int keyset_grow(KeySet *set)
+{
+    uint64_t size = set->slots ? (set->mask + 1) * 2 : 1024;
+    uint64_t *slots = PyMem_Calloc(size, sizeof(uint64_t));
+    if (slots == NULL)
+        return -1;
+    for (uint64_t i = 0; set->slots && i <= set->mask; i++) {
+        uint64_t key = set->slots[i];
+        if (key) {
+            uint64_t at = key & (size - 1);
+            while (slots[at])
+                at = (at + 1) & (size - 1);
+            slots[at] = key;
+        }
+    }
+    PyMem_Free(set->slots);
+    set->slots = slots;
+    set->mask = size - 1;
+    return 0;
+}
+
+static int keyset_add(KeySet *set, uint64_t key)
+{
+    if (set->slots == NULL || (uint64_t)(set->count + 1) * 2 > set->mask + 1) {
+        if (keyset_grow(set) < 0)
+            return -1;
+    }
+    uint64_t at = key & set->mask;
+    while (set->slots[at]) {
+        if (set->slots[at] == key)
+            return 0;
+        at = (at + 1) & set->mask;
+    }
+    set->slots[at] = key;
+    set->count++;
+    return 0;
+}
+
+static inline int keyset_has(const KeySet *set, uint64_t key)
+{
+    if (set->slots == NULL)
+        return 0;
+    uint64_t at = key & set->mask;
+    for (;;) {
+        uint64_t held = set->slots[at];
+        if (held == key)
+            return 1;
+        if (held == 0)
+            return 0;
+        at = (at + 1) & set->mask;
+    }
+}
+
+/* --- the screen ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    PyObject_HEAD
+    KeySet keys;
+    uint64_t v4_prefixes;    /* bit p: an IPv4 network of prefix length p is indexed */
+    uint64_t v6_prefixes[3]; /* bits 0..128 */
+    uint8_t v4_blocks[8192]; /* bit per /16 block an IPv4 network covers (as the matcher's prefilter) */
+    uint8_t v6_blocks[8192];
+    int names, hashes, emails, files, v4, v6; /* the kinds of keys held: the readings worth doing */
+    int dotless;      /* a URL indicator's host is a single label: such text is looked up as a name too */
+    int odd_hosts;    /* a URL indicator's host reads as an address but is none: such text is looked up too */
+    int single_label; /* a domain or host name of one label: a name's last label is looked up too */
+    int always;  /* every document is a candidate (a URL host the screen cannot read) */
+} Screen;
+
+typedef enum { PROBE, INSERT } Mode;
+
+static inline int is_space(unsigned char c) /* what str.strip() strips, in ASCII */
+{
+    return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+}
+
+static inline int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static void strip(const char **text, Py_ssize_t *n)
+{
+    const char *t = *text;
+    Py_ssize_t len = *n;
+    while (len && is_space((unsigned char)t[0])) {
+        t++;
+        len--;
+    }
+    while (len && is_space((unsigned char)t[len - 1]))
+        len--;
+    *text = t;
+    *n = len;
+}
+
+/* A byte's first place in text; a loop, not memchr: the text between two quotes is short, and a call costs
+   more than reading it. */
+static inline const char *find(const char *t, Py_ssize_t n, char c)
+{
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (t[i] == c)
+            return t + i;
+    }
+    return NULL;
+}
+
+/* A key of `tag` for text: looked up, or added. */
+static int text_key(Screen *s, const char *t, Py_ssize_t n, int tag, Mode mode)
+{
+    uint64_t key = tagged(text_hash(t, n), tag);
+    if (mode == INSERT)
+        return keyset_add(&s->keys, key) < 0 ? -1 : 0;
+    return keyset_has(&s->keys, key);
+}
+
+static int name_key(Screen *s, const char *t, Py_ssize_t n, Mode mode)
+{
+    if (mode == INSERT)
+        s->names = 1;
+    return text_key(s, t, n, TAG_NAME, mode);
+}
+
+/* A host name as the matcher looks it up: without trailing dots, itself and each parent domain. */
+static int name_reading(Screen *s, const char *t, Py_ssize_t n, Mode mode)
+{
+    while (n && t[n - 1] == '.')
+        n--;
+    if (mode == INSERT) {
+        if (find(t, n, '.') == NULL)
+            s->single_label = 1;
+        return name_key(s, t, n, INSERT);
+    }
+    if (!s->names)
+        return 0;
+    uint64_t h = FNV_OFFSET;
+    int dotted = s->single_label; /* a suffix of one label is looked up only when such a key exists */
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
+        h = (h ^ (unsigned char)t[i]) * FNV_PRIME;
+        if (i == 0 || t[i - 1] == '.') {
+            if (dotted && keyset_has(&s->keys, tagged(h, TAG_NAME)))
+                return 1;
+            dotted = 1;
+        }
+    }
+    return 0;
+}
+
+static uint64_t v4_network_key(uint32_t address, int prefix)
+{
+    uint32_t mask = prefix ? 0xffffffffu << (32 - prefix) : 0;
+    return tagged(((uint64_t)(address & mask) << 8) | (uint64_t)prefix, TAG_V4NET);
+}
+
+static int v4_hit(const Screen *s, uint32_t address)
+{
+    if (keyset_has(&s->keys, tagged(address, TAG_V4)))
+        return 1;
+    uint32_t block = address >> 16;
+    if (!s->v4_prefixes || !(s->v4_blocks[block >> 3] >> (block & 7) & 1))
+        return 0;
+    for (int prefix = 0; prefix <= 32; prefix++) {
+        if ((s->v4_prefixes >> prefix & 1) && keyset_has(&s->keys, v4_network_key(address, prefix)))
+            return 1;
+    }
+    return 0;
+}
+
+typedef struct {
+    uint64_t hi, lo;
+} V6;
+
+static V6 v6_masked(V6 a, int prefix)
+{
+    V6 m = a;
+    if (prefix <= 64) {
+        m.lo = 0;
+        m.hi = prefix ? a.hi & (~0ULL << (64 - prefix)) : 0;
+    } else if (prefix < 128) {
+        m.lo = a.lo & (~0ULL << (128 - prefix));
+    }
+    return m;
+}
+
+static uint64_t v6_key(V6 a, int prefix, int tag) { return tagged(a.hi ^ mix(a.lo ^ (uint64_t)prefix), tag); }
+
+static int v6_hit(const Screen *s, V6 address)
+{
+    if (keyset_has(&s->keys, v6_key(address, 128, TAG_V6)))
+        return 1;
+    uint32_t block = (uint32_t)(address.hi >> 48);
+    if (!(s->v6_blocks[block >> 3] >> (block & 7) & 1))
+        return 0;
+    for (int prefix = 0; prefix <= 128; prefix++) {
+        if ((s->v6_prefixes[prefix >> 6] >> (prefix & 63) & 1)
+            && keyset_has(&s->keys, v6_key(v6_masked(address, prefix), prefix, TAG_V6NET)))
+            return 1;
+    }
+    return 0;
+}
+
+/* A dotted quad: all inet_pton takes (the matcher's parser), and leading zeros besides. */
+static int parse_v4(const char *t, Py_ssize_t n, uint32_t *address)
+{
+    uint32_t value = 0, octet = 0;
+    int digits = 0, dots = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = t[i];
+        if (is_digit(c)) {
+            octet = octet * 10 + (uint32_t)(c - '0');
+            if (++digits > 3 || octet > 255)
+                return 0;
+        } else if (c == '.' && digits && ++dots <= 3) {
+            value = value << 8 | octet;
+            octet = 0;
+            digits = 0;
+        } else {
+            return 0;
+        }
+    }
+    if (dots != 3 || !digits)
+        return 0;
+    *address = value << 8 | octet;
+    return 1;
+}
+
+static int parse_v6(const char *t, Py_ssize_t n, V6 *address)
+{
+    char text[64];
+    unsigned char packed[16];
+    if (n <= 0 || n >= (Py_ssize_t)sizeof text)
+        return 0;
+    memcpy(text, t, (size_t)n);
+    text[n] = '\0';
+    if (inet_pton(AF_INET6, text, packed) != 1)
+        return 0;
+    address->hi = address->lo = 0;
+    for (int i = 0; i < 8; i++) {
+        address->hi = address->hi << 8 | packed[i];
+        address->lo = address->lo << 8 | packed[8 + i];
+    }
+    return 1;
+}
+
+/* Text the matcher reads as an IPv4 (or IPv6) address: the address, else (text no address parser takes,
+   which only a URL indicator's host can equal) the text as a name. */
+static int odd_host(Screen *s, const char *t, Py_ssize_t n, Mode mode)
+{
+    if (mode == INSERT) {
+        s->odd_hosts = 1;
+        return name_key(s, t, n, INSERT);
+    }
+    return s->odd_hosts && name_key(s, t, n, PROBE);
+}
+
+static int v4_reading(Screen *s, const char *t, Py_ssize_t n, Mode mode)
+{
+    uint32_t address;
+    if (mode == PROBE && !s->v4 && !s->odd_hosts)
+        return 0;
+    if (!parse_v4(t, n, &address))
+        return odd_host(s, t, n, mode);
+    if (mode == INSERT) {
+        s->v4 = 1;
+        return keyset_add(&s->keys, tagged(address, TAG_V4));
+    }
+    return s->v4 && v4_hit(s, address);
+}
+
+static int v6_reading(Screen *s, const char *t, Py_ssize_t n, Mode mode)
+{
+    V6 address;
+    if (mode == PROBE && !s->v6 && !s->odd_hosts)
+        return 0;
+    if (!parse_v6(t, n, &address))
+        return odd_host(s, t, n, mode);
+    if (mode == INSERT) {
+        s->v6 = 1;
+        return keyset_add(&s->keys, v6_key(address, 128, TAG_V6));
+    }
+    return s->v6 && v6_hit(s, address);
+}
+
+/* event_fields.split_address, then the lookups of what it found. */
+static int address_reading(Screen *s, const char *t, Py_ssize_t n, Mode mode)
+{
+    strip(&t, &n);
+    if (n == 0 || n > MAX_TEXT || find(t, n, ' '))
+        goto unread;
+    Py_ssize_t colons = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        colons += t[i] == ':';
+    if (t[0] == '[') {
+        const char *end = find(t, n, ']');
+        if (end == NULL)
+            goto unread;
+        n = end - t - 1;
+        t++;
+        colons = 2;
+    } else if (colons == 1) {
+        n = find(t, n, ':') - t;
+        colons = 0;
+    }
+    if (colons) {
+        const char *zone = find(t, n, '%');
+        if (zone)
+            n = zone - t;
+        if (n >= 7 && memcmp(t, "::ffff:", 7) == 0 && find(t, n, '.'))
+            return v4_reading(s, t + 7, n - 7, mode);
+        return v6_reading(s, t, n, mode);
+    }
+    if (n == 0 || (n == 1 && t[0] == '-'))
+        goto unread;
+    if (is_digit(t[0]) && is_digit(t[n - 1]))
+        return v4_reading(s, t, n, mode);
+    if (find(t, n, '.'))
+        return name_reading(s, t, n, mode);
+    if (mode == INSERT) { /* one label: the matcher reads no host here, but a URL's host compares as text */
+        s->dotless = 1;
+        return name_key(s, t, n, INSERT);
+    }
+    return s->dotless && name_key(s, t, n, PROBE);
+unread:
+    if (mode == INSERT) /* a URL indicator whose host the screen cannot read: every document is a candidate */
+        s->always = 1;
+    return 0;
+}
+
+/* event_fields.split_url: the host[:port] of a URL, without scheme and user name. */
+static void url_host(const char *t, Py_ssize_t n, const char **host, Py_ssize_t *length)
+{
+    Py_ssize_t start = 0;
+    for (Py_ssize_t i = 0; i + 2 < n; i++) {
+        char c = t[i];
+        if (c == '/' || c == '?' || c == '#')
+            break;
+        if (c == ':' && t[i + 1] == '/' && t[i + 2] == '/') {
+            start = i + 3;
+            break;
+        }
+    }
+    Py_ssize_t end = n;
+    for (Py_ssize_t i = start; i < n; i++) {
+        if (t[i] == '/' || t[i] == '?' || t[i] == '#') {
+            end = i;
+            break;
+        }
+    }
+    for (Py_ssize_t i = end - 1; i >= start; i--) {
+        if (t[i] == '@') {
+            start = i + 1;
+            break;
+        }
+    }
+    *host = t + start;
+    *length = end - start;
+}
+
+static int hash_reading(Screen *s, const char *t, Py_ssize_t n)
+{
+    strip(&t, &n);
+    return (n == 32 || n == 40 || n == 64) && text_key(s, t, n, TAG_HASH, PROBE);
+}
+
+static int reads(Screen *s, const char *v, Py_ssize_t n)
+{
+    const char *t = v;
+    Py_ssize_t len = n;
+    strip(&t, &len);
+    if (s->names || s->v4 || s->v6) {
+        if (address_reading(s, t, len, PROBE))
+            return 1;
+        if (len && len <= MAX_URL && t[0] != '/') {
+            const char *host;
+            Py_ssize_t host_length;
+            url_host(t, len, &host, &host_length);
+            if ((host != t || host_length != len) && address_reading(s, host, host_length, PROBE))
+                return 1;
+        }
+    }
+    if (s->hashes) {
+        if (hash_reading(s, v, n))
+            return 1;
+        if (n <= MAX_TEXT && find(v, n, '=')) { /* Sysmon's "MD5=...,SHA256=..." */
+            const char *part = v, *end = v + n;
+            while (part < end) {
+                const char *comma = find(part, end - part, ',');
+                const char *stop = comma ? comma : end;
+                const char *equals = find(part, stop - part, '=');
+                if (equals && hash_reading(s, equals + 1, stop - equals - 1))
+                    return 1;
+                part = stop + 1;
+            }
+        }
+    }
+    if (s->emails && n <= MAX_TEXT && find(v, n, '@')) { /* matcher._email */
+        const char *a = t;
+        Py_ssize_t m = len;
+        const char *open = find(a, m, '<');
+        if (open) {
+            const char *close = find(open + 1, a + m - open - 1, '>');
+            m = (close ? close : a + m) - open - 1;
+            a = open + 1;
+        }
+        strip(&a, &m);
+        if (m >= 7 && memcmp(a, "mailto:", 7) == 0) {
+            a += 7;
+            m -= 7;
+        }
+        while (m && a[m - 1] == '.')
+            m--;
+        if (text_key(s, a, m, TAG_EMAIL, PROBE))
+            return 1;
+    }
+    if (s->files && n <= MAX_TEXT) { /* event_fields._path: the last part, stripped of spaces and quotes */
+        Py_ssize_t start = n;
+        while (start && v[start - 1] != '/' && v[start - 1] != '\\')
+            start--;
+        const char *f = v + start;
+        Py_ssize_t m = n - start;
+        strip(&f, &m);
+        while (m && f[0] == '"') {
+            f++;
+            m--;
+        }
+        while (m && f[m - 1] == '"')
+            m--;
+        strip(&f, &m);
+        if (m && text_key(s, f, m, TAG_FILE, PROBE))
+            return 1;
+    }
+    return 0;
+}
+
+/* --- reading a document -------------------------------------------------------------------------- */
+
+static int hex_value(unsigned char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c |= 0x20;
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A string's text with its escapes read, lower-cased, into `text`: its length, or -1 when the screen cannot
+   read it (an escape JSON does not have, a raw control character, over MAX_STRING bytes) and -2 when it
+   holds a character outside ASCII. */
+static Py_ssize_t unescaped(const char *s, Py_ssize_t n, char *text)
+{
+    if (n > MAX_STRING)
+        return -1;
+    unsigned char odd = 0, control = 0, escape = 0;
+    for (Py_ssize_t i = 0; i < n; i++) { /* most strings: copied in one pass the compiler vectorises */
+        unsigned char c = (unsigned char)s[i];
+        odd |= c >= 0x80;
+        control |= c < 0x20;
+        escape |= c == '\\';
+        text[i] = (char)(c + ((unsigned char)(c - 'A') < 26 ? 32 : 0));
+    }
+    if (!escape)
+        return control ? -1 : odd ? -2 : n;
+    Py_ssize_t len = 0;
+    odd = 0;
+    for (Py_ssize_t i = 0; i < n;) {
+        unsigned char c = (unsigned char)s[i++];
+        if (c == '\\') {
+            if (i >= n)
+                return -1;
+            switch (s[i++]) {
+            case '"': c = '"'; break;
+            case '\\': c = '\\'; break;
+            case '/': c = '/'; break;
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'n': c = '\n'; break;
+            case 'r': c = '\r'; break;
+            case 't': c = '\t'; break;
+            case 'u': {
+                if (i + 4 > n)
+                    return -1;
+                int code = 0;
+                for (int k = 0; k < 4; k++) {
+                    int digit = hex_value((unsigned char)s[i + k]);
+                    if (digit < 0)
+                        return -1;
+                    code = code << 4 | digit;
+                }
+                i += 4;
+                if (code >= 0x80) {
+                    odd = 1;
+                    continue;
+                }
+                c = (unsigned char)code;
+                break;
+            }
+            default:
+                return -1;
+            }
+        } else if (c >= 0x80) {
+            odd = 1;
+            continue;
+        } else if (c < 0x20) {
+            return -1;
+        }
+        text[len++] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
+    }
+    return odd ? -2 : len;
+}
+
+/* The first '"' in [p, end), 16 bytes at a time where SSE2 is (every x86-64). */
+static inline const char *next_quote(const char *p, const char *end)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"');
+    while (end - p >= 16) {
+        int mask = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(const void *)p), quote));
+        if (mask)
+            return p + __builtin_ctz((unsigned)mask);
+        p += 16;
+    }
+#endif
+    return find(p, end - p, '"');
+}
+
+/* Whether a document may hold a matching observable; `text` (MAX_STRING bytes) is scratch space. */
+static int candidate(Screen *s, const char *doc, Py_ssize_t n, char *text)
+{
+    if (s->always)
+        return 1;
+    const char *p = doc, *end = doc + n;
+    for (;;) {
+        const char *open = next_quote(p, end);
+        if (open == NULL)
+            return 0;
+        const char *start = open + 1, *close = start;
+        for (;;) { /* the closing quote: one not escaped by an odd run of backslashes */
+            close = next_quote(close, end);
+            if (close == NULL)
+                return 1; /* not JSON the screen reads */
+            const char *run = close;
+            while (run > start && run[-1] == '\\')
+                run--;
+            if (((close - run) & 1) == 0)
+                break;
+            close++;
+        }
+        p = close + 1;
+        while (p < end && is_space((unsigned char)*p))
+            p++;
+        if (p < end && *p == ':')
+            continue; /* an object's key */
+        Py_ssize_t len = unescaped(start, close - start, text);
+        if (len < 0 || reads(s, text, len))
+            return 1;
+    }
+}
+
+/* --- the Python type ----------------------------------------------------------------------------- */
+
+static void Screen_dealloc(Screen *self)
+{
+    PyMem_Free(self->keys.slots);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Each str of an iterable, as ASCII text (other text can match only text the screen passes anyway). */
+typedef int (*AddText)(Screen *, const char *, Py_ssize_t);
+
+static int add_texts(Screen *s, PyObject *iterable, AddText add)
+{
+    PyObject *iterator = PyObject_GetIter(iterable);
+    if (iterator == NULL)
+        return -1;
+    PyObject *item;
+    while ((item = PyIter_Next(iterator)) != NULL) {
+        if (!PyUnicode_Check(item)) {
+            Py_DECREF(item);
+            Py_DECREF(iterator);
+            PyErr_SetString(PyExc_TypeError, "indicator keys must be str");
+            return -1;
+        }
+        int result = 0;
+        if (PyUnicode_IS_ASCII(item)) {
+            Py_ssize_t n = PyUnicode_GET_LENGTH(item);
+            const char *t = (const char *)PyUnicode_DATA(item);
+            char lowered[MAX_URL];
+            if (n <= (Py_ssize_t)sizeof lowered) {
+                for (Py_ssize_t i = 0; i < n; i++)
+                    lowered[i] = (char)(t[i] >= 'A' && t[i] <= 'Z' ? t[i] | 0x20 : t[i]);
+                result = add(s, lowered, n);
+            }
+        }
+        Py_DECREF(item);
+        if (result < 0) {
+            Py_DECREF(iterator);
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    Py_DECREF(iterator);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static int add_name(Screen *s, const char *t, Py_ssize_t n) { return name_reading(s, t, n, INSERT); }
+static int add_hash(Screen *s, const char *t, Py_ssize_t n) { s->hashes = 1; return text_key(s, t, n, TAG_HASH, INSERT); }
+static int add_email(Screen *s, const char *t, Py_ssize_t n) { s->emails = 1; return text_key(s, t, n, TAG_EMAIL, INSERT); }
+static int add_file(Screen *s, const char *t, Py_ssize_t n) { s->files = 1; return text_key(s, t, n, TAG_FILE, INSERT); }
+static int add_url_host(Screen *s, const char *t, Py_ssize_t n) { return address_reading(s, t, n, INSERT) < 0 ? -1 : 0; }
+static int add_v4(Screen *s, const char *t, Py_ssize_t n) { return v4_reading(s, t, n, INSERT) < 0 ? -1 : 0; }
+
+static void set_blocks(uint8_t *blocks, uint32_t first, int prefix)
+{
+    uint32_t span = prefix >= 16 ? 1 : 1u << (16 - prefix);
+    for (uint32_t b = first; b < first + span && b < 65536; b++)
+        blocks[b >> 3] |= (uint8_t)(1u << (b & 7));
+}
+
+/* (network, prefix) pairs: IPv4 networks as int, IPv6 ones as 16 bytes. */
+static int add_networks(Screen *s, PyObject *iterable, int family)
+{
+    PyObject *iterator = PyObject_GetIter(iterable);
+    if (iterator == NULL)
+        return -1;
+    PyObject *item;
+    while ((item = PyIter_Next(iterator)) != NULL) {
+        unsigned long long v4 = 0;
+        const char *v6 = NULL;
+        Py_ssize_t v6_length = 0;
+        int prefix = -1;
+        int parsed = family == 4 ? PyArg_ParseTuple(item, "Ki", &v4, &prefix)
+                                 : PyArg_ParseTuple(item, "y#i", &v6, &v6_length, &prefix);
+        Py_DECREF(item);
+        if (!parsed || prefix < 0 || prefix > (family == 4 ? 32 : 128) || (family == 6 && v6_length != 16)) {
+            Py_DECREF(iterator);
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_ValueError, "a network is (address, prefix length)");
+            return -1;
+        }
+        uint64_t key;
+        if (family == 4) {
+            uint32_t network = (uint32_t)v4 & (prefix ? 0xffffffffu << (32 - prefix) : 0);
+            s->v4_prefixes |= 1ULL << prefix;
+            set_blocks(s->v4_blocks, network >> 16, prefix);
+            key = v4_network_key(network, prefix);
+            s->v4 = 1;
+        } else {
+            V6 address = {0, 0};
+            for (int i = 0; i < 8; i++) {
+                address.hi = address.hi << 8 | (unsigned char)v6[i];
+                address.lo = address.lo << 8 | (unsigned char)v6[8 + i];
+            }
+            V6 network = v6_masked(address, prefix);
+            s->v6_prefixes[prefix >> 6] |= 1ULL << (prefix & 63);
+            set_blocks(s->v6_blocks, (uint32_t)(network.hi >> 48), prefix);
+            key = v6_key(network, prefix, TAG_V6NET);
+            s->v6 = 1;
+        }
+        if (keyset_add(&s->keys, key) < 0) {
+            Py_DECREF(iterator);
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    Py_DECREF(iterator);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static int add_v6_addresses(Screen *s, PyObject *iterable)
+{
+    PyObject *iterator = PyObject_GetIter(iterable);
+    if (iterator == NULL)
+        return -1;
+    PyObject *item;
+    while ((item = PyIter_Next(iterator)) != NULL) {
+        if (!PyBytes_Check(item) || PyBytes_GET_SIZE(item) != 16) {
+            Py_DECREF(item);
+            Py_DECREF(iterator);
+            PyErr_SetString(PyExc_ValueError, "an IPv6 address is 16 bytes");
+            return -1;
+        }
+        const unsigned char *b = (const unsigned char *)PyBytes_AS_STRING(item);
+        V6 address = {0, 0};
+        for (int i = 0; i < 8; i++) {
+            address.hi = address.hi << 8 | b[i];
+            address.lo = address.lo << 8 | b[8 + i];
+        }
+        Py_DECREF(item);
+        s->v6 = 1;
+        if (keyset_add(&s->keys, v6_key(address, 128, TAG_V6)) < 0) {
+            Py_DECREF(iterator);
+            PyErr_NoMemory();
+            return -1;
+        }
+    }
+    Py_DECREF(iterator);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+static PyObject *Screen_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *keywords[] = {"names", "hashes", "emails", "files", "url_hosts", "ipv4", "ipv4_networks",
+                               "ipv6", "ipv6_networks", NULL};
+    PyObject *names, *hashes, *emails, *files, *url_hosts, *ipv4, *ipv4_networks, *ipv6, *ipv6_networks;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOOOOOOOO", keywords, &names, &hashes, &emails, &files,
+                                     &url_hosts, &ipv4, &ipv4_networks, &ipv6, &ipv6_networks))
+        return NULL;
+    Screen *self = (Screen *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    if (add_texts(self, names, add_name) < 0 || add_texts(self, hashes, add_hash) < 0
+        || add_texts(self, emails, add_email) < 0 || add_texts(self, files, add_file) < 0
+        || add_texts(self, url_hosts, add_url_host) < 0 || add_texts(self, ipv4, add_v4) < 0
+        || add_networks(self, ipv4_networks, 4) < 0 || add_v6_addresses(self, ipv6) < 0
+        || add_networks(self, ipv6_networks, 6) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+typedef struct {
+    const char *data;
+    Py_ssize_t length; /* -1: not text the screen reads (a candidate) */
+} Document;
+
+static PyObject *Screen_candidates(Screen *self, PyObject *documents)
+{
+    PyObject *sequence = PySequence_Fast(documents, "documents must be a sequence");
+    if (sequence == NULL)
+        return NULL;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(sequence);
+    PyObject **items = PySequence_Fast_ITEMS(sequence);
+    Document *read = PyMem_Calloc((size_t)count + 1, sizeof(Document));
+    unsigned char *flags = PyMem_Calloc((size_t)count + 1, 1);
+    char *text = PyMem_Malloc(MAX_STRING);
+    PyObject *result = NULL;
+    if (read == NULL || flags == NULL || text == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = items[i];
+        read[i].length = -1;
+        if (PyBytes_Check(item)) {
+            read[i].data = PyBytes_AS_STRING(item);
+            read[i].length = PyBytes_GET_SIZE(item);
+        } else if (PyUnicode_Check(item)) {
+            read[i].data = PyUnicode_AsUTF8AndSize(item, &read[i].length);
+            if (read[i].data == NULL)
+                goto done;
+        }
+    }
+    Py_BEGIN_ALLOW_THREADS /* the documents are held by `sequence`; the set is never changed once built */
+    for (Py_ssize_t i = 0; i < count; i++)
+        flags[i] = read[i].length < 0 || candidate(self, read[i].data, read[i].length, text);
+    Py_END_ALLOW_THREADS
+    result = PyList_New(0);
+    for (Py_ssize_t i = 0; result && i < count; i++) {
+        if (flags[i]) {
+            PyObject *position = PyLong_FromSsize_t(i);
+            if (position == NULL || PyList_Append(result, position) < 0)
+                Py_CLEAR(result);
+            Py_XDECREF(position);
+        }
+    }
+done:
+    PyMem_Free(read);
+    PyMem_Free(flags);
+    PyMem_Free(text);
+    Py_DECREF(sequence);
+    return result;
+}
+
+static PyObject *Screen_size(Screen *self, void *closure)
+{
+    (void)closure;
+    return PyLong_FromSize_t(self->keys.slots ? (size_t)(self->keys.mask + 1) * sizeof(uint64_t) : 0);
+}
+
+static PyMethodDef Screen_methods[] = {
+    {"candidates", (PyCFunction)Screen_candidates, METH_O,
+     "candidates(documents) -> the positions of the JSON documents that may hold a matching observable"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Screen_getset[] = {
+    {"nbytes", (getter)Screen_size, NULL, "the bytes its key set holds", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject ScreenType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "vigil.intel._screen.Screen",
+    .tp_basicsize = sizeof(Screen),
+    .tp_dealloc = (destructor)Screen_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The indicators' keys, for screening raw JSON documents before they are decoded and matched.",
+    .tp_methods = Screen_methods,
+    .tp_getset = Screen_getset,
+    .tp_new = Screen_new,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "vigil.intel._screen", "Screens raw JSON documents for live IOC matching.", -1, NULL, NULL, NULL,
+    NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__screen(void)
+{
+    if (PyType_Ready(&ScreenType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&ScreenType);
+    if (PyModule_AddObject(m, "Screen", (PyObject *)&ScreenType) < 0) {
+        Py_DECREF(&ScreenType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

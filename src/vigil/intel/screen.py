@@ -1,0 +1,63 @@
+"""The document screen of live matching: which raw JSON documents may hold an observable an indicator matches.
+
+Plain JSON reaches the event store as text, never decoded (the store's fast path). Matching it would decode
+every document only to find nothing in nearly all of them: that decoding cost more than the ingest itself.
+The screen (``_screen.c``, compiled when the package is installed) reads the JSON text instead: each string
+value is read as the matcher's readers read a field (an address or host name without its port, a URL's host,
+a hash and the hashes of a list, an e-mail address, a path's file name) and looked up in a set of the
+indicators' keys. Only the documents it names are decoded and matched, by the matcher, which decides.
+
+It never misses a document the matcher would match: it reads every string, not only the fields the matcher
+reads, and answers "maybe" for what it cannot read (text outside ASCII, strings over 16 KB, broken JSON).
+An index with STIX patterns evaluated per event gets no screen (a pattern can compare any field), nor does
+an installation without the compiled module (no C compiler when it was installed): plain JSON is then
+decoded and matched in the parse workers, as before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from vigil.intel.indicators import IndicatorType
+
+if TYPE_CHECKING:
+    from vigil.intel.matcher import IndicatorIndex
+
+log = logging.getLogger(__name__)
+
+Screen = Callable[[Sequence[str | bytes]], list[int]]  # documents -> the positions of the candidates
+
+try:
+    from vigil.intel import _screen
+except ImportError:  # installed without a C compiler
+    _screen = None  # type: ignore[assignment]
+
+T = IndicatorType
+
+
+def available() -> bool:
+    return _screen is not None
+
+
+def screen_for(index: IndicatorIndex) -> Screen | None:
+    """The screen of an index's keys; None when there is nothing to screen for, the index holds STIX
+    patterns, or the module is not built."""
+    if _screen is None or index.patterns or not len(index):
+        return None
+    v4, v6 = index.networks[4], index.networks[6]
+    built = _screen.Screen(
+        names=[*index.exact[T.DOMAIN], *index.exact[T.HOSTNAME]],
+        hashes=[*index.exact[T.MD5], *index.exact[T.SHA1], *index.exact[T.SHA256]],
+        emails=list(index.exact[T.EMAIL]),
+        files=list(index.exact[T.FILENAME]),
+        url_hosts=list(index.url_hosts),
+        ipv4=list(index.ipv4),
+        ipv4_networks=[(network, prefix) for prefix, table in v4.by_prefix.items() for network in table],
+        ipv6=[number.to_bytes(16, "big") for number in index.ipv6],
+        ipv6_networks=[(network.to_bytes(16, "big"), prefix) for prefix, table in v6.by_prefix.items()
+                       for network in table],
+    )
+    log.debug("intel: document screen of %d indicators built (%d bytes)", len(index), built.nbytes)
+    return built.candidates
