@@ -31,10 +31,13 @@ enum { TAG_NAME = 1, TAG_HASH, TAG_EMAIL, TAG_FILE, TAG_V4, TAG_V4NET, TAG_V6, T
 
 /* --- a set of 64-bit keys: open addressing, 0 is an empty slot ----------------------------------- */
 
+#define FILTER_BITS 23 /* one bit per key in 1 MB, which stays in the core's cache, unlike the slots */
+
 typedef struct {
     uint64_t *slots;
     uint64_t mask;
     Py_ssize_t count;
+    uint64_t *filter; /* bit (key >> (64 - FILTER_BITS)): a key with it clear is not held */
 } KeySet;
 
 static inline uint64_t mix(uint64_t x) /* splitmix64's finaliser */
@@ -87,6 +90,10 @@ static int keyset_grow(KeySet *set)
 
 static int keyset_add(KeySet *set, uint64_t key)
 {
+    if (set->filter == NULL && (set->filter = PyMem_Calloc((size_t)1 << (FILTER_BITS - 6), sizeof(uint64_t))) == NULL)
+        return -1;
+    uint64_t bit = key >> (64 - FILTER_BITS);
+    set->filter[bit >> 6] |= 1ULL << (bit & 63);
     if (set->slots == NULL || (uint64_t)(set->count + 1) * 2 > set->mask + 1) {
         if (keyset_grow(set) < 0)
             return -1;
@@ -105,6 +112,9 @@ static int keyset_add(KeySet *set, uint64_t key)
 static inline int keyset_has(const KeySet *set, uint64_t key)
 {
     if (set->slots == NULL)
+        return 0;
+    uint64_t bit = key >> (64 - FILTER_BITS);
+    if (!(set->filter[bit >> 6] >> (bit & 63) & 1))
         return 0;
     uint64_t at = key & set->mask;
     for (;;) {
@@ -424,15 +434,20 @@ static int hash_reading(Screen *s, const char *t, Py_ssize_t n)
     return (n == 32 || n == 40 || n == 64) && text_key(s, t, n, TAG_HASH, PROBE);
 }
 
-static int reads(Screen *s, const char *v, Py_ssize_t n)
+/* What a value holds, found as it is copied: which readings can find anything in it. */
+enum { HAS_DOT = 1, HAS_COLON = 2, HAS_AT = 4, HAS_EQUALS = 8, HAS_MARK = 16 /* '/', '?', '#' or '@' */ };
+
+static int reads(Screen *s, const char *v, Py_ssize_t n, int has)
 {
     const char *t = v;
     Py_ssize_t len = n;
     strip(&t, &len);
-    if (s->names || s->v4 || s->v6) {
+    /* An address or a name of several labels holds a '.' or a ':'; a URL's host other text than the value,
+       a '/', '?', '#' or '@'. */
+    if ((s->names || s->v4 || s->v6) && (has & (HAS_DOT | HAS_COLON) || s->dotless || s->odd_hosts)) {
         if (address_reading(s, t, len, PROBE))
             return 1;
-        if (len && len <= MAX_URL && t[0] != '/') {
+        if (has & HAS_MARK && len && len <= MAX_URL && t[0] != '/') {
             const char *host;
             Py_ssize_t host_length;
             url_host(t, len, &host, &host_length);
@@ -443,7 +458,7 @@ static int reads(Screen *s, const char *v, Py_ssize_t n)
     if (s->hashes) {
         if (hash_reading(s, v, n))
             return 1;
-        if (n <= MAX_TEXT && find(v, n, '=')) { /* Sysmon's "MD5=...,SHA256=..." */
+        if (has & HAS_EQUALS && n <= MAX_TEXT) { /* Sysmon's "MD5=...,SHA256=..." */
             const char *part = v, *end = v + n;
             while (part < end) {
                 const char *comma = find(part, end - part, ',');
@@ -455,7 +470,7 @@ static int reads(Screen *s, const char *v, Py_ssize_t n)
             }
         }
     }
-    if (s->emails && n <= MAX_TEXT && find(v, n, '@')) { /* matcher._email */
+    if (s->emails && has & HAS_AT && n <= MAX_TEXT) { /* matcher._email */
         const char *a = t;
         Py_ssize_t m = len;
         const char *open = find(a, m, '<');
@@ -502,6 +517,21 @@ static int hex_value(unsigned char c)
         return c - '0';
     c |= 0x20;
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static int has_of(const char *text, Py_ssize_t n)
+{
+    unsigned char dot = 0, colon = 0, at = 0, equals = 0, mark = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        char c = text[i];
+        dot |= c == '.';
+        colon |= c == ':';
+        at |= c == '@';
+        equals |= c == '=';
+        mark |= c == '/' || c == '?' || c == '#';
+    }
+    return (dot ? HAS_DOT : 0) | (colon ? HAS_COLON : 0) | (at ? HAS_AT | HAS_MARK : 0) | (equals ? HAS_EQUALS : 0)
+           | (mark ? HAS_MARK : 0);
 }
 
 /* A string's text with its escapes read, lower-cased, into `text`: its length, or -1 when the screen cannot
@@ -584,12 +614,75 @@ static inline const char *next_quote(const char *p, const char *end)
     return find(p, end - p, '"');
 }
 
+/* One string value (object keys are skipped): whether it makes its document a candidate. */
+static int value_read(Screen *s, const char *start, const char *close, const char *end, char *text)
+{
+    const char *p = close + 1;
+    while (p < end && is_space((unsigned char)*p))
+        p++;
+    if (p < end && *p == ':')
+        return 0; /* an object's key */
+    Py_ssize_t len = unescaped(start, close - start, text);
+    return len < 0 || reads(s, text, len, has_of(text, len));
+}
+
+#define MAP_WORDS 256 /* a document of up to 16 KB gets a map of its quotes */
+
+/* The map of a document's quotes, 64 bytes a word; whether it holds a backslash (then its quotes are not
+   all the ends of strings). */
+static int quote_map(const char *doc, Py_ssize_t n, uint64_t *quotes)
+{
+    uint64_t backslashes = 0;
+    Py_ssize_t i = 0;
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    for (; i + 64 <= n; i += 64) {
+        uint64_t q = 0, b = 0;
+        for (int k = 0; k < 64; k += 16) {
+            __m128i chunk = _mm_loadu_si128((const __m128i *)(const void *)(doc + i + k));
+            q |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(chunk, quote)) << k;
+            b |= (uint64_t)(unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(chunk, backslash)) << k;
+        }
+        quotes[i >> 6] = q;
+        backslashes |= b;
+    }
+#endif
+    for (; i < n; i += 64) {
+        uint64_t q = 0;
+        for (Py_ssize_t k = 0; k < 64 && i + k < n; k++) {
+            q |= (uint64_t)(doc[i + k] == '"') << k;
+            backslashes |= doc[i + k] == '\\';
+        }
+        quotes[i >> 6] = q;
+    }
+    return backslashes != 0;
+}
+
 /* Whether a document may hold a matching observable; `text` (MAX_STRING bytes) is scratch space. */
 static int candidate(Screen *s, const char *doc, Py_ssize_t n, char *text)
 {
     if (s->always)
         return 1;
-    const char *p = doc, *end = doc + n;
+    const char *end = doc + n;
+    uint64_t quotes[MAP_WORDS];
+    if (n <= MAP_WORDS * 64 && !quote_map(doc, n, quotes)) {
+        /* No backslash: every quote opens or closes a string, and they pair up in order. */
+        const char *open = NULL;
+        for (Py_ssize_t word = 0; word < (n + 63) / 64; word++) {
+            for (uint64_t bits = quotes[word]; bits; bits &= bits - 1) {
+                const char *at = doc + word * 64 + __builtin_ctzll(bits);
+                if (open == NULL) {
+                    open = at;
+                } else {
+                    if (value_read(s, open + 1, at, end, text))
+                        return 1;
+                    open = NULL;
+                }
+            }
+        }
+        return open != NULL; /* a string not closed: not JSON the screen reads */
+    }
+    const char *p = doc;
     for (;;) {
         const char *open = next_quote(p, end);
         if (open == NULL)
@@ -606,14 +699,9 @@ static int candidate(Screen *s, const char *doc, Py_ssize_t n, char *text)
                 break;
             close++;
         }
-        p = close + 1;
-        while (p < end && is_space((unsigned char)*p))
-            p++;
-        if (p < end && *p == ':')
-            continue; /* an object's key */
-        Py_ssize_t len = unescaped(start, close - start, text);
-        if (len < 0 || reads(s, text, len))
+        if (value_read(s, start, close, end, text))
             return 1;
+        p = close + 1;
     }
 }
 
@@ -622,6 +710,7 @@ static int candidate(Screen *s, const char *doc, Py_ssize_t n, char *text)
 static void Screen_dealloc(Screen *self)
 {
     PyMem_Free(self->keys.slots);
+    PyMem_Free(self->keys.filter);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -802,6 +891,8 @@ static PyObject *Screen_candidates(Screen *self, PyObject *documents)
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *item = items[i];
+        if (i + 16 < count) /* the documents lie all over memory: ask for the next ones' headers early */
+            __builtin_prefetch(items[i + 16]);
         read[i].length = -1;
         if (PyBytes_Check(item)) {
             read[i].data = PyBytes_AS_STRING(item);
@@ -813,8 +904,13 @@ static PyObject *Screen_candidates(Screen *self, PyObject *documents)
         }
     }
     Py_BEGIN_ALLOW_THREADS /* the documents are held by `sequence`; the set is never changed once built */
-    for (Py_ssize_t i = 0; i < count; i++)
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (i + 4 < count && read[i + 4].length > 0) { /* likewise their text */
+            for (Py_ssize_t at = 0; at < read[i + 4].length && at < 512; at += 64)
+                __builtin_prefetch(read[i + 4].data + at);
+        }
         flags[i] = read[i].length < 0 || candidate(self, read[i].data, read[i].length, text);
+    }
     Py_END_ALLOW_THREADS
     result = PyList_New(0);
     for (Py_ssize_t i = 0; result && i < count; i++) {
@@ -836,7 +932,8 @@ done:
 static PyObject *Screen_size(Screen *self, void *closure)
 {
     (void)closure;
-    return PyLong_FromSize_t(self->keys.slots ? (size_t)(self->keys.mask + 1) * sizeof(uint64_t) : 0);
+    size_t filter = self->keys.filter ? ((size_t)1 << FILTER_BITS) / 8 : 0;
+    return PyLong_FromSize_t(filter + (self->keys.slots ? (size_t)(self->keys.mask + 1) * sizeof(uint64_t) : 0));
 }
 
 static PyMethodDef Screen_methods[] = {

@@ -12,10 +12,10 @@ snapshot once per version and keeps it); the hits come back through ``consume_fo
 pipeline's thread matches in ``consume``. Either way an event that cannot be matched is counted and
 skipped; the rest of its batch is matched.
 
-Plain JSON, which the store takes as text, is not decoded for matching: ``consume_documents`` has the
-index's document screen (``screen.py``) name the documents that may match, in the pipeline's thread, and
-decodes and matches only those. Without a screen (the compiled module absent, STIX patterns indexed) such
-documents are decoded and matched as above.
+Plain JSON, which the store takes as text, is not decoded for matching: the index's document screen
+(``screen.py``, which the pipeline runs ahead in a thread of its own, ``document_screen``) names the
+documents that may match, and ``consume_documents`` decodes and matches only those. Without a screen (the
+compiled module absent, STIX patterns indexed) such documents are decoded and matched as above.
 """
 
 from __future__ import annotations
