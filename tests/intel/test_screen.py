@@ -66,14 +66,14 @@ def texts(draw: st.DrawFn) -> str:
     """A field's text: an indicator's value (or a near miss) as logs write it, or other text."""
     core = draw(st.sampled_from(SEEN) | st.sampled_from(NEAR) | st.text(max_size=12))
     form = draw(st.sampled_from(["bare", "port", "scheme", "user", "path", "dot", "sub", "space", "quote", "dir",
-                                 "angle", "mailto", "hashes", "mapped", "bracket", "upper"]))
+                                 "angle", "mailto", "hashes", "mapped", "bracket", "upper", "odd"]))
     port = draw(st.integers(0, 65535))
     return {
         "bare": core, "port": f"{core}:{port}", "scheme": f"{draw(st.sampled_from(['http', 'HTTPS', 'ftp']))}://{core}",
         "user": f"https://u:p@{core}", "path": f"/{core}", "dot": f"{core}.", "sub": f"x-1.{core}",
         "space": f"  {core}\t", "quote": f'"{core}"', "dir": f"C:\\Users\\x\\{core}", "angle": f"Boss <{core}>",
         "mailto": f"mailto:{core}", "hashes": f"MD5={core},SHA256={SHA256[:10]}", "mapped": f"::ffff:{core}",
-        "bracket": f"[{core}]:{port}", "upper": core.upper(),
+        "bracket": f"[{core}]:{port}", "upper": core.upper(), "odd": f"http://x.example:{port}://{core}",
     }[form]
 
 
@@ -171,6 +171,15 @@ def test_a_url_indicator_on_a_host_of_one_label_names_such_hosts() -> None:
                  b'{"uri": "/upload.php", "host": "extranet"}']
     assert [bool(built.match(orjson.loads(document))) for document in documents] == [True, True, False]
     assert screened(documents) == [0, 1]
+
+
+def test_a_url_whose_path_starts_with_a_scheme_is_named() -> None:
+    url = "http://a.example:1://c.example/p"  # the matcher compares it by the host "c.example"
+    built = IndicatorIndex.build([(1, "url", url)])
+    screened = screen.screen_for(built)
+    assert screened is not None
+    document = orjson.dumps({"url": {"original": url + "?q=1"}})
+    assert built.match(orjson.loads(document)) and screened([document]) == [0]
 
 
 def test_no_screen_where_the_matcher_reads_every_field() -> None:

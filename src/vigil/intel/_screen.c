@@ -448,10 +448,16 @@ static int reads(Screen *s, const char *v, Py_ssize_t n, int has)
         if (address_reading(s, t, len, PROBE))
             return 1;
         if (has & HAS_MARK && len && len <= MAX_URL && t[0] != '/') {
-            const char *host;
-            Py_ssize_t host_length;
+            /* The host the matcher reads as an address or name, then the one it compares URLs by: the host of
+               the URL without its scheme and user name (the same text but for odd URLs, "a://b:1://c"). */
+            const char *host, *key_host;
+            Py_ssize_t host_length, key_host_length;
             url_host(t, len, &host, &host_length);
             if ((host != t || host_length != len) && address_reading(s, host, host_length, PROBE))
+                return 1;
+            url_host(host, t + len - host, &key_host, &key_host_length);
+            if ((key_host != host || key_host_length != host_length)
+                && address_reading(s, key_host, key_host_length, PROBE))
                 return 1;
         }
     }
