@@ -110,6 +110,9 @@ def ingest(lines: list[bytes], batch: int, folder: Path, database: Database, loa
         consumer.wanted()  # indexes built before the clock starts, as in a server that has been running
     siem.pipeline.wait_ready()  # the workers booted and their indexes built, likewise
     workers = worker_pids(siem)
+    # The side with indicators has just written them (the indicator store, the workers' snapshot: about 150 MB);
+    # written back to disk during the run, they would slow the event store's commits.
+    os.sync()
     wall, cpu, workers_cpu = time.perf_counter(), time.process_time(), cpu_seconds(workers)
     try:
         for number, first in enumerate(range(0, len(lines), batch)):

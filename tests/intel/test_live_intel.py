@@ -229,6 +229,24 @@ def test_json_the_store_takes_as_it_is_is_screened_and_only_named_documents_deco
         assert (status.events, status.screened, status.decoded) == (3, 3, 2)
 
 
+@pytest.mark.skipif(not screen.available(), reason="vigil.intel._screen is not built (no C compiler at install time)")
+def test_a_group_of_batches_is_screened_ahead_batch_by_batch(tmp_path: Path) -> None:
+    parts = Running(tmp_path, workers=1)  # not started: drain reads the three batches ahead as one group
+    parts.intel.refresh(wait=True)
+    try:
+        for first in (1, 4, 7):
+            batch = [sysmon(first, QueryName="ok.example"), sysmon(first + 1, QueryName=f"x{first}.evil.example"),
+                     sysmon(first + 2, Image="C:\\t\\notepad.exe")]
+            parts.siem.submit(batch, BatchMeta("http:edr", UNIT, "json"))
+        assert parts.siem.drain(60)
+        assert parts.siem.pipeline._screener is not None  # the screens ran in the screening threads
+        assert sorted(h.event["EventRecordID"] for h in parts.recorded.hits) == [2, 5, 8]
+        assert (parts.intel.status.screened, parts.intel.status.decoded) == (9, 3)
+        assert parts.siem.store.count() == 9
+    finally:
+        parts.siem.stop()
+
+
 def test_without_a_screen_parse_workers_match_json_the_store_takes_as_it_is(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(live, "screen_for", lambda index: None)  # as where the C module was not built

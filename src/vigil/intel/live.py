@@ -203,27 +203,31 @@ class LiveIntel:
             hits.extend(IntelHit(hit, event, unit_id, source) for hit in found)
         return hits
 
-    def document_screen(self) -> Callable[[Sequence[str | bytes]], Screened] | None:
+    def document_screen(self) -> Callable[[Sequence[str | bytes], int], Screened] | None:
         """The current index's screen of plain JSON documents (None: it has none): the positions of those that
-        may match, with the index to match them with."""
+        may match (counted from ``start``), with the index to match them with."""
         index = self.holder.index
         screen = index.screen
         if screen is None:
             return None
-        return lambda documents: (index, screen(documents))
 
-    def consume_documents(self, documents: Sequence[str | bytes], screened: Screened | None = None, *, source: str,
-                          unit_id: int) -> bool:
+        def screened(documents: Sequence[str | bytes], start: int = 0) -> Screened:
+            return index, [start + position for position in screen(documents)]
+        return screened
+
+    def consume_documents(self, documents: Sequence[str | bytes], screened: Sequence[Screened] | None = None, *,
+                          source: str, unit_id: int) -> bool:
         """Match JSON documents the store takes as they are: only those the screen named are decoded and matched
-        (``screened``: its answer, when the pipeline ran it ahead). False when the index has no screen (the
-        pipeline then decodes them)."""
+        (``screened``: its answer for each batch of them, when the pipeline ran it ahead; one screen's answers
+        all name its index). False when the index has no screen (the pipeline then decodes them)."""
         started = time.perf_counter()
-        if screened is None:
+        if not screened:
             screen = self.document_screen()
             if screen is None:
                 return False
-            screened = screen(documents)
-        index, named = screened
+            screened = [screen(documents, 0)]
+        index = screened[0][0]
+        named = [position for _, positions in screened for position in positions]
         events = (event for event in map(_decoded, (documents[position] for position in named)) if event is not None)
         self._record(self._match(index, events, source, unit_id), len(documents), started)
         self.status.screened += len(documents)

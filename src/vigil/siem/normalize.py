@@ -61,14 +61,15 @@ class EventConsumer(Protocol):
 
     # Optional (the pipeline looks for them): JSON documents the store takes as they are, not decoded.
     #
-    # def document_screen(self) -> Callable[[Sequence[bytes]], Any] | None:
-    #     """A thread-safe function the pipeline may run ahead, in a thread of its own, on such documents (no
-    #     worker job is then sent with them); None: none now."""
+    # def document_screen(self) -> Callable[[Sequence[bytes], int], Any] | None:
+    #     """A thread-safe function the pipeline may run ahead, in threads of its own, on each batch of such
+    #     documents with the position of its first document (no worker job is then sent with them); None:
+    #     none now."""
     #
-    # def consume_documents(self, documents: Sequence[str | bytes], screened: Any | None, *, source: str,
-    #                       unit_id: int) -> bool:
-    #     """Take them, with what the screen gave for them (None: it did not run), and say so (True); False
-    #     leaves them to be decoded and handed to ``consume``."""
+    # def consume_documents(self, documents: Sequence[str | bytes], screened: Sequence[Any] | None, *,
+    #                       source: str, unit_id: int) -> bool:
+    #     """Take them, with what the screen gave for each batch of them (None: it did not run), and say so
+    #     (True); False leaves them to be decoded and handed to ``consume``."""
 
 
 # Run in a parse worker on a batch's events: a picklable callable, (index, finding) for the events it is

@@ -26,6 +26,7 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, 
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any
 
 from vigil.core.errors import BadInput
@@ -46,6 +47,7 @@ FAST_JSON_FORMATS = frozenset({"json"})
 GROUP_RECORDS = 122_880
 # Records read from the spool at once: about two such groups.
 MAX_RECORDS = 2 * GROUP_RECORDS
+SCREEN_THREADS = 2  # consumers' document screens at once (compiled code, free of the GIL)
 
 
 SourceConfigs = Callable[[str], SourceConfig]
@@ -92,7 +94,7 @@ class Matching:
 
     futures: list[Future[Findings]]
     consumers: list[EventConsumer]
-    screens: list[tuple[EventConsumer, Future[Any]]] = field(default_factory=list)
+    screens: list[tuple[EventConsumer, list[Future[Any]]]] = field(default_factory=list)  # a future per batch
 
 
 class Pipeline:
@@ -119,8 +121,8 @@ class Pipeline:
         # Per consumer: the worker job the workers are ready for, and a newer one they are preparing.
         self._ready_jobs: dict[str, WorkerJob] = {}
         self._preparing: dict[str, _Preparing] = {}
-        # Runs consumers' document screens (compiled code that lets go of the GIL) on the groups read ahead,
-        # on the core the store's thread leaves idle.
+        # Runs consumers' document screens (compiled code that lets go of the GIL) on the batches read ahead,
+        # on the cores the store's thread leaves idle (both of them while it waits for a group's screens).
         self._screener: ThreadPoolExecutor | None = None
 
     # --- one batch ---------------------------------------------------------------------------------
@@ -225,7 +227,7 @@ class Pipeline:
         return True
 
     def _consume_json(self, documents: Sequence[str | bytes], first: SpoolBatch, skip: Sequence[EventConsumer] = (),
-                      screens: Mapping[EventConsumer, Future[Any]] | None = None) -> None:
+                      screens: Mapping[EventConsumer, list[Future[Any]]] | None = None) -> None:
         """Hand JSON documents to the consumers (but those in ``skip``, served by their worker jobs): as they
         are to those that take them so (with their screen of them, when it ran ahead), else as events (a line
         that is not an object is left out: the store refuses its batch and it comes back parsed)."""
@@ -238,8 +240,8 @@ class Pipeline:
         self._consume(json_events(documents)[0], first, skip=[*skip, *served])
 
     @staticmethod
-    def _document_screen(consumer: EventConsumer) -> Callable[[Sequence[bytes]], Any] | None:
-        screen: Callable[[], Callable[[Sequence[bytes]], Any] | None] | None = getattr(
+    def _document_screen(consumer: EventConsumer) -> Callable[[Sequence[bytes], int], Any] | None:
+        screen: Callable[[], Callable[[Sequence[bytes], int], Any] | None] | None = getattr(
             consumer, "document_screen", None)  # optional (plugins)
         try:
             return None if screen is None else screen()
@@ -247,19 +249,21 @@ class Pipeline:
             log.warning("pipeline: consumer %s: document_screen failed", consumer.name, exc_info=True)
             return None
 
-    def _screen_ahead(self, group: Sequence[SpoolBatch]) -> list[tuple[EventConsumer, Future[Any]]]:
-        """Start the consumers' screens of a JSON group's documents in the screening thread."""
+    def _screen_ahead(self, group: Sequence[SpoolBatch]) -> list[tuple[EventConsumer, list[Future[Any]]]]:
+        """Start the consumers' screens of a JSON group's documents, batch by batch (each with the position of
+        its first document in the group), in the screening threads."""
         screens = [(consumer, screen) for consumer in self.consumers
                    if (screen := self._document_screen(consumer)) is not None]
         if not screens:
             return []
         if self._screener is None:
-            self._screener = ThreadPoolExecutor(1, thread_name_prefix="vigil-screen")
-        records = group[0].records if len(group) == 1 else [r for batch in group for r in batch.records]
-        return [(consumer, self._screener.submit(screen, records)) for consumer, screen in screens]
+            self._screener = ThreadPoolExecutor(SCREEN_THREADS, thread_name_prefix="vigil-screen")
+        starts = list(accumulate((len(batch.records) for batch in group[:-1]), initial=0))
+        return [(consumer, [self._screener.submit(screen, batch.records, start) for batch, start in zip(
+            group, starts, strict=True)]) for consumer, screen in screens]
 
     def _took_documents(self, consumer: EventConsumer, documents: Sequence[str | bytes], first: SpoolBatch,
-                        screened: Future[Any] | None) -> bool:
+                        screened: list[Future[Any]] | None) -> bool:
         """Whether the consumer took the JSON documents as they are (it failed trying: counted, and taken)."""
         take: Callable[..., bool] | None = getattr(consumer, "consume_documents", None)
         if take is None:
@@ -272,7 +276,7 @@ class Pipeline:
                 ahead = None
                 if screened is not None:
                     try:
-                        ahead = screened.result()
+                        ahead = [future.result() for future in screened]
                     except Exception:  # screened here instead
                         log.warning("pipeline: consumer %s: a screen failed", consumer.name, exc_info=True)
                 taken = take(documents, ahead, source=first.meta.source, unit_id=first.meta.unit_id)
