@@ -13,7 +13,7 @@ pipeline's thread matches in ``consume``. Either way an event that cannot be mat
 skipped; the rest of its batch is matched.
 
 Plain JSON, which the store takes as text, is not decoded for matching: the index's document screen
-(``screen.py``, which the pipeline runs ahead in a thread of its own, ``document_screen``) names the
+(``screen.py``, which the pipeline runs ahead in threads of its own, ``document_screen``) names the
 documents that may match, and ``consume_documents`` decodes and matches only those. Without a screen (the
 compiled module absent, STIX patterns indexed) such documents are decoded and matched as above.
 """
