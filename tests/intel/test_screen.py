@@ -174,7 +174,7 @@ def test_a_url_indicator_on_a_host_of_one_label_names_such_hosts() -> None:
 
 
 def test_a_url_whose_path_starts_with_a_scheme_is_named() -> None:
-    url = "http://a.example:1://c.example/p"  # the matcher compares it by the host "c.example"
+    url = "http://a.example:1://C.example/p"  # the matcher compares it by the host "C.example", case kept
     built = IndicatorIndex.build([(1, "url", url)])
     screened = screen.screen_for(built)
     assert screened is not None

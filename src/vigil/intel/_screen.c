@@ -541,8 +541,8 @@ static int has_of(const char *text, Py_ssize_t n)
 }
 
 /* A string's text with its escapes read, lower-cased, into `text`: its length, or -1 when the screen cannot
-   read it (an escape JSON does not have, a raw control character, over MAX_STRING bytes) and -2 when it
-   holds a character outside ASCII. */
+   read it (a character outside ASCII, an escape JSON does not have, a raw control character, over
+   MAX_STRING bytes). */
 static Py_ssize_t unescaped(const char *s, Py_ssize_t n, char *text)
 {
     if (n > MAX_STRING)
@@ -556,9 +556,8 @@ static Py_ssize_t unescaped(const char *s, Py_ssize_t n, char *text)
         text[i] = (char)(c + ((unsigned char)(c - 'A') < 26 ? 32 : 0));
     }
     if (!escape)
-        return control ? -1 : odd ? -2 : n;
+        return control || odd ? -1 : n;
     Py_ssize_t len = 0;
-    odd = 0;
     for (Py_ssize_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i++];
         if (c == '\\') {
@@ -584,25 +583,20 @@ static Py_ssize_t unescaped(const char *s, Py_ssize_t n, char *text)
                     code = code << 4 | digit;
                 }
                 i += 4;
-                if (code >= 0x80) {
-                    odd = 1;
-                    continue;
-                }
+                if (code >= 0x80)
+                    return -1;
                 c = (unsigned char)code;
                 break;
             }
             default:
                 return -1;
             }
-        } else if (c >= 0x80) {
-            odd = 1;
-            continue;
-        } else if (c < 0x20) {
+        } else if (c >= 0x80 || c < 0x20) {
             return -1;
         }
         text[len++] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
     }
-    return odd ? -2 : len;
+    return len;
 }
 
 /* The first '"' in [p, end), 16 bytes at a time where SSE2 is (every x86-64). */
@@ -720,7 +714,8 @@ static void Screen_dealloc(Screen *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* Each str of an iterable, as ASCII text (other text can match only text the screen passes anyway). */
+/* Each str of an iterable, in lower case, as ASCII text (other text can match only text the screen passes
+   anyway). */
 typedef int (*AddText)(Screen *, const char *, Py_ssize_t);
 
 static int add_texts(Screen *s, PyObject *iterable, AddText add)
@@ -736,17 +731,8 @@ static int add_texts(Screen *s, PyObject *iterable, AddText add)
             PyErr_SetString(PyExc_TypeError, "indicator keys must be str");
             return -1;
         }
-        int result = 0;
-        if (PyUnicode_IS_ASCII(item)) {
-            Py_ssize_t n = PyUnicode_GET_LENGTH(item);
-            const char *t = (const char *)PyUnicode_DATA(item);
-            char lowered[MAX_URL];
-            if (n <= (Py_ssize_t)sizeof lowered) {
-                for (Py_ssize_t i = 0; i < n; i++)
-                    lowered[i] = (char)(t[i] >= 'A' && t[i] <= 'Z' ? t[i] | 0x20 : t[i]);
-                result = add(s, lowered, n);
-            }
-        }
+        int result = PyUnicode_IS_ASCII(item)
+                         ? add(s, (const char *)PyUnicode_DATA(item), PyUnicode_GET_LENGTH(item)) : 0;
         Py_DECREF(item);
         if (result < 0) {
             Py_DECREF(iterator);

@@ -35,6 +35,7 @@ import orjson
 from vigil.intel.matcher import Entry, Hit, IndexHolder, IndicatorIndex
 from vigil.intel.screen import screen_for
 from vigil.siem.parsers.base import Event
+from vigil.siem.parsing import json_events
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +229,7 @@ class LiveIntel:
             screened = [screen(documents, 0)]
         index = screened[0][0]
         named = [position for _, positions in screened for position in positions]
-        events = (event for event in map(_decoded, (documents[position] for position in named)) if event is not None)
+        events = json_events([documents[position] for position in named])[0]
         self._record(self._match(index, events, source, unit_id), len(documents), started)
         self.status.screened += len(documents)
         self.status.decoded += len(named)
@@ -264,15 +265,6 @@ def _screened(index: IndicatorIndex) -> IndicatorIndex:
     except (MemoryError, TypeError, ValueError):
         log.exception("intel: no document screen for the new index; plain JSON is decoded to be matched")
     return index
-
-
-def _decoded(document: str | bytes) -> Event | None:
-    """A JSON object, decoded; None for anything else (the store refuses its batch, which comes back parsed)."""
-    try:
-        event = orjson.loads(document)
-    except orjson.JSONDecodeError:
-        return None
-    return event if isinstance(event, dict) else None
 
 
 # --- in the parse worker processes ---------------------------------------------------------------------

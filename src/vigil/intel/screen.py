@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from itertools import chain
 from typing import TYPE_CHECKING
 
 from vigil.intel.indicators import IndicatorType
@@ -46,18 +47,21 @@ def screen_for(index: IndicatorIndex) -> Screen | None:
     patterns, or the module is not built."""
     if _screen is None or index.patterns or not len(index):
         return None
+    # The index's keys as it holds them (lower case, as the matcher compares them), read without copies; a URL
+    # indicator's host is lowered here, as the host of an odd URL ("a://b:1://C.example") keeps its case there.
     v4, v6 = index.networks[4], index.networks[6]
+    exact = index.exact
     built = _screen.Screen(
-        names=[*index.exact[T.DOMAIN], *index.exact[T.HOSTNAME]],
-        hashes=[*index.exact[T.MD5], *index.exact[T.SHA1], *index.exact[T.SHA256]],
-        emails=list(index.exact[T.EMAIL]),
-        files=list(index.exact[T.FILENAME]),
-        url_hosts=list(index.url_hosts),
-        ipv4=list(index.ipv4),
-        ipv4_networks=[(network, prefix) for prefix, table in v4.by_prefix.items() for network in table],
-        ipv6=[number.to_bytes(16, "big") for number in index.ipv6],
-        ipv6_networks=[(network.to_bytes(16, "big"), prefix) for prefix, table in v6.by_prefix.items()
-                       for network in table],
+        names=chain(exact[T.DOMAIN], exact[T.HOSTNAME]),
+        hashes=chain(exact[T.MD5], exact[T.SHA1], exact[T.SHA256]),
+        emails=exact[T.EMAIL],
+        files=exact[T.FILENAME],
+        url_hosts=(host.lower() for host in index.url_hosts),
+        ipv4=index.ipv4,
+        ipv4_networks=((network, prefix) for prefix, table in v4.by_prefix.items() for network in table),
+        ipv6=(number.to_bytes(16, "big") for number in index.ipv6),
+        ipv6_networks=((network.to_bytes(16, "big"), prefix) for prefix, table in v6.by_prefix.items()
+                       for network in table),
     )
     log.debug("intel: document screen of %d indicators built (%d bytes)", len(index), built.nbytes)
     return built.candidates

@@ -90,7 +90,7 @@ class _Preparing:
 @dataclass(frozen=True)
 class Matching:
     """A JSON group's consumer jobs in the worker processes (the store takes its documents as they are), and
-    the consumers' screens of its documents running in this process's screening thread."""
+    the consumers' screens of its documents running in this process's screening threads."""
 
     futures: list[Future[Findings]]
     consumers: list[EventConsumer]
@@ -268,20 +268,10 @@ class Pipeline:
         take: Callable[..., bool] | None = getattr(consumer, "consume_documents", None)
         if take is None:
             return False
-        taken = True
-
-        def call() -> None:
-            nonlocal taken
-            if consumer.wanted():
-                ahead = None
-                if screened is not None:
-                    try:
-                        ahead = [future.result() for future in screened]
-                    except Exception:  # screened here instead
-                        log.warning("pipeline: consumer %s: a screen failed", consumer.name, exc_info=True)
-                taken = take(documents, ahead, source=first.meta.source, unit_id=first.meta.unit_id)
-        self._guarded(consumer, call, len(documents))
-        return taken
+        taken = self._guarded(consumer, lambda: not consumer.wanted() or take(
+            documents, _results(consumer, screened), source=first.meta.source, unit_id=first.meta.unit_id),
+            len(documents))
+        return taken is not False  # None: it failed
 
     def _consume(self, events: Sequence[Event], first: SpoolBatch, skip: Sequence[EventConsumer] = ()) -> None:
         for consumer in self.consumers:
@@ -289,14 +279,15 @@ class Pipeline:
                 self._guarded(consumer, lambda c=consumer: c.wanted() and c.consume(  # type: ignore[misc]
                     events, source=first.meta.source, unit_id=first.meta.unit_id), len(events))
 
-    def _guarded(self, consumer: EventConsumer, call: Callable[[], object], events: int) -> None:
-        """Run a consumer's step; a failure is counted and shown, never stops ingestion."""
+    def _guarded(self, consumer: EventConsumer, call: Callable[[], object], events: int) -> object:
+        """Run a consumer's step: what it returns; a failure (None) is counted and shown, never stops ingestion."""
         try:
-            call()
+            return call()
         except Exception as exc:  # detection must never stop ingestion; the status page shows it
             self.status.errors += 1
             self.status.last_error = f"{consumer.name}: {type(exc).__name__}: {exc}"
             log.exception("pipeline: consumer %s failed on a batch of %d events", consumer.name, events)
+            return None
 
     def _parse_pool(self) -> ProcessPoolExecutor | None:
         if self.parse_workers <= 0 or self.enrichers:  # enrichers need the events in this process
@@ -514,3 +505,15 @@ class Pipeline:
             with self._idle:
                 self._idle.wait(0.05)
         return False
+
+
+def _results(consumer: EventConsumer, screened: list[Future[Any]] | None) -> list[Any] | None:
+    """What a consumer's screens of a group's batches gave, in order; None when they did not run or one failed
+    (the consumer then screens the group itself)."""
+    if screened is None:
+        return None
+    try:
+        return [future.result() for future in screened]
+    except Exception:
+        log.warning("pipeline: consumer %s: a screen failed", consumer.name, exc_info=True)
+        return None
