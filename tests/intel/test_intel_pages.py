@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -22,7 +23,9 @@ from tests.conftest import World
 from tests.web.support import audit_actions, csrf_of, post_form, signed_in, text_of
 
 from vigil.core.db import Scope
+from vigil.intel import screen
 from vigil.intel.models import IntelAllowlist, IntelFeed, IntelSighting
+from vigil.siem.spool import BatchMeta
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 C2 = "91.92.109.44"
@@ -101,6 +104,28 @@ def test_the_overview_counts_what_is_held_and_seen(client: TestClient, loaded: W
     assert "Recent sightings" in text and C2 in text and "dns-client-1" in text
     assert "import:c2.json" in text  # the retro-hunt it brought
     assert 'href="/intel"' in page.text and "IOC detection" in text  # the navigation's entry
+
+
+def test_the_overview_shows_live_matching_in_the_pipeline(client: TestClient, loaded: World) -> None:
+    browser = signed_in(client.app, "analyst")  # type: ignore[arg-type]
+    assert "No index yet: it is built when the first events arrive." in text_of(browser.get("/intel"))
+    siem = client.app.state.siem  # type: ignore[attr-defined]
+    now = datetime.now(UTC).isoformat()
+    siem.submit([orjson.dumps({"@timestamp": now, "destination": {"ip": C2}, "host": {"hostname": "pc-sh-7"}}),
+                 orjson.dumps({"@timestamp": now, "destination": {"ip": "10.9.9.9"}})],
+                BatchMeta(source="http:fw", unit_id=loaded.line_a, format="json"))
+    assert siem.drain(60)
+    page = browser.get("/intel")
+    facts = {name: re.search(rf'id="live-{name}">([\d,]+)', page.text) for name in ("indicators", "events", "hits")}
+    assert {name: found.group(1) for name, found in facts.items() if found} == {"indicators": "2", "events": "2",
+                                                                                "hits": "1"}
+    live = browser.get("/api/v1/intel/live").json()
+    assert live["running"] and (live["events"], live["hits"], live["bad_events"]) == (2, 1, 0)
+    if screen.available():  # the screen read both documents and named the one holding the C2 address
+        assert (live["screened"], live["named"]) == (2, 1)
+        assert "1 of 2 events read here were named by the screen and matched" in text_of(page)
+    viewer = client.get("/api/v1/intel/live", headers=loaded.headers("viewer"))
+    assert viewer.status_code == 403
 
 
 def test_a_viewer_is_refused_and_sees_no_entry(client: TestClient, loaded: World) -> None:

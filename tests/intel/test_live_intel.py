@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 from vigil.core.config import load_settings
-from vigil.intel import live, screen
+from vigil.intel import live, matcher, screen
 from vigil.intel.indicators import normalise
 from vigil.intel.live import IntelHit, LiveIntel, WorkerIntelMatch, snapshot_path
 from vigil.intel.matcher import Entry
@@ -105,6 +105,8 @@ def test_json_events_reach_record_with_their_hits(running: Running) -> None:
     assert first.hit.observed == "203.0.113.9" and first.event["Computer"] == "WS01"
     assert running.intel.status.events == 3 and running.intel.status.hits == 4
     assert running.siem.store.count() == 3
+    if screen.available():  # the pipeline's thread matched only the events the screen named
+        assert (running.intel.status.screened, running.intel.status.named) == (3, 2)
 
 
 def test_text_logs_are_parsed_then_matched(running: Running) -> None:
@@ -226,7 +228,7 @@ def test_json_the_store_takes_as_it_is_is_screened_and_only_named_documents_deco
     assert with_workers.siem.store.count() == 3
     status = with_workers.intel.status
     if screen.available():
-        assert (status.events, status.screened, status.decoded) == (3, 3, 2)
+        assert (status.events, status.screened, status.named) == (3, 3, 2)
 
 
 @pytest.mark.skipif(not screen.available(), reason="vigil.intel._screen is not built (no C compiler at install time)")
@@ -241,7 +243,7 @@ def test_a_group_of_batches_is_screened_ahead_batch_by_batch(tmp_path: Path) -> 
         assert parts.siem.drain(60)
         assert parts.siem.pipeline._screener is not None  # the screens ran in the screening threads
         assert sorted(h.event["EventRecordID"] for h in parts.recorded.hits) == [2, 5, 8]
-        assert (parts.intel.status.screened, parts.intel.status.decoded) == (9, 3)
+        assert (parts.intel.status.screened, parts.intel.status.named) == (9, 3)
         assert parts.siem.store.count() == 9
     finally:
         parts.siem.stop()
@@ -249,7 +251,7 @@ def test_a_group_of_batches_is_screened_ahead_batch_by_batch(tmp_path: Path) -> 
 
 def test_without_a_screen_parse_workers_match_json_the_store_takes_as_it_is(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(live, "screen_for", lambda index: None)  # as where the C module was not built
+    monkeypatch.setattr(matcher, "screen_for", lambda index: None)  # as where the C module was not built
     parts = started_with_workers(tmp_path)
     try:
         parts.send([sysmon(1, Image="C:\\t\\mimikatz.exe"), sysmon(2, Image="C:\\t\\notepad.exe")])

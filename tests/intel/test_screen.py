@@ -1,10 +1,12 @@
-"""The document screen of live matching: every raw JSON document the matcher would find a hit in is named
-(whatever the field, the case, the port, the escapes), documents holding no indicator value are not, and
+"""The screen of live matching: every raw JSON document and every event (dict) the matcher would find a hit in
+is named (whatever the field, the case, the port, the escapes), those holding no indicator value are not, and
 what the screen cannot read is named rather than passed."""
 
 from __future__ import annotations
 
 import json
+from collections import UserDict
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -58,7 +60,7 @@ def index() -> IndicatorIndex:
 
 def named(index: IndicatorIndex, documents: list[bytes]) -> list[int]:
     assert index.screen is not None
-    return index.screen(documents)
+    return index.screen.candidates(documents)
 
 
 @st.composite
@@ -120,6 +122,7 @@ def test_every_document_the_matcher_finds_a_hit_in_is_named(index: IndicatorInde
         return
     documents = encodings(event)
     assert named(index, documents) == list(range(len(documents))), (event, index.match(event))
+    assert index.to_match([{"x": "y"}, event]) == [1], (event, index.match(event))
 
 
 def test_documents_without_an_indicator_value_are_not_named(index: IndicatorIndex) -> None:
@@ -135,6 +138,7 @@ def test_documents_without_an_indicator_value_are_not_named(index: IndicatorInde
     documents = [encoded for event in quiet for encoded in encodings(event)]
     assert not any(index.match(event) for event in quiet)
     assert named(index, documents) == []
+    assert index.to_match(quiet) == []
 
 
 @pytest.mark.parametrize("document", [
@@ -149,6 +153,23 @@ def test_what_the_screen_cannot_read_is_named(index: IndicatorIndex, document: b
     assert named(index, [b'{"a": "b"}', document]) == [1]
 
 
+@pytest.mark.parametrize("event", [
+    {"message": "Zugriff verweigert für evil.com"},
+    {"url": "a" * 20_000},
+    {"source": UserDict({"ip": "203.0.113.5"})},  # a mapping the matcher reads as an object
+    nest(".".join(["a"] * 40), "x", dotted=False),  # nested deeper than the screen walks
+    ["not", "a", "dict"],
+])
+def test_what_the_screen_cannot_read_in_an_event_is_named(index: IndicatorIndex, event: Any) -> None:
+    assert index.to_match([{"a": "b"}, event]) == [1]
+
+
+def test_an_event_holding_other_values_than_text_is_not_named(index: IndicatorIndex) -> None:
+    event = {"@timestamp": datetime(2026, 11, 29, tzinfo=UTC), "source": {"port": 443, "bytes": 1.5},
+             "tags": (None, True, b"203.0.113.5"), "nested": [[["x"]]]}
+    assert index.match(event) == [] and index.to_match([event]) == []
+
+
 def test_a_document_with_an_escaped_indicator_value_is_named(index: IndicatorIndex) -> None:
     documents = [b'{"source": {"ip": "\\u0032\\u0030\\u0033.0.113.5"}}', b'{"Image": "C:\\\\T\\\\MIMIKATZ\\u002eexe"}',
                  b'{"url": {"original": "http:\\/\\/dl.example.org\\/payload\\/a.exe?x=1"}}']
@@ -160,7 +181,8 @@ def test_text_and_bytes_documents_and_other_objects() -> None:
     built = IndicatorIndex.build(entries([("domain", "evil.com")]))
     screened = screen.screen_for(built)
     assert screened is not None
-    assert screened(['{"QueryName": "a.evil.com"}', b'{"QueryName": "a.evil.com"}', b'{"x": "y"}', 5]) == [0, 1, 3]  # type: ignore[list-item]
+    documents = ['{"QueryName": "a.evil.com"}', b'{"QueryName": "a.evil.com"}', b'{"x": "y"}', 5]
+    assert screened.candidates(documents) == [0, 1, 3]  # type: ignore[arg-type]
 
 
 def test_a_url_indicator_on_a_host_of_one_label_names_such_hosts() -> None:
@@ -170,7 +192,8 @@ def test_a_url_indicator_on_a_host_of_one_label_names_such_hosts() -> None:
     documents = [b'{"uri": "/upload.php", "host": "INTRANET"}', b'{"url": {"original": "http://intranet/upload.php"}}',
                  b'{"uri": "/upload.php", "host": "extranet"}']
     assert [bool(built.match(orjson.loads(document))) for document in documents] == [True, True, False]
-    assert screened(documents) == [0, 1]
+    assert screened.candidates(documents) == [0, 1]
+    assert screened.candidate_events([orjson.loads(document) for document in documents]) == [0, 1]
 
 
 def test_a_url_whose_path_starts_with_a_scheme_is_named() -> None:
@@ -179,7 +202,8 @@ def test_a_url_whose_path_starts_with_a_scheme_is_named() -> None:
     screened = screen.screen_for(built)
     assert screened is not None
     document = orjson.dumps({"url": {"original": url + "?q=1"}})
-    assert built.match(orjson.loads(document)) and screened([document]) == [0]
+    assert built.match(orjson.loads(document)) and screened.candidates([document]) == [0]
+    assert screened.candidate_events([orjson.loads(document)]) == [0]
 
 
 def test_no_screen_where_the_matcher_reads_every_field() -> None:

@@ -525,6 +525,31 @@ static int hex_value(unsigned char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* What the lower-cased copy of text holds (`has` flags), copied into `out`; both in one pass the compiler
+   vectorises. Bytes beyond ASCII and control characters are reported through `odd` and `control`. */
+static inline int lowered(const char *text, Py_ssize_t n, char *out, unsigned char *odd, unsigned char *control,
+                          unsigned char *escape)
+{
+    unsigned char dot = 0, colon = 0, at = 0, equals = 0, mark = 0, high = 0, low = 0, backslash = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)text[i];
+        high |= c >= 0x80;
+        low |= c < 0x20;
+        backslash |= c == '\\';
+        dot |= c == '.';
+        colon |= c == ':';
+        at |= c == '@';
+        equals |= c == '=';
+        mark |= c == '/' || c == '?' || c == '#';
+        out[i] = (char)(c + ((unsigned char)(c - 'A') < 26 ? 32 : 0));
+    }
+    *odd = high;
+    *control = low;
+    *escape = backslash;
+    return (dot ? HAS_DOT : 0) | (colon ? HAS_COLON : 0) | (at ? HAS_AT | HAS_MARK : 0) | (equals ? HAS_EQUALS : 0)
+           | (mark ? HAS_MARK : 0);
+}
+
 static int has_of(const char *text, Py_ssize_t n)
 {
     unsigned char dot = 0, colon = 0, at = 0, equals = 0, mark = 0;
@@ -543,18 +568,12 @@ static int has_of(const char *text, Py_ssize_t n)
 /* A string's text with its escapes read, lower-cased, into `text`: its length, or -1 when the screen cannot
    read it (a character outside ASCII, an escape JSON does not have, a raw control character, over
    MAX_STRING bytes). */
-static Py_ssize_t unescaped(const char *s, Py_ssize_t n, char *text)
+static Py_ssize_t unescaped(const char *s, Py_ssize_t n, char *text, int *has)
 {
     if (n > MAX_STRING)
         return -1;
-    unsigned char odd = 0, control = 0, escape = 0;
-    for (Py_ssize_t i = 0; i < n; i++) { /* most strings: copied in one pass the compiler vectorises */
-        unsigned char c = (unsigned char)s[i];
-        odd |= c >= 0x80;
-        control |= c < 0x20;
-        escape |= c == '\\';
-        text[i] = (char)(c + ((unsigned char)(c - 'A') < 26 ? 32 : 0));
-    }
+    unsigned char odd, control, escape;
+    *has = lowered(s, n, text, &odd, &control, &escape); /* most strings: this pass is all */
     if (!escape)
         return control || odd ? -1 : n;
     Py_ssize_t len = 0;
@@ -596,6 +615,7 @@ static Py_ssize_t unescaped(const char *s, Py_ssize_t n, char *text)
         }
         text[len++] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
     }
+    *has = has_of(text, len);
     return len;
 }
 
@@ -622,8 +642,9 @@ static int value_read(Screen *s, const char *start, const char *close, const cha
         p++;
     if (p < end && *p == ':')
         return 0; /* an object's key */
-    Py_ssize_t len = unescaped(start, close - start, text);
-    return len < 0 || reads(s, text, len, has_of(text, len));
+    int has;
+    Py_ssize_t len = unescaped(start, close - start, text, &has);
+    return len < 0 || reads(s, text, len, has);
 }
 
 #define MAP_WORDS 256 /* a document of up to 16 KB gets a map of its quotes */
@@ -703,6 +724,79 @@ static int candidate(Screen *s, const char *doc, Py_ssize_t n, char *text)
             return 1;
         p = close + 1;
     }
+}
+
+/* --- reading an event (a dict a parser wrote, or JSON decoded) ------------------------------------ */
+
+#define MAX_DEPTH 32
+
+static PyObject *mapping_type; /* collections.abc.Mapping: the matcher reads any mapping as an object */
+
+/* Whether a value of an event may hold a matching observable: each str read as a document's strings are (a
+   dict's keys are field names, not read), dicts, lists and tuples walked; numbers, booleans, None and other
+   objects hold none, as for the matcher. What the screen cannot read is a candidate: text outside ASCII or
+   over MAX_STRING, a mapping that is not a dict, nesting deeper than MAX_DEPTH. -1: an error is set. */
+static int value_candidate(Screen *s, PyObject *value, char *text, int depth)
+{
+    if (PyUnicode_Check(value)) {
+        if (PyUnicode_READY(value) < 0)
+            return -1;
+        Py_ssize_t n = PyUnicode_GET_LENGTH(value);
+        if (!PyUnicode_IS_ASCII(value) || n > MAX_STRING)
+            return 1;
+        unsigned char odd, control, escape; /* ASCII: no odd byte; control characters and backslashes are text */
+        int has = lowered((const char *)PyUnicode_DATA(value), n, text, &odd, &control, &escape);
+        return reads(s, text, n, has);
+    }
+    if (PyLong_CheckExact(value) || PyFloat_CheckExact(value) || value == Py_None || PyBool_Check(value))
+        return 0;
+    if (depth >= MAX_DEPTH)
+        return 1;
+    if (PyDict_Check(value)) {
+        Py_ssize_t position = 0;
+        PyObject *key, *item;
+        while (PyDict_Next(value, &position, &key, &item)) {
+            int found = value_candidate(s, item, text, depth + 1);
+            if (found)
+                return found;
+        }
+        return 0;
+    }
+    if (PyList_Check(value) || PyTuple_Check(value)) {
+        PyObject *items = PySequence_Fast(value, "");
+        if (items == NULL)
+            return -1;
+        int found = 0;
+        for (Py_ssize_t i = 0; !found && i < PySequence_Fast_GET_SIZE(items); i++)
+            found = value_candidate(s, PySequence_Fast_GET_ITEM(items, i), text, depth + 1);
+        Py_DECREF(items);
+        return found;
+    }
+    return PyObject_IsInstance(value, mapping_type);
+}
+
+static PyObject *Screen_candidate_events(Screen *self, PyObject *events)
+{
+    PyObject *sequence = PySequence_Fast(events, "events must be a sequence");
+    if (sequence == NULL)
+        return NULL;
+    char *text = PyMem_Malloc(MAX_STRING);
+    PyObject *result = text ? PyList_New(0) : PyErr_NoMemory();
+    for (Py_ssize_t i = 0; result && i < PySequence_Fast_GET_SIZE(sequence); i++) {
+        PyObject *event = PySequence_Fast_GET_ITEM(sequence, i);
+        int found = self->always || !PyDict_Check(event) ? 1 : value_candidate(self, event, text, 0);
+        if (found < 0) {
+            Py_CLEAR(result);
+        } else if (found) {
+            PyObject *position = PyLong_FromSsize_t(i);
+            if (position == NULL || PyList_Append(result, position) < 0)
+                Py_CLEAR(result);
+            Py_XDECREF(position);
+        }
+    }
+    PyMem_Free(text);
+    Py_DECREF(sequence);
+    return result;
 }
 
 /* --- the Python type ----------------------------------------------------------------------------- */
@@ -931,6 +1025,8 @@ static PyObject *Screen_size(Screen *self, void *closure)
 static PyMethodDef Screen_methods[] = {
     {"candidates", (PyCFunction)Screen_candidates, METH_O,
      "candidates(documents) -> the positions of the JSON documents that may hold a matching observable"},
+    {"candidate_events", (PyCFunction)Screen_candidate_events, METH_O,
+     "candidate_events(events) -> the positions of the events (dicts) that may hold a matching observable"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -959,6 +1055,13 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC PyInit__screen(void)
 {
     if (PyType_Ready(&ScreenType) < 0)
+        return NULL;
+    PyObject *abc = PyImport_ImportModule("collections.abc");
+    if (abc == NULL)
+        return NULL;
+    mapping_type = PyObject_GetAttrString(abc, "Mapping");
+    Py_DECREF(abc);
+    if (mapping_type == NULL)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)

@@ -28,7 +28,7 @@ from vigil.intel import export, feeds_service, lookup, service, sightings_servic
 from vigil.intel.feeds.presets import presets
 from vigil.intel.indicators import IndicatorType, InvalidValue, ParsedIndicator, normalise
 from vigil.intel.models import IntelAllowlist, IntelFeed, IntelPull, RetroHunt
-from vigil.intel.runtime import Intel
+from vigil.intel.runtime import Intel, live_matching
 from vigil.intel.schemas import (
     AllowCreate,
     AllowRead,
@@ -39,6 +39,7 @@ from vigil.intel.schemas import (
     ImportRead,
     IndicatorCreate,
     IndicatorRead,
+    LiveMatchingRead,
     LookupRead,
     PullRead,
     RetroHuntRead,
@@ -230,6 +231,12 @@ def look_up(request: Request, principal: Reader, session: SessionDep,
     events = request.app.state.siem.existing_store() if units else None
     return lookup.look_up(session, intel_of(request), value, events=events, units=units,
                           incident_units=principal.units_for(Permission.INCIDENTS_READ))
+
+
+@router.get("/live")
+def live_matching_state(request: Request, principal: Reader) -> LiveMatchingRead:
+    """Live matching in this server's pipeline: the indicators indexed, events matched, hits, errors."""
+    return live_matching(request.app.state.siem.consumers)
 
 
 @router.get("/export")

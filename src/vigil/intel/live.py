@@ -33,7 +33,6 @@ from typing import Any, TextIO
 import orjson
 
 from vigil.intel.matcher import Entry, Hit, IndexHolder, IndicatorIndex
-from vigil.intel.screen import screen_for
 from vigil.siem.parsers.base import Event
 from vigil.siem.parsing import json_events
 
@@ -70,8 +69,8 @@ class IntelStatus:
     events: int = 0
     hits: int = 0
     bad_events: int = 0  # events matching failed on (skipped, the batch went on)
-    screened: int = 0  # plain JSON documents read by the document screen (all of them counted in ``events``)
-    decoded: int = 0  # of those, the ones it named, decoded and matched
+    screened: int = 0  # events and plain JSON documents the screen read in this process (counted in ``events``)
+    named: int = 0  # of those, the ones it named (decoded where JSON) and matched
     seconds: float = 0.0  # spent matching (in this process) and recording
     last_error: str = ""  # the last failure to read the indicators or build their index
 
@@ -152,11 +151,11 @@ class LiveIntel:
         """The index of ``rows``, and (with a worker folder) the worker job reading its snapshot, written as
         the rows go by."""
         if self.worker_dir is None:
-            return _screened(IndicatorIndex.build(rows)), None
+            return IndicatorIndex.build(rows).with_screen(), None
         path = snapshot_path(self.worker_dir, version)
         partial = path.with_name(path.name + ".partial")
         snapshot = _Snapshot(partial)
-        index = _screened(IndicatorIndex.build(snapshot.written(rows)))
+        index = IndicatorIndex.build(snapshot.written(rows)).with_screen()
         try:
             if not snapshot.close() or not len(index):
                 partial.unlink(missing_ok=True)
@@ -190,7 +189,12 @@ class LiveIntel:
         if not len(index) or not events:
             return
         started = time.perf_counter()
-        self._record(self._match(index, events, source, unit_id), len(events), started)
+        positions = index.to_match(events)
+        if index.screen is not None:
+            self.status.screened += len(events)
+            self.status.named += len(positions)
+        self._record(self._match(index, [events[position] for position in positions], source, unit_id), len(events),
+                     started)
 
     def _match(self, index: IndicatorIndex, events: Iterable[Event], source: str, unit_id: int) -> list[IntelHit]:
         hits: list[IntelHit] = []
@@ -213,7 +217,7 @@ class LiveIntel:
             return None
 
         def screened(documents: Sequence[str | bytes], start: int = 0) -> Screened:
-            return index, [start + position for position in screen(documents)]
+            return index, [start + position for position in screen.candidates(documents)]
         return screened
 
     def consume_documents(self, documents: Sequence[str | bytes], screened: Sequence[Screened] | None = None, *,
@@ -232,7 +236,7 @@ class LiveIntel:
         events = json_events([documents[position] for position in named])[0]
         self._record(self._match(index, events, source, unit_id), len(documents), started)
         self.status.screened += len(documents)
-        self.status.decoded += len(named)
+        self.status.named += len(named)
         return True
 
     def consume_found(self, found: Sequence[tuple[int, Any]], documents: Sequence[str | bytes], *, source: str,
@@ -255,16 +259,6 @@ class LiveIntel:
         status.events += events
         status.hits += len(hits)
         status.seconds += time.perf_counter() - started
-
-
-def _screened(index: IndicatorIndex) -> IndicatorIndex:
-    """The index with its document screen (none when it cannot have one, or building it failed: plain JSON is
-    then decoded and matched as every other event)."""
-    try:
-        index.screen = screen_for(index)
-    except (MemoryError, TypeError, ValueError):
-        log.exception("intel: no document screen for the new index; plain JSON is decoded to be matched")
-    return index
 
 
 # --- in the parse worker processes ---------------------------------------------------------------------
@@ -294,9 +288,9 @@ class WorkerIntelMatch:
         failed."""
         index = _index_for(self)
         found: list[tuple[int, Any]] = []
-        for position, event in enumerate(events):
+        for position in index.to_match(events):
             try:
-                hits = index.match(event)
+                hits = index.match(events[position])
             except Exception:  # counted by the consumer; the other events are matched
                 found.append((position, BAD_EVENT))
                 continue
@@ -313,7 +307,7 @@ def _index_for(job: WorkerIntelMatch) -> IndicatorIndex:
     if _current is None or ((_current[0], _current[1]) != (job.build, job.version) and _current[0] <= job.build):
         _current = None  # the old index goes before the new one is built: one in memory at a time
         with Path(job.snapshot).open(encoding="utf-8") as handle:
-            index = IndicatorIndex.build(_read(handle))
+            index = IndicatorIndex.build(_read(handle)).with_screen()
         _current = (job.build, job.version, index)
     return _current[2]
 

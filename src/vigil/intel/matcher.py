@@ -32,7 +32,7 @@ import logging
 import re
 import socket
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +49,7 @@ from vigil.intel.event_fields import (
 )
 from vigil.intel.feeds.stix_patterns import ComplexPattern, PatternError, compile_pattern
 from vigil.intel.indicators import IndicatorType
-from vigil.intel.screen import Screen
+from vigil.intel.screen import Screen, screen_for
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class IndicatorIndex:
         # STIX patterns too complex to index, evaluated on each event (only those decidable on one event).
         self.patterns: list[tuple[int, str, ComplexPattern]] = []
         self.plan = Plan.for_types(())
-        # Which raw JSON documents may match (``screen.screen_for``): built by live matching, in its process only.
+        # Which raw JSON documents and events may match (``screen.screen_for``): built by live matching only.
         self.screen: Screen | None = None
         # What a field's text matched, by reader (event_fields.ADDRESS, ...).
         self._memos: dict[int, dict[str, tuple[Found, ...]]] = {}
@@ -190,6 +190,15 @@ class IndicatorIndex:
     @classmethod
     def empty(cls) -> IndicatorIndex:
         return cls.build(())
+
+    def with_screen(self) -> IndicatorIndex:
+        """This index with its screen (none when it cannot have one, or building it failed: every event is then
+        matched, and plain JSON decoded to be)."""
+        try:
+            self.screen = screen_for(self)
+        except (MemoryError, TypeError, ValueError):
+            log.exception("intel: no screen for the new index; every event is matched")
+        return self
 
     def _add(self, indicator_id: int, kind: str, value: str) -> bool:
         if not isinstance(value, str) or not value:
@@ -267,6 +276,12 @@ class IndicatorIndex:
 
     def __len__(self) -> int:
         return sum(self.counts.values())
+
+    def to_match(self, events: Sequence[Any]) -> Sequence[int]:
+        """The positions of the events that may hold a match: those the screen names, all without one."""
+        if self.screen is None:
+            return range(len(events))
+        return self.screen.candidate_events(events)
 
     def match(self, event: Mapping[str, Any]) -> list[Hit]:
         """The hits of one event, one per (indicator, field); [] for anything that is not an event. A STIX

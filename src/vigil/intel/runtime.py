@@ -8,6 +8,7 @@ due, then looks back through stored events for what the pulls brought (the retro
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -24,6 +25,7 @@ from vigil.core.db import Database, Scope
 from vigil.intel import feeds_service
 from vigil.intel.live import IntelHit, LiveIntel
 from vigil.intel.retrohunt import RetroResult, retro_hunt
+from vigil.intel.schemas import LiveMatchingRead
 from vigil.intel.sightings import Seen, SightingResult, record_seen
 from vigil.intel.store import IntelStore
 from vigil.intel.warninglists import WarninglistIndex
@@ -158,3 +160,11 @@ def consumer(settings: Settings, database: Database) -> LiveIntel:
     parse workers (index snapshots under ``<data_dir>/intel/workers``)."""
     intel = intel_for(settings, database)
     return LiveIntel(intel.entries, intel.record_hits, worker_dir=settings.data_dir / "intel" / "workers")
+
+
+def live_matching(consumers: Iterable[object]) -> LiveMatchingRead:
+    """The state of the live matcher among a pipeline's consumers (not running: this process has none)."""
+    live = next((found for found in consumers if isinstance(found, LiveIntel)), None)
+    if live is None:
+        return LiveMatchingRead(running=False)
+    return LiveMatchingRead(running=True, **dataclasses.asdict(live.status))

@@ -279,4 +279,22 @@ class LookupRead(BaseModel):
     incidents: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class LiveMatchingRead(BaseModel):
+    """Live matching in this server's pipeline: the index it matches with and what it has matched since start."""
+
+    running: bool  # a pipeline in this process matches events live
+    indicators: int = 0  # indexed now
+    version: str = ""
+    skipped: int = 0  # active indicators the index could not take
+    builds: int = 0
+    build_seconds: float = 0.0  # the last build's
+    events: int = 0
+    hits: int = 0
+    bad_events: int = 0  # events matching failed on (skipped; the rest of their batch was matched)
+    screened: int = 0  # events and plain JSON documents the screen read in this process
+    named: int = 0  # of those, the ones it named and the matcher then read
+    seconds: float = 0.0  # spent matching in this process and recording hits
+    last_error: str = ""
+
+
 ImportRead.model_rebuild()

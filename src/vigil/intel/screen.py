@@ -6,6 +6,9 @@ The screen (``_screen.c``, compiled when the package is installed) reads the JSO
 value is read as the matcher's readers read a field (an address or host name without its port, a URL's host,
 a hash and the hashes of a list, an e-mail address, a path's file name) and looked up in a set of the
 indicators' keys. Only the documents it names are decoded and matched, by the matcher, which decides.
+Events that are already dicts (parsed, or decoded for detection) are screened the same way, their string
+values read where they lie (``candidate_events``): a C loop over an event's values costs less than the
+matcher's walk through the fields it reads, so only the events it names are matched.
 
 It never misses a document the matcher would match: it reads every string, not only the fields the matcher
 reads, and answers "maybe" for what it cannot read (text outside ASCII, strings over 16 KB, broken JSON).
@@ -17,9 +20,9 @@ decoded and matched in the parse workers, as before.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from itertools import chain
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from vigil.intel.indicators import IndicatorType
 
@@ -28,7 +31,15 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Screen = Callable[[Sequence[str | bytes]], list[int]]  # documents -> the positions of the candidates
+
+
+class Screen(Protocol):
+    """An index's keys, built for screening: each method gives the positions of the candidates."""
+
+    def candidates(self, documents: Sequence[str | bytes], /) -> list[int]: ...
+
+    def candidate_events(self, events: Sequence[Any], /) -> list[int]: ...
+
 
 try:
     from vigil.intel import _screen
@@ -64,4 +75,4 @@ def screen_for(index: IndicatorIndex) -> Screen | None:
                        for network in table),
     )
     log.debug("intel: document screen of %d indicators built (%d bytes)", len(index), built.nbytes)
-    return built.candidates
+    return built

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from vigil.core.auth import Permission
 from vigil.intel import feeds_service, lookup, sightings_service
 from vigil.intel.models import RetroHunt
+from vigil.intel.runtime import live_matching
 from vigil.intel.views.common import (
     Reader,
     held_back_lists,
@@ -46,6 +47,7 @@ def overview_page(request: Request, principal: Reader, session: SessionDep) -> H
                                       .limit(RECENT_HUNTS))),
         "unit_names": unit_names(session),
         "zone": settings_of(request).timezone,
+        "live": live_matching(request.app.state.siem.consumers),
     })
 
 
