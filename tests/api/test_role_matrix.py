@@ -594,6 +594,7 @@ ROUTES: dict[tuple[str, str], Row] = {
         f"/api/v1/intel/indicators/{fresh_indicator_id(c.app)}")),
     ("GET", "/api/v1/intel/lookup"): Row(Needs(P.INTEL_READ), lambda c: Req(
         "/api/v1/intel/lookup", params={"value": "91.92.109.44"})),
+    ("GET", "/api/v1/intel/live"): Row(Needs(P.INTEL_READ), lambda c: Req("/api/v1/intel/live")),
     ("GET", "/api/v1/intel/export"): Row(Needs(P.INTEL_READ), fixed("/api/v1/intel/export")),
     ("GET", "/api/v1/intel/sightings"): Row(Needs(P.INTEL_READ), fixed("/api/v1/intel/sightings")),
     ("GET", "/api/v1/intel/sightings/{sighting_id}"): Row(Needs(P.INTEL_READ), lambda c: Req(

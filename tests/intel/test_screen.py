@@ -40,9 +40,13 @@ SEEN = ["203.0.113.5", "2001:db8::dead:beef", "2001:0DB8:0:0::DEAD:BEEF", "198.5
         "45.9.20.7", "2001:db8:aaaa:5::1", "240f::9", "evil.com", "www.Evil.COM", "a.b.bad.co.uk",
         "c2.example.net", "dl.example.org/payload/a.exe", "phish.example:8443/login?user=1&x=2",
         "198.18.0.9/x", "[2001:db8::77]/y", MD5, MD5.upper(), SHA1, SHA256, "Boss@CEO-Fraud.example",
-        "mimikatz.exe", "MimiKatz.EXE", "invoice 2024 (1).pdf.exe"]
+        "mimikatz.exe", "MimiKatz.EXE", "invoice 2024 (1).pdf.exe",
+        "mimi\u212aatz.exe", "例子.evil.com", "Bücher.bad.co.uk", "a.evil\u3002com", "x.ｅｖｉｌ.com"]
+# (the Kelvin sign lowers to 'k'; IDNA writes labels beyond ASCII as "xn--...", splits at U+3002 too, and makes
+# full-width letters ASCII)
 NEAR = ["203.0.113.50", "evil.co", "notevil.com", "198.51.101.1", "c3.example.net", "boss@ceo-fraud.exampl",
-        "mimikatz.ex", MD5[:-1] + "0", "dl.example.org", "10.0.0.1", "2001:db8::1", "ok.example"]
+        "mimikatz.ex", MD5[:-1] + "0", "dl.example.org", "10.0.0.1", "2001:db8::1", "ok.example",
+        "张三", "报告.docx", "用户 登录成功", "例子.com", "mimikatz.exé", "例子\u3002com", "x.例子.net"]
 
 FIELD_NAMES = sorted({field for fields in FIELDS.values() for field in fields} | {"message", "user.name", "tags"})
 
@@ -68,7 +72,8 @@ def texts(draw: st.DrawFn) -> str:
     """A field's text: an indicator's value (or a near miss) as logs write it, or other text."""
     core = draw(st.sampled_from(SEEN) | st.sampled_from(NEAR) | st.text(max_size=12))
     form = draw(st.sampled_from(["bare", "port", "scheme", "user", "path", "dot", "sub", "space", "quote", "dir",
-                                 "angle", "mailto", "hashes", "mapped", "bracket", "upper", "odd"]))
+                                 "angle", "mailto", "hashes", "mapped", "bracket", "upper", "odd", "wide_space",
+                                 "wide_dir", "wide_query"]))
     port = draw(st.integers(0, 65535))
     return {
         "bare": core, "port": f"{core}:{port}", "scheme": f"{draw(st.sampled_from(['http', 'HTTPS', 'ftp']))}://{core}",
@@ -76,6 +81,7 @@ def texts(draw: st.DrawFn) -> str:
         "space": f"  {core}\t", "quote": f'"{core}"', "dir": f"C:\\Users\\x\\{core}", "angle": f"Boss <{core}>",
         "mailto": f"mailto:{core}", "hashes": f"MD5={core},SHA256={SHA256[:10]}", "mapped": f"::ffff:{core}",
         "bracket": f"[{core}]:{port}", "upper": core.upper(), "odd": f"http://x.example:{port}://{core}",
+        "wide_space": f"\u3000{core}\u00a0", "wide_dir": f"D:\\工具\\{core}", "wide_query": f"http://{core}/?名={port}",
     }[form]
 
 
@@ -142,8 +148,7 @@ def test_documents_without_an_indicator_value_are_not_named(index: IndicatorInde
 
 
 @pytest.mark.parametrize("document", [
-    '{"message": "Zugriff verweigert für evil.com"}'.encode(),  # text beyond ASCII: the matcher may read it
-    b'{"message": "caf\\u00e9"}',
+    b'{"message": "lone \\ud800 surrogate"}',
     b'{"url": "' + b"a" * 20_000 + b'"}',  # longer than the screen reads
     b'{"source": {"ip": "203.0.113.5"',  # cut off inside
     b'{"a": "bad \\x escape"}',
@@ -154,7 +159,7 @@ def test_what_the_screen_cannot_read_is_named(index: IndicatorIndex, document: b
 
 
 @pytest.mark.parametrize("event", [
-    {"message": "Zugriff verweigert für evil.com"},
+    {"message": "lone \ud800 surrogate"},
     {"url": "a" * 20_000},
     {"source": UserDict({"ip": "203.0.113.5"})},  # a mapping the matcher reads as an object
     nest(".".join(["a"] * 40), "x", dotted=False),  # nested deeper than the screen walks
@@ -168,6 +173,57 @@ def test_an_event_holding_other_values_than_text_is_not_named(index: IndicatorIn
     event = {"@timestamp": datetime(2026, 11, 29, tzinfo=UTC), "source": {"port": 443, "bytes": 1.5},
              "tags": (None, True, b"203.0.113.5"), "nested": [[["x"]]]}
     assert index.match(event) == [] and index.to_match([event]) == []
+
+
+class Unreadable:
+    """An object that fails when asked what it is."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        raise RuntimeError("no class")
+
+
+def test_a_batch_the_screen_fails_on_is_matched_whole(index: IndicatorIndex) -> None:
+    events = [{"odd": Unreadable()}, {"QueryName": "x.evil.com"}, {"a": "b"}]
+    assert list(index.to_match(events)) == [0, 1, 2]
+    assert index.match(events[1]) and index.match(events[0]) == []
+
+
+QUIET_WIDE = [  # text beyond ASCII the matcher finds nothing in: read, not named
+    {"message": "用户 张三 登录成功", "user": {"name": "张三"}, "file": {"path": "C:\\用户\\文档\\报告.docx"},
+     "process": {"name": "服务.exe"}, "host": {"hostname": "办公室-PC"}},
+    {"message": "Zugriff verweigert für evil.co", "email": {"from": {"address": "张三 <zhang@corp.example>"}}},
+    {"DestinationHostname": "例子.com", "Image": "C:\\T\\mimikatz.exé", "tags": ["告警", "测试"]},
+    {"winlog": {"channel": "Security", "event_data": {"SubjectUserName": "管理员", "IpAddress": "10.1.2.3",
+                                                      "ProcessName": "C:\\Windows\\System32\\服务主机.exe"}},
+     "message": "已成功登录帐户。\n\n主题:\n\t安全 ID:\t\tS-1-5-18\n\t帐户名:\t\t财务部-PC01$\n\t登录 ID:\t\t0x3E7",
+     "host": {"name": "财务部-PC01.corp.example"}},
+]
+LOUD_WIDE = [  # text beyond ASCII around what the matcher finds: named
+    {"QueryName": "例子.evil.com"},  # IDNA: xn--fsqu00a.evil.com, under evil.com
+    {"Image": "C:\\工具\\mimikatz.exe"},
+    {"Image": "C:\\T\\mimi\u212aatz.exe"},  # the Kelvin sign: lower() makes it "mimikatz.exe"
+    {"DestinationIp": "203.0.113.5\u3000"},  # str.strip() strips the ideographic space
+    {"email": {"from": {"address": "张三 <Boss@CEO-Fraud.example>"}}},
+    {"url": {"original": "http://dl.example.org/payload/a.exe?名=值"}},
+]
+
+
+def test_text_beyond_ascii_is_read_not_named_on_sight(index: IndicatorIndex) -> None:
+    assert not any(index.match(event) for event in QUIET_WIDE) and all(index.match(event) for event in LOUD_WIDE)
+    for events, expected in ((QUIET_WIDE, []), (LOUD_WIDE, list(range(len(LOUD_WIDE))))):
+        for encoded in zip(*(encodings(event) for event in events), strict=True):
+            assert named(index, list(encoded)) == expected, encoded
+        assert index.to_match(events) == expected
+
+
+def test_an_indicator_beyond_ascii_names_such_text() -> None:
+    built = IndicatorIndex.build([(1, "filename", "发票.exe"), (2, "url", "http://例子/x")]).with_screen()
+    assert built.screen is not None
+    events = [{"file": {"name": "发票.EXE"}}, {"url": {"original": "http://例子/x"}}, {"file": {"name": "invoice.exe"}}]
+    assert [bool(built.match(event)) for event in events] == [True, True, False]
+    assert built.to_match(events) == [0, 1]
+    assert built.screen.candidates([orjson.dumps(event) for event in events]) == [0, 1]
 
 
 def test_a_document_with_an_escaped_indicator_value_is_named(index: IndicatorIndex) -> None:

@@ -8,11 +8,14 @@
    set of the indicators' keys. A document is a candidate when one lookup answers yes; only candidates
    are decoded and matched by the matcher, which decides.
 
-   So that no hit is lost, the screen answers yes whenever it cannot tell: a string with a character
-   outside ASCII (the matcher lower-cases and IDNA-encodes such text, which can turn it into ASCII), a
-   string longer than MAX_STRING, JSON it cannot read. Every reading is a superset of the matcher's: it
-   reads any string, not only the fields the matcher reads, ignores ports and URL paths, and compares
-   64-bit hashes of the keys. Text is compared lower-cased, as the matcher compares it.
+   So that no hit is lost, the screen answers yes whenever it cannot tell: a string longer than
+   MAX_STRING, JSON it cannot read, and text beyond ASCII where the matcher could turn it into ASCII (a
+   host name, which it IDNA-encodes; text holding the Kelvin sign, which lower() makes a 'k'; any such text
+   when an indicator's key holds text beyond ASCII). Other text beyond ASCII (a user name, a message, the
+   file name of a path in Chinese) is read as UTF-8 like any other: it equals no key. Strings are stripped
+   of Unicode spaces and measured in characters, as Python strips and measures them. Every reading is a
+   superset of the matcher's: it reads any string, not only the fields the matcher reads, ignores ports and
+   URL paths, and compares 64-bit hashes of the keys. Text is compared lower-cased, as the matcher compares it.
 */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -140,6 +143,8 @@ typedef struct {
     int dotless;      /* a URL indicator's host is a single label: such text is looked up as a name too */
     int odd_hosts;    /* a URL indicator's host reads as an address but is none: such text is looked up too */
     int single_label; /* a domain or host name of one label: a name's last label is looked up too */
+    int wide_keys;    /* a name, URL host, e-mail address or file name key holds text beyond ASCII */
+    int punycode;     /* a name key holds "xn--" (a label IDNA wrote) */
     int always;  /* every document is a candidate (a URL host the screen cannot read) */
 } Screen;
 
@@ -152,18 +157,90 @@ static inline int is_space(unsigned char c) /* what str.strip() strips, in ASCII
 
 static inline int is_digit(char c) { return c >= '0' && c <= '9'; }
 
-static void strip(const char **text, Py_ssize_t *n)
+/* The bytes of a space beyond ASCII (str.isspace: U+0085, U+00A0, U+1680, U+2000-200A, U+2028, U+2029,
+   U+202F, U+205F, U+3000) that text starts with; 0 when it starts with none. */
+static int wide_space(const unsigned char *t, Py_ssize_t n)
 {
-    const char *t = *text;
+    if (n >= 2 && t[0] == 0xc2 && (t[1] == 0x85 || t[1] == 0xa0))
+        return 2;
+    if (n < 3)
+        return 0;
+    if ((t[0] == 0xe1 && t[1] == 0x9a && t[2] == 0x80) || (t[0] == 0xe3 && t[1] == 0x80 && t[2] == 0x80)
+        || (t[0] == 0xe2 && t[1] == 0x81 && t[2] == 0x9f))
+        return 3;
+    return t[0] == 0xe2 && t[1] == 0x80 && (t[2] <= 0x8a || t[2] == 0xa8 || t[2] == 0xa9 || t[2] == 0xaf) ? 3 : 0;
+}
+
+/* str.strip() of text that starts or ends beyond ASCII. */
+static void strip_wide(const unsigned char **text, Py_ssize_t *n)
+{
+    const unsigned char *t = *text;
     Py_ssize_t len = *n;
-    while (len && is_space((unsigned char)t[0])) {
+    int k;
+    for (;;) {
+        if (len && is_space(t[0]))
+            k = 1;
+        else if (len && t[0] >= 0xc2 && (k = wide_space(t, len)) > 0)
+            ;
+        else
+            break;
+        t += k;
+        len -= k;
+    }
+    while (len) {
+        if (is_space(t[len - 1]))
+            len--;
+        else if (t[len - 1] >= 0x80 && len >= 2 && wide_space(t + len - 2, 2) == 2)
+            len -= 2;
+        else if (t[len - 1] >= 0x80 && len >= 3 && wide_space(t + len - 3, 3) == 3)
+            len -= 3;
+        else
+            break;
+    }
+    *text = t;
+    *n = len;
+}
+
+/* What str.strip() strips (UTF-8 text). */
+static inline void strip(const char **text, Py_ssize_t *n)
+{
+    const unsigned char *t = (const unsigned char *)*text;
+    Py_ssize_t len = *n;
+    while (len && is_space(t[0])) {
         t++;
         len--;
     }
-    while (len && is_space((unsigned char)t[len - 1]))
+    while (len && is_space(t[len - 1]))
         len--;
-    *text = t;
+    if (len && (t[0] >= 0x80 || t[len - 1] >= 0x80))
+        strip_wide(&t, &len);
+    *text = (const char *)t;
     *n = len;
+}
+
+/* Whether UTF-8 text is longer than `limit` characters (as Python counts; most text: its bytes tell). */
+static int too_long(const char *t, Py_ssize_t n, Py_ssize_t limit)
+{
+    if (n <= limit)
+        return 0;
+    Py_ssize_t characters = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        characters += ((unsigned char)t[i] & 0xc0) != 0x80;
+    return characters > limit;
+}
+
+/* Whether text beyond ASCII may equal a key once the matcher lower-cases it: when a key holds such text,
+   or the text holds the Kelvin sign (U+212A, which lower() makes 'k'; nothing else beyond ASCII lowers to
+   ASCII alone). */
+static int wide_may_match(const Screen *s, const char *t, Py_ssize_t n)
+{
+    if (s->wide_keys)
+        return 1;
+    for (Py_ssize_t i = 0; i + 2 < n; i++) {
+        if ((unsigned char)t[i] == 0xe2 && (unsigned char)t[i + 1] == 0x84 && (unsigned char)t[i + 2] == 0xaa)
+            return 1;
+    }
+    return 0;
 }
 
 /* A byte's first place in text; a loop, not memchr: the text between two quotes is short, and a call costs
@@ -180,10 +257,17 @@ static inline const char *find(const char *t, Py_ssize_t n, char c)
 /* A key of `tag` for text: looked up, or added. */
 static int text_key(Screen *s, const char *t, Py_ssize_t n, int tag, Mode mode)
 {
-    uint64_t key = tagged(text_hash(t, n), tag);
     if (mode == INSERT)
-        return keyset_add(&s->keys, key) < 0 ? -1 : 0;
-    return keyset_has(&s->keys, key);
+        return keyset_add(&s->keys, tagged(text_hash(t, n), tag)) < 0 ? -1 : 0;
+    uint64_t h = FNV_OFFSET;
+    unsigned char wide = 0;
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
+        wide |= (unsigned char)t[i];
+        h = (h ^ (unsigned char)t[i]) * FNV_PRIME;
+    }
+    if (wide & 0x80)
+        return wide_may_match(s, t, n);
+    return keyset_has(&s->keys, tagged(h, tag));
 }
 
 static int name_key(Screen *s, const char *t, Py_ssize_t n, Mode mode)
@@ -193,7 +277,87 @@ static int name_key(Screen *s, const char *t, Py_ssize_t n, Mode mode)
     return text_key(s, t, n, TAG_NAME, mode);
 }
 
-/* A host name as the matcher looks it up: without trailing dots, itself and each parent domain. */
+/* Characters beyond ASCII that IDNA's nameprep (after lower()) maps to ASCII or to nothing, from Python's
+   encodings.idna (Unicode 3.2, fixed): a label of ASCII and these may stay an ASCII label; IDNA writes any
+   other label holding text beyond ASCII as "xn--" and its punycode. */
+static const uint32_t ASCII_ABLE[][2] = {
+    {0xa0,0xa0}, {0xaa,0xaa}, {0xad,0xad}, {0xb2,0xb3}, {0xb9,0xba}, {0xdf,0xdf}, {0x132,0x133}, {0x17f,0x17f},
+    {0x1c7,0x1cc}, {0x1f1,0x1f3}, {0x2b0,0x2b0}, {0x2b2,0x2b3}, {0x2b7,0x2b8}, {0x2e1,0x2e3}, {0x34f,0x34f},
+    {0x37e,0x37e}, {0x1806,0x1806}, {0x180b,0x180d}, {0x1e9e,0x1e9e}, {0x1fef,0x1fef}, {0x2000,0x200d},
+    {0x2024,0x2026}, {0x202f,0x202f}, {0x203c,0x203c}, {0x2047,0x2049}, {0x205f,0x2060}, {0x2070,0x2071},
+    {0x2074,0x207a}, {0x207c,0x208a}, {0x208c,0x208e}, {0x20a8,0x20a8}, {0x2100,0x2102}, {0x2105,0x2106},
+    {0x210a,0x210e}, {0x2110,0x2113}, {0x2115,0x2116}, {0x2119,0x211d}, {0x2120,0x2122}, {0x2124,0x2124},
+    {0x2128,0x2128}, {0x212a,0x212a}, {0x212c,0x212d}, {0x212f,0x2131}, {0x2133,0x2134}, {0x2139,0x2139},
+    {0x2145,0x2149}, {0x2160,0x217f}, {0x2460,0x24ea}, {0x2a74,0x2a76}, {0x3000,0x3000}, {0x3251,0x325f},
+    {0x32b1,0x32bf}, {0x3371,0x3376}, {0x3380,0x3381}, {0x3383,0x338b}, {0x338e,0x3394}, {0x3396,0x339a},
+    {0x339c,0x33a6}, {0x33a9,0x33ad}, {0x33b0,0x33b1}, {0x33b3,0x33b5}, {0x33b7,0x33bb}, {0x33bd,0x33bf},
+    {0x33c2,0x33c5}, {0x33c7,0x33dd}, {0xfb00,0xfb06}, {0xfb29,0xfb29}, {0xfe00,0xfe0f}, {0xfe30,0xfe30},
+    {0xfe33,0xfe38}, {0xfe4d,0xfe50}, {0xfe52,0xfe52}, {0xfe54,0xfe57}, {0xfe59,0xfe5c}, {0xfe5f,0xfe66},
+    {0xfe68,0xfe6b}, {0xfeff,0xfeff}, {0xff01,0xff5e}, {0x1d400,0x1d454}, {0x1d456,0x1d49c}, {0x1d49e,0x1d49f},
+    {0x1d4a2,0x1d4a2}, {0x1d4a5,0x1d4a6}, {0x1d4a9,0x1d4ac}, {0x1d4ae,0x1d4b9}, {0x1d4bb,0x1d4bb},
+    {0x1d4bd,0x1d4c0}, {0x1d4c2,0x1d4c3}, {0x1d4c5,0x1d505}, {0x1d507,0x1d50a}, {0x1d50d,0x1d514},
+    {0x1d516,0x1d51c}, {0x1d51e,0x1d539}, {0x1d53b,0x1d53e}, {0x1d540,0x1d544}, {0x1d546,0x1d546},
+    {0x1d54a,0x1d550}, {0x1d552,0x1d6a3}, {0x1d7ce,0x1d7ff}
+};
+
+/* The character UTF-8 text starts with, and its bytes (1 for a byte that starts none). */
+static uint32_t utf8_at(const unsigned char *t, Py_ssize_t n, int *length)
+{
+    int extra = t[0] >= 0xf0 ? 3 : t[0] >= 0xe0 ? 2 : t[0] >= 0xc0 ? 1 : 0;
+    uint32_t code = extra ? t[0] & (0x3f >> extra) : t[0];
+    *length = 1;
+    if (extra >= n)
+        return 0xfffd;
+    for (int k = 1; k <= extra; k++) {
+        if ((t[k] & 0xc0) != 0x80)
+            return 0xfffd;
+        code = code << 6 | (t[k] & 0x3f);
+    }
+    *length = extra + 1;
+    return code;
+}
+
+/* Whether IDNA may write a label holding text beyond ASCII as an ASCII label. */
+static int may_stay_ascii(const char *label, Py_ssize_t n)
+{
+    const unsigned char *t = (const unsigned char *)label;
+    for (Py_ssize_t i = 0; i < n;) {
+        int length;
+        uint32_t code = t[i] < 0x80 ? t[i] : utf8_at(t + i, n - i, &length);
+        i += t[i] < 0x80 ? 1 : length;
+        if (code < 0x80)
+            continue;
+        if (code == 0xfffd) /* not UTF-8: not what the screen reads */
+            return 1;
+        size_t low = 0, high = sizeof ASCII_ABLE / sizeof ASCII_ABLE[0];
+        while (low < high) {
+            size_t middle = (low + high) / 2;
+            if (ASCII_ABLE[middle][1] < code)
+                low = middle + 1;
+            else
+                high = middle;
+        }
+        if (low == sizeof ASCII_ABLE / sizeof ASCII_ABLE[0] || ASCII_ABLE[low][0] > code)
+            return 0;
+    }
+    return 1;
+}
+
+/* The bytes of the dot before `end` that IDNA splits labels at: '.', or U+3002, U+FF0E, U+FF61; 0 for none. */
+static inline int dot_before(const char *t, Py_ssize_t end)
+{
+    unsigned char last = (unsigned char)t[end - 1];
+    if (last == '.')
+        return 1;
+    if (last < 0x80 || end < 3)
+        return 0;
+    const unsigned char *d = (const unsigned char *)t + end - 3;
+    return (d[0] == 0xe3 && d[1] == 0x80 && d[2] == 0x82) || (d[0] == 0xef && d[1] == 0xbc && d[2] == 0x8e)
+                   || (d[0] == 0xef && d[1] == 0xbd && d[2] == 0xa1) ? 3 : 0;
+}
+
+/* A host name as the matcher looks it up: without trailing dots, itself and each parent domain; IDNA-encoded
+   where it holds text beyond ASCII (labels split at IDNA's dots too, a label beyond ASCII written "xn--..."). */
 static int name_reading(Screen *s, const char *t, Py_ssize_t n, Mode mode)
 {
     while (n && t[n - 1] == '.')
@@ -201,21 +365,32 @@ static int name_reading(Screen *s, const char *t, Py_ssize_t n, Mode mode)
     if (mode == INSERT) {
         if (find(t, n, '.') == NULL)
             s->single_label = 1;
+        for (Py_ssize_t i = 0; i + 3 < n; i++)
+            s->punycode |= t[i] == 'x' && t[i + 1] == 'n' && t[i + 2] == '-' && t[i + 3] == '-';
         return name_key(s, t, n, INSERT);
     }
     if (!s->names)
         return 0;
     uint64_t h = FNV_OFFSET;
     int dotted = s->single_label; /* a suffix of one label is looked up only when such a key exists */
-    for (Py_ssize_t i = n - 1; i >= 0; i--) {
-        h = (h ^ (unsigned char)t[i]) * FNV_PRIME;
-        if (i == 0 || t[i - 1] == '.') {
-            if (dotted && keyset_has(&s->keys, tagged(h, TAG_NAME)))
-                return 1;
-            dotted = 1;
+    for (Py_ssize_t end = n;;) { /* label by label, from the last */
+        Py_ssize_t start = end;
+        unsigned char wide = 0;
+        while (start > 0 && !dot_before(t, start)) {
+            unsigned char c = (unsigned char)t[--start];
+            wide |= c;
+            h = (h ^ c) * FNV_PRIME;
         }
+        if (wide & 0x80) /* this suffix and the longer ones hold an "xn--" label, or one the screen cannot tell */
+            return s->punycode || s->wide_keys || may_stay_ascii(t + start, end - start);
+        if (dotted && keyset_has(&s->keys, tagged(h, TAG_NAME)))
+            return 1;
+        dotted = 1;
+        if (start == 0)
+            return 0;
+        h = (h ^ (unsigned char)'.') * FNV_PRIME;
+        end = start - dot_before(t, start);
     }
-    return 0;
 }
 
 static uint64_t v4_network_key(uint32_t address, int prefix)
@@ -357,7 +532,7 @@ static int v6_reading(Screen *s, const char *t, Py_ssize_t n, Mode mode)
 static int address_reading(Screen *s, const char *t, Py_ssize_t n, Mode mode)
 {
     strip(&t, &n);
-    if (n == 0 || n > MAX_TEXT || find(t, n, ' '))
+    if (n == 0 || too_long(t, n, MAX_TEXT) || find(t, n, ' '))
         goto unread;
     Py_ssize_t colons = 0;
     for (Py_ssize_t i = 0; i < n; i++)
@@ -447,7 +622,7 @@ static int reads(Screen *s, const char *v, Py_ssize_t n, int has)
     if ((s->names || s->v4 || s->v6) && (has & (HAS_DOT | HAS_COLON) || s->dotless || s->odd_hosts)) {
         if (address_reading(s, t, len, PROBE))
             return 1;
-        if (has & HAS_MARK && len && len <= MAX_URL && t[0] != '/') {
+        if (has & HAS_MARK && len && !too_long(t, len, MAX_URL) && t[0] != '/') {
             /* The host the matcher reads as an address or name, then the one it compares URLs by: the host of
                the URL without its scheme and user name (the same text but for odd URLs, "a://b:1://c"). */
             const char *host, *key_host;
@@ -464,7 +639,7 @@ static int reads(Screen *s, const char *v, Py_ssize_t n, int has)
     if (s->hashes) {
         if (hash_reading(s, v, n))
             return 1;
-        if (has & HAS_EQUALS && n <= MAX_TEXT) { /* Sysmon's "MD5=...,SHA256=..." */
+        if (has & HAS_EQUALS && !too_long(v, n, MAX_TEXT)) { /* Sysmon's "MD5=...,SHA256=..." */
             const char *part = v, *end = v + n;
             while (part < end) {
                 const char *comma = find(part, end - part, ',');
@@ -476,7 +651,7 @@ static int reads(Screen *s, const char *v, Py_ssize_t n, int has)
             }
         }
     }
-    if (s->emails && has & HAS_AT && n <= MAX_TEXT) { /* matcher._email */
+    if (s->emails && has & HAS_AT && !too_long(v, n, MAX_TEXT)) { /* matcher._email */
         const char *a = t;
         Py_ssize_t m = len;
         const char *open = find(a, m, '<');
@@ -495,7 +670,7 @@ static int reads(Screen *s, const char *v, Py_ssize_t n, int has)
         if (text_key(s, a, m, TAG_EMAIL, PROBE))
             return 1;
     }
-    if (s->files && n <= MAX_TEXT) { /* event_fields._path: the last part, stripped of spaces and quotes */
+    if (s->files && !too_long(v, n, MAX_TEXT)) { /* event_fields._path: the last part, stripped of spaces and quotes */
         Py_ssize_t start = n;
         while (start && v[start - 1] != '/' && v[start - 1] != '\\')
             start--;
@@ -516,6 +691,27 @@ static int reads(Screen *s, const char *v, Py_ssize_t n, int has)
 }
 
 /* --- reading a document -------------------------------------------------------------------------- */
+
+/* A character as UTF-8 in `out`: its length. */
+static int utf8(int code, char *out)
+{
+    if (code < 0x800) {
+        out[0] = (char)(0xc0 | code >> 6);
+        out[1] = (char)(0x80 | (code & 0x3f));
+        return 2;
+    }
+    if (code < 0x10000) {
+        out[0] = (char)(0xe0 | code >> 12);
+        out[1] = (char)(0x80 | (code >> 6 & 0x3f));
+        out[2] = (char)(0x80 | (code & 0x3f));
+        return 3;
+    }
+    out[0] = (char)(0xf0 | code >> 18);
+    out[1] = (char)(0x80 | (code >> 12 & 0x3f));
+    out[2] = (char)(0x80 | (code >> 6 & 0x3f));
+    out[3] = (char)(0x80 | (code & 0x3f));
+    return 4;
+}
 
 static int hex_value(unsigned char c)
 {
@@ -565,9 +761,9 @@ static int has_of(const char *text, Py_ssize_t n)
            | (mark ? HAS_MARK : 0);
 }
 
-/* A string's text with its escapes read, lower-cased, into `text`: its length, or -1 when the screen cannot
-   read it (a character outside ASCII, an escape JSON does not have, a raw control character, over
-   MAX_STRING bytes). */
+/* A string's text with its escapes read, lower-cased (ASCII letters), into `text` as UTF-8: its length, or -1
+   when the screen cannot read it (an escape JSON does not have, a lone surrogate, a raw control character,
+   over MAX_STRING bytes). */
 static Py_ssize_t unescaped(const char *s, Py_ssize_t n, char *text, int *has)
 {
     if (n > MAX_STRING)
@@ -575,7 +771,7 @@ static Py_ssize_t unescaped(const char *s, Py_ssize_t n, char *text, int *has)
     unsigned char odd, control, escape;
     *has = lowered(s, n, text, &odd, &control, &escape); /* most strings: this pass is all */
     if (!escape)
-        return control || odd ? -1 : n;
+        return control ? -1 : n;
     Py_ssize_t len = 0;
     for (Py_ssize_t i = 0; i < n;) {
         unsigned char c = (unsigned char)s[i++];
@@ -602,15 +798,34 @@ static Py_ssize_t unescaped(const char *s, Py_ssize_t n, char *text, int *has)
                     code = code << 4 | digit;
                 }
                 i += 4;
-                if (code >= 0x80)
-                    return -1;
+                if (code >= 0x80) { /* written as UTF-8, a surrogate pair as one character */
+                    if (code >= 0xdc00 && code < 0xe000)
+                        return -1;
+                    if (code >= 0xd800) {
+                        int low = 0;
+                        if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u')
+                            return -1;
+                        for (int k = 2; k < 6; k++) {
+                            int digit = hex_value((unsigned char)s[i + k]);
+                            if (digit < 0)
+                                return -1;
+                            low = low << 4 | digit;
+                        }
+                        if (low < 0xdc00 || low >= 0xe000)
+                            return -1;
+                        i += 6;
+                        code = 0x10000 + ((code - 0xd800) << 10) + (low - 0xdc00);
+                    }
+                    len += utf8(code, text + len);
+                    continue;
+                }
                 c = (unsigned char)code;
                 break;
             }
             default:
                 return -1;
             }
-        } else if (c >= 0x80 || c < 0x20) {
+        } else if (c < 0x20) {
             return -1;
         }
         text[len++] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
@@ -742,10 +957,18 @@ static int value_candidate(Screen *s, PyObject *value, char *text, int depth)
         if (PyUnicode_READY(value) < 0)
             return -1;
         Py_ssize_t n = PyUnicode_GET_LENGTH(value);
-        if (!PyUnicode_IS_ASCII(value) || n > MAX_STRING)
+        const char *data = (const char *)PyUnicode_DATA(value);
+        if (!PyUnicode_IS_ASCII(value)) {
+            data = PyUnicode_AsUTF8AndSize(value, &n); /* kept with the str, for its next reading */
+            if (data == NULL) { /* a lone surrogate: the matcher can read it; the screen cannot */
+                PyErr_Clear();
+                return 1;
+            }
+        }
+        if (n > MAX_STRING)
             return 1;
-        unsigned char odd, control, escape; /* ASCII: no odd byte; control characters and backslashes are text */
-        int has = lowered((const char *)PyUnicode_DATA(value), n, text, &odd, &control, &escape);
+        unsigned char odd, control, escape; /* control characters and backslashes are text here */
+        int has = lowered(data, n, text, &odd, &control, &escape);
         return reads(s, text, n, has);
     }
     if (PyLong_CheckExact(value) || PyFloat_CheckExact(value) || value == Py_None || PyBool_Check(value))
@@ -811,6 +1034,7 @@ static void Screen_dealloc(Screen *self)
 /* Each str of an iterable, in lower case, as ASCII text (other text can match only text the screen passes
    anyway). */
 typedef int (*AddText)(Screen *, const char *, Py_ssize_t);
+static int wide_key(Screen *s, AddText add);
 
 static int add_texts(Screen *s, PyObject *iterable, AddText add)
 {
@@ -826,7 +1050,7 @@ static int add_texts(Screen *s, PyObject *iterable, AddText add)
             return -1;
         }
         int result = PyUnicode_IS_ASCII(item)
-                         ? add(s, (const char *)PyUnicode_DATA(item), PyUnicode_GET_LENGTH(item)) : 0;
+                         ? add(s, (const char *)PyUnicode_DATA(item), PyUnicode_GET_LENGTH(item)) : wide_key(s, add);
         Py_DECREF(item);
         if (result < 0) {
             Py_DECREF(iterator);
@@ -844,6 +1068,25 @@ static int add_email(Screen *s, const char *t, Py_ssize_t n) { s->emails = 1; re
 static int add_file(Screen *s, const char *t, Py_ssize_t n) { s->files = 1; return text_key(s, t, n, TAG_FILE, INSERT); }
 static int add_url_host(Screen *s, const char *t, Py_ssize_t n) { return address_reading(s, t, n, INSERT) < 0 ? -1 : 0; }
 static int add_v4(Screen *s, const char *t, Py_ssize_t n) { return v4_reading(s, t, n, INSERT) < 0 ? -1 : 0; }
+
+/* A key beyond ASCII is not held: such text in a document is a candidate for a reading of its kind (the
+   screen does not lower-case beyond ASCII as Python does). Hashes and addresses are ASCII, or match nothing
+   the screen reads: every document is then a candidate. */
+static int wide_key(Screen *s, AddText add)
+{
+    s->wide_keys = 1;
+    if (add == add_url_host) /* a host of one label, or one no address parser takes: such text too */
+        s->names = s->dotless = s->odd_hosts = 1;
+    else if (add == add_name)
+        s->names = 1;
+    else if (add == add_email)
+        s->emails = 1;
+    else if (add == add_file)
+        s->files = 1;
+    else
+        s->always = 1;
+    return 0;
+}
 
 static void set_blocks(uint8_t *blocks, uint32_t first, int prefix)
 {

@@ -279,9 +279,12 @@ class IndicatorIndex:
 
     def to_match(self, events: Sequence[Any]) -> Sequence[int]:
         """The positions of the events that may hold a match: those the screen names, all without one."""
-        if self.screen is None:
-            return range(len(events))
-        return self.screen.candidate_events(events)
+        if self.screen is not None:
+            try:
+                return self.screen.candidate_events(events)
+            except Exception:  # an object the screen could not read: the matcher reads every event instead
+                log.exception("intel: the screen failed on a batch of %d events; matching them all", len(events))
+        return range(len(events))
 
     def match(self, event: Mapping[str, Any]) -> list[Hit]:
         """The hits of one event, one per (indicator, field); [] for anything that is not an event. A STIX

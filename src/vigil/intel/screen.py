@@ -1,4 +1,4 @@
-"""The document screen of live matching: which raw JSON documents may hold an observable an indicator matches.
+"""The screen of live matching: which raw JSON documents and events may hold an observable an indicator matches.
 
 Plain JSON reaches the event store as text, never decoded (the store's fast path). Matching it would decode
 every document only to find nothing in nearly all of them: that decoding cost more than the ingest itself.
@@ -11,7 +11,8 @@ values read where they lie (``candidate_events``): a C loop over an event's valu
 matcher's walk through the fields it reads, so only the events it names are matched.
 
 It never misses a document the matcher would match: it reads every string, not only the fields the matcher
-reads, and answers "maybe" for what it cannot read (text outside ASCII, strings over 16 KB, broken JSON).
+reads, and answers "maybe" for what it cannot read (strings over 16 KB, broken JSON) and for text beyond ASCII
+the matcher could turn into ASCII (a host name IDNA may write as ASCII, the Kelvin sign that lower() makes a 'k').
 An index with STIX patterns evaluated per event gets no screen (a pattern can compare any field), nor does
 an installation without the compiled module (no C compiler when it was installed): plain JSON is then
 decoded and matched in the parse workers, as before.
