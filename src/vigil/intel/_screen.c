@@ -721,15 +721,13 @@ static int hex_value(unsigned char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
-/* What the lower-cased copy of text holds (`has` flags), copied into `out`; both in one pass the compiler
-   vectorises. Bytes beyond ASCII and control characters are reported through `odd` and `control`. */
-static inline int lowered(const char *text, Py_ssize_t n, char *out, unsigned char *odd, unsigned char *control,
-                          unsigned char *escape)
+/* What the lower-cased copy of text holds (`has` flags), copied into `out` (which may be `text`); both in one
+   pass. Control characters and backslashes are reported through `control` and `escape`. */
+static inline int lowered(const char *text, Py_ssize_t n, char *out, unsigned char *control, unsigned char *escape)
 {
-    unsigned char dot = 0, colon = 0, at = 0, equals = 0, mark = 0, high = 0, low = 0, backslash = 0;
+    unsigned char dot = 0, colon = 0, at = 0, equals = 0, mark = 0, low = 0, backslash = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)text[i];
-        high |= c >= 0x80;
         low |= c < 0x20;
         backslash |= c == '\\';
         dot |= c == '.';
@@ -739,24 +737,8 @@ static inline int lowered(const char *text, Py_ssize_t n, char *out, unsigned ch
         mark |= c == '/' || c == '?' || c == '#';
         out[i] = (char)(c + ((unsigned char)(c - 'A') < 26 ? 32 : 0));
     }
-    *odd = high;
     *control = low;
     *escape = backslash;
-    return (dot ? HAS_DOT : 0) | (colon ? HAS_COLON : 0) | (at ? HAS_AT | HAS_MARK : 0) | (equals ? HAS_EQUALS : 0)
-           | (mark ? HAS_MARK : 0);
-}
-
-static int has_of(const char *text, Py_ssize_t n)
-{
-    unsigned char dot = 0, colon = 0, at = 0, equals = 0, mark = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        char c = text[i];
-        dot |= c == '.';
-        colon |= c == ':';
-        at |= c == '@';
-        equals |= c == '=';
-        mark |= c == '/' || c == '?' || c == '#';
-    }
     return (dot ? HAS_DOT : 0) | (colon ? HAS_COLON : 0) | (at ? HAS_AT | HAS_MARK : 0) | (equals ? HAS_EQUALS : 0)
            | (mark ? HAS_MARK : 0);
 }
@@ -768,8 +750,8 @@ static Py_ssize_t unescaped(const char *s, Py_ssize_t n, char *text, int *has)
 {
     if (n > MAX_STRING)
         return -1;
-    unsigned char odd, control, escape;
-    *has = lowered(s, n, text, &odd, &control, &escape); /* most strings: this pass is all */
+    unsigned char control, escape;
+    *has = lowered(s, n, text, &control, &escape); /* most strings: this pass is all */
     if (!escape)
         return control ? -1 : n;
     Py_ssize_t len = 0;
@@ -830,7 +812,7 @@ static Py_ssize_t unescaped(const char *s, Py_ssize_t n, char *text, int *has)
         }
         text[len++] = (char)(c >= 'A' && c <= 'Z' ? c | 0x20 : c);
     }
-    *has = has_of(text, len);
+    *has = lowered(text, len, text, &control, &escape);
     return len;
 }
 
@@ -967,8 +949,8 @@ static int value_candidate(Screen *s, PyObject *value, char *text, int depth)
         }
         if (n > MAX_STRING)
             return 1;
-        unsigned char odd, control, escape; /* control characters and backslashes are text here */
-        int has = lowered(data, n, text, &odd, &control, &escape);
+        unsigned char control, escape; /* control characters and backslashes are text here */
+        int has = lowered(data, n, text, &control, &escape);
         return reads(s, text, n, has);
     }
     if (PyLong_CheckExact(value) || PyFloat_CheckExact(value) || value == Py_None || PyBool_Check(value))
