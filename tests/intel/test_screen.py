@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from vigil.intel import screen
-from vigil.intel.event_fields import FIELDS
+from vigil.intel.event_fields import FIELDS, MAX_LIST_ITEMS
 from vigil.intel.indicators import normalise
 from vigil.intel.matcher import Entry, IndicatorIndex
 
@@ -224,6 +224,14 @@ def test_an_indicator_beyond_ascii_names_such_text() -> None:
     assert [bool(built.match(event)) for event in events] == [True, True, False]
     assert built.to_match(events) == [0, 1]
     assert built.screen.candidates([orjson.dumps(event) for event in events]) == [0, 1]
+
+
+def test_an_event_list_is_read_as_far_as_the_matcher_reads_it(index: IndicatorIndex) -> None:
+    quiet = ["10.0.0.1"] * MAX_LIST_ITEMS
+    last_read, unread = [*quiet[:-1], "203.0.113.5"], [*quiet, "203.0.113.5"]
+    events = [{"related": {"ip": last_read}}, {"related": {"ip": unread}}, {"related": {"ip": quiet * 2_000}}]
+    assert [bool(index.match(event)) for event in events] == [True, False, False]
+    assert index.to_match(events) == [0]
 
 
 def test_a_document_with_an_escaped_indicator_value_is_named(index: IndicatorIndex) -> None:

@@ -29,6 +29,7 @@
 #define MAX_TEXT 512      /* event_fields.MAX_TEXT */
 #define MAX_URL 8192      /* event_fields.MAX_URL */
 #define MAX_STRING 16384  /* a longer string makes its document a candidate */
+#define MAX_LIST_ITEMS 64 /* event_fields.MAX_LIST_ITEMS: the matcher reads no further into a list */
 
 enum { TAG_NAME = 1, TAG_HASH, TAG_EMAIL, TAG_FILE, TAG_V4, TAG_V4NET, TAG_V6, TAG_V6NET };
 
@@ -972,7 +973,8 @@ static int value_candidate(Screen *s, PyObject *value, char *text, int depth)
         if (items == NULL)
             return -1;
         int found = 0;
-        for (Py_ssize_t i = 0; !found && i < PySequence_Fast_GET_SIZE(items); i++)
+        Py_ssize_t count = PySequence_Fast_GET_SIZE(items);
+        for (Py_ssize_t i = 0; !found && i < count && i < MAX_LIST_ITEMS; i++)
             found = value_candidate(s, PySequence_Fast_GET_ITEM(items, i), text, depth + 1);
         Py_DECREF(items);
         return found;
