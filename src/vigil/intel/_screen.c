@@ -59,15 +59,20 @@ static inline uint64_t tagged(uint64_t h, int tag)
     return key ? key : 1;
 }
 
-/* Text hashed from its last byte to its first, so that a name's suffixes are hashed in one pass. */
+/* Text hashed from its last byte to its first, so that a name's suffixes are hashed in one pass; `bytes`
+   gets its bytes or-ed together (its top bit: text beyond ASCII). */
 #define FNV_OFFSET 0xcbf29ce484222325ULL
 #define FNV_PRIME 0x100000001b3ULL
 
-static uint64_t text_hash(const char *text, Py_ssize_t n)
+static uint64_t text_hash(const char *text, Py_ssize_t n, unsigned char *bytes)
 {
     uint64_t h = FNV_OFFSET;
-    for (Py_ssize_t i = n - 1; i >= 0; i--)
+    unsigned char all = 0;
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
+        all |= (unsigned char)text[i];
         h = (h ^ (unsigned char)text[i]) * FNV_PRIME;
+    }
+    *bytes = all;
     return h;
 }
 
@@ -258,14 +263,10 @@ static inline const char *find(const char *t, Py_ssize_t n, char c)
 /* A key of `tag` for text: looked up, or added. */
 static int text_key(Screen *s, const char *t, Py_ssize_t n, int tag, Mode mode)
 {
+    unsigned char wide;
+    uint64_t h = text_hash(t, n, &wide);
     if (mode == INSERT)
-        return keyset_add(&s->keys, tagged(text_hash(t, n), tag)) < 0 ? -1 : 0;
-    uint64_t h = FNV_OFFSET;
-    unsigned char wide = 0;
-    for (Py_ssize_t i = n - 1; i >= 0; i--) {
-        wide |= (unsigned char)t[i];
-        h = (h ^ (unsigned char)t[i]) * FNV_PRIME;
-    }
+        return keyset_add(&s->keys, tagged(h, tag)) < 0 ? -1 : 0;
     if (wide & 0x80)
         return wide_may_match(s, t, n);
     return keyset_has(&s->keys, tagged(h, tag));
@@ -722,6 +723,19 @@ static int hex_value(unsigned char c)
     return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
 }
 
+/* The value of four hex digits; -1 when they are not. */
+static int hex4(const char *digits)
+{
+    int code = 0;
+    for (int k = 0; k < 4; k++) {
+        int digit = hex_value((unsigned char)digits[k]);
+        if (digit < 0)
+            return -1;
+        code = code << 4 | digit;
+    }
+    return code;
+}
+
 /* What the lower-cased copy of text holds (`has` flags), copied into `out` (which may be `text`); both in one
    pass. Control characters and backslashes are reported through `control` and `escape`. */
 static inline int lowered(const char *text, Py_ssize_t n, char *out, unsigned char *control, unsigned char *escape)
@@ -773,27 +787,17 @@ static Py_ssize_t unescaped(const char *s, Py_ssize_t n, char *text, int *has)
             case 'u': {
                 if (i + 4 > n)
                     return -1;
-                int code = 0;
-                for (int k = 0; k < 4; k++) {
-                    int digit = hex_value((unsigned char)s[i + k]);
-                    if (digit < 0)
-                        return -1;
-                    code = code << 4 | digit;
-                }
+                int code = hex4(s + i);
+                if (code < 0)
+                    return -1;
                 i += 4;
                 if (code >= 0x80) { /* written as UTF-8, a surrogate pair as one character */
                     if (code >= 0xdc00 && code < 0xe000)
                         return -1;
                     if (code >= 0xd800) {
-                        int low = 0;
                         if (i + 6 > n || s[i] != '\\' || s[i + 1] != 'u')
                             return -1;
-                        for (int k = 2; k < 6; k++) {
-                            int digit = hex_value((unsigned char)s[i + k]);
-                            if (digit < 0)
-                                return -1;
-                            low = low << 4 | digit;
-                        }
+                        int low = hex4(s + i + 2);
                         if (low < 0xdc00 || low >= 0xe000)
                             return -1;
                         i += 6;
